@@ -1,0 +1,330 @@
+// The engine: one GPU device, its buffer pool, the pipeline cache, and the queue of recorded
+// dispatches. Host code enqueues (run); only reads await. Everything above gpu/ goes through here.
+import { requestDevice, type AdapterReport, type DeviceOptions } from './device.ts';
+import { BufferPool, GPUBufferUsageFlags, type PoolStats } from './pool.ts';
+import { compileKernel, type Kernel } from './kernel.ts';
+import { initShaderSources } from './shaders.ts';
+import { Tensor, checkShape, shapeSize, shapeStr, type Shape } from './tensor.ts';
+
+export type Workgroups = readonly [number, number?, number?];
+
+/** A buffer argument: a Tensor, or a raw buffer with the bytes of it that the kernel may use. */
+export type BufferArg = Tensor | { buffer: GPUBuffer; byteLength: number; label?: string };
+
+/** A validated, ready-to-encode dispatch: pipeline, bind group and workgroup counts, made once and replayable. */
+export class Dispatch {
+  constructor(
+    readonly kernel: Kernel,
+    readonly bindGroup: GPUBindGroup,
+    public workgroups: [number, number, number],
+    private engine: Engine,
+    private uniformBuffer: GPUBuffer | null,
+  ) {}
+
+  /** Rewrite the params uniform (queued: takes effect for work submitted after this call). */
+  setParams(values: Record<string, number>): void {
+    if (!this.uniformBuffer) throw new Error(`Kernel ${this.kernel.name} has no params uniform.`);
+    this.engine.device.queue.writeBuffer(this.uniformBuffer, 0, this.kernel.packParams(values));
+  }
+
+  /** Release the uniform buffer (deferred until pending work is submitted). */
+  dispose(): void {
+    if (this.uniformBuffer) this.engine.releaseBuffer(this.uniformBuffer);
+    this.uniformBuffer = null;
+  }
+}
+
+export interface EngineOptions extends DeviceOptions {}
+
+/** Largest workgroup count per dimension that WebGPU guarantees. */
+export const MAX_WORKGROUPS_PER_DIM = 65535;
+
+/**
+ * Workgroup counts for `n` invocations of a 1-D kernel with `wg` invocations per workgroup,
+ * split over x and y when one dimension would exceed 65,535. Kernels linearise with
+ * `gid.x + gid.y * num_workgroups.x * WG`.
+ */
+export function grid1d(n: number, wg: number): [number, number, number] {
+  const groups = Math.max(1, Math.ceil(n / wg));
+  if (groups <= MAX_WORKGROUPS_PER_DIM) return [groups, 1, 1];
+  const y = Math.ceil(groups / MAX_WORKGROUPS_PER_DIM);
+  const x = Math.ceil(groups / y);
+  if (y > MAX_WORKGROUPS_PER_DIM) throw new Error(`A dispatch of ${n} invocations needs more than 65535² workgroups.`);
+  return [x, y, 1];
+}
+
+export class Engine {
+  readonly pool: BufferPool;
+  private kernels = new Map<string, Promise<Kernel>>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private pendingRelease: GPUBuffer[] = [];
+  private lostInfo: GPUDeviceLostInfo | null = null;
+  private destroyed = false;
+  /** Resolves when the device is lost (or destroyed). */
+  readonly lost: Promise<GPUDeviceLostInfo>;
+  /** Uncaptured GPU errors seen so far (validation, out-of-memory); the next read throws the first. */
+  private gpuErrors: string[] = [];
+
+  private constructor(
+    readonly device: GPUDevice,
+    readonly adapter: AdapterReport,
+  ) {
+    this.pool = new BufferPool(device, adapter.limits.maxBufferSize);
+    this.lost = device.lost.then((info) => {
+      this.lostInfo = info;
+      return info;
+    });
+    device.addEventListener?.('uncapturederror', (ev: Event) => {
+      const e = (ev as GPUUncapturedErrorEvent).error;
+      this.gpuErrors.push(e.message);
+    });
+  }
+
+  /** Start an engine on the best adapter available (see `requestDevice`). */
+  static async create(opts: EngineOptions = {}): Promise<Engine> {
+    await initShaderSources();
+    const { device, adapter } = await requestDevice(opts);
+    return new Engine(device, adapter);
+  }
+
+  /** Throws if the device was lost or destroyed: every GPU call goes through here first. */
+  assertAlive(): void {
+    if (this.destroyed) throw new Error('The engine was destroyed; create a new one.');
+    if (this.lostInfo) throw new Error(`The GPU device was lost (${this.lostInfo.reason}): ${this.lostInfo.message || 'no message'}. Training state on the GPU is gone; resume from the last checkpoint.`);
+  }
+
+  get isLost(): boolean {
+    return this.lostInfo !== null;
+  }
+
+  // ---- buffers and tensors -------------------------------------------------------------------
+
+  /** A new tensor; with `data`, uploaded. Contents are unspecified without data (use `zeros`). */
+  tensor(shape: Shape, data?: ArrayLike<number>, label = 'tensor'): Tensor {
+    this.assertAlive();
+    checkShape(shape, `Tensor "${label}"`);
+    const size = shapeSize(shape);
+    const bytes = size * 4;
+    const limit = this.adapter.limits.maxStorageBufferBindingSize;
+    if (bytes > limit) {
+      throw new Error(`Tensor "${label}" ${shapeStr(shape)} needs ${bytes} bytes, over the adapter's maxStorageBufferBindingSize limit of ${limit} bytes.`);
+    }
+    const t = new Tensor(this, [...shape], this.pool.acquire(bytes, GPUBufferUsageFlags.storage, label), label);
+    if (data) this.write(t, data);
+    return t;
+  }
+
+  zeros(shape: Shape, label = 'zeros'): Tensor {
+    const t = this.tensor(shape, undefined, label);
+    this.fill(t, 0);
+    return t;
+  }
+
+  /** Fill a tensor with a constant (queued). */
+  fill(t: Tensor, value: number): void {
+    this.write(t, new Float32Array(t.size).fill(value));
+  }
+
+  /** Upload data into a tensor (queued: ordered with submitted work). */
+  write(t: Tensor, data: ArrayLike<number>): void {
+    this.assertAlive();
+    if (data.length !== t.size) {
+      throw new Error(`Tensor "${t.label}" ${shapeStr(t.shape)} holds ${t.size} values; ${data.length} were given.`);
+    }
+    const arr = data instanceof Float32Array ? data : Float32Array.from(data);
+    // Work recorded so far must see the old contents, so submit it before the queued write.
+    this.flush();
+    this.device.queue.writeBuffer(t.buffer, 0, arr.buffer, arr.byteOffset, arr.byteLength);
+  }
+
+  /** Copy `src` into `dst` (queued). */
+  copy(src: Tensor, dst: Tensor): void {
+    if (src.size !== dst.size) throw new Error(`copy: "${src.label}" ${shapeStr(src.shape)} and "${dst.label}" ${shapeStr(dst.shape)} differ in size.`);
+    this.endPass();
+    this.getEncoder().copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, src.byteLength);
+  }
+
+  /** Read a tensor back to the CPU: submits pending work and waits for it. */
+  async read(t: Tensor | BufferArg): Promise<Float32Array> {
+    this.assertAlive();
+    const bytes = t.byteLength;
+    const staging = this.pool.acquire(bytes, GPUBufferUsageFlags.readback, `read:${t.label ?? 'buffer'}`);
+    this.endPass();
+    this.getEncoder().copyBufferToBuffer(t.buffer, 0, staging, 0, bytes);
+    this.flush();
+    try {
+      await Promise.race([staging.mapAsync(GPUMapMode.READ, 0, bytes), this.lost.then(() => undefined)]);
+      this.assertAlive();
+      this.throwGpuErrors();
+      const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
+      staging.unmap();
+      return out;
+    } finally {
+      this.pool.release(staging);
+    }
+  }
+
+  /** Give a buffer back to the pool once the work recorded so far has been submitted. */
+  releaseBuffer(buf: GPUBuffer): void {
+    if (this.encoder) this.pendingRelease.push(buf);
+    else this.pool.release(buf);
+  }
+
+  /** Exact bytes of GPU memory held by this engine's buffers (in use and pooled). */
+  get bytesHeld(): number {
+    return this.pool.snapshot().bytesHeld;
+  }
+
+  stats(): PoolStats {
+    return this.pool.snapshot();
+  }
+
+  // ---- kernels and dispatch ------------------------------------------------------------------
+
+  /** The compiled kernel `family.entry` with the given override constants; compiled once, then cached. */
+  kernel(family: string, entry: string, constants: Record<string, number> = {}): Promise<Kernel> {
+    this.assertAlive();
+    const key = `${family}.${entry}:${JSON.stringify(constants)}`;
+    let k = this.kernels.get(key);
+    if (!k) {
+      k = compileKernel(this.device, family, entry, constants);
+      k.catch(() => this.kernels.delete(key));
+      this.kernels.set(key, k);
+    }
+    return k;
+  }
+
+  /**
+   * Bind buffers (by the names the shader declares) and params to a kernel, checking them
+   * against the shader's reflected bindings: every binding given, none extra, big enough, and no
+   * buffer bound both as read_write and elsewhere.
+   */
+  dispatch(kernel: Kernel, buffers: Record<string, BufferArg>, workgroups: Workgroups, params?: Record<string, number>): Dispatch {
+    this.assertAlive();
+    const entries: GPUBindGroupEntry[] = [];
+    const given = new Set(Object.keys(buffers));
+    let uniformBuffer: GPUBuffer | null = null;
+    const writers = new Map<GPUBuffer, string>();
+    const seen = new Map<GPUBuffer, string>();
+    for (const b of kernel.bindings) {
+      if (b.kind === 'uniform' && b.name === 'params') {
+        if (!params) throw new Error(`Kernel ${kernel.name}: params were not given (it declares params with ${[...kernel.uniform!.members.keys()].join(', ')}).`);
+        const data = kernel.packParams(params);
+        uniformBuffer = this.pool.acquire(data.byteLength, GPUBufferUsageFlags.uniform, `${kernel.name}:params`);
+        this.device.queue.writeBuffer(uniformBuffer, 0, data);
+        entries.push({ binding: b.binding, resource: { buffer: uniformBuffer, size: data.byteLength } });
+        continue;
+      }
+      const arg = buffers[b.name];
+      if (!arg) {
+        throw new Error(`Kernel ${kernel.name}: binding "${b.name}" (@binding(${b.binding}), ${b.kind}, ${b.access}) was not given (given: ${[...given].join(', ') || 'none'}).`);
+      }
+      given.delete(b.name);
+      const label = arg.label ?? 'buffer';
+      const shape = arg instanceof Tensor ? ` ${shapeStr(arg.shape)}` : '';
+      const bytes = arg.byteLength;
+      if (b.fixedBytes && bytes < b.fixedBytes) {
+        throw new Error(`Kernel ${kernel.name}: binding "${b.name}" needs ${b.fixedBytes} bytes; "${label}"${shape} has ${bytes}.`);
+      }
+      if (b.stride && (bytes < b.stride || bytes % b.stride !== 0)) {
+        throw new Error(`Kernel ${kernel.name}: binding "${b.name}" is an array of ${b.stride}-byte elements; "${label}"${shape} has ${bytes} bytes, not a whole number of them.`);
+      }
+      if (b.access === 'read_write') {
+        const other = seen.get(arg.buffer);
+        if (other) throw new Error(`Kernel ${kernel.name}: "${label}" is bound as read_write "${b.name}" and also as "${other}"; a written buffer cannot alias another binding.`);
+        writers.set(arg.buffer, b.name);
+      } else if (writers.has(arg.buffer)) {
+        throw new Error(`Kernel ${kernel.name}: "${label}" is bound as "${b.name}" and also as read_write "${writers.get(arg.buffer)}"; a written buffer cannot alias another binding.`);
+      }
+      seen.set(arg.buffer, b.name);
+      entries.push({ binding: b.binding, resource: { buffer: arg.buffer, offset: 0, size: bytes } });
+    }
+    if (params && !uniformBuffer) throw new Error(`Kernel ${kernel.name} declares no params uniform, but params were given.`);
+    if (given.size) {
+      const declared = kernel.bindings.map((b) => b.name).join(', ');
+      throw new Error(`Kernel ${kernel.name}: no binding named ${[...given].map((g) => `"${g}"`).join(', ')} (it declares: ${declared}).`);
+    }
+    const wg: [number, number, number] = [workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1];
+    for (const n of wg) {
+      if (!Number.isInteger(n) || n < 0 || n > MAX_WORKGROUPS_PER_DIM) {
+        throw new Error(`Kernel ${kernel.name}: workgroup count ${JSON.stringify(wg)} is outside 0..${MAX_WORKGROUPS_PER_DIM} per dimension.`);
+      }
+    }
+    const bindGroup = this.device.createBindGroup({ label: kernel.name, layout: kernel.layout, entries });
+    return new Dispatch(kernel, bindGroup, wg, this, uniformBuffer);
+  }
+
+  /** Record dispatches into the current compute pass (nothing is submitted until a flush or read). */
+  run(...dispatches: Dispatch[]): void {
+    this.assertAlive();
+    if (!this.pass) this.pass = this.getEncoder().beginComputePass();
+    for (const d of dispatches) {
+      const [x, y, z] = d.workgroups;
+      if (x === 0 || y === 0 || z === 0) continue;
+      this.pass.setPipeline(d.kernel.pipeline);
+      this.pass.setBindGroup(0, d.bindGroup);
+      this.pass.dispatchWorkgroups(x, y, z);
+    }
+  }
+
+  /** Record a one-off dispatch and release its uniform after submission. */
+  runOnce(d: Dispatch): void {
+    this.run(d);
+    d.dispose();
+  }
+
+  /** Submit everything recorded so far as one command buffer. */
+  flush(): void {
+    if (!this.encoder || this.lostInfo || this.destroyed) return;
+    this.endPass();
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    for (const b of this.pendingRelease) this.pool.release(b);
+    this.pendingRelease = [];
+  }
+
+  /** Submit and wait until the GPU has finished all work so far. */
+  async sync(): Promise<void> {
+    this.flush();
+    await Promise.race([this.device.queue.onSubmittedWorkDone(), this.lost]);
+    this.assertAlive();
+    this.throwGpuErrors();
+  }
+
+  private throwGpuErrors(): void {
+    if (this.gpuErrors.length) {
+      const errs = this.gpuErrors.splice(0);
+      throw new Error(`GPU error${errs.length > 1 ? `s (${errs.length})` : ''}: ${errs[0]}`);
+    }
+  }
+
+  private getEncoder(): GPUCommandEncoder {
+    this.assertAlive();
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder({ label: 'engine' });
+    return this.encoder;
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+  }
+
+  /** Destroy the device and every buffer; a Node process can then exit by itself. */
+  destroy(): void {
+    if (this.destroyed) return;
+    if (!this.lostInfo) {
+      try {
+        this.flush();
+      } catch {
+        /* the device may already be unusable */
+      }
+    }
+    this.destroyed = true;
+    this.pool.destroyAll();
+    this.kernels.clear();
+    this.device.destroy();
+  }
+}

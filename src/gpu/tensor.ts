@@ -1,0 +1,64 @@
+// GPU tensors: a shape, dtype f32, and a pooled storage buffer. Weights, biases, activations,
+// gradients and optimizer state are all Tensors; the engine owns the buffer's lifetime.
+import type { Engine } from './engine.ts';
+
+export type Shape = readonly number[];
+
+export function shapeSize(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function shapeStr(shape: Shape): string {
+  return `[${shape.join(', ')}]`;
+}
+
+export function checkShape(shape: Shape, what: string): void {
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 1) throw new Error(`${what}: shape ${shapeStr(shape)} has a dimension that is not a positive integer.`);
+  }
+}
+
+export class Tensor {
+  readonly size: number;
+  private _buffer: GPUBuffer | null;
+
+  constructor(
+    readonly engine: Engine,
+    readonly shape: Shape,
+    buffer: GPUBuffer,
+    readonly label: string,
+  ) {
+    this.size = shapeSize(shape);
+    this._buffer = buffer;
+  }
+
+  readonly dtype = 'f32' as const;
+
+  /** Bytes of data (the pooled buffer may be larger). */
+  get byteLength(): number {
+    return this.size * 4;
+  }
+
+  get buffer(): GPUBuffer {
+    if (!this._buffer) throw new Error(`Tensor "${this.label}" ${shapeStr(this.shape)} was used after dispose().`);
+    return this._buffer;
+  }
+
+  get disposed(): boolean {
+    return this._buffer === null;
+  }
+
+  /** Read the data back (waits for queued GPU work that writes it). */
+  read(): Promise<Float32Array> {
+    return this.engine.read(this);
+  }
+
+  /** Return the buffer to the engine's pool once queued work that uses it has been submitted. */
+  dispose(): void {
+    if (!this._buffer) return;
+    this.engine.releaseBuffer(this._buffer);
+    this._buffer = null;
+  }
+}

@@ -1,0 +1,84 @@
+// Shared test helpers: one engine per test file, seeded inputs, allclose with a useful failure
+// message, and central finite differences for checking reference gradients.
+import { afterAll, expect } from 'vitest';
+import { Engine } from '../src/gpu/engine.ts';
+
+let enginePromise: Promise<Engine> | null = null;
+
+/** The GPU engine for this test file (SwiftShader on machines without a GPU); destroyed after the file. */
+export function getEngine(): Promise<Engine> {
+  if (!enginePromise) {
+    enginePromise = Engine.create({ log: () => {} });
+    afterAll(async () => {
+      (await enginePromise!).destroy();
+      enginePromise = null;
+    });
+  }
+  return enginePromise;
+}
+
+export interface Tolerance {
+  atol?: number;
+  rtol?: number;
+}
+
+/** Default tolerance for f32 GPU vs float64-ish reference on well-conditioned ops. */
+export const DEFAULT_TOL = { atol: 1e-5, rtol: 1e-4 };
+
+/**
+ * Assert |actual - expected| <= atol + rtol * |expected| elementwise. On failure the message gives
+ * the max difference, where, and the first mismatching pairs.
+ */
+export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: Tolerance = {}, what = 'value'): void {
+  const atol = tol.atol ?? DEFAULT_TOL.atol;
+  const rtol = tol.rtol ?? DEFAULT_TOL.rtol;
+  expect(actual.length, `${what}: length`).toBe(expected.length);
+  let maxDiff = 0;
+  let maxAt = -1;
+  const bad: string[] = [];
+  let nBad = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i];
+    const e = expected[i];
+    const d = Math.abs(a - e);
+    const ok = d <= atol + rtol * Math.abs(e) && Number.isFinite(a) === Number.isFinite(e);
+    if (!(d <= maxDiff) || Number.isNaN(d)) {
+      maxDiff = Number.isNaN(d) ? Infinity : d;
+      maxAt = i;
+    }
+    if (!ok) {
+      nBad++;
+      if (bad.length < 5) bad.push(`[${i}] got ${a} want ${e}`);
+    }
+  }
+  if (nBad) {
+    throw new Error(`${what}: ${nBad}/${expected.length} outside atol=${atol} rtol=${rtol}; max |diff| ${maxDiff} at ${maxAt}; ${bad.join(', ')}`);
+  }
+}
+
+/**
+ * Central finite differences of a scalar function of `x` (changed in place and restored),
+ * compared with the analytic gradient. float64 throughout so that eps can be small.
+ */
+export function checkGradient(f: (x: Float64Array) => number, x: Float64Array, analytic: ArrayLike<number>, tol: Tolerance & { eps?: number } = {}, what = 'gradient'): void {
+  const eps = tol.eps ?? 1e-6;
+  const numeric = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i];
+    x[i] = v + eps;
+    const fp = f(x);
+    x[i] = v - eps;
+    const fm = f(x);
+    x[i] = v;
+    numeric[i] = (fp - fm) / (2 * eps);
+  }
+  expectClose(analytic, numeric, { atol: tol.atol ?? 1e-6, rtol: tol.rtol ?? 1e-5 }, what);
+}
+
+/** Odd shapes for kernel tests: not multiples of any tile or workgroup size, and one over 256 everywhere. */
+export const ODD_SHAPES_MNK: [number, number, number][] = [
+  [1, 1, 1],
+  [3, 5, 7],
+  [127, 33, 65],
+  [257, 263, 269],
+];
