@@ -59,6 +59,11 @@ export function describeAdapter(adapter: GPUAdapter, runtime: 'node' | 'browser'
   return { name: architecture ? `${vendor} / ${architecture}` : vendor, vendor, architecture, description, isSoftware, runtime };
 }
 
+// Dawn's instance (the object `create` returns) must outlive its adapters and devices: when the
+// garbage collector reclaims it, Dawn tears down threads a live device still uses and aborts the
+// process. Every instance made here is kept for the life of the process.
+const nodeInstances: GPU[] = [];
+
 async function nodeAdapter(opts: DeviceOptions): Promise<{ gpu: GPU; adapter: GPUAdapter }> {
   const name = 'webgpu';
   const webgpu = await import(/* @vite-ignore */ name);
@@ -67,11 +72,13 @@ async function nodeAdapter(opts: DeviceOptions): Promise<{ gpu: GPU; adapter: GP
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   // Prefer a hardware adapter; only when none is found do we point the Vulkan loader at SwiftShader.
   let gpu: GPU = webgpu.create([]);
+  nodeInstances.push(gpu);
   let adapter: GPUAdapter | null = null;
   if (!process.env.VK_ICD_FILENAMES) adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference });
   if (!adapter && !process.env.VK_ICD_FILENAMES && fs.existsSync(SWIFTSHADER_ICD)) {
     process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
     gpu = webgpu.create([]);
+    nodeInstances.push(gpu);
   }
   if (!adapter) adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference });
   if (!adapter) {
