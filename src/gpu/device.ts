@@ -61,8 +61,10 @@ export function describeAdapter(adapter: GPUAdapter, runtime: 'node' | 'browser'
 
 // Dawn's instance (the object `create` returns) must outlive its adapters and devices: when the
 // garbage collector reclaims it, Dawn tears down threads a live device still uses and aborts the
-// process. Every instance made here is kept for the life of the process.
-const nodeInstances: GPU[] = [];
+// process. So the process keeps one instance (two when the first found no driver) and reuses it
+// for every engine it creates.
+let nodeGpu: GPU | null = null;
+const rejectedInstances: GPU[] = [];
 
 async function nodeAdapter(opts: DeviceOptions): Promise<{ gpu: GPU; adapter: GPUAdapter }> {
   const name = 'webgpu';
@@ -70,17 +72,18 @@ async function nodeAdapter(opts: DeviceOptions): Promise<{ gpu: GPU; adapter: GP
   Object.assign(globalThis, webgpu.globals);
   const fs = await import(/* @vite-ignore */ 'node:fs');
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  // Prefer a hardware adapter; only when none is found do we point the Vulkan loader at SwiftShader.
-  let gpu: GPU = webgpu.create([]);
-  nodeInstances.push(gpu);
   let adapter: GPUAdapter | null = null;
-  if (!process.env.VK_ICD_FILENAMES) adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference });
-  if (!adapter && !process.env.VK_ICD_FILENAMES && fs.existsSync(SWIFTSHADER_ICD)) {
-    process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
-    gpu = webgpu.create([]);
-    nodeInstances.push(gpu);
+  if (!nodeGpu) {
+    // Prefer a hardware adapter; only when none is found do we point the Vulkan loader at SwiftShader.
+    nodeGpu = webgpu.create([]) as GPU;
+    if (!process.env.VK_ICD_FILENAMES) adapter = await nodeGpu.requestAdapter({ powerPreference: opts.powerPreference });
+    if (!adapter && !process.env.VK_ICD_FILENAMES && fs.existsSync(SWIFTSHADER_ICD)) {
+      process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+      rejectedInstances.push(nodeGpu);
+      nodeGpu = webgpu.create([]) as GPU;
+    }
   }
-  if (!adapter) adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference });
+  if (!adapter) adapter = await nodeGpu.requestAdapter({ powerPreference: opts.powerPreference });
   if (!adapter) {
     throw new Error(
       'No WebGPU adapter found. Node needs a Vulkan driver: on a machine with a GPU install its vendor driver; ' +
@@ -88,7 +91,7 @@ async function nodeAdapter(opts: DeviceOptions): Promise<{ gpu: GPU; adapter: GP
         `(it provides ${SWIFTSHADER_ICD}), or run \`bash scripts/setup.sh\`.`,
     );
   }
-  return { gpu, adapter };
+  return { gpu: nodeGpu, adapter };
 }
 
 /**

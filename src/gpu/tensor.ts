@@ -29,6 +29,8 @@ export class Tensor {
     readonly shape: Shape,
     buffer: GPUBuffer,
     readonly label: string,
+    /** A view shares another tensor's buffer and never releases it. */
+    readonly isView = false,
   ) {
     this.size = shapeSize(shape);
     this._buffer = buffer;
@@ -55,10 +57,18 @@ export class Tensor {
     return this.engine.read(this);
   }
 
+  /** The same data under another shape with the same number of elements (no copy). */
+  view(shape: Shape, label = this.label): Tensor {
+    if (shapeSize(shape) !== this.size) {
+      throw new Error(`Tensor "${this.label}" ${shapeStr(this.shape)} cannot be viewed as ${shapeStr(shape)}: element counts differ.`);
+    }
+    return new Tensor(this.engine, [...shape], this.buffer, label, true);
+  }
+
   /** Return the buffer to the engine's pool once queued work that uses it has been submitted. */
   dispose(): void {
     if (!this._buffer) return;
-    this.engine.releaseBuffer(this._buffer);
+    if (!this.isView) this.engine.releaseBuffer(this._buffer);
     this._buffer = null;
   }
 }

@@ -1,0 +1,90 @@
+// Loss planning: for one batch size, the target tensor, the fused loss+gradient dispatch, and the
+// accumulation of each step's loss and correct count into a window of GPU slots that the host
+// reads every few steps (never every step).
+import type { Dispatch, Engine } from '../gpu/engine.ts';
+import type { Tensor } from '../gpu/tensor.ts';
+import { bceLogits, mse, softmaxCrossEntropy } from '../kernels/loss.ts';
+import { sumAccumulate } from '../kernels/reduce.ts';
+import type { NetworkPlan } from '../nn/sequential.ts';
+
+export type LossKind = 'softmax_cross_entropy' | 'mse' | 'bce_logits';
+export const LOSSES: readonly LossKind[] = ['softmax_cross_entropy', 'mse', 'bce_logits'];
+
+export interface LossPlan {
+  kind: LossKind;
+  /** [B] class indices (softmax CE) or [B, D] targets (MSE, BCE). */
+  targets: Tensor;
+  /** [2 * window]: per-step loss sums in slots [0, window), correct counts in [window, 2*window). */
+  acc: Tensor;
+  window: number;
+  /** Loss + gradient, then accumulation into slot `step % window` (set by `beforeStep`). */
+  dispatches: Dispatch[];
+  beforeStep(step: number): void;
+  /** Whether accuracy is defined for this loss. */
+  hasAccuracy: boolean;
+  dispose(): void;
+}
+
+/** Values per sample in the target tensor. */
+export function targetWidth(kind: LossKind, outputSize: number): number {
+  return kind === 'softmax_cross_entropy' ? 1 : outputSize;
+}
+
+export async function planLoss(e: Engine, kind: LossKind, net: NetworkPlan, window: number): Promise<LossPlan> {
+  if (!LOSSES.includes(kind)) throw new Error(`Unknown loss "${kind}" (known: ${LOSSES.join(', ')}).`);
+  const B = net.batch;
+  const out = net.output;
+  if (out.shape.length !== 2) throw new Error(`Loss ${kind}: the model output must be [batch, n], got [${out.shape.join(', ')}]; add a Flatten layer.`);
+  const D = out.shape[1];
+  const owned: Tensor[] = [];
+  const t = (shape: number[], label: string) => {
+    const x = e.zeros(shape, label);
+    owned.push(x);
+    return x;
+  };
+  const targets = kind === 'softmax_cross_entropy' ? t([B], 'labels') : t([B, D], 'targets');
+  const losses = t([B], 'losses');
+  const acc = t([2 * window], 'loss-acc');
+  const dispatches: Dispatch[] = [];
+  let correct: Tensor | null = null;
+  if (kind === 'softmax_cross_entropy') {
+    correct = t([B], 'correct');
+    dispatches.push(await softmaxCrossEntropy(e, out, targets, losses, net.dOutput, correct));
+  } else if (kind === 'bce_logits') {
+    correct = t([B], 'correct');
+    dispatches.push(await bceLogits(e, out, targets, losses, net.dOutput, correct));
+  } else {
+    dispatches.push(await mse(e, out, targets, losses, net.dOutput));
+  }
+  const accLoss = await sumAccumulate(e, losses, acc, 0);
+  dispatches.push(accLoss);
+  const accCorrect = correct ? await sumAccumulate(e, correct, acc, window) : null;
+  if (accCorrect) dispatches.push(accCorrect);
+  return {
+    kind,
+    targets,
+    acc,
+    window,
+    dispatches,
+    hasAccuracy: correct !== null,
+    beforeStep(step: number) {
+      const slot = step % window;
+      accLoss.setParams(accumulateParams(accLoss, losses.size, slot));
+      accCorrect?.setParams(accumulateParams(accCorrect, B, window + slot));
+    },
+    dispose() {
+      dispatches.forEach((d) => d.dispose());
+      owned.forEach((x) => x.dispose());
+    },
+  };
+}
+
+function accumulateParams(d: Dispatch, n: number, slot: number): Record<string, number> {
+  const members = d.kernel.uniform!.members;
+  const v: Record<string, number> = {};
+  for (const name of members.keys()) {
+    if (name === 'n') v.n = n;
+    else if (name === 'slot') v.slot = slot;
+  }
+  return v;
+}
