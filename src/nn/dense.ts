@@ -1,7 +1,7 @@
 // Dense (fully connected) layer: y = x·Wᵀ + b with W stored [out, in] (PyTorch's Linear layout, so
 // checkpoints open there unchanged). Forward is one fused matmul+bias(+activation) dispatch;
 // backward is dX = dY·W, dW = dYᵀ·X and db = column sums of dY.
-import type { Engine } from '../gpu/engine.ts';
+import type { Dispatch, Engine } from '../gpu/engine.ts';
 import type { Shape, Tensor } from '../gpu/tensor.ts';
 import { biasGrad, matmul } from '../kernels/matmul.ts';
 import { activationBackward, type Activation } from '../kernels/activation.ts';
@@ -60,7 +60,7 @@ export class Dense extends Layer {
     const act = this.opts.activation ?? this.fusedActivation?.activation;
     const alpha = this.opts.alpha ?? this.fusedActivation?.alpha ?? 0.01;
     const forward = [await matmul(e, io.x, w, io.y, { transB: true, bias: this.bias?.value, activation: act, alpha })];
-    const backward = [];
+    const backward: Dispatch[] = [];
     // With a fused activation, dy is first turned into the gradient at the pre-activation. Only
     // ReLU-like activations are fused: their derivative can be read off the output y.
     let dz: Tensor = io.dy;

@@ -121,7 +121,7 @@ export class Sequential extends Network {
     return this;
   }
 
-  private async plans(batch: number, window: number): Promise<{ net: NetworkPlan; loss: LossPlan }> {
+  private async plansFor(batch: number, window: number): Promise<{ net: NetworkPlan; loss: LossPlan }> {
     if (!this.compiled) throw new Error('compile() the model before training or evaluating it.');
     const net = await this.plan(batch);
     let loss = this.lossPlans.get(`${batch}:${window}`);
@@ -154,7 +154,7 @@ export class Sequential extends Network {
     const window = Math.max(1, opts.logEvery ?? 25);
     const bs = Math.min(batchSize, data.train.n);
     const batcher = new Batcher(data.train, data, { batchSize: bs, shuffle: true, seed: this.state.dataSeed, dropLast: true, augment: opts.augment });
-    const { net, loss } = await this.plans(bs, window);
+    const { net, loss } = await this.plansFor(bs, window);
     const opt = this.compiled!.optimizer;
     const xHost = new Float32Array(net.input.size);
     const yHost = new Float32Array(loss.targets.size);
@@ -252,7 +252,7 @@ export class Sequential extends Network {
     let hasAcc = false;
     for (let b = 0; b < batcher.numBatches; b++) {
       const n = Math.min(bs, split.n - b * bs);
-      const { net, loss } = await this.plans(n, 1);
+      const { net, loss } = await this.plansFor(n, 1);
       const xHost = new Float32Array(net.input.size);
       const yHost = new Float32Array(loss.targets.size);
       batcher.fill(0, b, xHost, yHost);

@@ -1,0 +1,84 @@
+// The `wgtrain` command line: train, evaluate and predict. It parses and shows; the engine does
+// the work. Every failure ends in one clear line on stderr and a non-zero exit, never a stack
+// trace (set WGTRAIN_DEBUG=1 to see one).
+import { Command, CommanderError, Option } from 'commander';
+import { ACTIVATIONS } from '../kernels/activation.ts';
+import { presetNames } from '../nn/presets.ts';
+import { OPTIMIZERS } from '../optim/optimizer.ts';
+import { intList, nonNegativeInt, numberInRange, oneOf, positiveInt, positiveNumber, UsageError } from './options.ts';
+import { runEvaluate, runPredict, runTrain } from './commands.ts';
+
+function program(): Command {
+  const p = new Command('wgtrain')
+    .description('Train neural networks on WebGPU (a GPU, or SwiftShader on machines without one).')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  p.command('train')
+    .description('train a model on a dataset; prints test loss and accuracy at the end')
+    .option('--dataset <name|path>', 'mnist, fashion-mnist, a directory of IDX files or CIFAR-10 batches, or a .csv file', 'mnist')
+    .option('--target <column>', 'target column of a .csv dataset')
+    .addOption(new Option('--task <task>', 'for .csv data: classification or regression (default: from the target column)').argParser(oneOf('--task', ['classification', 'regression'] as const)))
+    .addOption(new Option('--model <preset>', `model preset (${presetNames().join(', ')})`).default('mlp'))
+    .option('--hidden <sizes>', 'hidden layer widths of the MLP, comma-separated', intList('--hidden'), [256, 128])
+    .addOption(new Option('--activation <name>', 'hidden activation').choices(ACTIVATIONS).default('relu'))
+    .option('--dropout <p>', 'dropout after each hidden layer', numberInRange('--dropout', 0, 1), 0)
+    .addOption(new Option('--optimizer <name>', 'optimizer').choices(OPTIMIZERS).default('adam'))
+    .option('--lr <rate>', 'learning rate', positiveNumber('--lr'), 0.001)
+    .option('--momentum <m>', 'SGD momentum', numberInRange('--momentum', 0, 1))
+    .option('--nesterov', 'Nesterov momentum (SGD)')
+    .option('--weight-decay <wd>', 'L2 penalty (sgd, adam) or decoupled decay (adamw)', numberInRange('--weight-decay', 0, 1, true))
+    .addOption(new Option('--schedule <kind>', 'learning-rate schedule').choices(['constant', 'cosine', 'step']).default('constant'))
+    .option('--warmup <steps>', 'cosine schedule warm-up steps', nonNegativeInt('--warmup'), 0)
+    .option('--epochs <n>', 'total epochs (a resumed run continues up to this many)', nonNegativeInt('--epochs'), 10)
+    .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'), 64)
+    .option('--seed <n>', 'seed for weights, data order and dropout', nonNegativeInt('--seed'), 1)
+    .option('--augment', 'random crop (pad 2) and horizontal flip for images (not for digits: flips change them)')
+    .option('--save <file>', 'checkpoint (safetensors) written after every epoch, atomically')
+    .option('--resume <file>', 'continue training from a checkpoint')
+    .option('--metrics-out <file>', 'write run metrics as JSON, and the loss/accuracy curves as SVG beside it')
+    .option('--log-every <steps>', 'read the loss back every this many steps', positiveInt('--log-every'), 25)
+    .option('--quiet', 'no progress bar; one line per epoch')
+    .action(async (o) => runTrain(o));
+
+  p.command('evaluate')
+    .description('test loss and accuracy of a checkpoint')
+    .requiredOption('--checkpoint <file>', 'checkpoint to evaluate')
+    .option('--dataset <name|path>', 'dataset (default: the one the checkpoint was trained on)')
+    .option('--target <column>', 'target column of a .csv dataset')
+    .option('--metrics-out <file>', 'write the result as JSON')
+    .action(async (o) => runEvaluate(o));
+
+  p.command('predict')
+    .description('classify images with a checkpoint: an IDX images file, or the first N test samples of a dataset')
+    .requiredOption('--checkpoint <file>', 'checkpoint to use')
+    .option('--input <file>', 'IDX images file (idx3-ubyte, optionally gzipped) to classify')
+    .option('--dataset <name|path>', 'classify test samples of this dataset (default: the checkpoint\'s)')
+    .option('--count <n>', 'how many samples', positiveInt('--count'), 10)
+    .option('--json', 'print predictions as JSON lines')
+    .action(async (o) => runPredict(o));
+  return p;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const p = program();
+  try {
+    await p.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander already printed the message (and help hint); help and version exit 0.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`error: ${err.message}\n(run with --help for usage)\n`);
+      return 2;
+    }
+    const e = err as Error;
+    process.stderr.write(`error: ${e.message}\n`);
+    if (process.env.WGTRAIN_DEBUG) process.stderr.write(`${e.stack}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv);

@@ -1,0 +1,61 @@
+// Parsing and checking CLI option values. A bad value is a UsageError: the CLI prints it with
+// the usage line and exits with status 2, never a stack trace.
+import { InvalidArgumentError } from 'commander';
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got "${v}".`);
+    return n;
+  };
+}
+
+export function nonNegativeInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`${name} must be a non-negative integer, got "${v}".`);
+    return n;
+  };
+}
+
+export function positiveNumber(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number, got "${v}".`);
+    return n;
+  };
+}
+
+export function numberInRange(name: string, lo: number, hi: number, hiInclusive = false) {
+  return (v: string): number => {
+    const n = Number(v);
+    const ok = v.trim() !== '' && Number.isFinite(n) && n >= lo && (hiInclusive ? n <= hi : n < hi);
+    if (!ok) throw new InvalidArgumentError(`${name} must be in [${lo}, ${hi}${hiInclusive ? ']' : ')'}, got "${v}".`);
+    return n;
+  };
+}
+
+export function intList(name: string) {
+  return (v: string): number[] => {
+    const parts = v.split(',').map((s) => s.trim());
+    const out = parts.map(Number);
+    if (!parts.length || parts.some((p) => !/^\d+$/.test(p)) || out.some((n) => n < 1)) {
+      throw new InvalidArgumentError(`${name} must be a comma-separated list of positive integers, got "${v}".`);
+    }
+    return out;
+  };
+}
+
+export function oneOf<T extends string>(name: string, allowed: readonly T[]) {
+  return (v: string): T => {
+    if (!allowed.includes(v as T)) throw new InvalidArgumentError(`${name} must be one of ${allowed.join(', ')}, got "${v}".`);
+    return v as T;
+  };
+}

@@ -1,0 +1,49 @@
+// Model presets by name, as the CLI and the demo offer them. Each returns fresh layers for a
+// per-sample input shape and a number of outputs.
+import type { Activation as ActivationKind } from '../kernels/activation.ts';
+import { Activation, Flatten } from './activations.ts';
+import { Dense } from './dense.ts';
+import { Dropout } from './dropout.ts';
+import type { Layer } from './layer.ts';
+
+export interface PresetOptions {
+  /** Hidden layer widths for the MLP (default [256, 128]). */
+  hidden?: number[];
+  activation?: ActivationKind;
+  /** Dropout after each hidden layer (0 = none). */
+  dropout?: number;
+}
+
+type Preset = (outputs: number, opts: PresetOptions) => Layer[];
+
+/** Multi-layer perceptron: Flatten, then Dense + activation (+ Dropout) per hidden width, then Dense(outputs). */
+export function mlp(outputs: number, opts: PresetOptions = {}): Layer[] {
+  const hidden = opts.hidden ?? [256, 128];
+  const act = opts.activation ?? 'relu';
+  const layers: Layer[] = [new Flatten()];
+  for (const h of hidden) {
+    // He initialisation suits ReLU-like activations; Glorot suits the saturating ones.
+    const init = act === 'relu' || act === 'leaky_relu' || act === 'gelu' ? 'he_uniform' : 'glorot_uniform';
+    layers.push(new Dense(h, { kernelInitializer: init }), new Activation(act));
+    if (opts.dropout) layers.push(new Dropout(opts.dropout));
+  }
+  layers.push(new Dense(outputs));
+  return layers;
+}
+
+const presets = new Map<string, Preset>([['mlp', mlp]]);
+
+/** Add a preset (the convolutional presets register themselves from their module). */
+export function registerPreset(name: string, p: Preset): void {
+  presets.set(name, p);
+}
+
+export function presetNames(): string[] {
+  return [...presets.keys()];
+}
+
+export function makePreset(name: string, outputs: number, opts: PresetOptions = {}): Layer[] {
+  const p = presets.get(name);
+  if (!p) throw new Error(`Unknown model preset "${name}" (known: ${presetNames().join(', ')}).`);
+  return p(outputs, opts);
+}
