@@ -19,7 +19,7 @@ let nodeRead: ((family: string) => string) | null = null;
 export async function initShaderSources(): Promise<void> {
   if (!isNode || nodeRead) return;
   const fs = await import(/* @vite-ignore */ 'node:fs');
-  const dir = new URL('../../shaders/', import.meta.url);
+  const dir = new URL(/* @vite-ignore */ '../../shaders/', import.meta.url);
   nodeRead = (family) => {
     const file = new URL(`${family}.wgsl`, dir);
     if (!fs.existsSync(file)) throw new Error(`No shader family "${family}": ${file.pathname} does not exist.`);

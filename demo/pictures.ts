@@ -1,0 +1,146 @@
+// What the model has learned, as pictures: the first layer's weights per unit, a grid of test
+// images with predicted and true labels (mistakes marked), and the confusion matrix.
+import type { Dataset } from '../src/data/dataset.ts';
+
+/** An image of a sample of `shape` [C, H, W] (C = 1 grey, C = 3 RGB planes) from uint8 or [0, 1] values. */
+export function imageCanvas(values: ArrayLike<number>, shape: readonly number[], scale255: boolean): HTMLCanvasElement {
+  const [c, h, w] = shape.length === 3 ? shape : [1, 1, shape[0]];
+  const canvas = document.createElement('canvas');
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext('2d')!;
+  const img = ctx.createImageData(w, h);
+  const k = scale255 ? 1 : 255;
+  for (let p = 0; p < h * w; p++) {
+    const r = values[p] * k;
+    const g = c === 3 ? values[h * w + p] * k : r;
+    const b = c === 3 ? values[2 * h * w + p] * k : r;
+    img.data.set([r, g, b, 255], p * 4);
+  }
+  ctx.putImageData(img, 0, 0);
+  return canvas;
+}
+
+/**
+ * Weight images of the first `count` units of a weight tensor [units, ...rest] whose rest is one
+ * sample ([in] with in = C*H*W of the input) or one convolution kernel ([C, kh, kw]). Each unit is
+ * scaled by its own largest |w|: blue negative, red positive (one channel), or min-max per unit (RGB).
+ */
+export function weightImages(w: Float32Array, shape: readonly number[], inputShape: readonly number[], count: number): HTMLCanvasElement[] | null {
+  const per = shape.slice(1).reduce((a, b) => a * b, 1);
+  let imgShape: number[];
+  if (shape.length === 4) imgShape = [shape[1], shape[2], shape[3]];
+  else if (shape.length === 2 && inputShape.length === 3 && per === inputShape.reduce((a, b) => a * b, 1)) imgShape = [...inputShape];
+  else return null;
+  const [c, h, wd] = imgShape;
+  const out: HTMLCanvasElement[] = [];
+  for (let u = 0; u < Math.min(count, shape[0]); u++) {
+    const unit = w.subarray(u * per, (u + 1) * per);
+    const canvas = document.createElement('canvas');
+    canvas.width = wd;
+    canvas.height = h;
+    const ctx = canvas.getContext('2d')!;
+    const img = ctx.createImageData(wd, h);
+    if (c === 1) {
+      let m = 1e-12;
+      for (const v of unit) m = Math.max(m, Math.abs(v));
+      for (let p = 0; p < h * wd; p++) {
+        const t = unit[p] / m;
+        const a = Math.round(255 * Math.min(1, Math.abs(t)));
+        img.data.set(t >= 0 ? [255, 255 - a, 255 - a, 255] : [255 - a, 255 - a, 255, 255], p * 4);
+      }
+    } else {
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (const v of unit) {
+        lo = Math.min(lo, v);
+        hi = Math.max(hi, v);
+      }
+      const span = Math.max(hi - lo, 1e-12);
+      for (let p = 0; p < h * wd; p++) {
+        const ch = (k: number) => Math.round((255 * (unit[Math.min(k, c - 1) * h * wd + p] - lo)) / span);
+        img.data.set([ch(0), ch(1), ch(2), 255], p * 4);
+      }
+    }
+    ctx.putImageData(img, 0, 0);
+    out.push(canvas);
+  }
+  return out;
+}
+
+/** Test predictions, index-aligned with the test split. */
+export interface TestPredictions {
+  predicted: Int32Array;
+  /** Probabilities of the predicted class. */
+  confidence: Float32Array;
+}
+
+export function className(ds: Pick<Dataset, 'classNames'>, c: number): string {
+  return ds.classNames?.[c] ?? String(c);
+}
+
+/** Indices of `count` test samples spread evenly over the split (which may be grouped by class). */
+export function gridIndices(n: number, count: number): number[] {
+  const m = Math.min(n, count);
+  return Array.from({ length: m }, (_, i) => Math.floor((i * n) / m));
+}
+
+/** Fill `root` with a grid of test images labelled "predicted (true)"; mistakes get the `wrong` class. */
+export function renderTestGrid(root: HTMLElement, ds: Dataset, preds: TestPredictions, count = 40): void {
+  const S = ds.inputShape.reduce((a, b) => a * b, 1);
+  const shape = ds.inputShape.length === 3 ? ds.inputShape : [1, 1, S];
+  const cells = gridIndices(ds.test.n, count).map((i) => {
+    const p = preds.predicted[i];
+    const t = ds.test.y[i];
+    const cell = document.createElement('figure');
+    cell.className = p === t ? 'sample right' : 'sample wrong';
+    const img = imageCanvas(ds.test.x.subarray(i * S, (i + 1) * S), shape, ds.normalization.kind === 'scale255');
+    const cap = document.createElement('figcaption');
+    cap.textContent = p === t ? className(ds, p) : `${className(ds, p)} (${className(ds, t)})`;
+    cap.title = `predicted ${className(ds, p)} with p=${preds.confidence[i].toFixed(2)}; true ${className(ds, t)}`;
+    cell.append(img, cap);
+    return cell;
+  });
+  root.replaceChildren(...cells);
+}
+
+/** counts[t * C + p]: test samples of true class t predicted as p. */
+export function confusionMatrix(ds: Dataset, preds: TestPredictions): Int32Array {
+  const C = ds.numClasses;
+  const counts = new Int32Array(C * C);
+  for (let i = 0; i < ds.test.n; i++) counts[ds.test.y[i] * C + preds.predicted[i]]++;
+  return counts;
+}
+
+/** A table: rows true class, columns predicted class; shading by the share of the row. */
+export function renderConfusion(root: HTMLElement, ds: Dataset, counts: Int32Array): void {
+  const C = ds.numClasses;
+  const table = document.createElement('table');
+  table.className = 'confusion';
+  const head = table.createTHead().insertRow();
+  head.insertCell().outerHTML = '<th class="corner">true \\ pred</th>';
+  for (let p = 0; p < C; p++) {
+    const th = document.createElement('th');
+    th.textContent = className(ds, p);
+    head.append(th);
+  }
+  const body = table.createTBody();
+  for (let t = 0; t < C; t++) {
+    const row = body.insertRow();
+    const th = document.createElement('th');
+    th.textContent = className(ds, t);
+    row.append(th);
+    let total = 0;
+    for (let p = 0; p < C; p++) total += counts[t * C + p];
+    for (let p = 0; p < C; p++) {
+      const n = counts[t * C + p];
+      const share = total ? n / total : 0;
+      const cell = row.insertCell();
+      cell.textContent = n ? String(n) : '';
+      const hue = t === p ? 140 : 0;
+      cell.style.background = n ? `hsla(${hue}, 70%, 45%, ${(0.12 + 0.88 * share).toFixed(3)})` : '';
+      cell.title = `true ${className(ds, t)}, predicted ${className(ds, p)}: ${n} (${(share * 100).toFixed(1)}%)`;
+    }
+  }
+  root.replaceChildren(table);
+}

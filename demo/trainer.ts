@@ -1,0 +1,229 @@
+// The demo's training session: one engine (GPU device) and at most one model at a time, training
+// with pause/resume and stop, and the reads the page shows (predictions, weights, checkpoints).
+// Reset destroys the device and makes a new one, which is also how the page recovers from a GPU
+// error or a lost device. No DOM here: main.ts shows what this does.
+import { Engine } from '../src/gpu/engine.ts';
+import type { AdapterReport } from '../src/gpu/device.ts';
+import { Batcher } from '../src/data/batcher.ts';
+import { sampleSize, type Dataset } from '../src/data/dataset.ts';
+import { Sequential, type EpochEvent, type StepEvent } from '../src/train/model.ts';
+import { checkpointBytes, datasetInfo, modelFromCheckpoint, readCheckpoint, type CheckpointMeta } from '../src/train/checkpoint.ts';
+import type { OptimizerConfig } from '../src/optim/optimizer.ts';
+import { makePreset } from '../src/nn/presets.ts';
+import type { TestPredictions } from './pictures.ts';
+
+export interface ModelConfig {
+  preset: string;
+  hidden: number[];
+  optimizer: OptimizerConfig['kind'];
+  lr: number;
+  seed: number;
+}
+
+export interface TrainCallbacks {
+  onStep(ev: StepEvent): void;
+  onEpochEnd(ev: EpochEvent): Promise<void> | void;
+}
+
+/** Read the loss back every this many steps: the chart's resolution and the pause latency. */
+export const LOG_EVERY = 5;
+
+/** Softmax of each row of `logits` [n, c], in place; returns it. */
+export function softmaxRows(logits: Float32Array, c: number): Float32Array {
+  for (let r = 0; r < logits.length / c; r++) {
+    const row = logits.subarray(r * c, (r + 1) * c);
+    let m = -Infinity;
+    for (const v of row) m = Math.max(m, v);
+    let s = 0;
+    for (let i = 0; i < c; i++) s += row[i] = Math.exp(row[i] - m);
+    for (let i = 0; i < c; i++) row[i] /= s;
+  }
+  return logits;
+}
+
+export class Trainer {
+  engine: Engine | null = null;
+  model: Sequential | null = null;
+  private stopRequested = false;
+  private pauseRequested = false;
+  private release: (() => void) | null = null;
+  private running: Promise<unknown> | null = null;
+
+  /** Called when the current device is lost (not when Reset destroys it). */
+  constructor(private onLost: (message: string) => void) {}
+
+  get adapter(): AdapterReport | null {
+    return this.engine?.adapter ?? null;
+  }
+
+  get isTraining(): boolean {
+    return this.running !== null;
+  }
+
+  get isPaused(): boolean {
+    return this.release !== null;
+  }
+
+  /** Create the engine on navigator.gpu; throws a message that says what the browser lacks. */
+  async start(): Promise<Engine> {
+    const e = await Engine.create({ log: (line) => console.info(line) });
+    this.engine = e;
+    e.lost.then((info) => {
+      if (this.engine === e) this.onLost(`The GPU device was lost (${info.reason ?? 'unknown'}): ${info.message || 'no message'}. Press Reset to start again on a new device.`);
+    });
+    return e;
+  }
+
+  /** Build and compile a fresh model for a dataset. */
+  async build(ds: Dataset, cfg: ModelConfig): Promise<Sequential> {
+    const e = this.requireEngine();
+    this.disposeModel();
+    const model = new Sequential(makePreset(cfg.preset, ds.numClasses, { hidden: cfg.hidden }));
+    try {
+      await model.build(e, ds.inputShape, { seed: cfg.seed });
+      await model.compile({ loss: 'softmax_cross_entropy', optimizer: { kind: cfg.optimizer, lr: cfg.lr } });
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+    this.model = model;
+    return model;
+  }
+
+  /** Train `epochs` more epochs; resolves when they are done or training was stopped. */
+  async train(ds: Dataset, opts: { epochs: number; batchSize: number; seed: number }, cb: TrainCallbacks): Promise<EpochEvent[]> {
+    const model = this.model;
+    if (!model) throw new Error('Build or load a model before training.');
+    if (this.running) throw new Error('Training is already running.');
+    this.stopRequested = false;
+    this.pauseRequested = false;
+    const run = model.fit(ds, {
+      epochs: opts.epochs,
+      batchSize: opts.batchSize,
+      seed: opts.seed,
+      validation: ds.test,
+      logEvery: LOG_EVERY,
+      onStep: async (ev) => {
+        cb.onStep(ev);
+        // Pausing holds the training loop here, between steps, with no GPU work in flight.
+        if (this.pauseRequested && !this.stopRequested) await new Promise<void>((r) => (this.release = r));
+        this.release = null;
+      },
+      onEpochEnd: (ev) => cb.onEpochEnd(ev),
+      shouldStop: () => this.stopRequested,
+    });
+    this.running = run;
+    try {
+      return await run;
+    } finally {
+      if (this.running === run) this.running = null;
+    }
+  }
+
+  pause(): void {
+    this.pauseRequested = true;
+  }
+
+  resume(): void {
+    this.pauseRequested = false;
+    this.release?.();
+  }
+
+  /** Stop training after the current step (a paused run is released first). */
+  async stop(): Promise<void> {
+    this.stopRequested = true;
+    this.resume();
+    const run = this.running;
+    // A run stuck on a broken device must not keep Reset from working: wait a little, then go on.
+    if (run) await Promise.race([run.catch(() => undefined), new Promise((r) => setTimeout(r, 3000))]);
+  }
+
+  /** Stop, free the model, destroy the device and create a new one. */
+  async reset(): Promise<Engine> {
+    await this.stop();
+    this.running = null;
+    const old = this.engine;
+    this.engine = null;
+    this.disposeModel();
+    old?.destroy();
+    return this.start();
+  }
+
+  /** Class probabilities [n, classes] for `n` model inputs (already normalised). */
+  async probabilities(x: Float32Array, n: number): Promise<Float32Array> {
+    const model = this.requireModel();
+    const c = model.outputShape.reduce((a, b) => a * b, 1);
+    return softmaxRows(await model.predict(x, n), c);
+  }
+
+  /** Predicted class and its probability for every test sample (normalised as in training). */
+  async testPredictions(ds: Dataset, batchSize = 500): Promise<TestPredictions> {
+    const model = this.requireModel();
+    const n = ds.test.n;
+    const S = sampleSize(ds);
+    const batcher = new Batcher(ds.test, ds, { batchSize, shuffle: false, seed: 0 });
+    const x = new Float32Array(batchSize * S);
+    const y = new Float32Array(batchSize);
+    const predicted = new Int32Array(n);
+    const confidence = new Float32Array(n);
+    const C = model.outputShape.reduce((a, b) => a * b, 1);
+    for (let b = 0; b < batcher.numBatches; b++) {
+      const count = batcher.fill(0, b, x, y);
+      const p = await this.probabilities(x.subarray(0, count * S), count);
+      for (let i = 0; i < count; i++) {
+        let best = 0;
+        for (let k = 1; k < C; k++) if (p[i * C + k] > p[i * C + best]) best = k;
+        predicted[b * batchSize + i] = best;
+        confidence[b * batchSize + i] = p[i * C + best];
+      }
+    }
+    return { predicted, confidence };
+  }
+
+  /** The first weight tensor of the model (the first Dense or convolution layer), read back. */
+  async firstWeights(): Promise<{ data: Float32Array; shape: readonly number[] } | null> {
+    const p = this.model?.params().find((q) => q.name.endsWith('.weight'));
+    if (!p) return null;
+    return { data: await p.value.read(), shape: p.value.shape };
+  }
+
+  /** A safetensors checkpoint of the model, its optimizer state and the dataset's description. */
+  save(ds: Dataset): Promise<Uint8Array> {
+    return checkpointBytes(this.requireModel(), datasetInfo(ds));
+  }
+
+  /** Replace the model with one from a checkpoint file's bytes; it must take the dataset's inputs. */
+  async load(bytes: Uint8Array, label: string, ds: Dataset, fallback: ModelConfig): Promise<CheckpointMeta> {
+    const e = this.requireEngine();
+    const ckpt = readCheckpoint(bytes, label);
+    const want = ds.inputShape.join('x');
+    if (ckpt.meta.model.inputShape.join('x') !== want) {
+      throw new Error(`${label}: this model takes inputs of shape [${ckpt.meta.model.inputShape.join(', ')}], but the dataset "${ds.name}" has [${ds.inputShape.join(', ')}]. Choose the dataset it was trained on first.`);
+    }
+    const model = await modelFromCheckpoint(e, ckpt, label);
+    // A weights-only checkpoint has no optimizer: use the page's settings to continue training.
+    if (!model.optimizer) await model.compile({ loss: 'softmax_cross_entropy', optimizer: { kind: fallback.optimizer, lr: fallback.lr } });
+    this.disposeModel();
+    this.model = model;
+    return ckpt.meta;
+  }
+
+  disposeModel(): void {
+    try {
+      this.model?.dispose();
+    } catch {
+      // A lost device can make freeing fail; the model is dropped either way.
+    }
+    this.model = null;
+  }
+
+  private requireEngine(): Engine {
+    if (!this.engine) throw new Error('No GPU device: press Reset to create one.');
+    return this.engine;
+  }
+
+  private requireModel(): Sequential {
+    if (!this.model) throw new Error('No model yet: train or load one.');
+    return this.model;
+  }
+}
