@@ -43,3 +43,11 @@ export function shaderSource(family: string): string {
   cache.set(family, src);
   return src;
 }
+
+/**
+ * Provide the WGSL of a kernel family from code instead of shaders/ (custom kernels; tests).
+ * Replaces any earlier source of that family; pipelines already compiled keep the old code.
+ */
+export function defineShader(family: string, code: string): void {
+  cache.set(family, code);
+}
