@@ -1,0 +1,195 @@
+// Benchmark child for our engine: matmul GFLOP/s (submit + onSubmittedWorkDone over back-to-back
+// dispatches, plus kernel time from timestamp queries when the adapter has them), the MLP
+// training step through Sequential's real training path (StepRecorder: what fit() records per
+// step), our peak GPU bytes, a per-dispatch profile of one step, and the CNN step once a conv
+// layer exists. Each group gets a fresh engine so that peak bytes count that group alone.
+// Prints one JSON line ({rows, adapter}) on stdout.
+import { Engine } from '../src/gpu/engine.ts';
+import type { Tensor } from '../src/gpu/tensor.ts';
+import {
+  attempt,
+  describeShape,
+  emit,
+  gflops,
+  log,
+  matmulFlops,
+  matmulShapes,
+  median,
+  MLP,
+  mlpBatch,
+  mlpWeights,
+  operandShapes,
+  parseChildArgs,
+  sig,
+  startChild,
+  timeCalls,
+  timingPlan,
+  transpose,
+  trainRows,
+  uniform,
+  type AdapterInfo,
+  type BenchRow,
+  type ChildOptions,
+  type MatmulShape,
+} from './common.ts';
+import { GpuTimer } from './gpu-timer.ts';
+import { profileStep, type StepProfile } from './profile.ts';
+import { timeRecordedSteps } from './recorded-steps.ts';
+
+const who = { library: 'ours' as const, backend: 'webgpu' as const };
+const rows: BenchRow[] = [];
+const info: { adapter?: AdapterInfo } = {};
+startChild(rows, info, who);
+
+async function withEngine<T>(f: (e: Engine) => Promise<T>): Promise<T> {
+  const e = await Engine.create({ log: info.adapter ? () => {} : log });
+  info.adapter ??= { ...e.adapter };
+  try {
+    return await f(e);
+  } finally {
+    e.destroy();
+  }
+}
+
+type MatmulModule = typeof import('../src/kernels/matmul.ts');
+
+async function timeMatmul(e: Engine, mm: MatmulModule, s: MatmulShape, opts: ChildOptions, variant?: string) {
+  const { a: aShape, b: bShape } = operandShapes(s);
+  const a = e.tensor(aShape, uniform(aShape[0] * aShape[1], 1), 'a');
+  const b = e.tensor(bShape, uniform(bShape[0] * bShape[1], 2), 'b');
+  const c = e.tensor([s.M, s.N], undefined, 'c');
+  const d = await mm.matmul(e, a, b, c, { transA: s.transA, transB: s.transB, ...(variant ? { variant } : {}) } as Parameters<MatmulModule['matmul']>[4]);
+  try {
+    const t = await timeCalls(async (calls) => {
+      for (let i = 0; i < calls; i++) e.run(d);
+      await e.sync();
+    }, timingPlan(opts.quick));
+    let kernelMs: number | undefined;
+    const timer = new GpuTimer(e);
+    if (timer.method === 'timestamp-query') {
+      const reps = Math.min(t.reps, 3);
+      const ks: number[] = [];
+      for (let r = 0; r < reps; r++) ks.push((await timer.time([new Array(t.calls).fill(d)]))[0] / t.calls);
+      kernelMs = median(ks);
+    }
+    return { t, kernelMs };
+  } finally {
+    d.dispose();
+    for (const x of [a, b, c] as Tensor[]) x.dispose();
+  }
+}
+
+async function benchMatmuls(opts: ChildOptions): Promise<void> {
+  let mm: MatmulModule;
+  try {
+    mm = await import('../src/kernels/matmul.ts');
+  } catch (err) {
+    const msg = `matmul kernel unavailable: ${err instanceof Error ? err.message : String(err)}`;
+    for (const s of matmulShapes(opts.sizes, 'ours')) rows.push({ ...who, benchmark: s.benchmark, unit: 'GFLOP/s', error: msg });
+    return;
+  }
+  await withEngine(async (e) => {
+    for (const s of matmulShapes(opts.sizes, 'ours')) {
+      await attempt(rows, { ...who, benchmark: s.benchmark, unit: 'GFLOP/s' }, async () => {
+        const flops = matmulFlops(s);
+        const { t, kernelMs } = await timeMatmul(e, mm, s, opts);
+        const extra: Record<string, unknown> = { shape: describeShape(s), ms: sig(t.ms), calls: t.calls, reps: t.reps };
+        if (kernelMs !== undefined) Object.assign(extra, { kernelMs: sig(kernelMs), kernelGflops: sig(gflops(flops, kernelMs)) });
+        if (opts.variants && 'MATMUL_VARIANTS' in mm) {
+          const variants: Record<string, number | string> = {};
+          for (const v of Object.keys(mm.MATMUL_VARIANTS as Record<string, unknown>)) {
+            try {
+              variants[v] = sig(gflops(flops, (await timeMatmul(e, mm, s, opts, v)).t.ms));
+            } catch (err) {
+              variants[v] = `error: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
+            }
+          }
+          extra.variants = variants;
+        }
+        log(`ours ${s.benchmark}: ${t.ms.toFixed(2)} ms, ${gflops(flops, t.ms).toFixed(2)} GFLOP/s (${t.reps}x${t.calls})${kernelMs !== undefined ? `; kernel ${kernelMs.toFixed(2)} ms` : ''}`);
+        return { ...who, benchmark: s.benchmark, value: sig(gflops(flops, t.ms)), unit: 'GFLOP/s', extra };
+      });
+    }
+  });
+}
+
+async function benchMlp(opts: ChildOptions): Promise<void> {
+  await attempt(rows, { ...who, benchmark: 'mlp-train-step', unit: 'ms' }, async () => {
+    const { Sequential } = await import('../src/train/model.ts');
+    const { Dense } = await import('../src/nn/dense.ts');
+    const { ReLU } = await import('../src/nn/activations.ts');
+    const { StepRecorder } = await import('../src/train/bench-step.ts');
+    return withEngine(async (e) => {
+      const L = MLP.layers;
+      const model = new Sequential([new Dense(L[1]), ReLU(), new Dense(L[2]), ReLU(), new Dense(L[3])]);
+      await model.build(e, [L[0]], { seed: MLP.seed });
+      await model.compile({ loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: MLP.lr, momentum: 0 } });
+      // Start from the same weights as the peers (they store [in, out]; Dense stores [out, in]).
+      const { w } = mlpWeights();
+      const dense = model.layers.filter((l): l is InstanceType<typeof Dense> => l instanceof Dense);
+      dense.forEach((l, i) => {
+        e.write(l.weight!.value, transpose(w[i], L[i], L[i + 1]));
+        if (l.bias) e.fill(l.bias.value, 0);
+      });
+      const { x, labels } = mlpBatch();
+      const total = opts.warmup + opts.steps;
+      const rec = await StepRecorder.create(model, MLP.batch, x, Float32Array.from(labels), { window: Math.max(25, total + 1) });
+      try {
+        // Per-step latency: each step recorded, submitted and waited for (the peers read their loss every step).
+        const t = await timeRecordedSteps(e, rec, opts.warmup, opts.steps);
+        // Throughput as fit() paces steps: two in flight, losses read every window.
+        const pipeSteps = Math.max(opts.steps, 3);
+        const t0 = performance.now();
+        await rec.run(pipeSteps);
+        const pipelinedSps = (pipeSteps * MLP.batch * 1000) / (performance.now() - t0);
+        await rec.readLosses();
+        const profile = await profileStep(e, rec, new GpuTimer(e));
+        const stats = e.stats();
+        log(`ours mlp step: ${t.samples.map((v) => v.toFixed(0)).join(' ')} ms; loss ${t.firstLoss.toFixed(4)} -> ${t.lastLoss.toFixed(4)}; pipelined ${pipelinedSps.toFixed(0)} samples/s`);
+        const out = trainRows(who, 'mlp', MLP.batch, t, {
+          dispatchesPerStep: profile.dispatches.length,
+          profile: compactProfile(profile),
+        });
+        out[1].extra = { ...out[1].extra, pipelined: sig(pipelinedSps), pipelinedBasis: 'fit() pacing: two steps in flight' };
+        out.push({
+          ...who,
+          benchmark: 'peak-gpu-bytes',
+          value: stats.peakBytesHeld,
+          unit: 'bytes',
+          extra: { what: 'engine.stats().peakBytesHeld over build, compile and training of the MLP', bytesHeldAfter: stats.bytesHeld, parameters: model.parameterCount },
+        });
+        return out;
+      } finally {
+        rec.dispose();
+        model.dispose();
+      }
+    });
+  });
+}
+
+function compactProfile(p: StepProfile): Record<string, unknown> {
+  return {
+    method: p.method,
+    totalMs: sig(p.totalMs),
+    byKernel: p.byKernel.map((k) => ({ kernel: k.kernel, ms: sig(k.ms), count: k.count, share: sig(k.ms / p.totalMs, 3) })),
+    byDispatch: p.dispatches.map((d) => ({ at: `${d.phase}#${d.index}`, kernel: d.kernel, ms: sig(d.ms) })),
+  };
+}
+
+async function benchCnn(opts: ChildOptions): Promise<void> {
+  await attempt(rows, { ...who, benchmark: 'cnn-train-step', unit: 'ms' }, async () => {
+    const { runOursCnn } = await import('./cnn.ts');
+    return withEngine((e) => runOursCnn(e, opts, who));
+  });
+}
+
+try {
+  const opts = parseChildArgs(process.argv.slice(2));
+  if (opts.groups.has('matmul')) await benchMatmuls(opts);
+  if (opts.groups.has('mlp')) await benchMlp(opts);
+  if (opts.cnn) await benchCnn(opts);
+  if (!info.adapter) await withEngine(async () => {});
+} catch (err) {
+  rows.push({ ...who, benchmark: 'setup', unit: 'ms', error: err instanceof Error ? err.message : String(err) });
+}
+emit({ rows, adapter: info.adapter });

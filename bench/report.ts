@@ -1,0 +1,114 @@
+// Presenting benchmark rows: the side-by-side table with "x faster" ratios, the targets we hold
+// ourselves to, and where our training step's time goes.
+import { TARGET_OF, type BenchRow, type Target, type Unit } from './common.ts';
+
+/** Units where a larger value is better (the others are times or sizes: smaller is better). */
+const HIGHER_IS_BETTER: Record<Unit, boolean | null> = { 'GFLOP/s': true, 'samples/s': true, ms: false, bytes: null };
+
+function find(rows: BenchRow[], t: Target, benchmark: string): BenchRow | undefined {
+  const { library, backend } = TARGET_OF[t];
+  return rows.find((r) => r.library === library && r.backend === backend && r.benchmark === benchmark);
+}
+
+function fmt(v: number, unit: Unit): string {
+  if (unit === 'bytes') return `${(v / 2 ** 20).toFixed(1)} MiB`;
+  if (unit === 'samples/s') return v >= 100 ? v.toFixed(0) : v.toPrecision(3);
+  if (v >= 100) return v.toFixed(0);
+  if (v >= 10) return v.toFixed(1);
+  return v.toPrecision(3);
+}
+
+/** How many times faster ours is than `peer` (undefined when either is missing or the unit has no direction). */
+export function speedup(ours: BenchRow | undefined, peer: BenchRow | undefined): number | undefined {
+  if (ours?.value === undefined || peer?.value === undefined) return undefined;
+  const dir = HIGHER_IS_BETTER[ours.unit];
+  if (dir === null) return undefined;
+  return dir ? ours.value / peer.value : peer.value / ours.value;
+}
+
+/** Print the table: one line per benchmark, one column per library, then ours-vs-each ratios. */
+export function printTable(rows: BenchRow[], targets: readonly Target[]): void {
+  const benchmarks = [...new Set(rows.filter((r) => !['child', 'setup', 'timeout'].includes(r.benchmark)).map((r) => r.benchmark))];
+  const peers = targets.filter((t) => t !== 'ours');
+  const showRatios = targets.includes('ours');
+  const header = ['benchmark', 'unit', ...targets, ...(showRatios ? peers.map((p) => `vs ${p}`) : [])];
+  const notes: string[] = [];
+  // Footnote number per distinct message (a missing module fails every row the same way).
+  const note = (msg: string) => {
+    const i = notes.indexOf(msg);
+    return i >= 0 ? i + 1 : notes.push(msg);
+  };
+  const body = benchmarks.map((b) => {
+    const unit = rows.find((r) => r.benchmark === b)!.unit;
+    const cells = targets.map((t) => {
+      const r = find(rows, t, b);
+      if (!r) return '-';
+      if (r.error !== undefined) return `error[${note(`${t}: ${r.error}`)}]`;
+      return fmt(r.value!, r.unit);
+    });
+    const ratios = showRatios
+      ? peers.map((p) => {
+          const s = speedup(find(rows, 'ours', b), find(rows, p, b));
+          return s === undefined ? '' : `${s >= 10 ? s.toFixed(0) : s.toPrecision(2)}x`;
+        })
+      : [];
+    return [b, unit, ...cells, ...ratios];
+  });
+  const widths = header.map((h, c) => Math.max(h.length, ...body.map((r) => r[c].length)));
+  const line = (r: string[]) => r.map((v, c) => (c < 2 ? v.padEnd(widths[c]) : v.padStart(widths[c]))).join('  ');
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of body) console.log(line(r));
+  if (showRatios && peers.length) console.log('\n"vs <peer>": how many times faster ours is (above 1: ours is faster).');
+  for (const r of rows.filter((x) => ['child', 'setup', 'timeout'].includes(x.benchmark))) note(`${r.library}/${r.backend} ${r.benchmark}: ${r.error}`);
+  if (notes.length) {
+    console.log('\nErrors:');
+    notes.forEach((n, i) => console.log(`  [${i + 1}] ${n}`));
+  }
+}
+
+export interface TargetCheck {
+  target: string;
+  want: string;
+  measured: number | null;
+  met: boolean | null;
+}
+
+/** The figures we hold ourselves to; `met` is null when a side was not measured. */
+export function checkTargets(rows: BenchRow[]): TargetCheck[] {
+  const ours = (b: string) => find(rows, 'ours', b);
+  const ratio = (peer: Target, min: number, strict: boolean, what: string): TargetCheck => {
+    const s = speedup(ours('mlp-train-step'), find(rows, peer, 'mlp-train-step'));
+    return { target: what, want: `${strict ? '>' : '>='} ${min}x`, measured: s ?? null, met: s === undefined ? null : strict ? s > min : s >= min };
+  };
+  const mm = ours('matmul-1024')?.value;
+  return [
+    ratio('jax-js', 3, false, 'MLP step vs jax-js WebGPU'),
+    ratio('tfjs-webgpu', 8, false, 'MLP step vs TF.js WebGPU'),
+    ratio('tfjs-wasm', 1, true, 'MLP step vs TF.js wasm'),
+    { target: 'matmul 1024² (ours)', want: '>= 4 GFLOP/s', measured: mm ?? null, met: mm === undefined ? null : mm >= 4 },
+  ];
+}
+
+export function printTargets(checks: TargetCheck[]): void {
+  console.log('\nTargets:');
+  for (const c of checks) {
+    const m = c.measured === null ? 'not measured' : `${c.measured.toPrecision(3)}${c.want.includes('GFLOP') ? ' GFLOP/s' : 'x'}`;
+    console.log(`  ${c.target.padEnd(28)} want ${c.want.padEnd(13)} got ${m.padEnd(14)} ${c.met === null ? '' : c.met ? 'met' : 'NOT met'}`);
+  }
+}
+
+/** Print the heaviest dispatches of our profiled training step. */
+export function printProfile(rows: BenchRow[], top = 8): void {
+  const step = find(rows, 'ours', 'mlp-train-step');
+  const p = step?.extra?.profile as
+    | { method: string; totalMs: number; byKernel: { kernel: string; ms: number; count: number; share: number }[]; byDispatch: { at: string; kernel: string; ms: number }[] }
+    | undefined;
+  if (!p) return;
+  console.log(`\nOur MLP step, per kernel (each dispatch timed alone by ${p.method}; sum ${p.totalMs.toPrecision(3)} ms vs ${step!.value} ms per step):`);
+  for (const k of p.byKernel.slice(0, top)) {
+    console.log(`  ${k.kernel.padEnd(40)} ${k.ms.toFixed(2).padStart(9)} ms  ${(k.share * 100).toFixed(0).padStart(3)}%  (${k.count} dispatch${k.count > 1 ? 'es' : ''})`);
+  }
+  const heaviest = [...p.byDispatch].sort((a, b) => b.ms - a.ms).slice(0, 5);
+  console.log(`  heaviest dispatches: ${heaviest.map((d) => `${d.at} ${d.kernel} ${d.ms.toFixed(2)} ms`).join('; ')}`);
+}

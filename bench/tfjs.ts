@@ -1,0 +1,132 @@
+// Benchmark child for TensorFlow.js (WebGPU or wasm backend, `--backend`): matmul GFLOP/s and the
+// MLP training step, written the way a TF.js user would (tf.variable weights, tf.train.sgd,
+// optimizer.minimize with tf.losses.softmaxCrossEntropy, the loss read back every step).
+// Prints one JSON line ({rows, adapter}) on stdout.
+import { createRequire, register } from 'node:module';
+import { dirname } from 'node:path';
+import {
+  attempt,
+  describeShape,
+  emit,
+  gflops,
+  log,
+  matmulFlops,
+  matmulShapes,
+  MLP,
+  mlpBatch,
+  mlpWeights,
+  operandShapes,
+  parseChildArgs,
+  sig,
+  startChild,
+  timeCalls,
+  timeSteps,
+  timingPlan,
+  trainRows,
+  uniform,
+  type AdapterInfo,
+  type Backend,
+  type BenchRow,
+} from './common.ts';
+import { installNavigatorGpu } from './node-gpu.ts';
+
+type TF = typeof import('@tensorflow/tfjs-core');
+
+const argv = process.argv.slice(2);
+const backend = (argv[argv.indexOf('--backend') + 1] ?? 'webgpu') as Backend;
+const who = { library: 'tfjs' as const, backend };
+const rows: BenchRow[] = [];
+const info: { adapter?: AdapterInfo } = {};
+startChild(rows, info, who);
+
+async function loadTf(): Promise<TF> {
+  if (backend === 'webgpu') info.adapter = await installNavigatorGpu();
+  const tf = await import('@tensorflow/tfjs-core');
+  // In Node, the core package's entry point registers no gradients (the `@tensorflow/tfjs` bundle
+  // would). Register them from its ES modules: they share the global engine and gradient registry.
+  register('./tfjs-resolve.mjs', import.meta.url);
+  await import('@tensorflow/tfjs-core/dist/register_all_gradients.js');
+  if (backend === 'webgpu') {
+    await import('@tensorflow/tfjs-backend-webgpu');
+  } else {
+    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    const dist = dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json')) + '/dist/';
+    wasm.setWasmPaths(dist);
+  }
+  if (!(await tf.setBackend(backend))) throw new Error(`TF.js could not start its ${backend} backend.`);
+  await tf.ready();
+  return tf;
+}
+
+async function benchMatmuls(tf: TF, opts: ReturnType<typeof parseChildArgs>): Promise<void> {
+  const plan = timingPlan(opts.quick);
+  for (const s of matmulShapes(opts.sizes, 'tfjs')) {
+    await attempt(rows, { ...who, benchmark: s.benchmark, unit: 'GFLOP/s' }, async () => {
+      const { a: aShape, b: bShape } = operandShapes(s);
+      const a = tf.tensor2d(uniform(aShape[0] * aShape[1], 1), aShape);
+      const b = tf.tensor2d(uniform(bShape[0] * bShape[1], 2), bShape);
+      // Back-to-back products, then a 1-element read of the last one: the read waits for all of
+      // them without timing a large readback.
+      const run = async (calls: number) => {
+        let last: import('@tensorflow/tfjs-core').Tensor | null = null;
+        for (let i = 0; i < calls; i++) {
+          const c = tf.matMul(a, b, s.transA, s.transB);
+          last?.dispose();
+          last = c;
+        }
+        const probe = tf.slice(last!, [0, 0], [1, 1]);
+        await probe.data();
+        probe.dispose();
+        last!.dispose();
+      };
+      const t = await timeCalls(run, plan);
+      a.dispose();
+      b.dispose();
+      log(`tfjs/${backend} ${s.benchmark}: ${t.ms.toFixed(2)} ms, ${gflops(matmulFlops(s), t.ms).toFixed(2)} GFLOP/s (${t.reps}x${t.calls})`);
+      return { ...who, benchmark: s.benchmark, value: sig(gflops(matmulFlops(s), t.ms)), unit: 'GFLOP/s', extra: { shape: describeShape(s), ms: sig(t.ms), calls: t.calls, reps: t.reps } };
+    });
+  }
+}
+
+async function benchMlp(tf: TF, opts: ReturnType<typeof parseChildArgs>): Promise<void> {
+  await attempt(rows, { ...who, benchmark: 'mlp-train-step', unit: 'ms' }, async () => {
+    const { w, b } = mlpWeights();
+    const L = MLP.layers;
+    const W = w.map((wi, i) => tf.variable(tf.tensor2d(wi, [L[i], L[i + 1]]), true, `w${i}`));
+    const Bs = b.map((bi, i) => tf.variable(tf.tensor1d(bi), true, `b${i}`));
+    const { x, labels } = mlpBatch();
+    const xs = tf.tensor2d(x, [MLP.batch, L[0]]);
+    const ys = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), L[L.length - 1]), 'float32'));
+    const optimizer = tf.train.sgd(MLP.lr);
+    const lossFn = () => {
+      let h: import('@tensorflow/tfjs-core').Tensor = xs;
+      for (let i = 0; i < W.length; i++) {
+        h = tf.add(tf.matMul(h, W[i]), Bs[i]);
+        if (i + 1 < W.length) h = tf.relu(h);
+      }
+      return tf.losses.softmaxCrossEntropy(ys, h) as import('@tensorflow/tfjs-core').Scalar;
+    };
+    const step = async () => {
+      const loss = optimizer.minimize(lossFn, true)!;
+      const v = (await loss.data())[0];
+      loss.dispose();
+      return v;
+    };
+    const t = await timeSteps(step, opts.warmup, opts.steps);
+    const mem = tf.memory() as { numBytes: number; numBytesInGPU?: number; numBytesInGPUAllocated?: number };
+    const flags = backend === 'wasm' ? { simd: tf.env().getBool('WASM_HAS_SIMD_SUPPORT'), threads: tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT') } : {};
+    log(`tfjs/${backend} mlp step: ${t.samples.map((v) => v.toFixed(0)).join(' ')} ms; loss ${t.firstLoss.toFixed(4)} -> ${t.lastLoss.toFixed(4)}`);
+    return trainRows(who, 'mlp', MLP.batch, t, { tensorBytes: mem.numBytes, ...flags });
+  });
+}
+
+try {
+  const opts = parseChildArgs(argv);
+  const tf = await loadTf();
+  log(`tfjs ${tf.version_core} on ${tf.getBackend()}${info.adapter ? ` (${info.adapter.name}, ${info.adapter.description})` : ''}`);
+  if (opts.groups.has('matmul')) await benchMatmuls(tf, opts);
+  if (opts.groups.has('mlp')) await benchMlp(tf, opts);
+} catch (err) {
+  rows.push({ ...who, benchmark: 'setup', unit: 'ms', error: err instanceof Error ? err.message : String(err) });
+}
+emit({ rows, adapter: info.adapter });
