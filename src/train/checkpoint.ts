@@ -68,7 +68,8 @@ export async function checkpointBytes(model: Sequential, dataset?: DatasetInfo |
     dataset: dataset ?? null,
   };
   const metadata: Record<string, string> = {};
-  for (const [k, v] of Object.entries(meta)) metadata[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  // Every entry but the format tag is JSON (parseMeta parses them back), strings such as the loss included.
+  for (const [k, v] of Object.entries(meta)) metadata[k] = k === 'format' ? String(v) : JSON.stringify(v);
   return encodeSafetensors(tensors, metadata);
 }
 
