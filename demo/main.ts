@@ -337,6 +337,7 @@ const start = guarded(async () => {
   const cfg = modelConfig();
   state.error = null;
   ui.error.hidden = true;
+  pausing = false;
   if (!trainer.model) {
     clearResults();
     state.status = 'training';
@@ -379,8 +380,8 @@ const start = guarded(async () => {
     },
   });
   if (state.status === 'training' || state.status === 'paused') {
-    state.status = 'done';
     await refreshPictures();
+    state.status = 'done';
     predictDrawingSoon();
   }
   render();
