@@ -1,0 +1,29 @@
+// CPU reference for shaders/softmax.wgsl: plain loops in float64, same names and argument order as
+// src/kernels/softmax.ts (minus the engine), plus the row length C, which flat arrays cannot carry.
+
+/** A writable array of numbers: Float32Array to mirror the GPU, Float64Array for gradient checks. */
+export type Floats = Float32Array | Float64Array;
+
+/** y = softmax(x) over each row of C values. x, y: [B, C]. */
+export function softmaxForward(x: ArrayLike<number>, y: Floats, C: number): void {
+  const B = x.length / C;
+  for (let b = 0; b < B; b++) {
+    const base = b * C;
+    let m = -Infinity;
+    for (let c = 0; c < C; c++) m = Math.max(m, x[base + c]);
+    let sum = 0;
+    for (let c = 0; c < C; c++) sum += Math.exp(x[base + c] - m);
+    for (let c = 0; c < C; c++) y[base + c] = Math.exp(x[base + c] - m) / sum;
+  }
+}
+
+/** dx = y * (dy - sum_c dy*y) per row, y the forward output. y, dy, dx: [B, C]. */
+export function softmaxBackward(y: ArrayLike<number>, dy: ArrayLike<number>, dx: Floats, C: number): void {
+  const B = y.length / C;
+  for (let b = 0; b < B; b++) {
+    const base = b * C;
+    let dot = 0;
+    for (let c = 0; c < C; c++) dot += dy[base + c] * y[base + c];
+    for (let c = 0; c < C; c++) dx[base + c] = y[base + c] * (dy[base + c] - dot);
+  }
+}
