@@ -1,0 +1,195 @@
+// Optimizer update kernels vs the CPU reference over several steps from the same state, with the
+// per-step values (learning rate, Adam's step) rewritten through Dispatch.setParams; and checks
+// that each flag (momentum, nesterov, decoupled) really changes the update.
+import { describe, expect, it } from 'vitest';
+import type { Engine } from '../src/gpu/engine.ts';
+import type { Tensor } from '../src/gpu/tensor.ts';
+import { adamParams, adamUpdate, sgdParams, sgdUpdate, type AdamOptions, type SgdOptions } from '../src/kernels/optim.ts';
+import * as ref from '../src/reference/optim.ts';
+import { randomUniform } from '../src/util/random.ts';
+import { expectClose, getEngine } from './helpers.ts';
+
+const SIZES = [1, 7, 1000, 70_001];
+const STEPS = 5;
+
+/** A decaying learning rate, so that a kernel that ignored setParams would drift from the reference. */
+const lrAt = (base: number, t: number) => base * (1 - 0.15 * t);
+const gradAt = (n: number, t: number) => randomUniform(n, 900 + 31 * t + n, -1, 1);
+
+interface State {
+  w: Float32Array;
+  g: Float32Array;
+  m: Float32Array;
+  v: Float32Array;
+}
+
+function initialState(n: number, withMomentum: boolean): State {
+  return {
+    w: randomUniform(n, 1 + n, -1, 1),
+    g: new Float32Array(n),
+    // Non-zero optimizer state, so that reading it is part of what is checked.
+    m: withMomentum ? randomUniform(n, 2 + n, -0.1, 0.1) : new Float32Array(n),
+    v: withMomentum ? randomUniform(n, 3 + n, 0, 0.01) : new Float32Array(n),
+  };
+}
+
+function upload(e: Engine, s: State): Record<keyof State, Tensor> {
+  const n = s.w.length;
+  return {
+    w: e.tensor([n], s.w, 'w'),
+    g: e.tensor([n], s.g, 'g'),
+    m: e.tensor([n], s.m, 'm'),
+    v: e.tensor([n], s.v, 'v'),
+  };
+}
+
+async function runSgdGpu(e: Engine, init: State, opts: SgdOptions): Promise<State> {
+  const n = init.w.length;
+  const t = upload(e, init);
+  const d = await sgdUpdate(e, t.w, t.g, t.v, opts);
+  for (let step = 0; step < STEPS; step++) {
+    e.write(t.g, gradAt(n, step)); // submits the previous step first
+    d.setParams(sgdParams({ ...opts, lr: lrAt(opts.lr, step) }, n));
+    e.run(d);
+  }
+  const out = { w: await t.w.read(), g: init.g, m: init.m, v: await t.v.read() };
+  d.dispose();
+  Object.values(t).forEach((x) => x.dispose());
+  return out;
+}
+
+function runSgdRef(init: State, opts: SgdOptions): State {
+  const s = { w: init.w.slice(), g: init.g, m: init.m, v: init.v.slice() };
+  for (let step = 0; step < STEPS; step++) ref.sgdUpdate(s.w, gradAt(s.w.length, step), s.v, { ...opts, lr: lrAt(opts.lr, step) });
+  return s;
+}
+
+async function runAdamGpu(e: Engine, init: State, opts: AdamOptions): Promise<State> {
+  const n = init.w.length;
+  const t = upload(e, init);
+  const d = await adamUpdate(e, t.w, t.g, t.m, t.v, { ...opts, step: 1 });
+  for (let step = 1; step <= STEPS; step++) {
+    e.write(t.g, gradAt(n, step));
+    d.setParams(adamParams({ ...opts, lr: lrAt(opts.lr, step) }, step, n));
+    e.run(d);
+  }
+  const out = { w: await t.w.read(), g: init.g, m: await t.m.read(), v: await t.v.read() };
+  d.dispose();
+  Object.values(t).forEach((x) => x.dispose());
+  return out;
+}
+
+function runAdamRef(init: State, opts: AdamOptions): State {
+  const s = { w: init.w.slice(), g: init.g, m: init.m.slice(), v: init.v.slice() };
+  for (let step = 1; step <= STEPS; step++) {
+    ref.adamUpdate(s.w, gradAt(s.w.length, step), s.m, s.v, { ...opts, lr: lrAt(opts.lr, step), step });
+  }
+  return s;
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+const SGD_CASES: [string, SgdOptions][] = [
+  ['plain', { lr: 0.1 }],
+  ['momentum', { lr: 0.1, momentum: 0.9 }],
+  ['nesterov', { lr: 0.1, momentum: 0.9, nesterov: true }],
+  ['momentum + weight decay', { lr: 0.1, momentum: 0.8, weightDecay: 0.05 }],
+  ['nesterov + weight decay', { lr: 0.05, momentum: 0.9, weightDecay: 0.01, nesterov: true }],
+];
+
+const ADAM_CASES: [string, AdamOptions][] = [
+  ['adam', { lr: 0.01 }],
+  ['adam + L2', { lr: 0.01, weightDecay: 0.1 }],
+  ['adamw', { lr: 0.01, weightDecay: 0.1, decoupled: true }],
+  ['adam, other betas and eps', { lr: 0.003, beta1: 0.8, beta2: 0.95, eps: 1e-6 }],
+];
+
+describe('sgd_update vs reference, 5 steps', () => {
+  for (const [name, opts] of SGD_CASES) {
+    for (const n of SIZES) {
+      it(`${name}, n=${n}`, async () => {
+        const e = await getEngine();
+        const init = initialState(n, true);
+        const got = await runSgdGpu(e, init, opts);
+        const want = runSgdRef(init, opts);
+        expectClose(got.w, want.w, {}, `${name} w`);
+        expectClose(got.v, want.v, {}, `${name} v`);
+      });
+    }
+  }
+});
+
+describe('adam_update vs reference, 5 steps', () => {
+  for (const [name, opts] of ADAM_CASES) {
+    for (const n of SIZES) {
+      it(`${name}, n=${n}`, async () => {
+        const e = await getEngine();
+        const init = initialState(n, true);
+        const got = await runAdamGpu(e, init, opts);
+        const want = runAdamRef(init, opts);
+        expectClose(got.w, want.w, {}, `${name} w`);
+        expectClose(got.m, want.m, {}, `${name} m`);
+        // v holds squares of gradients (down to ~1e-9); the absolute floor sits below them.
+        expectClose(got.v, want.v, { atol: 1e-9, rtol: 1e-4 }, `${name} v`);
+      });
+    }
+  }
+});
+
+describe('each flag changes the update on the GPU', () => {
+  const n = 1000;
+  const init = initialState(n, true);
+
+  it('momentum and nesterov', async () => {
+    const e = await getEngine();
+    const plain = await runSgdGpu(e, init, { lr: 0.1 });
+    const momentum = await runSgdGpu(e, init, { lr: 0.1, momentum: 0.9 });
+    const nesterov = await runSgdGpu(e, init, { lr: 0.1, momentum: 0.9, nesterov: true });
+    expect(maxAbsDiff(plain.w, momentum.w)).toBeGreaterThan(1e-2);
+    expect(maxAbsDiff(momentum.w, nesterov.w)).toBeGreaterThan(1e-2);
+  });
+
+  it('weight decay (SGD) and decoupled (Adam vs AdamW)', async () => {
+    const e = await getEngine();
+    const noDecay = await runSgdGpu(e, init, { lr: 0.1, momentum: 0.9 });
+    const decay = await runSgdGpu(e, init, { lr: 0.1, momentum: 0.9, weightDecay: 0.1 });
+    expect(maxAbsDiff(noDecay.w, decay.w)).toBeGreaterThan(1e-3);
+    const adamL2 = await runAdamGpu(e, init, { lr: 0.01, weightDecay: 0.5 });
+    const adamW = await runAdamGpu(e, init, { lr: 0.01, weightDecay: 0.5, decoupled: true });
+    expect(maxAbsDiff(adamL2.w, adamW.w)).toBeGreaterThan(1e-3);
+    expect(maxAbsDiff(adamL2.m, adamW.m)).toBeGreaterThan(1e-3);
+  });
+});
+
+describe('params helpers', () => {
+  it('adamParams computes the bias corrections and takes the step either way', () => {
+    const opts = { lr: 0.01, beta1: 0.9, beta2: 0.999 };
+    const p = adamParams(opts, 3, 10);
+    expect(p.bc1).toBeCloseTo(1 - 0.9 ** 3, 12);
+    expect(p.bc2).toBeCloseTo(1 - 0.999 ** 3, 12);
+    expect(p.n).toBe(10);
+    expect(adamParams({ ...opts, step: 3 }, 10)).toEqual(p);
+    expect(() => adamParams(opts, 0, 10)).toThrow(/optim\.adam_update.*step 0/);
+  });
+
+  it('sgdParams refuses Nesterov without momentum', () => {
+    expect(() => sgdParams({ lr: 0.1, nesterov: true }, 4)).toThrow(/optim\.sgd_update.*Nesterov/);
+  });
+});
+
+describe('shape checks', () => {
+  it('rejects mismatched sizes, naming the kernel and both shapes', async () => {
+    const e = await getEngine();
+    const w = e.tensor([4, 3], undefined, 'w');
+    const g = e.tensor([4, 3], undefined, 'g');
+    const v = e.tensor([13], undefined, 'v');
+    const m = e.tensor([2, 6], undefined, 'm');
+    await expect(sgdUpdate(e, w, g, v, { lr: 0.1 })).rejects.toThrow(/optim\.sgd_update.*"w" \[4, 3\].*"v" \[13\]/);
+    await expect(adamUpdate(e, w, v, m, g, { lr: 0.1, step: 1 })).rejects.toThrow(/optim\.adam_update.*"w" \[4, 3\].*"v" \[13\]/);
+    for (const t of [w, g, v, m]) t.dispose();
+  });
+});
