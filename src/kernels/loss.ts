@@ -5,27 +5,27 @@ import { shapeStr, type Tensor } from '../gpu/tensor.ts';
 
 const WG = 64;
 
-function describe(t: Tensor): string {
+function tensorStr(t: Tensor): string {
   return `"${t.label}" ${shapeStr(t.shape)}`;
 }
 
 /** Throws unless `t` is 2-D; returns [rows, cols]. */
 function matrix(kernel: string, t: Tensor, what: string): [number, number] {
-  if (t.shape.length !== 2) throw new Error(`Kernel ${kernel}: ${describe(t)} must be 2-D ${what}.`);
+  if (t.shape.length !== 2) throw new Error(`Kernel ${kernel}: ${tensorStr(t)} must be 2-D ${what}.`);
   return [t.shape[0], t.shape[1]];
 }
 
 /** Throws unless `a` and `b` have the same shape. */
 function sameShape(kernel: string, a: Tensor, b: Tensor): void {
   if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
-    throw new Error(`Kernel ${kernel}: ${describe(a)} and ${describe(b)} must have the same shape.`);
+    throw new Error(`Kernel ${kernel}: ${tensorStr(a)} and ${tensorStr(b)} must have the same shape.`);
   }
 }
 
 /** Throws unless `perRow` holds one value per row of `rows`. */
 function onePerRow(kernel: string, rows: Tensor, perRow: Tensor): void {
   if (perRow.size !== rows.shape[0]) {
-    throw new Error(`Kernel ${kernel}: ${describe(perRow)} must hold one value per row of ${describe(rows)} (${rows.shape[0]} values).`);
+    throw new Error(`Kernel ${kernel}: ${tensorStr(perRow)} must hold one value per row of ${tensorStr(rows)} (${rows.shape[0]} values).`);
   }
 }
 

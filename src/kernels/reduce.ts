@@ -5,7 +5,7 @@ import { shapeStr, type Tensor } from '../gpu/tensor.ts';
 
 const WG = 64;
 
-function describe(t: Tensor): string {
+function tensorStr(t: Tensor): string {
   return `"${t.label}" ${shapeStr(t.shape)}`;
 }
 
@@ -16,7 +16,7 @@ function describe(t: Tensor): string {
  */
 export async function sumAccumulate(e: Engine, x: Tensor, acc: Tensor, slot: number): Promise<Dispatch> {
   if (!Number.isInteger(slot) || slot < 0 || slot >= acc.size) {
-    throw new Error(`Kernel reduce.sum_accumulate: slot ${slot} is outside ${describe(acc)} (accumulating ${describe(x)}).`);
+    throw new Error(`Kernel reduce.sum_accumulate: slot ${slot} is outside ${tensorStr(acc)} (accumulating ${tensorStr(x)}).`);
   }
   const k = await e.kernel('reduce', 'sum_accumulate');
   return e.dispatch(k, { x, acc }, [1, 1, 1], { n: x.size, slot });
@@ -26,7 +26,7 @@ export async function sumAccumulate(e: Engine, x: Tensor, acc: Tensor, slot: num
 export async function argmaxRows(e: Engine, x: Tensor, out: Tensor): Promise<Dispatch> {
   const name = 'reduce.argmax_rows';
   if (x.shape.length !== 2 || out.size !== x.shape[0]) {
-    throw new Error(`Kernel ${name}: ${describe(x)} must be [B, C] and ${describe(out)} must hold B values.`);
+    throw new Error(`Kernel ${name}: ${tensorStr(x)} must be [B, C] and ${tensorStr(out)} must hold B values.`);
   }
   const B = x.shape[0];
   const k = await e.kernel('reduce', 'argmax_rows', { WG });

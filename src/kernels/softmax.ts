@@ -4,14 +4,14 @@ import { shapeStr, type Tensor } from '../gpu/tensor.ts';
 
 const WG = 64;
 
-function describe(t: Tensor): string {
+function tensorStr(t: Tensor): string {
   return `"${t.label}" ${shapeStr(t.shape)}`;
 }
 
 /** Throws unless `a` is 2-D and `b` has its shape; returns [rows, cols]. */
 function sameMatrix(kernel: string, a: Tensor, b: Tensor): [number, number] {
   if (a.shape.length !== 2 || b.shape.length !== 2 || a.shape[0] !== b.shape[0] || a.shape[1] !== b.shape[1]) {
-    throw new Error(`Kernel ${kernel}: ${describe(a)} and ${describe(b)} must both be [B, C] with the same shape.`);
+    throw new Error(`Kernel ${kernel}: ${tensorStr(a)} and ${tensorStr(b)} must both be [B, C] with the same shape.`);
   }
   return [a.shape[0], a.shape[1]];
 }
