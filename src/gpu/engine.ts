@@ -21,9 +21,10 @@ export class Dispatch {
     private uniformBuffer: GPUBuffer | null,
   ) {}
 
-  /** Rewrite the params uniform (queued: takes effect for work submitted after this call). */
+  /** Rewrite the params uniform. Work recorded before this call still sees the old values. */
   setParams(values: Record<string, number>): void {
     if (!this.uniformBuffer) throw new Error(`Kernel ${this.kernel.name} has no params uniform.`);
+    this.engine.flush();
     this.engine.device.queue.writeBuffer(this.uniformBuffer, 0, this.kernel.packParams(values));
   }
 

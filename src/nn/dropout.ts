@@ -4,7 +4,7 @@
 // the same masks as an uninterrupted one.
 import type { Dispatch, Engine } from '../gpu/engine.ts';
 import type { Shape, Tensor } from '../gpu/tensor.ts';
-import { dropoutBackward, dropoutForward } from '../kernels/dropout.ts';
+import { dropoutBackward, dropoutForward, dropoutParams } from '../kernels/dropout.ts';
 import type { Rng } from '../util/random.ts';
 import { Layer, type LayerPlan, type PlanIO } from './layer.ts';
 
@@ -40,7 +40,7 @@ export class Dropout extends Layer {
       forward: [fwd],
       forwardEval: [fwdEval],
       backward,
-      beforeStep: (step) => fwd.setParams(dropoutParamsFor(fwd, this.p, this.stepSeed(step), io.x.size)),
+      beforeStep: (step) => fwd.setParams(dropoutParams({ p: this.p, seed: this.stepSeed(step) }, io.x.size)),
       dispose: () => {
         for (const d of [fwd, fwdEval, ...backward]) d.dispose();
         mask.dispose();
@@ -52,11 +52,4 @@ export class Dropout extends Layer {
   config(): Record<string, unknown> {
     return { p: this.p };
   }
-}
-
-function dropoutParamsFor(d: Dispatch, p: number, seed: number, n: number): Record<string, number> {
-  const values: Record<string, number> = { p, seed, n };
-  // Only pass the members the shader declares.
-  const members = d.kernel.uniform?.members;
-  return Object.fromEntries(Object.entries(values).filter(([k]) => members?.has(k)));
 }

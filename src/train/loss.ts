@@ -69,22 +69,12 @@ export async function planLoss(e: Engine, kind: LossKind, net: NetworkPlan, wind
     hasAccuracy: correct !== null,
     beforeStep(step: number) {
       const slot = step % window;
-      accLoss.setParams(accumulateParams(accLoss, losses.size, slot));
-      accCorrect?.setParams(accumulateParams(accCorrect, B, window + slot));
+      accLoss.setParams({ n: losses.size, slot });
+      accCorrect?.setParams({ n: B, slot: window + slot });
     },
     dispose() {
       dispatches.forEach((d) => d.dispose());
       owned.forEach((x) => x.dispose());
     },
   };
-}
-
-function accumulateParams(d: Dispatch, n: number, slot: number): Record<string, number> {
-  const members = d.kernel.uniform!.members;
-  const v: Record<string, number> = {};
-  for (const name of members.keys()) {
-    if (name === 'n') v.n = n;
-    else if (name === 'slot') v.slot = slot;
-  }
-  return v;
 }

@@ -1,0 +1,107 @@
+// The CLI end to end, as a user runs it: usage errors, a short training run with a checkpoint and
+// metrics, evaluate and predict from the checkpoint, and resume.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { encodeIdx } from '../src/data/idx.ts';
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, '..', 'bin', 'wgtrain.js');
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, [BIN, ...args], { timeout: 300_000, maxBuffer: 16 << 20 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+describe('CLI usage errors: message, non-zero status, no stack trace', () => {
+  const cases: [string, string[], RegExp][] = [
+    ['negative learning rate', ['train', '--lr', '-0.1'], /--lr must be a positive number, got "-0.1"/],
+    ['batch size 0', ['train', '--batch-size', '0'], /--batch-size must be a positive integer, got "0"/],
+    ['unknown optimizer', ['train', '--optimizer', 'rmsprop'], /rmsprop.*invalid|Allowed choices are sgd, adam, adamw/],
+    ['unknown dataset', ['train', '--dataset', 'imagenet', '--epochs', '1'], /imagenet.*(accepted|not found|does not exist)/i],
+    ['bad hidden sizes', ['train', '--hidden', '128,x'], /--hidden must be a comma-separated list of positive integers/],
+    ['dropout out of range', ['train', '--dropout', '1.5'], /--dropout must be in \[0, 1\)/],
+    ['missing checkpoint', ['evaluate', '--checkpoint', '/nonexistent/model.safetensors'], /No such file.*model\.safetensors/],
+    ['unknown command', ['fly'], /unknown command 'fly'/],
+  ];
+  for (const [what, args, want] of cases) {
+    it(what, async () => {
+      const r = await cli(args);
+      expect(r.code, r.stderr).not.toBe(0);
+      expect(r.stderr).toMatch(want);
+      expect(r.stderr).not.toMatch(/\n\s+at .*\(.*:\d+:\d+\)/); // no stack frames
+    });
+  }
+});
+
+/** A tiny IDX dataset (digit-like blobs at class-dependent positions) that an MLP learns in seconds. */
+function writeTinyIdx(dir: string): void {
+  const make = (n: number, seed: number) => {
+    const x = new Uint8Array(n * 28 * 28);
+    const y = new Uint8Array(n);
+    let s = seed;
+    const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    for (let i = 0; i < n; i++) {
+      const c = i % 4;
+      y[i] = c;
+      const r0 = 4 + 10 * (c >> 1);
+      const c0 = 4 + 10 * (c & 1);
+      for (let r = 0; r < 8; r++) for (let q = 0; q < 8; q++) x[i * 784 + (r0 + r) * 28 + c0 + q] = 150 + Math.floor(100 * rnd());
+    }
+    return { x, y };
+  };
+  const tr = make(512, 1);
+  const te = make(128, 2);
+  writeFileSync(join(dir, 'train-images-idx3-ubyte'), encodeIdx([512, 28, 28], tr.x));
+  writeFileSync(join(dir, 'train-labels-idx1-ubyte'), encodeIdx([512], tr.y));
+  writeFileSync(join(dir, 't10k-images-idx3-ubyte'), encodeIdx([128, 28, 28], te.x));
+  writeFileSync(join(dir, 't10k-labels-idx1-ubyte'), encodeIdx([128], te.y));
+}
+
+describe('CLI training run', () => {
+  it('trains, saves, evaluates to the same accuracy, predicts, and resumes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wgtrain-cli-'));
+    writeTinyIdx(dir);
+    const ckpt = join(dir, 'model.safetensors');
+    const metrics = join(dir, 'metrics.json');
+    const train = await cli(['train', '--dataset', dir, '--hidden', '32', '--epochs', '2', '--batch-size', '32', '--lr', '0.01', '--save', ckpt, '--metrics-out', metrics, '--quiet']);
+    expect(train.code, train.stderr).toBe(0);
+    expect(train.stdout).toMatch(/test accuracy \d+\.\d+%/);
+    const m = JSON.parse(readFileSync(metrics, 'utf8'));
+    expect(m.dataset).toBe('idx');
+    expect(m.epochs).toBe(2);
+    expect(m.trainLoss).toHaveLength(2);
+    expect(m.trainLoss[1]).toBeLessThan(m.trainLoss[0]);
+    expect(m.testAccuracy).toBeGreaterThan(0.9); // 4 well-separated blobs
+    expect(m.adapter.name.length).toBeGreaterThan(0);
+    expect(typeof m.adapter.isSoftware).toBe('boolean');
+    expect(m.samplesPerSecond).toBeGreaterThan(0);
+    expect(existsSync(join(dir, 'metrics.svg'))).toBe(true);
+    expect(readFileSync(join(dir, 'metrics.svg'), 'utf8')).toMatch(/^<svg/);
+
+    const ev = await cli(['evaluate', '--checkpoint', ckpt, '--dataset', dir, '--metrics-out', join(dir, 'eval.json')]);
+    expect(ev.code, ev.stderr).toBe(0);
+    const e = JSON.parse(readFileSync(join(dir, 'eval.json'), 'utf8'));
+    expect(e.testAccuracy).toBe(m.testAccuracy);
+    expect(e.testLoss).toBeCloseTo(m.testLoss, 5);
+
+    const pred = await cli(['predict', '--checkpoint', ckpt, '--dataset', dir, '--count', '4', '--json']);
+    expect(pred.code, pred.stderr).toBe(0);
+    const lines = pred.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(4);
+    for (const l of lines) expect(l.predicted).toBe(l.truth);
+
+    const resumed = await cli(['train', '--dataset', dir, '--resume', ckpt, '--epochs', '3', '--save', ckpt, '--quiet']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/resumed .*epoch 2/);
+    expect(resumed.stderr).toMatch(/epoch 3\/3/);
+  });
+});
