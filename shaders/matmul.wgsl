@@ -1,0 +1,202 @@
+// Matrix multiply with fused bias and activation, portable variants (no optional features).
+//
+//   C[M, N] = act(op(A) · op(B) + bias)
+//
+// Operands are addressed through strides, so one pipeline serves every transpose combination:
+//   op(A)[m, k] = a[m * sam + k * sak]   A stored [M, K]: (sam, sak) = (K, 1); transposed [K, M]: (1, M)
+//   op(B)[k, n] = b[k * sbk + n * sbn]   B stored [K, N]: (sbk, sbn) = (N, 1); transposed [N, K]: (1, K)
+// Activations use the formulas of shaders/activation.wgsl (tanh-approximated gelu, leaky slope alpha).
+//
+// Bindings (f32):
+//   params: { M, N, K, sam, sak, sbk, sbn: u32, alpha: f32 }
+//   a    : array<f32> (M*K)   b: array<f32> (K*N)   c: array<f32> (M*N), row-major [M, N]
+//   bias : array<f32> (N)     read only when HAS_BIAS (bind any buffer otherwise)
+// Override constants: HAS_BIAS (bool), ACT (0 none, 1 relu, 2 leaky_relu, 3 sigmoid, 4 tanh, 5 gelu).
+//
+// Entry points and dispatch geometry:
+//   matmul_blocked: every invocation computes a 4x4 block of C from registers, with no workgroup
+//     memory and no barriers (what CPU implementations such as SwiftShader run well).
+//     Workgroup 8x8; dispatch (ceil(N/32), ceil(M/32), 1); x indexes column blocks, y row blocks.
+//   matmul_tiled: 64x64 tiles of C per workgroup, staged through workgroup memory 16 k at a time,
+//     every invocation accumulating a 4x4 block (what GPUs run well).
+//     Workgroup 16x16; dispatch (ceil(N/64), ceil(M/64), 1).
+// Any M, N, K >= 1 work: loads clamp their indices, out-of-range k contribute zero, and only
+// in-range elements of C are written.
+
+struct Params {
+  M: u32, N: u32, K: u32,
+  sam: u32, sak: u32, sbk: u32, sbn: u32,
+  alpha: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+override HAS_BIAS: bool = false;
+override ACT: u32 = 0u;
+
+// ---- epilogue: bias and activation (formulas as in shaders/activation.wgsl) --------------------
+
+fn tanh_safe(v: f32) -> f32 {
+  return tanh(clamp(v, -15.0, 15.0));
+}
+
+fn sigmoid_f(v: f32) -> f32 {
+  let e = exp(-abs(v));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= 0.0);
+}
+
+fn activate(v: f32) -> f32 {
+  switch ACT {
+    case 1u: { return max(v, 0.0); }
+    case 2u: { return select(params.alpha * v, v, v > 0.0); }
+    case 3u: { return sigmoid_f(v); }
+    case 4u: { return tanh_safe(v); }
+    case 5u: { return 0.5 * v * (1.0 + tanh_safe(0.7978845608028654 * (v + 0.044715 * v * v * v))); }
+    default: { return v; }
+  }
+}
+
+// Bias for column `col` (clamped, so that any column may be asked for).
+fn bias_at(col: u32) -> f32 {
+  if (HAS_BIAS) { return bias[min(col, params.N - 1u)]; }
+  return 0.0;
+}
+
+fn store_c(row: u32, col: u32, v: f32) {
+  if (row < params.M && col < params.N) {
+    c[row * params.N + col] = activate(v + bias_at(col));
+  }
+}
+
+// Rows r0..r0+3 of one column of C.
+fn store_col(r0: u32, col: u32, v: vec4<f32>) {
+  store_c(r0, col, v.x);
+  store_c(r0 + 1u, col, v.y);
+  store_c(r0 + 2u, col, v.z);
+  store_c(r0 + 3u, col, v.w);
+}
+
+// One row of C at four columns.
+fn store_row(row: u32, cols: vec4<u32>, v: vec4<f32>) {
+  store_c(row, cols.x, v.x);
+  store_c(row, cols.y, v.y);
+  store_c(row, cols.z, v.z);
+  store_c(row, cols.w, v.w);
+}
+
+// ---- matmul_blocked ----------------------------------------------------------------------------
+
+// Element offsets of four rows of op(A) (clamped to the last row).
+fn a_rows(r0: u32) -> vec4<u32> {
+  return min(vec4<u32>(r0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.M - 1u)) * params.sam;
+}
+
+// Element offsets of four columns of op(B) (clamped to the last column).
+fn b_cols(c0: u32) -> vec4<u32> {
+  return min(vec4<u32>(c0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.N - 1u)) * params.sbn;
+}
+
+// Row k of op(B) at four columns; zero when k >= K.
+fn b_row(k: u32, cols: vec4<u32>) -> vec4<f32> {
+  let o = min(k, params.K - 1u) * params.sbk;
+  let v = vec4<f32>(b[o + cols.x], b[o + cols.y], b[o + cols.z], b[o + cols.w]);
+  return select(vec4<f32>(0.0), v, k < params.K);
+}
+
+// Column k of op(A) at four rows; zero when k >= K.
+fn a_col(k: u32, rows: vec4<u32>) -> vec4<f32> {
+  let o = min(k, params.K - 1u) * params.sak;
+  let v = vec4<f32>(a[rows.x + o], a[rows.y + o], a[rows.z + o], a[rows.w + o]);
+  return select(vec4<f32>(0.0), v, k < params.K);
+}
+
+@compute @workgroup_size(8, 8)
+fn matmul_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let r0 = gid.y * 4u;
+  let c0 = gid.x * 4u;
+  let rows = a_rows(r0);
+  let cols = b_cols(c0);
+  // acc[j][i] = C[r0 + i, c0 + j]: column j of the matrix is four rows of output column c0 + j.
+  var acc = mat4x4<f32>();
+  for (var k = 0u; k < params.K; k += 4u) {
+    // a_t = op(A)[r0.., k + t] and b_t = op(B)[k + t, c0..]; as matrices with those columns,
+    // (a_0 a_1 a_2 a_3) * transpose(b_0 b_1 b_2 b_3) is the 4x4 block of sum_t op(A) op(B).
+    let a0 = a_col(k, rows);
+    let a1 = a_col(k + 1u, rows);
+    let a2 = a_col(k + 2u, rows);
+    let a3 = a_col(k + 3u, rows);
+    let b0 = b_row(k, cols);
+    let b1 = b_row(k + 1u, cols);
+    let b2 = b_row(k + 2u, cols);
+    let b3 = b_row(k + 3u, cols);
+    acc += mat4x4<f32>(a0, a1, a2, a3) * transpose(mat4x4<f32>(b0, b1, b2, b3));
+  }
+  store_col(r0, c0, acc[0]);
+  store_col(r0, c0 + 1u, acc[1]);
+  store_col(r0, c0 + 2u, acc[2]);
+  store_col(r0, c0 + 3u, acc[3]);
+}
+
+// ---- matmul_tiled ------------------------------------------------------------------------------
+
+const TILE: u32 = 64u;   // rows and columns of C per workgroup
+const TK: u32 = 16u;     // k per stage
+
+var<workgroup> a_tile: array<array<f32, 64>, 16>;   // [TK][TILE]: a_tile[k][m] = op(A)[m0 + m, k0 + k]
+var<workgroup> b_tile: array<array<f32, 64>, 16>;   // [TK][TILE]: b_tile[k][n] = op(B)[k0 + k, n0 + n]
+
+// op(A)[m, k] or zero outside the matrix.
+fn load_a(m: u32, k: u32) -> f32 {
+  let v = a[min(m, params.M - 1u) * params.sam + min(k, params.K - 1u) * params.sak];
+  return select(0.0, v, m < params.M && k < params.K);
+}
+
+fn load_b(k: u32, n: u32) -> f32 {
+  let v = b[min(k, params.K - 1u) * params.sbk + min(n, params.N - 1u) * params.sbn];
+  return select(0.0, v, k < params.K && n < params.N);
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+                @builtin(local_invocation_index) li: u32) {
+  let m0 = wid.y * TILE;
+  let n0 = wid.x * TILE;
+  // This invocation owns rows m0 + lid.y + 16 i and columns n0 + lid.x + 16 j (i, j < 4): strided,
+  // so that neighbouring invocations read neighbouring workgroup-memory words.
+  var acc0 = vec4<f32>(0.0);   // acc_i[j]
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
+  for (var k0 = 0u; k0 < params.K; k0 += TK) {
+    // 256 invocations stage 16x64 values of each operand, 4 each. Neighbouring invocations read
+    // neighbouring addresses: they walk k when k is the operand's contiguous dimension.
+    for (var t = 0u; t < 4u; t++) {
+      let e = li + 256u * t;           // 0..1023
+      let ka = select(e / TILE, e % TK, params.sak == 1u);
+      let ma = select(e % TILE, e / TK, params.sak == 1u);
+      a_tile[ka][ma] = load_a(m0 + ma, k0 + ka);
+      let kb = select(e / TILE, e % TK, params.sbn != 1u);
+      let nb = select(e % TILE, e / TK, params.sbn != 1u);
+      b_tile[kb][nb] = load_b(k0 + kb, n0 + nb);
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < TK; kk++) {
+      let bv = vec4<f32>(b_tile[kk][lid.x], b_tile[kk][lid.x + 16u], b_tile[kk][lid.x + 32u], b_tile[kk][lid.x + 48u]);
+      acc0 += a_tile[kk][lid.y] * bv;
+      acc1 += a_tile[kk][lid.y + 16u] * bv;
+      acc2 += a_tile[kk][lid.y + 32u] * bv;
+      acc3 += a_tile[kk][lid.y + 48u] * bv;
+    }
+    workgroupBarrier();
+  }
+  let rows = vec4<u32>(m0 + lid.y) + vec4<u32>(0u, 16u, 32u, 48u);
+  let cols = vec4<u32>(n0 + lid.x) + vec4<u32>(0u, 16u, 32u, 48u);
+  store_row(rows.x, cols, acc0);
+  store_row(rows.y, cols, acc1);
+  store_row(rows.z, cols, acc2);
+  store_row(rows.w, cols, acc3);
+}

@@ -1,0 +1,214 @@
+// Matmul kernels with fused bias and activation (shaders/matmul.wgsl, shaders/matmul_quad.wgsl) and
+// the bias gradient (shaders/bias_grad.wgsl): shape checks, per-adapter variant selection through
+// the tuner, and validated dispatches built once and replayed.
+import { grid1d, type Dispatch, type Engine } from '../gpu/engine.ts';
+import { shapeStr, type Tensor } from '../gpu/tensor.ts';
+import { Rng } from '../util/random.ts';
+import type { Activation } from './activation.ts';
+import { timeDispatch, tunedChoice } from './tune.ts';
+
+export interface MatmulOptions {
+  /** A is stored [K, M] and used transposed. */
+  transA?: boolean;
+  /** B is stored [N, K] and used transposed (Dense forward: y = x·Wᵀ, W stored [out, in]). */
+  transB?: boolean;
+  /** [N], added to every row (fused). */
+  bias?: Tensor;
+  /** Fused after the bias, with the formulas of shaders/activation.wgsl. */
+  activation?: Activation;
+  /** LeakyReLU slope, default 0.01. */
+  alpha?: number;
+  /** Force a variant by name (tests use it); default: the tuned choice for this adapter and shape. */
+  variant?: string;
+}
+
+interface Variant {
+  family: 'matmul' | 'matmul_quad';
+  entry: string;
+  needsSubgroups: boolean;
+  workgroups(M: number, N: number): [number, number, number];
+}
+
+/** Invocations per workgroup of the quad kernels (a multiple of 4). */
+const QUAD_WG = 64;
+
+const VARIANTS: Record<string, Variant> = {
+  // 4x4 of C per invocation from registers, no workgroup memory: the portable CPU-friendly kernel.
+  blocked: { family: 'matmul', entry: 'matmul_blocked', needsSubgroups: false, workgroups: (M, N) => [Math.ceil(N / 32), Math.ceil(M / 32), 1] },
+  // 64x64 tiles through workgroup memory: what GPUs want.
+  tiled: { family: 'matmul', entry: 'matmul_tiled', needsSubgroups: false, workgroups: (M, N) => [Math.ceil(N / 64), Math.ceil(M / 64), 1] },
+  // Quads share operand loads through quadBroadcast: fastest on SwiftShader.
+  quad32x8: { family: 'matmul_quad', entry: 'matmul_quad32x8', needsSubgroups: true, workgroups: (M, N) => grid1d(Math.ceil(M / 32) * Math.ceil(N / 32) * 4, QUAD_WG) },
+  quad16x8: { family: 'matmul_quad', entry: 'matmul_quad16x8', needsSubgroups: true, workgroups: (M, N) => grid1d(Math.ceil(M / 16) * Math.ceil(N / 32) * 4, QUAD_WG) },
+};
+
+/** Names of all variants, for tests and benchmarks. */
+export const MATMUL_VARIANTS: readonly string[] = Object.keys(VARIANTS);
+
+const ACT_IDS: Record<Activation, number> = { relu: 1, leaky_relu: 2, sigmoid: 3, tanh: 4, gelu: 5 };
+
+/** The variants this engine's adapter can run. */
+export function matmulVariantsFor(e: Engine): string[] {
+  const subgroups = e.adapter.features.includes('subgroups');
+  return MATMUL_VARIANTS.filter((v) => subgroups || !VARIANTS[v].needsSubgroups);
+}
+
+/**
+ * The choice without measuring: on a software adapter the register-blocked kernels (quad ones when
+ * the adapter has subgroups, the smaller tile for small outputs), on hardware the tiled kernel.
+ */
+export function defaultMatmulVariant(e: Engine, M: number, N: number): string {
+  if (!e.adapter.isSoftware) return 'tiled';
+  if (!e.adapter.features.includes('subgroups')) return 'blocked';
+  return M * N >= 64 * 64 ? 'quad32x8' : 'quad16x8';
+}
+
+function rows2d(t: Tensor, what: string): [number, number] {
+  if (t.shape.length !== 2) {
+    throw new Error(`Kernel matmul: ${what} "${t.label}" ${shapeStr(t.shape)} is ${t.shape.length}-D; matmul takes 2-D tensors [rows, cols].`);
+  }
+  return [t.shape[0], t.shape[1]];
+}
+
+/**
+ * M, N, K of C = op(A)·op(B), checking that the operands agree and (when given) that C is [M, N].
+ * Errors name the kernel and the tensors' labels and shapes.
+ */
+export function matmulShape(a: Tensor, b: Tensor, c: Tensor | null, opts: Pick<MatmulOptions, 'transA' | 'transB'> = {}): { M: number; N: number; K: number } {
+  const [ar, ac] = rows2d(a, 'A');
+  const [br, bc] = rows2d(b, 'B');
+  const [M, K] = opts.transA ? [ac, ar] : [ar, ac];
+  const [K2, N] = opts.transB ? [bc, br] : [br, bc];
+  const desc = `"${a.label}" ${shapeStr(a.shape)}${opts.transA ? 'ᵀ' : ''} · "${b.label}" ${shapeStr(b.shape)}${opts.transB ? 'ᵀ' : ''}`;
+  if (K !== K2) throw new Error(`Kernel matmul: inner dimensions differ (${K} and ${K2}) in ${desc}.`);
+  if (c) {
+    const [cr, cc] = rows2d(c, 'C');
+    if (cr !== M || cc !== N) throw new Error(`Kernel matmul: output "${c.label}" ${shapeStr(c.shape)} must be [${M}, ${N}] for ${desc}.`);
+  }
+  return { M, N, K };
+}
+
+const noBias = new WeakMap<Engine, Tensor>();
+
+function placeholderBias(e: Engine): Tensor {
+  let t = noBias.get(e);
+  if (!t || t.disposed) noBias.set(e, (t = e.zeros([4], 'matmul:no-bias')));
+  return t;
+}
+
+/** C[M,N] = act(op(A)·op(B) + bias). A: [M,K] or [K,M] (transA); B: [K,N] or [N,K] (transB). 2-D tensors only. */
+export async function matmul(e: Engine, a: Tensor, b: Tensor, c: Tensor, opts: MatmulOptions = {}): Promise<Dispatch> {
+  const { M, N, K } = matmulShape(a, b, c, opts);
+  if (opts.bias && (opts.bias.shape.length !== 1 || opts.bias.shape[0] !== N)) {
+    throw new Error(`Kernel matmul: bias "${opts.bias.label}" ${shapeStr(opts.bias.shape)} must be [${N}] for output "${c.label}" ${shapeStr(c.shape)}.`);
+  }
+  if (opts.activation && !(opts.activation in ACT_IDS)) {
+    throw new Error(`Kernel matmul: unknown activation "${opts.activation}" (have: ${Object.keys(ACT_IDS).join(', ')}).`);
+  }
+  const variant = opts.variant ?? (await chooseMatmulVariant(e, M, N, K, opts));
+  return matmulDispatch(e, variant, a, b, c, { M, N, K }, opts);
+}
+
+async function matmulDispatch(e: Engine, variant: string, a: Tensor, b: Tensor, c: Tensor, size: { M: number; N: number; K: number }, opts: MatmulOptions): Promise<Dispatch> {
+  const v = VARIANTS[variant];
+  if (!v) throw new Error(`Kernel matmul: no variant "${variant}" (have: ${MATMUL_VARIANTS.join(', ')}).`);
+  if (v.needsSubgroups && !e.adapter.features.includes('subgroups')) {
+    throw new Error(`Kernel matmul: variant "${variant}" needs the 'subgroups' feature, which adapter "${e.adapter.name}" does not offer.`);
+  }
+  const { M, N, K } = size;
+  const constants: Record<string, number> = { HAS_BIAS: opts.bias ? 1 : 0, ACT: opts.activation ? ACT_IDS[opts.activation] : 0 };
+  if (v.family === 'matmul_quad') constants.WG = QUAD_WG;
+  const k = await e.kernel(v.family, v.entry, constants);
+  const params = {
+    M,
+    N,
+    K,
+    // op(A)[m, k] = a[m * sam + k * sak]; op(B)[k, n] = b[k * sbk + n * sbn]
+    sam: opts.transA ? 1 : K,
+    sak: opts.transA ? M : 1,
+    sbk: opts.transB ? 1 : N,
+    sbn: opts.transB ? K : 1,
+    alpha: opts.alpha ?? 0.01,
+  };
+  return e.dispatch(k, { a, b, c, bias: opts.bias ?? placeholderBias(e) }, v.workgroups(M, N), params);
+}
+
+/** Shape class for tuning: log2 buckets of M, N, K and the transposes. */
+export function matmulShapeClass(M: number, N: number, K: number, transA = false, transB = false): string {
+  const l = (x: number) => Math.ceil(Math.log2(x));
+  return `m${l(M)}.n${l(N)}.k${l(K)}.${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`;
+}
+
+/** Multiply-adds of one tuning run at most; K is cut (to no less than 16) to stay under it. */
+const TUNE_MACS = 1 << 24;
+
+/** The variant the tuner picks for this adapter and shape (measured once per shape class). */
+export async function chooseMatmulVariant(e: Engine, M: number, N: number, K: number, opts: Pick<MatmulOptions, 'transA' | 'transB'> = {}): Promise<string> {
+  const heuristic = defaultMatmulVariant(e, M, N);
+  const candidates = [heuristic, ...matmulVariantsFor(e).filter((v) => v !== heuristic)];
+  const Kt = Math.min(K, Math.max(16, Math.floor(TUNE_MACS / (M * N))));
+  // Tuning operands, made at the first measurement (none when the choice is remembered).
+  const held: { inputs?: { a: Tensor; b: Tensor; c: Tensor; ad: Float32Array; bd: Float32Array } } = {};
+  try {
+    return await tunedChoice(e, {
+      family: 'matmul',
+      shapeClass: matmulShapeClass(M, N, K, opts.transA, opts.transB),
+      candidates,
+      heuristic,
+      measure: async (variant, best) => {
+        if (!held.inputs) {
+          const rng = new Rng(1234);
+          const ad = Float32Array.from({ length: M * Kt }, () => rng.uniform(-1, 1));
+          const bd = Float32Array.from({ length: Kt * N }, () => rng.uniform(-1, 1));
+          held.inputs = {
+            a: e.tensor(opts.transA ? [Kt, M] : [M, Kt], ad, 'tune:a'),
+            b: e.tensor(opts.transB ? [N, Kt] : [Kt, N], bd, 'tune:b'),
+            c: e.tensor([M, N], undefined, 'tune:c'),
+            ad,
+            bd,
+          };
+        }
+        const { a, b, c, ad, bd } = held.inputs;
+        const d = await matmulDispatch(e, variant, a, b, c, { M, N, K: Kt }, opts);
+        try {
+          const s = await timeDispatch(e, d, { giveUpAfter: 4 * best });
+          checkSample(variant, await c.read(), ad, bd, M, N, Kt, opts);
+          return s;
+        } finally {
+          d.dispose();
+        }
+      },
+    });
+  } finally {
+    if (held.inputs) for (const t of [held.inputs.a, held.inputs.b, held.inputs.c]) t.dispose();
+  }
+}
+
+/** A variant must compute the product before it can win: check a few entries against the CPU. */
+function checkSample(variant: string, got: Float32Array, a: Float32Array, b: Float32Array, M: number, N: number, K: number, opts: Pick<MatmulOptions, 'transA' | 'transB'>): void {
+  const rng = new Rng(99);
+  for (let s = 0; s < 16; s++) {
+    const m = rng.int(M);
+    const n = rng.int(N);
+    let want = 0;
+    for (let k = 0; k < K; k++) want += (opts.transA ? a[k * M + m] : a[m * K + k]) * (opts.transB ? b[n * K + k] : b[k * N + n]);
+    if (!(Math.abs(got[m * N + n] - want) <= 1e-3 * Math.sqrt(K) + 1e-3 * Math.abs(want))) {
+      throw new Error(`variant ${variant} computed C[${m}, ${n}] = ${got[m * N + n]}, expected ${want}`);
+    }
+  }
+}
+
+const BIAS_GRAD_WG = 64;
+
+/** db[N] = column sums of dy[M,N] (the bias gradient). Deterministic (no float atomics). */
+export async function biasGrad(e: Engine, dy: Tensor, db: Tensor): Promise<Dispatch> {
+  const k = await e.kernel('bias_grad', 'bias_grad', { WG: BIAS_GRAD_WG });
+  if (dy.shape.length !== 2) {
+    throw new Error(`Kernel ${k.name}: dy "${dy.label}" ${shapeStr(dy.shape)} must be 2-D [M, N] (db "${db.label}" ${shapeStr(db.shape)}).`);
+  }
+  const [M, N] = dy.shape;
+  if (db.shape.length !== 1 || db.shape[0] !== N) {
+    throw new Error(`Kernel ${k.name}: db "${db.label}" ${shapeStr(db.shape)} must be [${N}] for dy "${dy.label}" ${shapeStr(dy.shape)}.`);
+  }
+  return e.dispatch(k, { dy, db }, grid1d(N, BIAS_GRAD_WG), { M, N });
+}

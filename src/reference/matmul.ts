@@ -1,0 +1,77 @@
+// CPU reference for the matmul family (shaders/matmul.wgsl, shaders/matmul_quad.wgsl) and the bias
+// gradient (shaders/bias_grad.wgsl): plain loops with float64 accumulation, the same names and
+// argument order as src/kernels/matmul.ts (minus the engine, plus the sizes M, N, K).
+import type { Activation } from '../kernels/activation.ts';
+import { activate } from './activation.ts';
+
+export interface MatmulOptions {
+  /** A is stored [K, M] and used transposed. */
+  transA?: boolean;
+  /** B is stored [N, K] and used transposed. */
+  transB?: boolean;
+  /** [N], added to every row before the activation. */
+  bias?: ArrayLike<number>;
+  activation?: Activation;
+  /** LeakyReLU slope, default 0.01. */
+  alpha?: number;
+}
+
+/**
+ * C[M, N] = act(op(A) · op(B) + bias), with op(A) = A [M, K] or Aᵀ for A stored [K, M] (transA),
+ * and op(B) = B [K, N] or Bᵀ for B stored [N, K] (transB).
+ */
+export function matmul(a: ArrayLike<number>, b: ArrayLike<number>, c: Float32Array | Float64Array, M: number, N: number, K: number, opts: MatmulOptions = {}): void {
+  const { transA = false, transB = false, bias, activation, alpha = 0.01 } = opts;
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) {
+        const av = transA ? a[k * M + m] : a[m * K + k];
+        const bv = transB ? b[n * K + k] : b[k * N + n];
+        s += av * bv;
+      }
+      if (bias) s += bias[n];
+      c[m * N + n] = activation ? activate(activation, s, alpha) : s;
+    }
+  }
+}
+
+/** db[N] = column sums of dy[M, N]: the gradient of a bias added to every row. */
+export function biasGrad(dy: ArrayLike<number>, db: Float32Array | Float64Array, M: number, N: number): void {
+  for (let n = 0; n < N; n++) {
+    let s = 0;
+    for (let m = 0; m < M; m++) s += dy[m * N + n];
+    db[n] = s;
+  }
+}
+
+/**
+ * Gradients of C = op(A) · op(B) + bias (no activation: that is the activation kernel's backward),
+ * given dC [M, N], written into da (A's stored shape), db (B's stored shape) and dbias [N]:
+ *
+ *   d op(A) = dC · op(B)ᵀ      d op(B) = op(A)ᵀ · dC      dbias = column sums of dC
+ *
+ * Each is the same matmul with transposes, which is how layers call the GPU kernels; e.g. the
+ * Dense layer's y = x·Wᵀ + b (W stored [out, in], transB) gives dx = dy·W and dW = dyᵀ·x.
+ */
+export function matmulBackward(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  dc: ArrayLike<number>,
+  da: Float32Array | Float64Array,
+  db: Float32Array | Float64Array,
+  dbias: Float32Array | Float64Array | null,
+  M: number,
+  N: number,
+  K: number,
+  opts: { transA?: boolean; transB?: boolean } = {},
+): void {
+  const { transA = false, transB = false } = opts;
+  // op(A) is [M, K]. Stored [M, K]: dA = dC · op(B)ᵀ. Stored [K, M]: dA = (dC · op(B)ᵀ)ᵀ = op(B) · dCᵀ.
+  if (!transA) matmul(dc, b, da, M, K, N, { transB: !transB });
+  else matmul(b, dc, da, K, M, N, { transA: transB, transB: true });
+  // op(B) is [K, N]. Stored [K, N]: dB = op(A)ᵀ · dC. Stored [N, K]: dB = dCᵀ · op(A).
+  if (!transB) matmul(a, dc, db, K, N, M, { transA: !transA });
+  else matmul(dc, a, db, N, K, M, { transA: true, transB: transA });
+  if (dbias) biasGrad(dc, dbias, M, N);
+}
