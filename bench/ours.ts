@@ -58,7 +58,7 @@ async function timeMatmul(e: Engine, mm: MatmulModule, s: MatmulShape, opts: Chi
   const a = e.tensor(aShape, uniform(aShape[0] * aShape[1], 1), 'a');
   const b = e.tensor(bShape, uniform(bShape[0] * bShape[1], 2), 'b');
   const c = e.tensor([s.M, s.N], undefined, 'c');
-  const d = await mm.matmul(e, a, b, c, { transA: s.transA, transB: s.transB, ...(variant ? { variant } : {}) } as Parameters<MatmulModule['matmul']>[4]);
+  const d = await mm.matmul(e, a, b, c, { transA: s.transA, transB: s.transB, variant });
   try {
     const t = await timeCalls(async (calls) => {
       for (let i = 0; i < calls; i++) e.run(d);
@@ -95,9 +95,10 @@ async function benchMatmuls(opts: ChildOptions): Promise<void> {
         const { t, kernelMs } = await timeMatmul(e, mm, s, opts);
         const extra: Record<string, unknown> = { shape: describeShape(s), ms: sig(t.ms), calls: t.calls, reps: t.reps };
         if (kernelMs !== undefined) Object.assign(extra, { kernelMs: sig(kernelMs), kernelGflops: sig(gflops(flops, kernelMs)) });
-        if (opts.variants && 'MATMUL_VARIANTS' in mm) {
+        extra.variant = await mm.chooseMatmulVariant(e, s.M, s.N, s.K, s);
+        if (opts.variants) {
           const variants: Record<string, number | string> = {};
-          for (const v of Object.keys(mm.MATMUL_VARIANTS as Record<string, unknown>)) {
+          for (const v of mm.matmulVariantsFor(e)) {
             try {
               variants[v] = sig(gflops(flops, (await timeMatmul(e, mm, s, opts, v)).t.ms));
             } catch (err) {
