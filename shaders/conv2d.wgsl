@@ -5,25 +5,29 @@
 //   y[b, oc, oh, ow] = bias[oc] + sum_{ic, kh, kw} w[oc, ic, kh, kw] * x[b, ic, oh*SH - PH + kh, ow*SW - PW + kw]
 //
 // Entries and bindings (params is the struct below; every other binding is array<f32>):
-//   conv2d_forward                 x, w, y            [optionally ReLU with params.relu = 1]
+//   conv2d_forward                 x, w, y            (ReLU'd when params.relu = 1)
 //   conv2d_forward_bias            x, w, bias [OC], y
 //   conv2d_backward_input          dy [B, OC, OH, OW], w, dx [B, IC, H, W]   (gather form)
 //   conv2d_backward_weight         x, dy, dw [OC, IC, KH, KW]
 //   conv2d_backward_weight_bias    x, dy, dw, db [OC]
 //
-// Dispatch geometry:
-//   forward: one invocation per register block of 4 output channels x 4 adjacent output columns
-//     (a mat4x4 of accumulators). Blocks are numbered with the column block fastest, then oh, then
-//     the channel block, then b: B * ceil(OC/4) * OH * ceil(OW/4) invocations, WG per workgroup,
-//     1-D grid split over x and y (grid1d).
-//   backward_input: the same with input channels and input columns: B * ceil(IC/4) * H * ceil(W/4)
-//     invocations; each dx element is written by exactly one invocation (no atomics).
-//   backward_weight: dw viewed as a matrix [OC, IC*KH*KW] is cut into 4x4 blocks, one workgroup of
-//     RW invocations per block (ceil(OC/4) * ceil(IC*KH*KW/4) workgroups, grid1d in workgroups).
-//     The invocations split the B*OH rows of the sum, then a fixed-order tree in workgroup memory
-//     adds their partial blocks: deterministic. db rides along in the blocks of column 0.
-// Edge blocks (OC, IC, OW, W not multiples of 4) read clamped in-range addresses, mask them to
-// zero and skip their writes.
+// Dispatch geometry. Every invocation accumulates an 8x8 register block (four mat4x4): on a CPU
+// adapter each storage load is a per-lane gather, so the loads per multiply-add (1/8 + 1/8 here)
+// set the speed.
+//   forward: one invocation per block of 8 output channels x 8 adjacent output columns of one
+//     output row. Blocks are numbered column block fastest, then oh, then channel block, then b:
+//     B * ceil(OC/8) * OH * ceil(OW/8) invocations, WG per workgroup, 1-D grid split over x and y
+//     (grid1d).
+//   backward_input: the same over input channels and input columns, B * ceil(IC/8) * H * ceil(W/8)
+//     invocations; each dx element is summed by exactly one invocation (no atomics).
+//   backward_weight: dw viewed as a matrix [OC, IC*KH*KW] is cut into 8x8 blocks, one workgroup of
+//     RW invocations per block (ceil(OC/8) * ceil(IC*KH*KW/8) workgroups, grid1d in workgroups).
+//     The invocations split the OH*OW output positions round-robin (each sums its positions over
+//     the batch), then a fixed-order tree in workgroup memory adds their partial blocks:
+//     deterministic. db rides along in the blocks
+//     whose first column is 0.
+// Edge blocks (channels or columns not multiples of 8) read clamped in-range addresses, select
+// zero for them and skip their writes.
 
 struct Params {
   batch: u32,
@@ -55,6 +59,9 @@ struct Params {
 override WG: u32 = 64;
 // Invocations per workgroup of the weight-gradient kernels (a power of two for the tree).
 const RW: u32 = 64u;
+// Block edge: channels and columns per register block.
+const BS: u32 = 8u;
+const LANE = vec4<u32>(0u, 1u, 2u, 3u);
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return gid.x + gid.y * nwg.x * WG;
@@ -64,7 +71,25 @@ fn ceil_div(a: u32, b: u32) -> u32 {
   return (a + b - 1u) / b;
 }
 
-// Where one register block sits: batch, first channel, row, first column.
+// a (as a column) times b (as a row): column j is a * b[j].
+fn outer(a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
+  return mat4x4<f32>(a * b.x, a * b.y, a * b.z, a * b.w);
+}
+
+fn load_x(i: vec4<u32>) -> vec4<f32> { return vec4<f32>(x[i.x], x[i.y], x[i.z], x[i.w]); }
+fn load_w(i: vec4<u32>) -> vec4<f32> { return vec4<f32>(w[i.x], w[i.y], w[i.z], w[i.w]); }
+fn load_dy(i: vec4<u32>) -> vec4<f32> { return vec4<f32>(dy[i.x], dy[i.y], dy[i.z], dy[i.w]); }
+
+// An 8x8 block of sums: rows are 8 channels (lo: first 4, hi: last 4), columns are 8 positions
+// (a: first 4, b: last 4); in each mat4x4, column j holds position j, component q channel q.
+struct Acc {
+  la: mat4x4<f32>,
+  ha: mat4x4<f32>,
+  lb: mat4x4<f32>,
+  hb: mat4x4<f32>,
+}
+
+// Where one output block sits: batch, first channel, row, first column.
 struct Block {
   valid: bool,
   b: u32,
@@ -74,219 +99,272 @@ struct Block {
 }
 
 fn block_of(id: u32, channels: u32, rows: u32, cols: u32) -> Block {
-  let ncb = ceil_div(cols, 4u);
-  let nchb = ceil_div(channels, 4u);
+  let ncb = ceil_div(cols, BS);
+  let nchb = ceil_div(channels, BS);
   var blk: Block;
-  blk.col0 = (id % ncb) * 4u;
+  blk.col0 = (id % ncb) * BS;
   var t = id / ncb;
   blk.row = t % rows;
   t = t / rows;
-  blk.c0 = (t % nchb) * 4u;
+  blk.c0 = (t % nchb) * BS;
   blk.b = t / nchb;
   blk.valid = blk.b < params.batch;
   return blk;
 }
 
+// The 4 channels c0.. clamped to the last one (clamped rows are computed and never written).
+fn clamp_channels(c0: u32, channels: u32) -> vec4<u32> {
+  return min(vec4<u32>(c0) + LANE, vec4<u32>(channels - 1u));
+}
+
 // ---- forward -----------------------------------------------------------------------------------
 
-// Column j of the result holds output column ow0 + j for the 4 output channels oc0 .. oc0+3.
-fn forward_block(blk: Block) -> mat4x4<f32> {
+fn forward_block(blk: Block) -> Acc {
   let p = params;
   let khkw = p.k_h * p.k_w;
   let hw = p.in_h * p.in_w;
-  // Weight rows of the four channels (clamped: rows past OC are computed and never written).
-  let wrow = vec4<u32>(
-    min(blk.c0, p.out_c - 1u),
-    min(blk.c0 + 1u, p.out_c - 1u),
-    min(blk.c0 + 2u, p.out_c - 1u),
-    min(blk.c0 + 3u, p.out_c - 1u),
-  ) * (p.in_c * khkw);
-  let xb = blk.b * p.in_c * hw;
-  let iw_first = vec4<i32>(i32(blk.col0 * p.stride_w) - i32(p.pad_w)) + vec4<i32>(0, 1, 2, 3) * i32(p.stride_w);
-  var a0 = vec4<f32>(0.0);
-  var a1 = vec4<f32>(0.0);
-  var a2 = vec4<f32>(0.0);
-  var a3 = vec4<f32>(0.0);
+  let w_lo = clamp_channels(blk.c0, p.out_c) * (p.in_c * khkw);
+  let w_hi = clamp_channels(blk.c0 + 4u, p.out_c) * (p.in_c * khkw);
+  let x_b = blk.b * p.in_c * hw;
+  let sw = i32(p.stride_w);
+  let iw_a = vec4<i32>(i32(blk.col0) * sw - i32(p.pad_w)) + vec4<i32>(LANE) * sw;
+  let iw_b = iw_a + vec4<i32>(4 * sw);
+  let w_last = vec4<i32>(i32(p.in_w) - 1);
+  var acc: Acc;
   for (var kh = 0u; kh < p.k_h; kh++) {
     let ih = i32(blk.row * p.stride_h + kh) - i32(p.pad_h);
     if (ih < 0 || ih >= i32(p.in_h)) { continue; }
-    let xrow = xb + u32(ih) * p.in_w;
+    let x_row = vec4<u32>(x_b + u32(ih) * p.in_w);
     for (var kw = 0u; kw < p.k_w; kw++) {
-      let iw = iw_first + vec4<i32>(i32(kw));
-      let m = select(vec4<f32>(0.0), vec4<f32>(1.0), (iw >= vec4<i32>(0)) & (iw < vec4<i32>(i32(p.in_w))));
-      let xi = vec4<u32>(xrow) + vec4<u32>(clamp(iw, vec4<i32>(0), vec4<i32>(i32(p.in_w) - 1)));
-      var wi = wrow + vec4<u32>(kh * p.k_w + kw);
-      var xo = 0u;
+      let ca = iw_a + vec4<i32>(i32(kw));
+      let cb = iw_b + vec4<i32>(i32(kw));
+      let ok_a = (ca >= vec4<i32>(0)) & (ca <= w_last);
+      let ok_b = (cb >= vec4<i32>(0)) & (cb <= w_last);
+      var xa = x_row + vec4<u32>(clamp(ca, vec4<i32>(0), w_last));
+      var xb = x_row + vec4<u32>(clamp(cb, vec4<i32>(0), w_last));
+      let tap = vec4<u32>(kh * p.k_w + kw);
+      var wa = w_lo + tap;
+      var wb = w_hi + tap;
       for (var ic = 0u; ic < p.in_c; ic++) {
-        let xv = vec4<f32>(x[xi.x + xo], x[xi.y + xo], x[xi.z + xo], x[xi.w + xo]) * m;
-        let wv = vec4<f32>(w[wi.x], w[wi.y], w[wi.z], w[wi.w]);
-        a0 += wv * xv.x;
-        a1 += wv * xv.y;
-        a2 += wv * xv.z;
-        a3 += wv * xv.w;
-        xo += hw;
-        wi += vec4<u32>(khkw);
+        let va = select(vec4<f32>(0.0), load_x(xa), ok_a);
+        let vb = select(vec4<f32>(0.0), load_x(xb), ok_b);
+        let w0 = load_w(wa);
+        let w1 = load_w(wb);
+        acc.la += outer(w0, va);
+        acc.ha += outer(w1, va);
+        acc.lb += outer(w0, vb);
+        acc.hb += outer(w1, vb);
+        xa += vec4<u32>(hw);
+        xb += vec4<u32>(hw);
+        wa += vec4<u32>(khkw);
+        wb += vec4<u32>(khkw);
       }
     }
   }
-  return mat4x4<f32>(a0, a1, a2, a3);
+  return acc;
 }
 
-fn write_forward(blk: Block, acc: mat4x4<f32>, bias4: vec4<f32>) {
+// y[b, c0 + q, row, col0 + j] = m[j][q] + bias4[q] (ReLU'd when asked), inside the tensor only.
+fn write_y(b: u32, c0: u32, row: u32, col0: u32, m: mat4x4<f32>, bias4: vec4<f32>) {
   let p = params;
   for (var q = 0u; q < 4u; q++) {
-    let oc = blk.c0 + q;
+    let oc = c0 + q;
     if (oc >= p.out_c) { break; }
-    let base = ((blk.b * p.out_c + oc) * p.out_h + blk.row) * p.out_w;
+    let base = ((b * p.out_c + oc) * p.out_h + row) * p.out_w;
     for (var j = 0u; j < 4u; j++) {
-      let ow = blk.col0 + j;
+      let ow = col0 + j;
       if (ow >= p.out_w) { break; }
-      var v = acc[j][q] + bias4[q];
+      var v = m[j][q] + bias4[q];
       if (p.relu != 0u) { v = max(v, 0.0); }
       y[base + ow] = v;
     }
   }
 }
 
+fn write_forward(blk: Block, acc: Acc, bias_lo: vec4<f32>, bias_hi: vec4<f32>) {
+  write_y(blk.b, blk.c0, blk.row, blk.col0, acc.la, bias_lo);
+  write_y(blk.b, blk.c0 + 4u, blk.row, blk.col0, acc.ha, bias_hi);
+  write_y(blk.b, blk.c0, blk.row, blk.col0 + 4u, acc.lb, bias_lo);
+  write_y(blk.b, blk.c0 + 4u, blk.row, blk.col0 + 4u, acc.hb, bias_hi);
+}
+
 @compute @workgroup_size(WG)
 fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let blk = block_of(linear_id(gid, nwg), params.out_c, params.out_h, params.out_w);
   if (!blk.valid) { return; }
-  write_forward(blk, forward_block(blk), vec4<f32>(0.0));
+  write_forward(blk, forward_block(blk), vec4<f32>(0.0), vec4<f32>(0.0));
 }
 
 @compute @workgroup_size(WG)
 fn conv2d_forward_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let blk = block_of(linear_id(gid, nwg), params.out_c, params.out_h, params.out_w);
   if (!blk.valid) { return; }
-  let last = params.out_c - 1u;
-  let b4 = vec4<f32>(bias[min(blk.c0, last)], bias[min(blk.c0 + 1u, last)], bias[min(blk.c0 + 2u, last)], bias[min(blk.c0 + 3u, last)]);
-  write_forward(blk, forward_block(blk), b4);
+  let lo = clamp_channels(blk.c0, params.out_c);
+  let hi = clamp_channels(blk.c0 + 4u, params.out_c);
+  let bias_lo = vec4<f32>(bias[lo.x], bias[lo.y], bias[lo.z], bias[lo.w]);
+  let bias_hi = vec4<f32>(bias[hi.x], bias[hi.y], bias[hi.z], bias[hi.w]);
+  write_forward(blk, forward_block(blk), bias_lo, bias_hi);
 }
 
 // ---- gradient of the input ---------------------------------------------------------------------
 
 // dx[b, ic, ih, iw] = sum over (oc, kh, kw) with oh*SH - PH + kh = ih and ow*SW - PW + kw = iw of
-// dy[b, oc, oh, ow] * w[oc, ic, kh, kw]. Column j of the result is input column iw0 + j for the
-// input channels ic0 .. ic0+3.
-fn backward_input_block(blk: Block) -> mat4x4<f32> {
+// dy[b, oc, oh, ow] * w[oc, ic, kh, kw]: the block's channels are input channels, its columns input
+// columns. A (kh, kw) tap contributes to a column only where the stride divides evenly.
+fn backward_input_block(blk: Block) -> Acc {
   let p = params;
   let khkw = p.k_h * p.k_w;
   let plane = p.out_h * p.out_w;
-  let wrow = vec4<u32>(
-    min(blk.c0, p.in_c - 1u),
-    min(blk.c0 + 1u, p.in_c - 1u),
-    min(blk.c0 + 2u, p.in_c - 1u),
-    min(blk.c0 + 3u, p.in_c - 1u),
-  ) * khkw;
+  let w_lo = clamp_channels(blk.c0, p.in_c) * khkw;
+  let w_hi = clamp_channels(blk.c0 + 4u, p.in_c) * khkw;
   let oc_stride = p.in_c * khkw;
-  let dyb = blk.b * p.out_c * plane;
-  let sw = i32(p.stride_w);
-  let ow_first = vec4<i32>(i32(blk.col0 + p.pad_w)) + vec4<i32>(0, 1, 2, 3);
-  var a0 = vec4<f32>(0.0);
-  var a1 = vec4<f32>(0.0);
-  var a2 = vec4<f32>(0.0);
-  var a3 = vec4<f32>(0.0);
+  let dy_b = blk.b * p.out_c * plane;
+  let sw = vec4<i32>(i32(p.stride_w));
+  let ow_last = vec4<i32>(i32(p.out_w) - 1);
+  let col_a = vec4<i32>(i32(blk.col0 + p.pad_w)) + vec4<i32>(LANE);
+  let col_b = col_a + vec4<i32>(4);
+  var acc: Acc;
   for (var kh = 0u; kh < p.k_h; kh++) {
     let ohn = i32(blk.row + p.pad_h) - i32(kh);
     if (ohn < 0 || ohn % i32(p.stride_h) != 0) { continue; }
     let oh = u32(ohn) / p.stride_h;
     if (oh >= p.out_h) { continue; }
-    let dyrow = dyb + oh * p.out_w;
+    let dy_row = vec4<u32>(dy_b + oh * p.out_w);
     for (var kw = 0u; kw < p.k_w; kw++) {
-      let own = ow_first - vec4<i32>(i32(kw));
-      let ow = own / vec4<i32>(sw);
-      let ok = (own >= vec4<i32>(0)) & (own % vec4<i32>(sw) == vec4<i32>(0)) & (ow < vec4<i32>(i32(p.out_w)));
-      if (!any(ok)) { continue; }
-      let m = select(vec4<f32>(0.0), vec4<f32>(1.0), ok);
-      let di = vec4<u32>(dyrow) + vec4<u32>(clamp(ow, vec4<i32>(0), vec4<i32>(i32(p.out_w) - 1)));
-      var wi = wrow + vec4<u32>(kh * p.k_w + kw);
-      var o = 0u;
+      let na = col_a - vec4<i32>(i32(kw));
+      let nb = col_b - vec4<i32>(i32(kw));
+      let ow_a = na / sw;
+      let ow_b = nb / sw;
+      let ok_a = (na >= vec4<i32>(0)) & (na % sw == vec4<i32>(0)) & (ow_a <= ow_last);
+      let ok_b = (nb >= vec4<i32>(0)) & (nb % sw == vec4<i32>(0)) & (ow_b <= ow_last);
+      if (!any(ok_a) && !any(ok_b)) { continue; }
+      var da = dy_row + vec4<u32>(clamp(ow_a, vec4<i32>(0), ow_last));
+      var dbb = dy_row + vec4<u32>(clamp(ow_b, vec4<i32>(0), ow_last));
+      let tap = vec4<u32>(kh * p.k_w + kw);
+      var wa = w_lo + tap;
+      var wb = w_hi + tap;
       for (var oc = 0u; oc < p.out_c; oc++) {
-        let gv = vec4<f32>(dy[di.x + o], dy[di.y + o], dy[di.z + o], dy[di.w + o]) * m;
-        let wv = vec4<f32>(w[wi.x], w[wi.y], w[wi.z], w[wi.w]);
-        a0 += wv * gv.x;
-        a1 += wv * gv.y;
-        a2 += wv * gv.z;
-        a3 += wv * gv.w;
-        o += plane;
-        wi += vec4<u32>(oc_stride);
+        let ga = select(vec4<f32>(0.0), load_dy(da), ok_a);
+        let gb = select(vec4<f32>(0.0), load_dy(dbb), ok_b);
+        let w0 = load_w(wa);
+        let w1 = load_w(wb);
+        acc.la += outer(w0, ga);
+        acc.ha += outer(w1, ga);
+        acc.lb += outer(w0, gb);
+        acc.hb += outer(w1, gb);
+        da += vec4<u32>(plane);
+        dbb += vec4<u32>(plane);
+        wa += vec4<u32>(oc_stride);
+        wb += vec4<u32>(oc_stride);
       }
     }
   }
-  return mat4x4<f32>(a0, a1, a2, a3);
+  return acc;
+}
+
+fn write_dx(b: u32, c0: u32, row: u32, col0: u32, m: mat4x4<f32>) {
+  let p = params;
+  for (var q = 0u; q < 4u; q++) {
+    let ic = c0 + q;
+    if (ic >= p.in_c) { break; }
+    let base = ((b * p.in_c + ic) * p.in_h + row) * p.in_w;
+    for (var j = 0u; j < 4u; j++) {
+      let iw = col0 + j;
+      if (iw >= p.in_w) { break; }
+      dx[base + iw] = m[j][q];
+    }
+  }
 }
 
 @compute @workgroup_size(WG)
 fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let p = params;
-  let blk = block_of(linear_id(gid, nwg), p.in_c, p.in_h, p.in_w);
+  let blk = block_of(linear_id(gid, nwg), params.in_c, params.in_h, params.in_w);
   if (!blk.valid) { return; }
   let acc = backward_input_block(blk);
-  for (var q = 0u; q < 4u; q++) {
-    let ic = blk.c0 + q;
-    if (ic >= p.in_c) { break; }
-    let base = ((blk.b * p.in_c + ic) * p.in_h + blk.row) * p.in_w;
-    for (var j = 0u; j < 4u; j++) {
-      let iw = blk.col0 + j;
-      if (iw >= p.in_w) { break; }
-      dx[base + iw] = acc[j][q];
-    }
-  }
+  write_dx(blk.b, blk.c0, blk.row, blk.col0, acc.la);
+  write_dx(blk.b, blk.c0 + 4u, blk.row, blk.col0, acc.ha);
+  write_dx(blk.b, blk.c0, blk.row, blk.col0 + 4u, acc.lb);
+  write_dx(blk.b, blk.c0 + 4u, blk.row, blk.col0 + 4u, acc.hb);
 }
 
 // ---- gradient of the weights (and bias) --------------------------------------------------------
 
-var<workgroup> part_w: array<mat4x4<f32>, RW>;
-var<workgroup> part_b: array<vec4<f32>, RW>;
+var<workgroup> part: array<Acc, RW>;
+var<workgroup> part_lo: array<vec4<f32>, RW>;
+var<workgroup> part_hi: array<vec4<f32>, RW>;
 
-// This invocation's share of one 4x4 block of dw [OC, IC*KH*KW] (rows oc0.., columns col0..):
-// dw[oc, (ic, kh, kw)] = sum_{b, oh, ow} dy[b, oc, oh, ow] * x[b, ic, oh*SH - PH + kh, ow*SW - PW + kw].
-// Rows (b, oh) of the sum are dealt out round-robin to the RW invocations; the partial block goes
-// to part_w[lid] and the partial dy sums of the four channels to part_b[lid].
-fn backward_weight_partial(lid: u32, oc0: u32, col0: u32) {
+// The (ic, kh, kw) of 4 columns of dw viewed as [OC, IC*KH*KW], as the offsets they need.
+struct Taps {
+  // x offset of (b = 0, ic, row 0, column 0)
+  x_off: vec4<u32>,
+  kh: vec4<i32>,
+  kw: vec4<i32>,
+}
+
+fn taps_of(col0: u32) -> Taps {
   let p = params;
   let khkw = p.k_h * p.k_w;
-  let ncols = p.in_c * khkw;
-  let hw = p.in_h * p.in_w;
+  let col = min(vec4<u32>(col0) + LANE, vec4<u32>(p.in_c * khkw - 1u));
+  let r = col % vec4<u32>(khkw);
+  var t: Taps;
+  t.x_off = (col / vec4<u32>(khkw)) * (p.in_h * p.in_w);
+  t.kh = vec4<i32>(r / vec4<u32>(p.k_w)) - vec4<i32>(i32(p.pad_h));
+  t.kw = vec4<i32>(r % vec4<u32>(p.k_w)) - vec4<i32>(i32(p.pad_w));
+  return t;
+}
+
+// This invocation's share of one 8x8 block of dw [OC, IC*KH*KW] (rows oc0.., columns col0..):
+// dw[oc, (ic, kh, kw)] = sum_{b, oh, ow} dy[b, oc, oh, ow] * x[b, ic, oh*SH - PH + kh, ow*SW - PW + kw].
+// Output positions (oh, ow) are dealt out round-robin to the RW invocations; each walks the batch
+// for its positions, so the padding masks are worked out once per position, not once per term.
+// The partial block goes to part[lid] and the partial dy sums of the 8 channels to part_lo/hi[lid].
+fn backward_weight_partial(lid: u32, oc0: u32, col0: u32) {
+  let p = params;
   let plane = p.out_h * p.out_w;
-  // The (ic, kh, kw) of each column (clamped to the last column; extra columns are not written).
-  let col = min(vec4<u32>(col0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(ncols - 1u));
-  let ic = col / vec4<u32>(khkw);
-  let kh = (col % vec4<u32>(khkw)) / vec4<u32>(p.k_w);
-  let kw = col % vec4<u32>(p.k_w);
-  let ocs = min(vec4<u32>(oc0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.out_c - 1u));
-  let iw_off = vec4<i32>(kw) - vec4<i32>(i32(p.pad_w));
-  let wmax = vec4<i32>(i32(p.in_w) - 1);
-  var a0 = vec4<f32>(0.0);
-  var a1 = vec4<f32>(0.0);
-  var a2 = vec4<f32>(0.0);
-  var a3 = vec4<f32>(0.0);
-  var s = vec4<f32>(0.0);
-  let rows = p.batch * p.out_h;
-  for (var r = lid; r < rows; r += RW) {
-    let b = r / p.out_h;
-    let oh = r % p.out_h;
-    let ih = vec4<i32>(i32(oh * p.stride_h)) + vec4<i32>(kh) - vec4<i32>(i32(p.pad_h));
-    let row_ok = (ih >= vec4<i32>(0)) & (ih < vec4<i32>(i32(p.in_h)));
-    let ihc = vec4<u32>(clamp(ih, vec4<i32>(0), vec4<i32>(i32(p.in_h) - 1)));
-    let xrow = (vec4<u32>(b * p.in_c) + ic) * hw + ihc * p.in_w;
-    let drow = (vec4<u32>(b * p.out_c) + ocs) * plane + vec4<u32>(oh * p.out_w);
-    for (var ow = 0u; ow < p.out_w; ow++) {
-      let iw = vec4<i32>(i32(ow * p.stride_w)) + iw_off;
-      let ok = row_ok & (iw >= vec4<i32>(0)) & (iw <= wmax);
-      let xi = xrow + vec4<u32>(clamp(iw, vec4<i32>(0), wmax));
-      let xv = select(vec4<f32>(0.0), vec4<f32>(x[xi.x], x[xi.y], x[xi.z], x[xi.w]), ok);
-      let gv = vec4<f32>(dy[drow.x + ow], dy[drow.y + ow], dy[drow.z + ow], dy[drow.w + ow]);
-      a0 += gv * xv.x;
-      a1 += gv * xv.y;
-      a2 += gv * xv.z;
-      a3 += gv * xv.w;
-      s += gv;
+  let ta = taps_of(col0);
+  let tb = taps_of(col0 + 4u);
+  let oc_lo = clamp_channels(oc0, p.out_c) * plane;
+  let oc_hi = clamp_channels(oc0 + 4u, p.out_c) * plane;
+  let h_last = vec4<i32>(i32(p.in_h) - 1);
+  let w_last = vec4<i32>(i32(p.in_w) - 1);
+  let x_step = vec4<u32>(p.in_c * p.in_h * p.in_w);
+  let dy_step = vec4<u32>(p.out_c * plane);
+  var acc: Acc;
+  var s_lo = vec4<f32>(0.0);
+  var s_hi = vec4<f32>(0.0);
+  for (var pos = lid; pos < plane; pos += RW) {
+    let oh = vec4<i32>(i32((pos / p.out_w) * p.stride_h));
+    let ow = vec4<i32>(i32((pos % p.out_w) * p.stride_w));
+    let ih_a = oh + ta.kh;
+    let ih_b = oh + tb.kh;
+    let iw_a = ow + ta.kw;
+    let iw_b = ow + tb.kw;
+    let ok_a = (ih_a >= vec4<i32>(0)) & (ih_a <= h_last) & (iw_a >= vec4<i32>(0)) & (iw_a <= w_last);
+    let ok_b = (ih_b >= vec4<i32>(0)) & (ih_b <= h_last) & (iw_b >= vec4<i32>(0)) & (iw_b <= w_last);
+    var xa = ta.x_off + vec4<u32>(clamp(ih_a, vec4<i32>(0), h_last)) * p.in_w + vec4<u32>(clamp(iw_a, vec4<i32>(0), w_last));
+    var xb = tb.x_off + vec4<u32>(clamp(ih_b, vec4<i32>(0), h_last)) * p.in_w + vec4<u32>(clamp(iw_b, vec4<i32>(0), w_last));
+    var d_lo = oc_lo + vec4<u32>(pos);
+    var d_hi = oc_hi + vec4<u32>(pos);
+    for (var b = 0u; b < p.batch; b++) {
+      let va = select(vec4<f32>(0.0), load_x(xa), ok_a);
+      let vb = select(vec4<f32>(0.0), load_x(xb), ok_b);
+      let g_lo = load_dy(d_lo);
+      let g_hi = load_dy(d_hi);
+      acc.la += outer(g_lo, va);
+      acc.ha += outer(g_hi, va);
+      acc.lb += outer(g_lo, vb);
+      acc.hb += outer(g_hi, vb);
+      s_lo += g_lo;
+      s_hi += g_hi;
+      xa += x_step;
+      xb += x_step;
+      d_lo += dy_step;
+      d_hi += dy_step;
     }
   }
-  part_w[lid] = mat4x4<f32>(a0, a1, a2, a3);
-  part_b[lid] = s;
+  part[lid] = acc;
+  part_lo[lid] = s_lo;
+  part_hi[lid] = s_hi;
 }
 
 // Pairwise tree over the RW partial blocks, in a fixed order; the total ends in slot 0.
@@ -294,8 +372,13 @@ fn reduce_partials(lid: u32) {
   for (var stride = RW / 2u; stride > 0u; stride = stride / 2u) {
     workgroupBarrier();
     if (lid < stride) {
-      part_w[lid] = part_w[lid] + part_w[lid + stride];
-      part_b[lid] = part_b[lid] + part_b[lid + stride];
+      let o = part[lid + stride];
+      part[lid].la += o.la;
+      part[lid].ha += o.ha;
+      part[lid].lb += o.lb;
+      part[lid].hb += o.hb;
+      part_lo[lid] += part_lo[lid + stride];
+      part_hi[lid] += part_hi[lid + stride];
     }
   }
 }
@@ -307,27 +390,34 @@ struct WeightBlock {
 }
 
 fn weight_block(wid: vec3<u32>, nwg: vec3<u32>) -> WeightBlock {
-  let ncb = ceil_div(params.in_c * params.k_h * params.k_w, 4u);
+  let ncb = ceil_div(params.in_c * params.k_h * params.k_w, BS);
   let id = wid.x + wid.y * nwg.x;
   var blk: WeightBlock;
-  blk.col0 = (id % ncb) * 4u;
-  blk.oc0 = (id / ncb) * 4u;
+  blk.col0 = (id % ncb) * BS;
+  blk.oc0 = (id / ncb) * BS;
   blk.valid = blk.oc0 < params.out_c;
   return blk;
 }
 
-fn write_weight_block(blk: WeightBlock) {
+fn write_dw(oc0: u32, col0: u32, m: mat4x4<f32>) {
   let ncols = params.in_c * params.k_h * params.k_w;
-  let total = part_w[0];
   for (var q = 0u; q < 4u; q++) {
-    let oc = blk.oc0 + q;
+    let oc = oc0 + q;
     if (oc >= params.out_c) { break; }
     for (var j = 0u; j < 4u; j++) {
-      let c = blk.col0 + j;
+      let c = col0 + j;
       if (c >= ncols) { break; }
-      dw[oc * ncols + c] = total[j][q];
+      dw[oc * ncols + c] = m[j][q];
     }
   }
+}
+
+fn write_weight_block(blk: WeightBlock) {
+  let total = part[0];
+  write_dw(blk.oc0, blk.col0, total.la);
+  write_dw(blk.oc0 + 4u, blk.col0, total.ha);
+  write_dw(blk.oc0, blk.col0 + 4u, total.lb);
+  write_dw(blk.oc0 + 4u, blk.col0 + 4u, total.hb);
 }
 
 @compute @workgroup_size(RW)
@@ -356,9 +446,9 @@ fn conv2d_backward_weight_bias(
   if (lid == 0u) {
     write_weight_block(blk);
     if (blk.col0 == 0u) {
-      let sums = part_b[0];
-      for (var q = 0u; q < 4u; q++) {
-        if (blk.oc0 + q < params.out_c) { db[blk.oc0 + q] = sums[q]; }
+      let sums = array<vec4<f32>, 2>(part_lo[0], part_hi[0]);
+      for (var q = 0u; q < BS; q++) {
+        if (blk.oc0 + q < params.out_c) { db[blk.oc0 + q] = sums[q / 4u][q % 4u]; }
       }
     }
   }

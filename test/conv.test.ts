@@ -28,6 +28,7 @@ const CASES: Case[] = [
   { b: 3, ic: 1, oc: 3, h: 13, w: 5, k: [5, 3], opts: { stride: [2, 1], padding: 2 }, bias: true },
   { b: 1, ic: 5, oc: 1, h: 6, w: 7, k: [2, 4], opts: { stride: [3, 2], padding: [1, 2] }, bias: false },
   { b: 2, ic: 6, oc: 9, h: 5, w: 5, k: [3, 3], opts: { padding: 2 }, bias: true },
+  { b: 2, ic: 10, oc: 12, h: 5, w: 19, k: [3, 2], opts: { stride: [1, 2], padding: [0, 1] }, bias: true },
   { b: 3, ic: 3, oc: 16, h: 28, w: 28, k: [3, 3], opts: { padding: 1 }, bias: true },
 ];
 

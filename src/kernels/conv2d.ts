@@ -11,8 +11,8 @@ export { conv2dOutputShape, type Conv2dOptions } from '../reference/conv2d.ts';
 const WG = 64;
 /** Invocations per workgroup of the weight-gradient kernels: RW in the shader. */
 const RW = 64;
-/** Each invocation owns a 4 (channels) x 4 (columns) block of outputs. */
-const BLOCK = 4;
+/** Each invocation owns an 8 (channels) x 8 (columns) block of outputs; BS in the shader. */
+const BLOCK = 8;
 
 const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
 
