@@ -22,7 +22,9 @@ function encodeDigits(): Map<string, Uint8Array> {
     const data = (JSON.parse(readFileSync(file, 'utf8')) as { data?: number[] }).data;
     if (!Array.isArray(data) || data.length % 784 !== 0) throw new Error(`${file}: expected a "data" array of 28x28 images`);
     // Stored as round(v * 255), exactly what mnistDigitsDataset does with the JSON values.
-    perDigit.push(Uint8Array.from(data, (v) => Math.round(v * 255)));
+    const bytes = new Uint8Array(data.length);
+    for (let i = 0; i < data.length; i++) bytes[i] = Math.round(data[i] * 255);
+    perDigit.push(bytes);
   }
   const n = perDigit.reduce((s, p) => s + p.length / 784, 0);
   const pixels = new Uint8Array(n * 784);
