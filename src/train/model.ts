@@ -85,6 +85,7 @@ export class DivergenceError extends Error {
 }
 
 const EVAL_BATCH = 500;
+const SYNC_EVERY = 8;
 
 export class Sequential extends Network {
   private compiled: { loss: LossKind; optimizer: Optimizer } | null = null;
@@ -159,7 +160,6 @@ export class Sequential extends Network {
     const xHost = new Float32Array(net.input.size);
     const yHost = new Float32Array(loss.targets.size);
     const events: EpochEvent[] = [];
-    const inflight: Promise<unknown>[] = [];
     const endEpoch = this.state.epoch + opts.epochs;
     for (let epoch = this.state.epoch; epoch < endEpoch; epoch++) {
       const t0 = performance.now();
@@ -208,9 +208,10 @@ export class Sequential extends Network {
         e.run(...net.forward, ...loss.dispatches, ...net.backward, ...opt.record(this.state.step));
         e.flush();
         this.state.step++;
-        // Keep at most two steps in flight: bounded queue, and the event loop gets a turn.
-        inflight.push(e.device.queue.onSubmittedWorkDone());
-        if (inflight.length > 2) await inflight.shift();
+        // Every few steps, wait for the queue to drain: the queue stays bounded, GPU errors and
+        // device loss surface, and the event loop gets a turn. Waiting every step costs more (a
+        // completion callback has latency of its own).
+        if (this.state.step % SYNC_EVERY === 0) await e.sync();
         if (this.state.step - windowStart >= window) await readWindow(b + 1);
         if (opts.shouldStop?.()) break;
       }
@@ -236,7 +237,7 @@ export class Sequential extends Network {
       await opts.onEpochEnd?.(ev);
       if (stopped) break;
     }
-    await Promise.all(inflight);
+    await e.sync();
     return events;
   }
 
