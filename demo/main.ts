@@ -70,6 +70,7 @@ const ui = {
   noWebgpuReason: $('no-webgpu-reason'),
   error: $('error'),
   errorMessage: $('error-message'),
+  errorHint: $('error-hint'),
   dataset: $<HTMLSelectElement>('dataset'),
   idxRow: $('idx-files-row'),
   idxFiles: $<HTMLInputElement>('idx-files'),
@@ -105,6 +106,8 @@ const lossChart = new MetricChart($<HTMLCanvasElement>('loss-chart'), 'Loss (cro
 const accChart = new MetricChart($<HTMLCanvasElement>('acc-chart'), 'Accuracy', 1);
 const trainer = new Trainer((message) => showError(message));
 let dataset: Dataset | null = null;
+/** Bumped by Reset: work started before it (on the old device) reports nothing afterwards. */
+let generation = 0;
 
 // ---- status and errors ---------------------------------------------------------------------
 
@@ -139,23 +142,33 @@ function render(): void {
   ui.hiddenRow.hidden = ui.preset.value !== 'mlp';
 }
 
-function showError(message: string): void {
+/**
+ * Show an error. A fatal one (GPU error, lost device, failed training) puts the page in the error
+ * state, from which Reset recovers; a bad input or file only needs correcting.
+ */
+function showError(message: string, fatal = true): void {
   console.error(message);
   state.error = message;
-  state.status = 'error';
+  if (fatal) state.status = 'error';
   ui.errorMessage.textContent = message;
+  ui.errorHint.textContent = fatal ? 'Press Reset to start again on a new GPU device.' : 'Correct it and try again.';
   ui.error.hidden = false;
   render();
+}
+
+function clearError(): void {
+  state.error = null;
+  ui.error.hidden = true;
 }
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** Run an action from a button; its failure is shown, never swallowed. */
-function guarded(fn: () => Promise<void>): () => void {
+/** Run an action from a button; its failure is shown, never swallowed (fatal unless said otherwise). */
+function guarded(fn: () => Promise<void>, fatal = true): () => void {
   return () => {
-    fn().catch((err) => showError(errorText(err)));
+    fn().catch((err) => showError(errorText(err), fatal));
   };
 }
 
@@ -169,13 +182,14 @@ function latest(fn: () => Promise<void>): () => void {
       return;
     }
     running = true;
+    const gen = generation;
     try {
       do {
         again = false;
         await fn();
-      } while (again);
+      } while (again && gen === generation);
     } catch (err) {
-      showError(errorText(err));
+      if (gen === generation) showError(errorText(err));
     } finally {
       running = false;
     }
@@ -268,7 +282,8 @@ const chooseDataset = guarded(async () => {
     ui.datasetInfo.textContent = files.length ? 'Reading…' : 'Pick the CIFAR-10 .bin files.';
     if (files.length) setDataset(await cifarFromFiles(files));
   }
-});
+  clearError();
+}, false);
 
 function fillPresets(): void {
   const labels: Record<string, string> = { mlp: 'MLP (fully connected)', cnn: 'CNN (convolutional)' };
@@ -313,13 +328,22 @@ function clearResults(): void {
   ui.summary.textContent = '';
 }
 
-async function refreshPictures(): Promise<void> {
+async function refreshWeights(): Promise<void> {
   const ds = dataset;
   if (!trainer.model || !ds) return;
   const w = await trainer.firstWeights();
   const imgs = w ? weightImages(w.data, w.shape, ds.inputShape, 32) : null;
   if (imgs) ui.weights.replaceChildren(...imgs);
   else ui.weights.textContent = 'The first layer\u2019s weights do not have the shape of an image.';
+}
+/** Cheap enough to run every few seconds during training. */
+const refreshWeightsSoon = latest(refreshWeights);
+
+/** Weights, and predictions over the whole test split (at epoch ends, on pause, when done). */
+async function refreshPictures(): Promise<void> {
+  const ds = dataset;
+  if (!trainer.model || !ds) return;
+  await refreshWeights();
   if (ds.test.n > 0) {
     const preds = await trainer.testPredictions(ds);
     renderTestGrid(ui.testGrid, ds, preds);
@@ -329,14 +353,23 @@ async function refreshPictures(): Promise<void> {
 }
 const refreshPicturesSoon = latest(refreshPictures);
 
-const start = guarded(async () => {
-  const ds = dataset;
-  if (!ds) throw new Error('No dataset yet.');
-  const batchSize = positiveInt(ui.batch, 'The batch size');
-  const epochs = positiveInt(ui.epochs, 'The number of epochs');
-  const cfg = modelConfig();
-  state.error = null;
-  ui.error.hidden = true;
+function start(): void {
+  let inputs: { batchSize: number; epochs: number; cfg: ModelConfig };
+  try {
+    if (!dataset) throw new Error('No dataset yet.');
+    inputs = { batchSize: positiveInt(ui.batch, 'The batch size'), epochs: positiveInt(ui.epochs, 'The number of epochs'), cfg: modelConfig() };
+  } catch (err) {
+    showError(errorText(err), false);
+    return;
+  }
+  const gen = generation;
+  train(dataset!, inputs, gen).catch((err) => {
+    if (gen === generation) showError(errorText(err));
+  });
+}
+
+async function train(ds: Dataset, { batchSize, epochs, cfg }: { batchSize: number; epochs: number; cfg: ModelConfig }, gen: number): Promise<void> {
+  clearError();
   pausing = false;
   if (!trainer.model) {
     clearResults();
@@ -350,23 +383,26 @@ const start = guarded(async () => {
   let lastPictures = performance.now();
   await trainer.train(ds, { epochs, batchSize, seed: cfg.seed }, {
     onStep: (ev) => {
+      if (gen !== generation) return;
       state.step = ev.step;
       state.epoch = ev.epoch;
       state.lastLoss = ev.loss;
       state.lastAccuracy = ev.accuracy;
-      state.samplesPerSecond = ev.samplesPerSecond;
+      // Smoothed: a window that spans an evaluation or a kernel compile reads low.
+      state.samplesPerSecond = state.samplesPerSecond === null ? ev.samplesPerSecond : 0.7 * state.samplesPerSecond + 0.3 * ev.samplesPerSecond;
       state.losses.push(ev.loss);
       lossChart.add('train', ev.step, ev.loss);
       if (ev.accuracy !== null) accChart.add('train', ev.step, ev.accuracy);
       state.chartPoints = lossChart.points + accChart.points;
-      if (performance.now() - lastPictures > 3000) {
+      if (performance.now() - lastPictures > 2000) {
         lastPictures = performance.now();
-        refreshPicturesSoon();
+        refreshWeightsSoon();
       }
       if (trainer.isTraining && state.status !== 'error') state.status = trainer.isPaused || pausing ? 'paused' : 'training';
       render();
     },
     onEpochEnd: async (ev) => {
+      if (gen !== generation) return;
       state.epoch = ev.epoch;
       if (ev.valLoss !== undefined) {
         state.valLoss = ev.valLoss;
@@ -379,13 +415,13 @@ const start = guarded(async () => {
       await refreshPictures();
     },
   });
-  if (state.status === 'training' || state.status === 'paused') {
+  if (gen === generation && (state.status === 'training' || state.status === 'paused')) {
     await refreshPictures();
     state.status = 'done';
     predictDrawingSoon();
   }
   render();
-});
+}
 
 let pausing = false;
 function togglePause(): void {
@@ -404,12 +440,12 @@ function togglePause(): void {
 }
 
 const reset = guarded(async () => {
+  generation++;
   state.status = 'starting';
   pausing = false;
   render();
   clearResults();
-  state.error = null;
-  ui.error.hidden = true;
+  clearError();
   await trainer.reset();
   showAdapter();
   state.status = 'ready';
@@ -435,6 +471,7 @@ const load = guarded(async () => {
   const file = ui.load.files?.[0];
   ui.load.value = '';
   if (!file || !dataset) return;
+  clearError();
   const meta = await trainer.load(new Uint8Array(await file.arrayBuffer()), file.name, dataset, modelConfig());
   clearResults();
   state.step = meta.state.step;
@@ -444,7 +481,7 @@ const load = guarded(async () => {
   render();
   await refreshPictures();
   predictDrawingSoon();
-});
+}, false);
 
 // ---- drawing pad -----------------------------------------------------------------------------
 
