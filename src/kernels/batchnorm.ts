@@ -1,0 +1,95 @@
+// Batch normalisation kernels (shaders/batchnorm.wgsl): per-channel statistics over [B, C, ...]
+// tensors (BatchNorm2d on NCHW), as validated, replayable dispatches. Reductions are fixed-order
+// trees inside one workgroup per channel: deterministic.
+import { grid1d, type Dispatch, type Engine } from '../gpu/engine.ts';
+import type { Tensor } from '../gpu/tensor.ts';
+import {
+  batchNormGeometry,
+  checkTrainable,
+  type BatchNormEvalOptions,
+  type BatchNormGeometry,
+  type BatchNormTrainOptions,
+} from '../reference/batchnorm.ts';
+
+export type { BatchNormEvalOptions, BatchNormTrainOptions } from '../reference/batchnorm.ts';
+
+/** Invocations per workgroup: WG in the shader. */
+const WG = 64;
+
+function bnParams(g: BatchNormGeometry, eps: number, momentum = 0): Record<string, number> {
+  return { batch: g.batch, channels: g.channels, hw: g.hw, eps, momentum };
+}
+
+function checkEps(what: string, eps: number): void {
+  if (!(eps >= 0 && Number.isFinite(eps))) throw new Error(`${what}: eps must be a finite number >= 0 (got ${eps}).`);
+}
+
+/**
+ * Training forward with batch statistics. x, y [B, C, ...]; gamma, beta, mean, invstd,
+ * runningMean, runningVar [C]. Writes y, mean and invstd = 1/sqrt(biased var + eps) (for
+ * backward) and updates runningMean/runningVar in place: running = (1 - momentum) * running +
+ * momentum * batch, with the unbiased variance for runningVar (PyTorch semantics).
+ */
+export async function batchNormForwardTrain(
+  e: Engine,
+  x: Tensor,
+  gamma: Tensor,
+  beta: Tensor,
+  y: Tensor,
+  mean: Tensor,
+  invstd: Tensor,
+  runningMean: Tensor,
+  runningVar: Tensor,
+  opts: BatchNormTrainOptions,
+): Promise<Dispatch> {
+  const what = 'Kernel batchnorm.batch_norm_forward_train';
+  const g = batchNormGeometry(what, x, [gamma, beta, mean, invstd, runningMean, runningVar], [y]);
+  checkTrainable(what, g, x);
+  checkEps(what, opts.eps);
+  if (!(opts.momentum >= 0 && opts.momentum <= 1)) throw new Error(`${what}: momentum must be in [0, 1] (got ${opts.momentum}).`);
+  const k = await e.kernel('batchnorm', 'batch_norm_forward_train');
+  const buffers = { x, gamma, beta, y, mean, invstd, running_mean: runningMean, running_var: runningVar };
+  return e.dispatch(k, buffers, grid1d(g.channels * WG, WG), bnParams(g, opts.eps, opts.momentum));
+}
+
+/** Evaluation forward: y = (x - runningMean) / sqrt(runningVar + eps) * gamma + beta, per channel. */
+export async function batchNormForwardEval(
+  e: Engine,
+  x: Tensor,
+  gamma: Tensor,
+  beta: Tensor,
+  runningMean: Tensor,
+  runningVar: Tensor,
+  y: Tensor,
+  opts: BatchNormEvalOptions,
+): Promise<Dispatch> {
+  const what = 'Kernel batchnorm.batch_norm_forward_eval';
+  const g = batchNormGeometry(what, x, [gamma, beta, runningMean, runningVar], [y]);
+  checkEps(what, opts.eps);
+  const k = await e.kernel('batchnorm', 'batch_norm_forward_eval');
+  const buffers = { x, gamma, beta, stat_mean: runningMean, stat_var: runningVar, y };
+  return e.dispatch(k, buffers, grid1d(x.size, WG), bnParams(g, opts.eps));
+}
+
+/**
+ * Backward of training-mode batch norm, from the forward's saved mean and invstd:
+ * dbeta = sum dy, dgamma = sum dy * xhat, dx = gamma * invstd / N * (N dy - dbeta - xhat * dgamma),
+ * with xhat = (x - mean) * invstd and N = B * H * W. dx, dgamma, dbeta are overwritten.
+ */
+export async function batchNormBackward(
+  e: Engine,
+  x: Tensor,
+  dy: Tensor,
+  gamma: Tensor,
+  mean: Tensor,
+  invstd: Tensor,
+  dx: Tensor,
+  dgamma: Tensor,
+  dbeta: Tensor,
+): Promise<Dispatch> {
+  const what = 'Kernel batchnorm.batch_norm_backward';
+  const g = batchNormGeometry(what, x, [gamma, mean, invstd, dgamma, dbeta], [dy, dx]);
+  const k = await e.kernel('batchnorm', 'batch_norm_backward');
+  const buffers = { x, dy, gamma, saved_mean: mean, saved_invstd: invstd, dx, dgamma, dbeta };
+  return e.dispatch(k, buffers, grid1d(g.channels * WG, WG), bnParams(g, 0));
+}

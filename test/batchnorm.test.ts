@@ -1,0 +1,161 @@
+// Batch-norm kernels vs the CPU reference (training and evaluation forward, running statistics,
+// backward); the reference's gradients vs finite differences; bad shapes rejected with the
+// kernel's name and both shapes.
+import { describe, expect, it } from 'vitest';
+import type { Engine } from '../src/gpu/engine.ts';
+import { batchNormBackward, batchNormForwardEval, batchNormForwardTrain } from '../src/kernels/batchnorm.ts';
+import * as ref from '../src/reference/batchnorm.ts';
+import { hostTensor, type HostTensor } from '../src/reference/conv2d.ts';
+import { randomUniform } from '../src/util/random.ts';
+import { checkGradient, expectClose, getEngine } from './helpers.ts';
+
+const SHAPES: number[][] = [
+  [1, 1, 7, 9],
+  [3, 3, 13, 5],
+  [3, 5, 7, 9],
+  [2, 1, 1, 1],
+  [5, 3], // [B, C]: no spatial dimensions
+  [3, 5, 28, 28],
+];
+
+const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+const OPTS = { eps: 1e-5, momentum: 0.1 };
+
+function both(e: Engine, shape: readonly number[], data: Float32Array, label: string) {
+  return { gpu: e.tensor(shape, data, label), host: hostTensor(shape, data, label) };
+}
+
+describe('batchnorm kernels vs reference', () => {
+  SHAPES.forEach((shape, si) => {
+    it(`x [${shape.join(', ')}]`, async () => {
+      const e = await getEngine();
+      const c = shape[1];
+      // Off-centre data, so that the mean matters and the variance is not 1.
+      const x = both(e, shape, randomUniform(size(shape), si, 1, 4), 'x');
+      const dy = both(e, shape, randomUniform(size(shape), 10 + si), 'dy');
+      const gamma = both(e, [c], randomUniform(c, 20 + si, 0.5, 1.5), 'gamma');
+      const beta = both(e, [c], randomUniform(c, 30 + si), 'beta');
+      const runMean = both(e, [c], randomUniform(c, 40 + si), 'running_mean');
+      const runVar = both(e, [c], randomUniform(c, 50 + si, 0.5, 2), 'running_var');
+      const y = e.tensor(shape, undefined, 'y');
+      const yEval = e.tensor(shape, undefined, 'y_eval');
+      const mean = e.tensor([c], undefined, 'mean');
+      const invstd = e.tensor([c], undefined, 'invstd');
+      const dx = e.tensor(shape, undefined, 'dx');
+      const dgamma = e.tensor([c], undefined, 'dgamma');
+      const dbeta = e.tensor([c], undefined, 'dbeta');
+
+      e.runOnce(await batchNormForwardEval(e, x.gpu, gamma.gpu, beta.gpu, runMean.gpu, runVar.gpu, yEval, OPTS));
+      e.runOnce(await batchNormForwardTrain(e, x.gpu, gamma.gpu, beta.gpu, y, mean, invstd, runMean.gpu, runVar.gpu, OPTS));
+      e.runOnce(await batchNormBackward(e, x.gpu, dy.gpu, gamma.gpu, mean, invstd, dx, dgamma, dbeta));
+
+      const want = {
+        yEval: hostTensor(shape),
+        y: hostTensor(shape),
+        mean: hostTensor([c]),
+        invstd: hostTensor([c]),
+        dx: hostTensor(shape),
+        dgamma: hostTensor([c]),
+        dbeta: hostTensor([c]),
+      };
+      ref.batchNormForwardEval(x.host, gamma.host, beta.host, runMean.host, runVar.host, want.yEval, OPTS);
+      ref.batchNormForwardTrain(x.host, gamma.host, beta.host, want.y, want.mean, want.invstd, runMean.host, runVar.host, OPTS);
+      ref.batchNormBackward(x.host, dy.host, gamma.host, want.mean, want.invstd, want.dx, want.dgamma, want.dbeta);
+
+      expectClose(await yEval.read(), want.yEval.data, {}, 'batch_norm_forward_eval');
+      expectClose(await y.read(), want.y.data, {}, 'batch_norm_forward_train y');
+      expectClose(await mean.read(), want.mean.data, {}, 'batch_norm_forward_train mean');
+      // invstd of a variance taken as E[(x-K)^2] - E[x-K]^2 in f32: a few ulp of cancellation.
+      expectClose(await invstd.read(), want.invstd.data, { atol: 1e-5, rtol: 3e-4 }, 'batch_norm_forward_train invstd');
+      expectClose(await runMean.gpu.read(), runMean.host.data, {}, 'running_mean');
+      expectClose(await runVar.gpu.read(), runVar.host.data, {}, 'running_var');
+      // dx and dgamma add up to B*H*W = 2352 f32 products in a different order from the reference.
+      expectClose(await dx.read(), want.dx.data, { atol: 5e-5, rtol: 3e-4 }, 'batch_norm_backward dx');
+      expectClose(await dgamma.read(), want.dgamma.data, { atol: 1e-4, rtol: 3e-4 }, 'batch_norm_backward dgamma');
+      expectClose(await dbeta.read(), want.dbeta.data, { atol: 1e-4, rtol: 1e-4 }, 'batch_norm_backward dbeta');
+      for (const t of [x, dy, gamma, beta, runMean, runVar]) t.gpu.dispose();
+      for (const t of [y, yEval, mean, invstd, dx, dgamma, dbeta]) t.dispose();
+    });
+  });
+
+  it('running statistics follow PyTorch: unbiased variance, momentum-weighted', async () => {
+    const e = await getEngine();
+    // One channel holding 1, 2, 3, 4: mean 2.5, biased var 1.25, unbiased var 5/3.
+    const x = e.tensor([2, 1, 1, 2], [1, 2, 3, 4], 'x');
+    const ones = e.tensor([1], [1], 'gamma');
+    const zeros = e.tensor([1], [0], 'beta');
+    const runMean = e.tensor([1], [0], 'running_mean');
+    const runVar = e.tensor([1], [1], 'running_var');
+    const y = e.tensor([2, 1, 1, 2], undefined, 'y');
+    const mean = e.tensor([1], undefined, 'mean');
+    const invstd = e.tensor([1], undefined, 'invstd');
+    e.runOnce(await batchNormForwardTrain(e, x, ones, zeros, y, mean, invstd, runMean, runVar, { eps: 0, momentum: 0.1 }));
+    expect((await mean.read())[0]).toBeCloseTo(2.5, 6);
+    expect((await invstd.read())[0]).toBeCloseTo(1 / Math.sqrt(1.25), 6);
+    expect((await runMean.read())[0]).toBeCloseTo(0.25, 6);
+    expect((await runVar.read())[0]).toBeCloseTo(0.9 + 0.1 * (5 / 3), 6);
+    for (const t of [x, ones, zeros, runMean, runVar, y, mean, invstd]) t.dispose();
+  });
+});
+
+describe('batchnorm reference gradients by finite differences', () => {
+  const shape = [3, 2, 2, 3];
+  const f64 = (s: number[], seed: number, lo = -1, hi = 1): HostTensor => ({ shape: s, data: Float64Array.from(randomUniform(size(s), seed, lo, hi)) });
+  const x = f64(shape, 1, 0, 3);
+  const gamma = f64([2], 2, 0.5, 1.5);
+  const beta = f64([2], 3);
+  const r = f64(shape, 4); // loss = sum(r * y), so dy = r
+  const loss = () => {
+    const y: HostTensor = { shape, data: new Float64Array(size(shape)) };
+    const scratch = () => ({ shape: [2], data: new Float64Array(2) });
+    ref.batchNormForwardTrain(x, gamma, beta, y, scratch(), scratch(), scratch(), scratch(), { eps: 1e-5, momentum: 0.1 });
+    let s = 0;
+    for (let i = 0; i < y.data.length; i++) s += r.data[i] * y.data[i];
+    return s;
+  };
+  const grads = () => {
+    const mean = { shape: [2], data: new Float64Array(2) };
+    const invstd = { shape: [2], data: new Float64Array(2) };
+    const y = { shape, data: new Float64Array(size(shape)) };
+    ref.batchNormForwardTrain(x, gamma, beta, y, mean, invstd, { shape: [2], data: new Float64Array(2) }, { shape: [2], data: new Float64Array(2) }, { eps: 1e-5, momentum: 0.1 });
+    const dx = { shape, data: new Float64Array(size(shape)) };
+    const dgamma = { shape: [2], data: new Float64Array(2) };
+    const dbeta = { shape: [2], data: new Float64Array(2) };
+    ref.batchNormBackward(x, r, gamma, mean, invstd, dx, dgamma, dbeta);
+    return { dx, dgamma, dbeta };
+  };
+
+  it('dx (through the batch mean and variance)', () => {
+    checkGradient(loss, x.data as Float64Array, grads().dx.data, {}, 'batchnorm dx');
+  });
+  it('dgamma and dbeta', () => {
+    const g = grads();
+    checkGradient(loss, gamma.data as Float64Array, g.dgamma.data, {}, 'batchnorm dgamma');
+    checkGradient(loss, beta.data as Float64Array, g.dbeta.data, {}, 'batchnorm dbeta');
+  });
+});
+
+describe('batchnorm shape checks', () => {
+  it('rejects a wrong channel count or output shape, naming the kernel and both shapes', async () => {
+    const e = await getEngine();
+    const x = e.tensor([2, 3, 4, 4], undefined, 'x');
+    const c3 = e.tensor([3], undefined, 'c3');
+    const gamma4 = e.tensor([4], undefined, 'gamma');
+    const yBad = e.tensor([2, 3, 4, 5], undefined, 'y');
+    await expect(batchNormForwardTrain(e, x, gamma4, c3, x, c3, c3, c3, c3, OPTS)).rejects.toThrow(
+      /batchnorm\.batch_norm_forward_train.*"gamma" \[4\] should be \[3\].*"x" \[2, 3, 4, 4\]/,
+    );
+    await expect(batchNormForwardEval(e, x, c3, c3, c3, c3, yBad, OPTS)).rejects.toThrow(/batchnorm\.batch_norm_forward_eval.*"y" \[2, 3, 4, 5\] should be \[2, 3, 4, 4\].*"x" \[2, 3, 4, 4\]/);
+    await expect(batchNormBackward(e, x, yBad, c3, c3, c3, x, c3, c3)).rejects.toThrow(/batchnorm\.batch_norm_backward.*"y" \[2, 3, 4, 5\].*"x" \[2, 3, 4, 4\]/);
+    for (const t of [x, c3, gamma4, yBad]) t.dispose();
+  });
+
+  it('rejects training on one value per channel', async () => {
+    const e = await getEngine();
+    const x = e.tensor([1, 3, 1, 1], undefined, 'x');
+    const y = e.tensor([1, 3, 1, 1], undefined, 'y');
+    const c3 = e.tensor([3], undefined, 'c3');
+    await expect(batchNormForwardTrain(e, x, c3, c3, y, c3, c3, c3, c3, OPTS)).rejects.toThrow(/batch_norm_forward_train.*"x" \[1, 3, 1, 1\] has 1 value per channel/);
+    for (const t of [x, y, c3]) t.dispose();
+  });
+});
