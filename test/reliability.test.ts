@@ -10,6 +10,7 @@ import { Engine } from '../src/gpu/engine.ts';
 import { Activation, Flatten } from '../src/nn/activations.ts';
 import { Dense } from '../src/nn/dense.ts';
 import { Dropout } from '../src/nn/dropout.ts';
+import type { Layer } from '../src/nn/layer.ts';
 import { writeFileAtomic } from '../src/train/atomic.ts';
 import { checkpointBytes, datasetInfo, loadWeights, modelFromCheckpoint, readCheckpoint } from '../src/train/checkpoint.ts';
 import { DivergenceError, Sequential } from '../src/train/model.ts';
@@ -41,7 +42,7 @@ function blobs(n: number, seed: number): Dataset {
 }
 
 async function newModel(e: Engine, seed = 5, dropout = 0): Promise<Sequential> {
-  const layers = [new Flatten(), new Dense(16), new Activation('relu')];
+  const layers: Layer[] = [new Flatten(), new Dense(16), new Activation('relu')];
   if (dropout) layers.push(new Dropout(dropout));
   layers.push(new Dense(3));
   const m = new Sequential(layers);
@@ -118,7 +119,7 @@ describe('no leaks', () => {
     const e = await getEngine();
     const data = blobs(512, 4);
     const m = await newModel(e, 1, 0.1);
-    await m.fit(data, { epochs: 1, batchSize: 8 }); // warm-up: plans, pools
+    await m.fit(data, { epochs: 1, batchSize: 8, logEvery: 50 }); // warm-up: plans, pools
     const bytes0 = e.bytesHeld;
     const created0 = e.stats().buffersCreated;
     global.gc?.();
@@ -142,6 +143,7 @@ describe('no leaks', () => {
       m.dispose();
       await e.sync();
       e.pool.trim();
+      expect(e.pool.liveBuffers()).toEqual([]);
       expect(e.bytesHeld).toBe(0);
       e.destroy();
     }

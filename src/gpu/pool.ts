@@ -103,6 +103,11 @@ export class BufferPool {
     this.stats.bytesInUse = 0;
   }
 
+  /** Labels and sizes of the buffers handed out and not released: what to look at for a leak. */
+  liveBuffers(): { label: string; size: number }[] {
+    return [...this.live].map((b) => ({ label: b.label, size: b.size }));
+  }
+
   snapshot(): PoolStats {
     return { ...this.stats };
   }
