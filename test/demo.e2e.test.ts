@@ -3,15 +3,17 @@
 // machines without a GPU) through the page's own controls. Page state is read from the
 // read-only `window.__demo` snapshot, not scraped from text.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
 import puppeteer, { type Browser, type ElementHandle, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoStatus } from '../demo/main.ts';
+import { encodeIdx } from '../src/data/idx.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DIST = join(ROOT, 'demo', 'dist');
@@ -237,6 +239,52 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
       await page.close();
     }
   }, 180_000);
+
+  it('reads picked IDX and CIFAR-10 files with the engine\'s parsers', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'demo-e2e-files-'));
+    const page = await openPage();
+    try {
+      await waitForStatus(page, ['ready'], 60_000);
+      // Two IDX files (14x14 images): the last 20% of samples become the test split.
+      const n = 50;
+      const pixels = Uint8Array.from({ length: n * 14 * 14 }, (_, i) => (i * 37) % 256);
+      const labels = Uint8Array.from({ length: n }, (_, i) => i % 10);
+      writeFileSync(join(dir, 'tiny-images-idx3-ubyte'), encodeIdx([n, 14, 14], pixels));
+      writeFileSync(join(dir, 'tiny-labels-idx1-ubyte.gz'), gzipSync(encodeIdx([n], labels)));
+      await setValue(page, '#dataset', 'idx');
+      await ((await page.$('#idx-files')) as ElementHandle<HTMLInputElement>).uploadFile(join(dir, 'tiny-images-idx3-ubyte'), join(dir, 'tiny-labels-idx1-ubyte.gz'));
+      await page.waitForFunction(() => window.__demo.dataset !== null, { timeout: 30_000 });
+      expect((await demo(page)).dataset).toEqual({ name: 'tiny', train: 40, test: 10, inputShape: [1, 14, 14] });
+
+      // CIFAR-10: one training batch and the test batch (label byte + 3072 pixel bytes per record).
+      const batch = (records: number) => {
+        const out = new Uint8Array(records * 3073);
+        for (let r = 0; r < records; r++) out[r * 3073] = r % 10;
+        return out;
+      };
+      writeFileSync(join(dir, 'data_batch_1.bin'), batch(30));
+      writeFileSync(join(dir, 'test_batch.bin'), batch(12));
+      await setValue(page, '#dataset', 'cifar');
+      await ((await page.$('#cifar-files')) as ElementHandle<HTMLInputElement>).uploadFile(join(dir, 'data_batch_1.bin'), join(dir, 'test_batch.bin'));
+      await page.waitForFunction(() => window.__demo.dataset !== null, { timeout: 30_000 });
+      expect((await demo(page)).dataset).toEqual({ name: 'cifar10', train: 30, test: 12, inputShape: [3, 32, 32] });
+
+      // A malformed file is reported by name, and needs no Reset.
+      writeFileSync(join(dir, 'test_batch.bin'), batch(12).subarray(0, 3073 * 12 - 5));
+      await page.$eval('#cifar-files', (el) => ((el as HTMLInputElement).value = '')); // the same names again must still fire "change"
+      await ((await page.$('#cifar-files')) as ElementHandle<HTMLInputElement>).uploadFile(join(dir, 'data_batch_1.bin'), join(dir, 'test_batch.bin'));
+      await page.waitForFunction(() => window.__demo.error !== null, { timeout: 30_000 });
+      const st = await demo(page);
+      expect(st.error).toMatch(/test_batch\.bin/);
+      expect(st.status).toBe('ready');
+    } catch (err) {
+      console.error(`page log:\n${pageLog.join('\n')}`);
+      throw err;
+    } finally {
+      await page.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 
   it('says what the browser needs when there is no WebGPU', async () => {
     const page = await browser!.newPage();
