@@ -53,6 +53,8 @@ export interface ChildOptions {
   quick: boolean;
   /** Square matmul sizes. */
   sizes: number[];
+  /** Whether the sizes were asked for (--sizes): then none is skipped for being slow. */
+  sizesGiven: boolean;
   /** Timed training steps. */
   steps: number;
   /** Warm-up training steps (not timed). */
@@ -87,7 +89,7 @@ export function parseChildArgs(argv: string[]): ChildOptions {
   const groupArg = get('--groups');
   const groups = new Set<BenchGroup>(groupArg ? (groupArg.split(',') as BenchGroup[]) : BENCH_GROUPS);
   for (const g of groups) if (!BENCH_GROUPS.includes(g)) throw new Error(`--groups: unknown group "${g}" (known: ${BENCH_GROUPS.join(', ')}).`);
-  return { quick, sizes, steps, warmup, groups, cnn: argv.includes('--cnn'), variants: argv.includes('--variants') };
+  return { quick, sizes, sizesGiven: get('--sizes') !== undefined, steps, warmup, groups, cnn: argv.includes('--cnn'), variants: argv.includes('--variants') };
 }
 
 // ---- benchmark definitions --------------------------------------------------------------------
@@ -140,6 +142,34 @@ export function matmulFlops(s: MatmulShape): number {
 /** Shapes of A and B as stored for a matmul shape. */
 export function operandShapes(s: MatmulShape): { a: [number, number]; b: [number, number] } {
   return { a: s.transA ? [s.K, s.M] : [s.M, s.K], b: s.transB ? [s.N, s.K] : [s.K, s.N] };
+}
+
+/**
+ * Keeps a default run to minutes on slow adapters: after each matmul, predicts the next one's time
+ * per call from FLOPs, and skips it (an error row saying why) when that is over `maxCallMs`;
+ * sizes given with --sizes always run.
+ */
+export class SlowSizeGuard {
+  private msPerFlop = 0;
+
+  constructor(private opts: ChildOptions) {}
+
+  private get maxCallMs(): number {
+    return this.opts.quick ? 5_000 : 20_000;
+  }
+
+  /** Why `s` should be skipped, or null to run it. */
+  skipReason(s: MatmulShape): string | null {
+    if (this.opts.sizesGiven || !this.msPerFlop) return null;
+    const predicted = this.msPerFlop * matmulFlops(s);
+    if (predicted <= this.maxCallMs) return null;
+    return `skipped: one call would take about ${(predicted / 1000).toFixed(0)} s at the rate measured so far (pass --sizes to run it anyway)`;
+  }
+
+  /** Record a measured call (the latest, largest size predicts the next best). */
+  measured(s: MatmulShape, msPerCall: number): void {
+    this.msPerFlop = msPerCall / matmulFlops(s);
+  }
 }
 
 // ---- seeded inputs, the same in every library ---------------------------------------------------

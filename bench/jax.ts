@@ -4,6 +4,7 @@
 // Prints one JSON line ({rows, adapter}) on stdout.
 import {
   attempt,
+  SlowSizeGuard,
   describeShape,
   emit,
   gflops,
@@ -47,7 +48,14 @@ async function loadJax(): Promise<Jax> {
 async function benchMatmuls(jax: Jax, opts: ReturnType<typeof parseChildArgs>): Promise<void> {
   const np = jax.numpy;
   const plan = timingPlan(opts.quick);
+  const guard = new SlowSizeGuard(opts);
   for (const s of matmulShapes(opts.sizes, 'jax-js')) {
+    const skip = guard.skipReason(s);
+    if (skip) {
+      log(`${who.library}/${who.backend} ${s.benchmark}: ${skip}`);
+      rows.push({ ...who, benchmark: s.benchmark, unit: 'GFLOP/s', error: skip });
+      continue;
+    }
     await attempt(rows, { ...who, benchmark: s.benchmark, unit: 'GFLOP/s' }, async () => {
       const { a: aShape, b: bShape } = operandShapes(s);
       const a = np.array(uniform(aShape[0] * aShape[1], 1)).reshape(aShape);
@@ -61,6 +69,7 @@ async function benchMatmuls(jax: Jax, opts: ReturnType<typeof parseChildArgs>): 
         for (const o of outs) o.dispose();
       };
       const t = await timeCalls(run, plan);
+      guard.measured(s, t.ms);
       a.dispose();
       b.dispose();
       mm.dispose();

@@ -8,6 +8,7 @@ import { Engine } from '../src/gpu/engine.ts';
 import type { Tensor } from '../src/gpu/tensor.ts';
 import {
   attempt,
+  SlowSizeGuard,
   describeShape,
   emit,
   gflops,
@@ -66,7 +67,8 @@ async function timeMatmul(e: Engine, mm: MatmulModule, s: MatmulShape, opts: Chi
     }, timingPlan(opts.quick));
     let kernelMs: number | undefined;
     const timer = new GpuTimer(e);
-    if (timer.method === 'timestamp-query') {
+    // Kernel time from timestamps, in separate runs (skipped when one sample already took seconds).
+    if (timer.method === 'timestamp-query' && t.ms * t.calls < 2000) {
       const reps = Math.min(t.reps, 3);
       const ks: number[] = [];
       for (let r = 0; r < reps; r++) ks.push((await timer.time([new Array(t.calls).fill(d)]))[0] / t.calls);
@@ -89,10 +91,18 @@ async function benchMatmuls(opts: ChildOptions): Promise<void> {
     return;
   }
   await withEngine(async (e) => {
+    const guard = new SlowSizeGuard(opts);
     for (const s of matmulShapes(opts.sizes, 'ours')) {
+      const skip = guard.skipReason(s);
+      if (skip) {
+        log(`${who.library}/${who.backend} ${s.benchmark}: ${skip}`);
+        rows.push({ ...who, benchmark: s.benchmark, unit: 'GFLOP/s', error: skip });
+        continue;
+      }
       await attempt(rows, { ...who, benchmark: s.benchmark, unit: 'GFLOP/s' }, async () => {
         const flops = matmulFlops(s);
         const { t, kernelMs } = await timeMatmul(e, mm, s, opts);
+        guard.measured(s, t.ms);
         const extra: Record<string, unknown> = { shape: describeShape(s), ms: sig(t.ms), calls: t.calls, reps: t.reps };
         if (kernelMs !== undefined) Object.assign(extra, { kernelMs: sig(kernelMs), kernelGflops: sig(gflops(flops, kernelMs)) });
         extra.variant = await mm.chooseMatmulVariant(e, s.M, s.N, s.K, s);

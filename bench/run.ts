@@ -61,6 +61,15 @@ function parseCli(argv: string[]): CliOptions {
     .opts<CliOptions>();
 }
 
+/** The child running now: stopped with the orchestrator (Ctrl-C, or a SIGTERM from a test runner). */
+let current: ReturnType<typeof spawn> | null = null;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    current?.kill('SIGKILL');
+    process.exit(130);
+  });
+}
+
 /** Run one library's child; a crash, a timeout or a missing result becomes an error row. */
 function runChild(target: Target, args: string[], timeoutS: number, verbose: boolean): Promise<ChildResult> {
   const { library, backend } = TARGET_OF[target];
@@ -71,6 +80,7 @@ function runChild(target: Target, args: string[], timeoutS: number, verbose: boo
       env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    current = p;
     let stdout = '';
     const stderrTail: string[] = [];
     let partial = '';
@@ -93,6 +103,7 @@ function runChild(target: Target, args: string[], timeoutS: number, verbose: boo
     }, timeoutS * 1000);
     p.on('close', (code, signal) => {
       clearTimeout(timer);
+      current = null;
       const line = stdout.trim().split('\n').reverse().find((l) => l.startsWith('{'));
       let result: ChildResult | null = null;
       try {

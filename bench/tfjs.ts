@@ -6,6 +6,7 @@ import { createRequire, register } from 'node:module';
 import { dirname } from 'node:path';
 import {
   attempt,
+  SlowSizeGuard,
   describeShape,
   emit,
   gflops,
@@ -60,7 +61,14 @@ async function loadTf(): Promise<TF> {
 
 async function benchMatmuls(tf: TF, opts: ReturnType<typeof parseChildArgs>): Promise<void> {
   const plan = timingPlan(opts.quick);
+  const guard = new SlowSizeGuard(opts);
   for (const s of matmulShapes(opts.sizes, 'tfjs')) {
+    const skip = guard.skipReason(s);
+    if (skip) {
+      log(`${who.library}/${who.backend} ${s.benchmark}: ${skip}`);
+      rows.push({ ...who, benchmark: s.benchmark, unit: 'GFLOP/s', error: skip });
+      continue;
+    }
     await attempt(rows, { ...who, benchmark: s.benchmark, unit: 'GFLOP/s' }, async () => {
       const { a: aShape, b: bShape } = operandShapes(s);
       const a = tf.tensor2d(uniform(aShape[0] * aShape[1], 1), aShape);
@@ -80,6 +88,7 @@ async function benchMatmuls(tf: TF, opts: ReturnType<typeof parseChildArgs>): Pr
         last!.dispose();
       };
       const t = await timeCalls(run, plan);
+      guard.measured(s, t.ms);
       a.dispose();
       b.dispose();
       log(`tfjs/${backend} ${s.benchmark}: ${t.ms.toFixed(2)} ms, ${gflops(matmulFlops(s), t.ms).toFixed(2)} GFLOP/s (${t.reps}x${t.calls})`);
