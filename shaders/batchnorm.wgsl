@@ -96,11 +96,11 @@ fn batch_norm_forward_train(
   let m = shift + dmean;
   let inv = inverseSqrt(var_b + p.eps);
   let scale = gamma[c] * inv;
-  let offset = beta[c] - m * scale;
+  let offset = beta[c];
   for (var b = 0u; b < p.batch; b++) {
     let base = b * plane_step + c * p.hw;
     for (var i = lid; i < p.hw; i += WG) {
-      y[base + i] = x[base + i] * scale + offset;
+      y[base + i] = (x[base + i] - m) * scale + offset;
     }
   }
   if (lid == 0u) {

@@ -164,19 +164,33 @@ fn forward_block(blk: Block) -> Acc {
   return acc;
 }
 
+fn with_relu(v: vec4<f32>, relu: bool) -> vec4<f32> {
+  return select(v, max(v, vec4<f32>(0.0)), relu);
+}
+
 // y[b, c0 + q, row, col0 + j] = m[j][q] + bias4[q] (ReLU'd when asked), inside the tensor only.
 fn write_y(b: u32, c0: u32, row: u32, col0: u32, m: mat4x4<f32>, bias4: vec4<f32>) {
   let p = params;
-  for (var q = 0u; q < 4u; q++) {
-    let oc = c0 + q;
-    if (oc >= p.out_c) { break; }
-    let base = ((b * p.out_c + oc) * p.out_h + row) * p.out_w;
-    for (var j = 0u; j < 4u; j++) {
-      let ow = col0 + j;
-      if (ow >= p.out_w) { break; }
-      var v = m[j][q] + bias4[q];
-      if (p.relu != 0u) { v = max(v, 0.0); }
-      y[base + ow] = v;
+  let plane = p.out_h * p.out_w;
+  let base = ((b * p.out_c + c0) * p.out_h + row) * p.out_w + col0;
+  let relu = p.relu != 0u;
+  let t = transpose(m);
+  if (c0 + 4u <= p.out_c && col0 + 4u <= p.out_w) {
+    // Whole quad inside: straight-line stores.
+    for (var q = 0u; q < 4u; q++) {
+      let v = with_relu(t[q] + vec4<f32>(bias4[q]), relu);
+      let o = base + q * plane;
+      y[o] = v.x;
+      y[o + 1u] = v.y;
+      y[o + 2u] = v.z;
+      y[o + 3u] = v.w;
+    }
+    return;
+  }
+  for (var q = 0u; q < 4u && c0 + q < p.out_c; q++) {
+    let v = with_relu(t[q] + vec4<f32>(bias4[q]), relu);
+    for (var j = 0u; j < 4u && col0 + j < p.out_w; j++) {
+      y[base + q * plane + j] = v[j];
     }
   }
 }
@@ -262,16 +276,25 @@ fn backward_input_block(blk: Block) -> Acc {
   return acc;
 }
 
+// dx[b, c0 + q, row, col0 + j] = m[j][q], inside the tensor only.
 fn write_dx(b: u32, c0: u32, row: u32, col0: u32, m: mat4x4<f32>) {
   let p = params;
-  for (var q = 0u; q < 4u; q++) {
-    let ic = c0 + q;
-    if (ic >= p.in_c) { break; }
-    let base = ((b * p.in_c + ic) * p.in_h + row) * p.in_w;
-    for (var j = 0u; j < 4u; j++) {
-      let iw = col0 + j;
-      if (iw >= p.in_w) { break; }
-      dx[base + iw] = m[j][q];
+  let plane = p.in_h * p.in_w;
+  let base = ((b * p.in_c + c0) * p.in_h + row) * p.in_w + col0;
+  let t = transpose(m);
+  if (c0 + 4u <= p.in_c && col0 + 4u <= p.in_w) {
+    for (var q = 0u; q < 4u; q++) {
+      let o = base + q * plane;
+      dx[o] = t[q].x;
+      dx[o + 1u] = t[q].y;
+      dx[o + 2u] = t[q].z;
+      dx[o + 3u] = t[q].w;
+    }
+    return;
+  }
+  for (var q = 0u; q < 4u && c0 + q < p.in_c; q++) {
+    for (var j = 0u; j < 4u && col0 + j < p.in_w; j++) {
+      dx[base + q * plane + j] = t[q][j];
     }
   }
 }
