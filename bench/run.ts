@@ -130,12 +130,12 @@ async function main(): Promise<void> {
   const targets = TARGETS.filter((t) => only.includes(t));
   const args: string[] = [];
   if (cli.quick) args.push('--quick');
-  for (const [flag, v] of [['--sizes', cli.sizes], ['--steps', cli.steps], ['--warmup', cli.warmup], ['--groups', cli.groups]] as const) {
+  for (const [flag, v] of [['--sizes', cli.sizes], ['--steps', cli.steps], ['--warmup', cli.warmup]] as const) {
     if (v !== undefined) args.push(flag, v);
   }
   if (cli.variants) args.push('--variants');
   // The CNN benchmark runs once our conv layer exists.
-  if (existsSync(join(root, 'src/nn/conv.ts'))) args.push('--cnn');
+  const cnnArgs = existsSync(join(root, 'src/nn/conv.ts')) ? ['--cnn'] : [];
   const timeoutS = Number(cli.timeout ?? (cli.quick ? 300 : 900));
 
   const loadavgStart = os.loadavg();
@@ -144,20 +144,29 @@ async function main(): Promise<void> {
   }
   const results: BenchRow[] = [];
   let adapter: AdapterInfo | null = null;
-  for (const t of targets) {
-    process.stderr.write(`bench: ${t} ...\n`);
-    const t0 = performance.now();
-    const r = await runChild(t, args, timeoutS, !!cli.verbose);
-    process.stderr.write(`bench: ${t} done in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
-    results.push(...r.rows);
-    if (r.adapter && (!adapter || t === 'ours')) adapter = r.adapter;
+  // One phase per group, training first: every library's step is then timed within a few minutes
+  // of the others', under the same background load. Each library still gets its own process.
+  const groups = (cli.groups ?? 'mlp,matmul').split(',').map((g) => g.trim());
+  for (const g of groups) if (!(BENCH_GROUPS as readonly string[]).includes(g)) throw new Error(`--groups: unknown group "${g}" (known: ${BENCH_GROUPS.join(', ')}).`);
+  const phases = [...BENCH_GROUPS].sort((a, b) => (a === 'mlp' ? -1 : b === 'mlp' ? 1 : 0)).filter((g) => groups.includes(g));
+  for (const [i, g] of phases.entries()) {
+    // The CNN step rides with the first phase.
+    const phaseArgs = [...args, '--groups', g, ...(i === 0 ? cnnArgs : [])];
+    for (const t of targets) {
+      process.stderr.write(`bench: ${t} ${g} ...\n`);
+      const t0 = performance.now();
+      const r = await runChild(t, phaseArgs, timeoutS, !!cli.verbose);
+      process.stderr.write(`bench: ${t} ${g} done in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+      results.push(...r.rows);
+      if (r.adapter && (!adapter || t === 'ours')) adapter = r.adapter;
+    }
   }
 
   const report: BenchReport = {
     adapter,
     date: new Date().toISOString(),
     machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform}-${process.arch}`, loadavgStart, loadavgEnd: os.loadavg() },
-    options: { quick: !!cli.quick, only: targets, args },
+    options: { quick: !!cli.quick, only: targets, groups: phases, args },
     results,
     targets: checkTargets(results),
   };
