@@ -72,22 +72,6 @@ fn store_c(row: u32, col: u32, v: f32) {
   }
 }
 
-// Rows r0..r0+3 of one column of C.
-fn store_col(r0: u32, col: u32, v: vec4<f32>) {
-  store_c(r0, col, v.x);
-  store_c(r0 + 1u, col, v.y);
-  store_c(r0 + 2u, col, v.z);
-  store_c(r0 + 3u, col, v.w);
-}
-
-// One row of C at four columns.
-fn store_row(row: u32, cols: vec4<u32>, v: vec4<f32>) {
-  store_c(row, cols.x, v.x);
-  store_c(row, cols.y, v.y);
-  store_c(row, cols.z, v.z);
-  store_c(row, cols.w, v.w);
-}
-
 // ---- matmul_blocked ----------------------------------------------------------------------------
 
 // Element offsets of four rows of op(A) (clamped to the last row).
@@ -135,10 +119,11 @@ fn matmul_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
     let b3 = b_row(k + 3u, cols);
     acc += mat4x4<f32>(a0, a1, a2, a3) * transpose(mat4x4<f32>(b0, b1, b2, b3));
   }
-  store_col(r0, c0, acc[0]);
-  store_col(r0, c0 + 1u, acc[1]);
-  store_col(r0, c0 + 2u, acc[2]);
-  store_col(r0, c0 + 3u, acc[3]);
+  // One store site for all 16 values keeps the (activation) epilogue code single.
+  var out = acc;
+  for (var e = 0u; e < 16u; e++) {
+    store_c(r0 + e % 4u, c0 + e / 4u, out[e / 4u][e % 4u]);
+  }
 }
 
 // ---- matmul_tiled ------------------------------------------------------------------------------
@@ -193,10 +178,9 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     }
     workgroupBarrier();
   }
-  let rows = vec4<u32>(m0 + lid.y) + vec4<u32>(0u, 16u, 32u, 48u);
-  let cols = vec4<u32>(n0 + lid.x) + vec4<u32>(0u, 16u, 32u, 48u);
-  store_row(rows.x, cols, acc0);
-  store_row(rows.y, cols, acc1);
-  store_row(rows.z, cols, acc2);
-  store_row(rows.w, cols, acc3);
+  // out[i][j] = C[m0 + lid.y + 16 i, n0 + lid.x + 16 j]; one store site (see matmul_blocked).
+  var out = mat4x4<f32>(acc0, acc1, acc2, acc3);
+  for (var e = 0u; e < 16u; e++) {
+    store_c(m0 + lid.y + 16u * (e / 4u), n0 + lid.x + 16u * (e % 4u), out[e / 4u][e % 4u]);
+  }
 }

@@ -72,21 +72,16 @@ fn store_c(row: u32, col: u32, v: f32) {
   }
 }
 
-// Four columns of one row of C: v[j] goes to column cols[j].
-fn store_row(row: u32, cols: vec4<u32>, v: vec4<f32>) {
-  store_c(row, cols.x, v.x);
-  store_c(row, cols.y, v.y);
-  store_c(row, cols.z, v.z);
-  store_c(row, cols.w, v.w);
-}
-
-// A 4x4 block of C whose column i is row r0 + i at columns `cols`. Constant indices only: indexing
-// the accumulators dynamically would keep them in memory for the whole k loop.
-fn store_block(r0: u32, cols: vec4<u32>, m: mat4x4<f32>) {
-  store_row(r0, cols, m[0]);
-  store_row(r0 + 1u, cols, m[1]);
-  store_row(r0 + 2u, cols, m[2]);
-  store_row(r0 + 3u, cols, m[3]);
+// Writes the invocation's blocks: blocks[2r + h] holds rows r0 + 4r + i (its column i) at columns
+// c0 + 16h + 4j (component j), for r < row_blocks. One store site for every value, so that the
+// epilogue (bias, activation) is compiled once rather than once per value.
+fn store_tile(t: QuadTile, blocks: ptr<function, array<mat4x4<f32>, 16>>, row_blocks: u32) {
+  for (var e = 0u; e < row_blocks * 32u; e++) {
+    let blk = e / 16u;        // 2r + h
+    let i = (e / 4u) % 4u;
+    let j = e % 4u;
+    store_c(t.r0 + 4u * (blk / 2u) + i, t.c0 + 16u * (blk % 2u) + 4u * j, (*blocks)[blk][i][j]);
+  }
 }
 
 // ---- operand blocks ----------------------------------------------------------------------------
@@ -171,16 +166,9 @@ fn matmul_quad32x8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     ab = a_block(ar6, ka, valid);      acc60 += b0 * ab;  acc61 += b1 * ab;
     ab = a_block(ar7, ka, valid);      acc70 += b0 * ab;  acc71 += b1 * ab;
   }
-  let cols0 = vec4<u32>(t.c0) + vec4<u32>(0u, 4u, 8u, 12u);
-  let cols1 = cols0 + vec4<u32>(16u);
-  store_block(t.r0, cols0, acc00);        store_block(t.r0, cols1, acc01);
-  store_block(t.r0 + 4u, cols0, acc10);   store_block(t.r0 + 4u, cols1, acc11);
-  store_block(t.r0 + 8u, cols0, acc20);   store_block(t.r0 + 8u, cols1, acc21);
-  store_block(t.r0 + 12u, cols0, acc30);  store_block(t.r0 + 12u, cols1, acc31);
-  store_block(t.r0 + 16u, cols0, acc40);  store_block(t.r0 + 16u, cols1, acc41);
-  store_block(t.r0 + 20u, cols0, acc50);  store_block(t.r0 + 20u, cols1, acc51);
-  store_block(t.r0 + 24u, cols0, acc60);  store_block(t.r0 + 24u, cols1, acc61);
-  store_block(t.r0 + 28u, cols0, acc70);  store_block(t.r0 + 28u, cols1, acc71);
+  var out = array<mat4x4<f32>, 16>(acc00, acc01, acc10, acc11, acc20, acc21, acc30, acc31,
+                                   acc40, acc41, acc50, acc51, acc60, acc61, acc70, acc71);
+  store_tile(t, &out, 8u);
 }
 
 // ---- matmul_quad16x8: rows r0..r0+15, columns c0 + 4j (j < 8) per invocation -------------------
@@ -207,10 +195,8 @@ fn matmul_quad16x8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     ab = a_block(ar2, ka, valid);      acc20 += b0 * ab;  acc21 += b1 * ab;
     ab = a_block(ar3, ka, valid);      acc30 += b0 * ab;  acc31 += b1 * ab;
   }
-  let cols0 = vec4<u32>(t.c0) + vec4<u32>(0u, 4u, 8u, 12u);
-  let cols1 = cols0 + vec4<u32>(16u);
-  store_block(t.r0, cols0, acc00);        store_block(t.r0, cols1, acc01);
-  store_block(t.r0 + 4u, cols0, acc10);   store_block(t.r0 + 4u, cols1, acc11);
-  store_block(t.r0 + 8u, cols0, acc20);   store_block(t.r0 + 8u, cols1, acc21);
-  store_block(t.r0 + 12u, cols0, acc30);  store_block(t.r0 + 12u, cols1, acc31);
+  var out = array<mat4x4<f32>, 16>(acc00, acc01, acc10, acc11, acc20, acc21, acc30, acc31,
+                                   mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>(),
+                                   mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>());
+  store_tile(t, &out, 4u);
 }

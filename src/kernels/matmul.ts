@@ -145,7 +145,10 @@ const TUNE_MACS = 1 << 24;
 /** The variant the tuner picks for this adapter and shape (measured once per shape class). */
 export async function chooseMatmulVariant(e: Engine, M: number, N: number, K: number, opts: Pick<MatmulOptions, 'transA' | 'transB'> = {}): Promise<string> {
   const heuristic = defaultMatmulVariant(e, M, N);
-  const candidates = [heuristic, ...matmulVariantsFor(e).filter((v) => v !== heuristic)];
+  // Software adapters run workgroup barriers as coroutine switches: the tiled kernel is about ten
+  // times slower there (bench/matmul.ts) and takes seconds to compile, so it is not tried.
+  const tried = matmulVariantsFor(e).filter((v) => !(e.adapter.isSoftware && v === 'tiled'));
+  const candidates = [heuristic, ...tried.filter((v) => v !== heuristic)];
   const Kt = Math.min(K, Math.max(16, Math.floor(TUNE_MACS / (M * N))));
   // Tuning operands, made at the first measurement (none when the choice is remembered).
   const held: { inputs?: { a: Tensor; b: Tensor; c: Tensor; ad: Float32Array; bd: Float32Array } } = {};
@@ -169,7 +172,8 @@ export async function chooseMatmulVariant(e: Engine, M: number, N: number, K: nu
           };
         }
         const { a, b, c, ad, bd } = held.inputs;
-        const d = await matmulDispatch(e, variant, a, b, c, { M, N, K: Kt }, opts);
+        // Plain product (no bias, no activation): the choice holds for every epilogue.
+        const d = await matmulDispatch(e, variant, a, b, c, { M, N, K: Kt }, { transA: opts.transA, transB: opts.transB });
         try {
           const s = await timeDispatch(e, d, { giveUpAfter: 4 * best });
           checkSample(variant, await c.read(), ad, bd, M, N, Kt, opts);

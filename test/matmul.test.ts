@@ -1,0 +1,310 @@
+// Matmul kernels (every variant, every transpose combination, with and without the fused bias and
+// activation) and the bias gradient vs the CPU reference; the reference's backward formulas vs
+// finite differences; shape errors; the tuner's contract (not its choices).
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Engine } from '../src/gpu/engine.ts';
+import type { Tensor } from '../src/gpu/tensor.ts';
+import { ACTIVATIONS, type Activation } from '../src/kernels/activation.ts';
+import { biasGrad, chooseMatmulVariant, defaultMatmulVariant, matmul, MATMUL_VARIANTS, matmulShapeClass, matmulVariantsFor } from '../src/kernels/matmul.ts';
+import { adapterKey, forgetTuning, reloadTuneCache, timeDispatch } from '../src/kernels/tune.ts';
+import * as ref from '../src/reference/matmul.ts';
+import { randomUniform } from '../src/util/random.ts';
+import { checkGradient, expectClose, getEngine, ODD_SHAPES_MNK } from './helpers.ts';
+
+// Choices tuned by these tests go to a scratch cache, not the project's.
+const cacheDir = mkdtempSync(join(tmpdir(), 'wgtrain-matmul-test-'));
+const savedCacheDir = process.env.WGTRAIN_CACHE_DIR;
+beforeAll(() => {
+  process.env.WGTRAIN_CACHE_DIR = cacheDir;
+  reloadTuneCache();
+});
+afterAll(() => {
+  if (savedCacheDir === undefined) delete process.env.WGTRAIN_CACHE_DIR;
+  else process.env.WGTRAIN_CACHE_DIR = savedCacheDir;
+  reloadTuneCache();
+  rmSync(cacheDir, { recursive: true, force: true });
+});
+
+const TRANSPOSES: [boolean, boolean][] = [
+  [false, false],
+  [true, false],
+  [false, true],
+  [true, true],
+];
+
+/**
+ * f32 sums of K products of values in [-1, 1] drift from the float64 reference by rounding errors
+ * that grow like sqrt(K) times the size of the terms (and the order of summation differs between
+ * variants), so the absolute tolerance scales with sqrt(K); GPU exp/tanh in the activations are
+ * accurate to a few ulp, which rtol covers.
+ */
+const tolFor = (K: number) => ({ atol: 1e-5 * Math.sqrt(K), rtol: 1e-4 });
+
+interface Case {
+  M: number;
+  N: number;
+  K: number;
+  transA: boolean;
+  transB: boolean;
+  bias: boolean;
+  activation?: Activation;
+}
+
+function caseName(c: Case): string {
+  return `${c.M}x${c.N}x${c.K} ${c.transA ? 'T' : 'N'}${c.transB ? 'T' : 'N'}${c.bias ? ' +bias' : ''}${c.activation ? ` ${c.activation}` : ''}`;
+}
+
+// Inputs and the reference result per case, shared by the variants.
+const expected = new Map<string, { a: Float32Array; b: Float32Array; bias: Float32Array; c: Float32Array }>();
+
+function reference(c: Case) {
+  const key = caseName(c);
+  let r = expected.get(key);
+  if (!r) {
+    const a = randomUniform(c.M * c.K, c.M * 7 + c.K);
+    const b = randomUniform(c.K * c.N, c.N * 13 + c.K);
+    const bias = randomUniform(c.N, c.N + 5);
+    const out = new Float32Array(c.M * c.N);
+    ref.matmul(a, b, out, c.M, c.N, c.K, { transA: c.transA, transB: c.transB, bias: c.bias ? bias : undefined, activation: c.activation, alpha: 0.1 });
+    expected.set(key, (r = { a, b, bias, c: out }));
+  }
+  return r;
+}
+
+async function runCase(e: Engine, variant: string, c: Case): Promise<void> {
+  const r = reference(c);
+  const a = e.tensor(c.transA ? [c.K, c.M] : [c.M, c.K], r.a, 'a');
+  const b = e.tensor(c.transB ? [c.N, c.K] : [c.K, c.N], r.b, 'b');
+  const bias = c.bias ? e.tensor([c.N], r.bias, 'bias') : undefined;
+  const out = e.tensor([c.M, c.N], undefined, 'c');
+  e.fill(out, NaN); // every element must be written
+  e.runOnce(await matmul(e, a, b, out, { transA: c.transA, transB: c.transB, bias, activation: c.activation, alpha: 0.1, variant }));
+  expectClose(await out.read(), r.c, tolFor(c.K), `matmul ${variant} ${caseName(c)}`);
+  for (const t of [a, b, out, bias]) t?.dispose();
+}
+
+function supported(e: Engine, variant: string): boolean {
+  return matmulVariantsFor(e).includes(variant);
+}
+
+describe('matmul variants vs reference', () => {
+  for (const variant of MATMUL_VARIANTS) {
+    describe(variant, () => {
+      for (const [M, N, K] of ODD_SHAPES_MNK) {
+        it(`${M}x${N}x${K}, all transposes, plain and with bias + gelu`, async (ctx) => {
+          const e = await getEngine();
+          if (!supported(e, variant)) ctx.skip();
+          for (const [transA, transB] of TRANSPOSES) {
+            await runCase(e, variant, { M, N, K, transA, transB, bias: false });
+            await runCase(e, variant, { M, N, K, transA, transB, bias: true, activation: 'gelu' });
+          }
+        });
+      }
+    });
+  }
+
+  // The epilogue is shared by the variants of one shader file: check every activation once per file.
+  for (const variant of ['blocked', 'quad16x8']) {
+    it(`${variant}: every activation, with and without bias`, async (ctx) => {
+      const e = await getEngine();
+      if (!supported(e, variant)) ctx.skip();
+      for (const activation of ACTIVATIONS) {
+        await runCase(e, variant, { M: 37, N: 21, K: 19, transA: false, transB: true, bias: true, activation });
+        await runCase(e, variant, { M: 37, N: 21, K: 19, transA: true, transB: false, bias: false, activation });
+      }
+    });
+  }
+
+  it('the default (tuned) choice computes the product too', async () => {
+    const e = await getEngine();
+    const r = reference({ M: 127, N: 33, K: 65, transA: false, transB: true, bias: true, activation: 'relu' });
+    const a = e.tensor([127, 65], r.a, 'x');
+    const b = e.tensor([33, 65], r.b, 'w');
+    const bias = e.tensor([33], r.bias, 'b');
+    const y = e.tensor([127, 33], undefined, 'y');
+    e.runOnce(await matmul(e, a, b, y, { transB: true, bias, activation: 'relu' }));
+    expectClose(await y.read(), r.c, tolFor(65), 'matmul default variant');
+    for (const t of [a, b, bias, y]) t.dispose();
+  });
+});
+
+describe('biasGrad vs reference', () => {
+  const shapes: [number, number][] = [
+    [1, 1],
+    [3, 5],
+    [127, 33],
+    [257, 263],
+    [1000, 3],
+  ];
+  for (const [M, N] of shapes) {
+    it(`${M}x${N}`, async () => {
+      const e = await getEngine();
+      const dyData = randomUniform(M * N, M + N);
+      const dy = e.tensor([M, N], dyData, 'dy');
+      const db = e.tensor([N], undefined, 'db');
+      e.runOnce(await biasGrad(e, dy, db));
+      const want = new Float32Array(N);
+      ref.biasGrad(dyData, want, M, N);
+      // A sum of M values in [-1, 1]: rounding grows like sqrt(M).
+      expectClose(await db.read(), want, { atol: 1e-6 * Math.sqrt(M), rtol: 1e-5 }, `biasGrad ${M}x${N}`);
+      dy.dispose();
+      db.dispose();
+    });
+  }
+});
+
+describe('Dense backward with the GPU kernels', () => {
+  it('dX = dY·W, dW = dYᵀ·X, db = biasGrad(dY) match the reference backward of y = x·Wᵀ + b', async () => {
+    const e = await getEngine();
+    const [B, IN, OUT] = [37, 29, 11];
+    const x = randomUniform(B * IN, 1);
+    const w = randomUniform(OUT * IN, 2);
+    const dy = randomUniform(B * OUT, 3);
+    const want = { dx: new Float32Array(B * IN), dw: new Float32Array(OUT * IN), db: new Float32Array(OUT) };
+    ref.matmulBackward(x, w, dy, want.dx, want.dw, want.db, B, OUT, IN, { transB: true });
+    const t = {
+      x: e.tensor([B, IN], x, 'x'),
+      w: e.tensor([OUT, IN], w, 'W'),
+      dy: e.tensor([B, OUT], dy, 'dy'),
+      dx: e.tensor([B, IN], undefined, 'dx'),
+      dw: e.tensor([OUT, IN], undefined, 'dW'),
+      db: e.tensor([OUT], undefined, 'db'),
+    };
+    e.runOnce(await matmul(e, t.dy, t.w, t.dx));
+    e.runOnce(await matmul(e, t.dy, t.x, t.dw, { transA: true }));
+    e.runOnce(await biasGrad(e, t.dy, t.db));
+    expectClose(await t.dx.read(), want.dx, tolFor(OUT), 'dx');
+    expectClose(await t.dw.read(), want.dw, tolFor(B), 'dW');
+    expectClose(await t.db.read(), want.db, tolFor(B), 'db');
+    for (const v of Object.values(t)) v.dispose();
+  });
+});
+
+describe('matmul reference gradients by finite differences', () => {
+  const [M, N, K] = [3, 4, 5];
+  for (const [transA, transB] of TRANSPOSES) {
+    it(`C = op(A)·op(B) + bias, transA=${transA} transB=${transB}`, () => {
+      const a = Float64Array.from(randomUniform(M * K, 11));
+      const b = Float64Array.from(randomUniform(K * N, 12));
+      const bias = Float64Array.from(randomUniform(N, 13));
+      const w = Float64Array.from(randomUniform(M * N, 14)); // dL/dC for L = sum(w ⊙ C)
+      const loss = () => {
+        const c = new Float64Array(M * N);
+        ref.matmul(a, b, c, M, N, K, { transA, transB, bias });
+        return c.reduce((s, v, i) => s + v * w[i], 0);
+      };
+      const da = new Float64Array(M * K);
+      const db = new Float64Array(K * N);
+      const dbias = new Float64Array(N);
+      ref.matmulBackward(a, b, w, da, db, dbias, M, N, K, { transA, transB });
+      checkGradient(() => loss(), a, da, {}, 'dA');
+      checkGradient(() => loss(), b, db, {}, 'dB');
+      checkGradient(() => loss(), bias, dbias, {}, 'dbias');
+    });
+  }
+});
+
+describe('shape errors name the kernel and both shapes', () => {
+  const make = (e: Engine, shape: number[], label: string): Tensor => e.tensor(shape, undefined, label);
+
+  it('rejects a wrong-size output', async () => {
+    const e = await getEngine();
+    const [a, b, c] = [make(e, [2, 7], 'a'), make(e, [7, 5], 'b'), make(e, [3, 3], 'c')];
+    await expect(matmul(e, a, b, c)).rejects.toThrow(/matmul.*"c" \[3, 3\].*\[2, 5\].*"a" \[2, 7\].*"b" \[7, 5\]/);
+    for (const t of [a, b, c]) t.dispose();
+  });
+
+  it('rejects a wrong-size bias', async () => {
+    const e = await getEngine();
+    const [a, b, c, bias] = [make(e, [2, 7], 'a'), make(e, [5, 7], 'b'), make(e, [2, 5], 'c'), make(e, [7], 'bias')];
+    await expect(matmul(e, a, b, c, { transB: true, bias })).rejects.toThrow(/matmul.*"bias" \[7\].*\[5\].*"c" \[2, 5\]/);
+    for (const t of [a, b, c, bias]) t.dispose();
+  });
+
+  it('rejects mismatched inner dimensions, naming both operands', async () => {
+    const e = await getEngine();
+    const [a, b, c] = [make(e, [2, 7], 'x'), make(e, [5, 6], 'w'), make(e, [2, 5], 'y')];
+    await expect(matmul(e, a, b, c, { transB: true })).rejects.toThrow(/matmul.*\(7 and 6\).*"x" \[2, 7\].*"w" \[5, 6\]/);
+    for (const t of [a, b, c]) t.dispose();
+  });
+
+  it('rejects tensors that are not 2-D', async () => {
+    const e = await getEngine();
+    const [a, b, c] = [make(e, [2, 3, 4], 'x'), make(e, [4, 5], 'w'), make(e, [6, 5], 'y')];
+    await expect(matmul(e, a, b, c)).rejects.toThrow(/matmul.*"x" \[2, 3, 4\] is 3-D/);
+    for (const t of [a, b, c]) t.dispose();
+  });
+
+  it('rejects an unknown variant', async () => {
+    const e = await getEngine();
+    const [a, b, c] = [make(e, [2, 3], 'a'), make(e, [3, 4], 'b'), make(e, [2, 4], 'c')];
+    await expect(matmul(e, a, b, c, { variant: 'nope' })).rejects.toThrow(/matmul.*no variant "nope"/);
+    for (const t of [a, b, c]) t.dispose();
+  });
+
+  it('biasGrad rejects a wrong-size db', async () => {
+    const e = await getEngine();
+    const [dy, db] = [make(e, [4, 6], 'dy'), make(e, [4], 'db')];
+    await expect(biasGrad(e, dy, db)).rejects.toThrow(/bias_grad.*"db" \[4\].*\[6\].*"dy" \[4, 6\]/);
+    dy.dispose();
+    db.dispose();
+  });
+});
+
+describe('tuning', () => {
+  it('times a dispatch', async () => {
+    const e = await getEngine();
+    const [a, b, c] = [e.tensor([64, 64], randomUniform(4096, 1), 'a'), e.tensor([64, 64], randomUniform(4096, 2), 'b'), e.tensor([64, 64], undefined, 'c')];
+    const d = await matmul(e, a, b, c, { variant: 'blocked' });
+    const s = await timeDispatch(e, d, { repeats: 2 });
+    expect(s).toBeGreaterThan(0);
+    expect(s).toBeLessThan(10);
+    d.dispose();
+    for (const t of [a, b, c]) t.dispose();
+  });
+
+  it('measures once per shape class, remembers the choice, and writes it to the disk cache', async () => {
+    const e = await getEngine();
+    const dir = mkdtempSync(join(tmpdir(), 'wgtrain-tune-'));
+    const saved = { dir: process.env.WGTRAIN_CACHE_DIR!, tune: process.env.WGTRAIN_TUNE };
+    process.env.WGTRAIN_CACHE_DIR = dir;
+    delete process.env.WGTRAIN_TUNE;
+    reloadTuneCache();
+    forgetTuning(e);
+    try {
+      const v = await chooseMatmulVariant(e, 40, 50, 60, { transB: true });
+      expect(matmulVariantsFor(e)).toContain(v);
+      const file = JSON.parse(readFileSync(join(dir, 'tune.json'), 'utf8'));
+      expect(file[adapterKey(e.adapter)][`matmul:${matmulShapeClass(40, 50, 60, false, true)}`]).toBe(v);
+      // Same class (same log2 buckets and transposes): remembered, not measured again.
+      expect(await chooseMatmulVariant(e, 39, 63, 33, { transB: true })).toBe(v);
+      // A new process (simulated) reads the choice back from disk.
+      forgetTuning(e);
+      reloadTuneCache();
+      expect(await chooseMatmulVariant(e, 40, 50, 60, { transB: true })).toBe(v);
+    } finally {
+      process.env.WGTRAIN_CACHE_DIR = saved.dir;
+      if (saved.tune !== undefined) process.env.WGTRAIN_TUNE = saved.tune;
+      forgetTuning(e);
+      reloadTuneCache();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('WGTRAIN_TUNE=0 uses the heuristic without measuring', async () => {
+    const e = await getEngine();
+    const saved = process.env.WGTRAIN_TUNE;
+    process.env.WGTRAIN_TUNE = '0';
+    forgetTuning(e);
+    try {
+      expect(await chooseMatmulVariant(e, 300, 200, 100)).toBe(defaultMatmulVariant(e, 300, 200));
+    } finally {
+      if (saved === undefined) delete process.env.WGTRAIN_TUNE;
+      else process.env.WGTRAIN_TUNE = saved;
+      forgetTuning(e);
+    }
+  });
+});
