@@ -8,8 +8,9 @@ import { attachDrawPad, drawingToInput } from './draw.ts';
 import { className, confusionMatrix, renderConfusion, renderTestGrid, weightImages } from './pictures.ts';
 import { Trainer, type ModelConfig } from './trainer.ts';
 
-// Convolutional layers register their layer kinds and model presets when their module exists.
-import.meta.glob('../src/nn/conv.ts', { eager: true });
+// Load every layer module: those beyond the core (convolution, pooling...) register their layer
+// kinds (for loading checkpoints) and their model presets (the CNN) when they are imported.
+import.meta.glob('../src/nn/*.ts', { eager: true });
 
 type Phase = 'starting' | 'no-webgpu' | 'ready' | 'training' | 'paused' | 'done' | 'error';
 
