@@ -20,12 +20,12 @@
 //     (grid1d).
 //   backward_input: the same over input channels and input columns, B * ceil(IC/8) * H * ceil(W/8)
 //     invocations; each dx element is summed by exactly one invocation (no atomics).
-//   backward_weight: dw viewed as a matrix [OC, IC*KH*KW] is cut into 8x8 blocks, one workgroup of
-//     RW invocations per block (ceil(OC/8) * ceil(IC*KH*KW/8) workgroups, grid1d in workgroups).
-//     The invocations split the OH*OW output positions round-robin (each sums its positions over
-//     the batch), then a fixed-order tree in workgroup memory adds their partial blocks:
-//     deterministic. db rides along in the blocks
-//     whose first column is 0.
+//   backward_weight: dw viewed as a matrix [OC, IC*KH*KW] is cut into 8x8 blocks, one workgroup
+//     of RW invocations per block: ceil(OC/8) * ceil(IC*KH*KW/8) workgroups, grid1d in workgroups
+//     (RW is an override, a power of two, picked per adapter by the wrapper). The invocations
+//     split the OH*OW output positions round-robin (each sums its positions over the batch), then
+//     a fixed-order tree in workgroup memory adds their partial blocks: deterministic. db rides
+//     along in the blocks whose first column is 0.
 // Edge blocks (channels or columns not multiples of 8) read clamped in-range addresses, select
 // zero for them and skip their writes.
 
@@ -58,7 +58,7 @@ struct Params {
 
 override WG: u32 = 64;
 // Invocations per workgroup of the weight-gradient kernels (a power of two for the tree).
-const RW: u32 = 64u;
+override RW: u32 = 64u;
 // Block edge: channels and columns per register block.
 const BS: u32 = 8u;
 const LANE = vec4<u32>(0u, 1u, 2u, 3u);

@@ -2,7 +2,8 @@
 // gradients vs finite differences; bad shapes rejected with the kernel's name and both shapes.
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../src/gpu/engine.ts';
-import { conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, conv2dOutputShape } from '../src/kernels/conv2d.ts';
+import { grid1d } from '../src/gpu/engine.ts';
+import { conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, conv2dOutputShape, conv2dParams } from '../src/kernels/conv2d.ts';
 import * as ref from '../src/reference/conv2d.ts';
 import { hostTensor, type Conv2dOptions, type HostTensor } from '../src/reference/conv2d.ts';
 import { randomUniform } from '../src/util/random.ts';
@@ -77,6 +78,29 @@ describe('conv2d kernels vs reference', () => {
       if (db && wantDb) expectClose(await db.read(), wantDb.data, { atol: 5e-5, rtol: 1e-4 }, 'conv2d db');
       for (const t of [x.gpu, w.gpu, bias?.gpu, dy.gpu, y, dx, dw, db]) t?.dispose();
     });
+  });
+
+  it('weight gradient is the same for every workgroup size the wrapper may pick', async () => {
+    const e = await getEngine();
+    const c = CASES[7]; // 10 -> 12 channels, uneven stride and padding
+    const x = both(e, [c.b, c.ic, c.h, c.w], 71, 'x');
+    const w = both(e, [c.oc, c.ic, ...c.k], 72, 'w');
+    const yShape = conv2dOutputShape(x.host.shape, w.host.shape, c.opts);
+    const dy = both(e, yShape, 73, 'dy');
+    const dw = e.tensor(w.host.shape, undefined, 'dw');
+    const db = e.tensor([c.oc], undefined, 'db');
+    const wantDw = hostTensor(w.host.shape);
+    const wantDb = hostTensor([c.oc]);
+    ref.conv2dBackwardWeight(x.host, dy.host, wantDw, wantDb, c.opts);
+    const g = ref.conv2dGeometry('test', x.host, w.host, c.opts);
+    const blocks = Math.ceil(c.oc / 8) * Math.ceil((c.ic * c.k[0] * c.k[1]) / 8);
+    for (const RW of [1, 4, 64]) { // 64 is the most that fits: 288 bytes of workgroup memory each
+      const k = await e.kernel('conv2d', 'conv2d_backward_weight_bias', { RW });
+      e.runOnce(e.dispatch(k, { x: x.gpu, dy: dy.gpu, dw, db }, grid1d(blocks * RW, RW), conv2dParams(g)));
+      expectClose(await dw.read(), wantDw.data, { atol: 5e-5, rtol: 1e-4 }, `dw with RW=${RW}`);
+      expectClose(await db.read(), wantDb.data, { atol: 5e-5, rtol: 1e-4 }, `db with RW=${RW}`);
+    }
+    for (const t of [x.gpu, w.gpu, dy.gpu, dw, db]) t.dispose();
   });
 
   it('replays a dispatch and fuses ReLU only when asked', async () => {

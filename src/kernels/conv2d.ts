@@ -9,14 +9,23 @@ export { conv2dOutputShape, type Conv2dOptions } from '../reference/conv2d.ts';
 
 /** Invocations per workgroup of the forward and input-gradient kernels. */
 const WG = 64;
-/** Invocations per workgroup of the weight-gradient kernels: RW in the shader. */
-const RW = 64;
+/**
+ * Invocations per workgroup of the weight-gradient kernels (RW in the shader): how many split one
+ * 8x8 block's sum before the workgroup tree adds them. On a CPU adapter the tree's workgroup
+ * memory and barriers cost more than they save: 4 (one SIMD group) measured fastest on
+ * SwiftShader, about 2x faster than 64. GPUs want many more threads per block; 64 there is a
+ * guess, not a measurement.
+ */
+function weightGradInvocations(e: Engine): number {
+  return e.adapter.isSoftware ? 4 : 64;
+}
 /** Each invocation owns an 8 (channels) x 8 (columns) block of outputs; BS in the shader. */
 const BLOCK = 8;
 
 const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
 
-function convParams(g: Conv2dGeometry, relu = false): Record<string, number> {
+/** The shader's params uniform for a geometry (for callers that dispatch conv2d entries themselves: tests, tuners). */
+export function conv2dParams(g: Conv2dGeometry, relu = false): Record<string, number> {
   return {
     batch: g.batch,
     in_c: g.inC,
@@ -48,7 +57,7 @@ export async function conv2dForward(e: Engine, x: Tensor, w: Tensor, b: Tensor |
   const k = await e.kernel('conv2d', entry, { WG });
   const invocations = g.batch * ceilDiv(g.outC, BLOCK) * g.outH * ceilDiv(g.outW, BLOCK);
   const buffers: Record<string, Tensor> = b ? { x, w, bias: b, y } : { x, w, y };
-  return e.dispatch(k, buffers, grid1d(invocations, WG), convParams(g, opts.relu));
+  return e.dispatch(k, buffers, grid1d(invocations, WG), conv2dParams(g, opts.relu));
 }
 
 /**
@@ -62,7 +71,7 @@ export async function conv2dBackwardInput(e: Engine, dy: Tensor, w: Tensor, dx: 
   checkConvTensors(what, g, dx, w, dy, null);
   const k = await e.kernel('conv2d', 'conv2d_backward_input', { WG });
   const invocations = g.batch * ceilDiv(g.inC, BLOCK) * g.inH * ceilDiv(g.inW, BLOCK);
-  return e.dispatch(k, { dy, w, dx }, grid1d(invocations, WG), convParams(g));
+  return e.dispatch(k, { dy, w, dx }, grid1d(invocations, WG), conv2dParams(g));
 }
 
 /**
@@ -74,8 +83,9 @@ export async function conv2dBackwardWeight(e: Engine, x: Tensor, dy: Tensor, dw:
   const what = `Kernel conv2d.${entry}`;
   const g = conv2dGeometry(what, x, dw, opts);
   checkConvTensors(what, g, x, dw, dy, db);
-  const k = await e.kernel('conv2d', entry);
+  const RW = weightGradInvocations(e);
+  const k = await e.kernel('conv2d', entry, { RW });
   const blocks = ceilDiv(g.outC, BLOCK) * ceilDiv(g.inC * g.kH * g.kW, BLOCK);
   const buffers: Record<string, Tensor> = db ? { x, dy, dw, db } : { x, dy, dw };
-  return e.dispatch(k, buffers, grid1d(blocks * RW, RW), convParams(g));
+  return e.dispatch(k, buffers, grid1d(blocks * RW, RW), conv2dParams(g));
 }
