@@ -1,6 +1,7 @@
 // The demo page: wires the controls, charts, pictures and drawing pad to a Trainer. Page state
 // for people is the DOM; for tests it is `window.__demo`, a read-only snapshot (see DemoStatus).
 import type { Dataset } from '../src/data/dataset.ts';
+import { LayerShapeError } from '../src/nn/layer.ts';
 import { presetNames } from '../src/nn/presets.ts';
 import { MetricChart } from './charts.ts';
 import { cifarFromFiles, idxFromFiles, loadBundledMnist } from './data.ts';
@@ -287,7 +288,11 @@ const chooseDataset = guarded(async () => {
 }, false);
 
 function fillPresets(): void {
-  const labels: Record<string, string> = { mlp: 'MLP (fully connected)', cnn: 'CNN (convolutional)' };
+  const labels: Record<string, string> = {
+    mlp: 'MLP (fully connected)',
+    cnn: 'CNN for 28×28 grey images (2 conv blocks)',
+    'cnn-cifar': 'CNN for 32×32 colour images (3 conv blocks)',
+  };
   ui.preset.replaceChildren(
     ...presetNames().map((name) => {
       const o = document.createElement('option');
@@ -376,8 +381,15 @@ async function train(ds: Dataset, { batchSize, epochs, cfg }: { batchSize: numbe
     clearResults();
     state.status = 'training';
     render();
-    const model = await trainer.build(ds, cfg);
-    ui.summary.textContent = model.summary();
+    try {
+      ui.summary.textContent = (await trainer.build(ds, cfg)).summary();
+    } catch (err) {
+      // A model that does not fit the data (e.g. a CIFAR CNN on MNIST) is a settings problem.
+      if (!(err instanceof LayerShapeError)) throw err;
+      state.status = 'ready';
+      showError(errorText(err), false);
+      return;
+    }
   }
   state.status = 'training';
   render();
