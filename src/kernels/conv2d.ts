@@ -1,6 +1,6 @@
 // 2-D convolution kernels over NCHW tensors (shaders/conv2d.wgsl): shape checks and validated,
 // replayable dispatches for the forward pass and both gradients. Direct convolution with register
-// blocks of 4x4 outputs per invocation; no scratch buffers, no atomics.
+// blocks of 8x8 outputs per invocation; no scratch buffers, no atomics.
 import { grid1d, type Dispatch, type Engine } from '../gpu/engine.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { checkConvTensors, conv2dGeometry, type Conv2dGeometry, type Conv2dOptions } from '../reference/conv2d.ts';

@@ -48,7 +48,7 @@ export function expectRank(what: string, t: Shaped, rank: number, layout: string
 export function pair(v: number | readonly [number, number] | undefined, fallback: number, what: string, name: string, min: number): [number, number] {
   const p: [number, number] = v === undefined ? [fallback, fallback] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
   for (const d of p) {
-    if (!Number.isInteger(d) || d < min) throw new Error(`${what}: ${name} ${JSON.stringify(v)} must be integers >= ${min}.`);
+    if (!Number.isInteger(d) || d < min) throw new Error(`${what}: ${name} ${JSON.stringify(v)} must be an integer >= ${min}, or a pair of them.`);
   }
   return p;
 }
