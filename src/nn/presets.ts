@@ -2,6 +2,7 @@
 // per-sample input shape and a number of outputs.
 import type { Activation as ActivationKind } from '../kernels/activation.ts';
 import { Activation, Flatten } from './activations.ts';
+import { cnn, cnnCifar } from './cnn-presets.ts';
 import { Dense } from './dense.ts';
 import { Dropout } from './dropout.ts';
 import type { Layer } from './layer.ts';
@@ -31,9 +32,13 @@ export function mlp(outputs: number, opts: PresetOptions = {}): Layer[] {
   return layers;
 }
 
-const presets = new Map<string, Preset>([['mlp', mlp]]);
+const presets = new Map<string, Preset>([
+  ['mlp', mlp],
+  ['cnn', cnn],
+  ['cnn-cifar', cnnCifar],
+]);
 
-/** Add a preset (the convolutional presets register themselves from their module). */
+/** Add a preset. */
 export function registerPreset(name: string, p: Preset): void {
   presets.set(name, p);
 }

@@ -1,8 +1,11 @@
 // Layers by kind name, to rebuild a model from the config saved in a checkpoint.
 import { Activation, Flatten, Softmax } from './activations.ts';
+import { BatchNorm2d, type BatchNorm2dOptions } from './batchnorm.ts';
+import { Conv2d, type Conv2dOptions } from './conv.ts';
 import { Dense, type DenseOptions } from './dense.ts';
 import { Dropout } from './dropout.ts';
 import type { Layer } from './layer.ts';
+import { AvgPool2d, GlobalAvgPool, MaxPool2d, type AvgPool2dOptions, type Pool2dOptions } from './pool.ts';
 
 /** What a checkpoint stores per layer. */
 export interface LayerConfig {
@@ -28,6 +31,17 @@ const factories = new Map<string, Factory>([
   ['Softmax', () => new Softmax()],
   ['Flatten', () => new Flatten()],
   ['Dropout', (c) => new Dropout(c.p as number)],
+  [
+    'Conv2d',
+    (c) => {
+      const { outChannels, ...opts } = c;
+      return new Conv2d(outChannels as number, opts as Conv2dOptions);
+    },
+  ],
+  ['MaxPool2d', (c) => new MaxPool2d(c as Pool2dOptions)],
+  ['AvgPool2d', (c) => new AvgPool2d(c as AvgPool2dOptions)],
+  ['GlobalAvgPool', () => new GlobalAvgPool()],
+  ['BatchNorm2d', (c) => new BatchNorm2d(c as BatchNorm2dOptions)],
 ]);
 
 /** Add a layer kind (used by layer modules that live outside this file). */

@@ -1,10 +1,12 @@
 // A network of layers in sequence: builds them in order (checking shapes, naming each layer),
-// fuses a ReLU-like activation into the Dense layer before it, and plans the whole forward and
-// backward pass for a batch size as flat dispatch lists that the trainer replays every step.
+// fuses a ReLU-like activation into the Dense layer before it (a ReLU into a Conv2d before it),
+// and plans the whole forward and backward pass for a batch size as flat dispatch lists that the
+// trainer replays every step.
 import type { Dispatch, Engine } from '../gpu/engine.ts';
 import { shapeSize, shapeStr, type Shape, type Tensor } from '../gpu/tensor.ts';
 import { Rng } from '../util/random.ts';
 import { Activation, Flatten } from './activations.ts';
+import { Conv2d } from './conv.ts';
 import { Dense } from './dense.ts';
 import { Layer, type Buffer, type LayerPlan, type Param } from './layer.ts';
 
@@ -72,6 +74,9 @@ export class Network {
       const b = this.layers[i + 1];
       if (a instanceof Dense && !a.opts.activation && b instanceof Activation && (b.activation === 'relu' || b.activation === 'leaky_relu')) {
         a.fusedActivation = { activation: b.activation, alpha: b.alpha };
+        b.fused = true;
+      } else if (a instanceof Conv2d && !a.opts.activation && b instanceof Activation && b.activation === 'relu') {
+        a.fusedRelu = true;
         b.fused = true;
       }
     }

@@ -1,0 +1,108 @@
+// BatchNorm2d: per-channel batch normalisation of NCHW activations ([C, H, W] per sample, shape
+// kept). Training normalises with the batch's mean and biased variance over (B, H, W) and updates
+// the running averages (PyTorch semantics: running = (1 - momentum) * running + momentum * batch,
+// unbiased variance for running_var); evaluation normalises with the running averages. Parameters
+// and buffers carry PyTorch's names: weight (gamma), bias (beta), running_mean, running_var.
+import type { Dispatch, Engine } from '../gpu/engine.ts';
+import type { Shape, Tensor } from '../gpu/tensor.ts';
+import { batchNormBackward, batchNormForwardEval, batchNormForwardTrain } from '../kernels/batchnorm.ts';
+import { expectImage } from './conv.ts';
+import { Layer, type Buffer, type LayerPlan, type Param, type PlanIO } from './layer.ts';
+
+export interface BatchNorm2dOptions {
+  /** Weight of each batch's statistics in the running averages; default 0.1 (PyTorch). */
+  momentum?: number;
+  /** Added to the variance before the square root; default 1e-5 (PyTorch). */
+  eps?: number;
+}
+
+/** Batch normalisation over (B, H, W) per channel of [B, C, H, W]. */
+export class BatchNorm2d extends Layer {
+  readonly kind = 'BatchNorm2d';
+  readonly momentum: number;
+  readonly eps: number;
+  gamma: Param | null = null; // [C]
+  beta: Param | null = null; // [C]
+  runningMean: Buffer | null = null; // [C]
+  runningVar: Buffer | null = null; // [C]
+
+  constructor(opts: BatchNorm2dOptions = {}) {
+    super();
+    this.momentum = opts.momentum ?? 0.1;
+    this.eps = opts.eps ?? 1e-5;
+    if (!(this.momentum >= 0 && this.momentum <= 1)) throw new Error(`BatchNorm2d: momentum must be in [0, 1], got ${opts.momentum}.`);
+    if (!(this.eps >= 0 && Number.isFinite(this.eps))) throw new Error(`BatchNorm2d: eps must be a finite number >= 0, got ${opts.eps}.`);
+  }
+
+  build(e: Engine, inputShape: Shape): Shape {
+    const [C] = expectImage(this.name || this.kind, inputShape);
+    const n = this.name;
+    // Scales and shifts are not decayed: shrinking gamma towards 0 would fight the normalisation.
+    this.gamma = { name: 'weight', value: e.tensor([C], new Float32Array(C).fill(1), `${n}.weight`), grad: e.zeros([C], `${n}.dweight`), decay: false };
+    this.beta = { name: 'bias', value: e.zeros([C], `${n}.bias`), grad: e.zeros([C], `${n}.dbias`), decay: false };
+    this.runningMean = { name: 'running_mean', value: e.zeros([C], `${n}.running_mean`) };
+    this.runningVar = { name: 'running_var', value: e.tensor([C], new Float32Array(C).fill(1), `${n}.running_var`) };
+    this.inputShape = [...inputShape];
+    this.outputShape = [...inputShape];
+    return this.outputShape;
+  }
+
+  params(): Param[] {
+    return [this.gamma, this.beta].filter((p): p is Param => p !== null);
+  }
+
+  buffers(): Buffer[] {
+    return [this.runningMean, this.runningVar].filter((b): b is Buffer => b !== null);
+  }
+
+  async plan(e: Engine, io: PlanIO): Promise<LayerPlan> {
+    if (!this.gamma || !this.beta || !this.runningMean || !this.runningVar) throw new Error(`Layer ${this.name}: plan() before build().`);
+    const C = this.inputShape[0];
+    const owned: Tensor[] = [];
+    const alloc = (shape: Shape, label: string) => {
+      const t = e.tensor(shape, undefined, `${this.name}.${label}`);
+      owned.push(t);
+      return t;
+    };
+    const forwardEval = [await batchNormForwardEval(e, io.x, this.gamma.value, this.beta.value, this.runningMean.value, this.runningVar.value, io.y, { eps: this.eps })];
+    const perChannel = (io.x.size / io.batch / C) * io.batch;
+    // A batch with one value per channel has no variance to normalise by (and an undefined
+    // unbiased running variance): such a plan evaluates and predicts, but refuses to train.
+    if (perChannel < 2) {
+      const why = `Layer ${this.name}: cannot train on a batch of ${io.batch} samples of [${this.inputShape.join(', ')}]: batch normalisation needs at least 2 values per channel.`;
+      return {
+        forward: [],
+        forwardEval,
+        backward: [],
+        beforeStep: () => {
+          throw new Error(why);
+        },
+        dispose: () => forwardEval.forEach((d) => d.dispose()),
+      };
+    }
+    const mean = alloc([C], 'mean'); // batch mean, saved for backward
+    const invstd = alloc([C], 'invstd'); // 1 / sqrt(biased batch variance + eps), saved for backward
+    const forward = [
+      await batchNormForwardTrain(e, io.x, this.gamma.value, this.beta.value, io.y, mean, invstd, this.runningMean.value, this.runningVar.value, {
+        eps: this.eps,
+        momentum: this.momentum,
+      }),
+    ];
+    // The kernel always writes dx; the first layer of a model has none, so it gets a scratch one.
+    const dx = io.dx ?? alloc(io.x.shape, 'dx-unused');
+    const backward: Dispatch[] = [await batchNormBackward(e, io.x, io.dy, this.gamma.value, mean, invstd, dx, this.gamma.grad, this.beta.grad)];
+    return {
+      forward,
+      forwardEval,
+      backward,
+      dispose: () => {
+        for (const d of [...forward, ...forwardEval, ...backward]) d.dispose();
+        owned.forEach((t) => t.dispose());
+      },
+    };
+  }
+
+  config(): Record<string, unknown> {
+    return { momentum: this.momentum, eps: this.eps };
+  }
+}

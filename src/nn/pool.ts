@@ -1,0 +1,135 @@
+// Pooling layers over NCHW activations: MaxPool2d and AvgPool2d ([C, H, W] -> [C, OH, OW] per
+// sample, OH = floor((H + 2 PH - KH) / SH) + 1, stride defaulting to the window as in PyTorch) and
+// GlobalAvgPool ([C, H, W] -> [C]). No parameters. Max pooling records the argmax of each window
+// in the forward pass; its backward pass routes dy back through it.
+import type { Engine } from '../gpu/engine.ts';
+import type { Shape, Tensor } from '../gpu/tensor.ts';
+import {
+  avgPool2dBackward,
+  avgPool2dForward,
+  globalAvgPoolBackward,
+  globalAvgPoolForward,
+  maxPool2dBackward,
+  maxPool2dForward,
+} from '../kernels/pool.ts';
+import { expectImage, size2, slideOut, type Size2 } from './conv.ts';
+import { Layer, type LayerPlan, type PlanIO } from './layer.ts';
+
+export interface Pool2dOptions {
+  /** Window (KH, KW) or one number for both. Default 2. */
+  kernel?: Size2;
+  /** Stride; default: the window (non-overlapping windows). */
+  stride?: Size2;
+  /** Padding on each side, at most half the window; default 0. Padding never wins a max. */
+  padding?: Size2;
+}
+
+export interface AvgPool2dOptions extends Pool2dOptions {
+  /** Divide by the whole window including padding (PyTorch's default, true) or by the covered part only. */
+  countIncludePad?: boolean;
+}
+
+/** Window geometry shared by max and average pooling. */
+abstract class Pool2d extends Layer {
+  readonly kernel: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+
+  constructor(kind: string, opts: Pool2dOptions) {
+    super();
+    this.kernel = size2(opts.kernel, 2, kind, 'kernel', 1);
+    this.stride = opts.stride === undefined ? [...this.kernel] : size2(opts.stride, 1, kind, 'stride', 1);
+    this.padding = size2(opts.padding, 0, kind, 'padding', 0);
+    if (2 * this.padding[0] > this.kernel[0] || 2 * this.padding[1] > this.kernel[1]) {
+      throw new Error(`${kind}: padding [${this.padding.join(', ')}] is more than half the ${this.kernel.join('x')} window.`);
+    }
+  }
+
+  build(_e: Engine, inputShape: Shape): Shape {
+    const name = this.name || this.kind;
+    const [C, H, W] = expectImage(name, inputShape);
+    const what = `${this.kernel.join('x')} window`;
+    const oh = slideOut(name, inputShape, H, this.kernel[0], this.stride[0], this.padding[0], 'H', what);
+    const ow = slideOut(name, inputShape, W, this.kernel[1], this.stride[1], this.padding[1], 'W', what);
+    this.inputShape = [...inputShape];
+    this.outputShape = [C, oh, ow];
+    return this.outputShape;
+  }
+
+  protected get windowOptions() {
+    return { kernel: this.kernel, stride: this.stride, padding: this.padding };
+  }
+
+  config(): Record<string, unknown> {
+    return { kernel: this.kernel, stride: this.stride, padding: this.padding };
+  }
+}
+
+/** Max over each window, NCHW. */
+export class MaxPool2d extends Pool2d {
+  readonly kind = 'MaxPool2d';
+
+  constructor(opts: Pool2dOptions = {}) {
+    super('MaxPool2d', opts);
+  }
+
+  async plan(e: Engine, io: PlanIO): Promise<LayerPlan> {
+    // Plane index (ih * W + iw) of each window's maximum, as f32: [B, C, OH, OW].
+    const argmax: Tensor = e.tensor(io.y.shape, undefined, `${this.name}.argmax`);
+    const opts = this.windowOptions;
+    const forward = [await maxPool2dForward(e, io.x, io.y, argmax, opts)];
+    const backward = io.dx ? [await maxPool2dBackward(e, io.dy, argmax, io.dx, opts)] : [];
+    return {
+      forward,
+      backward,
+      dispose: () => {
+        for (const d of [...forward, ...backward]) d.dispose();
+        argmax.dispose();
+      },
+    };
+  }
+}
+
+/** Mean over each window, NCHW. */
+export class AvgPool2d extends Pool2d {
+  readonly kind = 'AvgPool2d';
+  readonly countIncludePad: boolean;
+
+  constructor(opts: AvgPool2dOptions = {}) {
+    super('AvgPool2d', opts);
+    this.countIncludePad = opts.countIncludePad ?? true;
+  }
+
+  async plan(e: Engine, io: PlanIO): Promise<LayerPlan> {
+    const opts = { ...this.windowOptions, countIncludePad: this.countIncludePad };
+    const forward = [await avgPool2dForward(e, io.x, io.y, opts)];
+    const backward = io.dx ? [await avgPool2dBackward(e, io.dy, io.dx, opts)] : [];
+    return { forward, backward, dispose: () => [...forward, ...backward].forEach((d) => d.dispose()) };
+  }
+
+  config(): Record<string, unknown> {
+    return { ...super.config(), countIncludePad: this.countIncludePad };
+  }
+}
+
+/** Mean over each channel's plane: [C, H, W] -> [C] per sample (a Dense layer can follow directly). */
+export class GlobalAvgPool extends Layer {
+  readonly kind = 'GlobalAvgPool';
+
+  build(_e: Engine, inputShape: Shape): Shape {
+    const [C] = expectImage(this.name || this.kind, inputShape);
+    this.inputShape = [...inputShape];
+    this.outputShape = [C];
+    return this.outputShape;
+  }
+
+  async plan(e: Engine, io: PlanIO): Promise<LayerPlan> {
+    const forward = [await globalAvgPoolForward(e, io.x, io.y)];
+    const backward = io.dx ? [await globalAvgPoolBackward(e, io.dy, io.dx)] : [];
+    return { forward, backward, dispose: () => [...forward, ...backward].forEach((d) => d.dispose()) };
+  }
+
+  config(): Record<string, unknown> {
+    return {};
+  }
+}
