@@ -32,8 +32,10 @@ export interface DemoStatus {
   losses: number[];
   /** Points drawn on the loss and accuracy charts. */
   chartPoints: number;
-  /** The latest prediction for the drawing pad, and how many have been made. */
-  prediction: { label: string; index: number; probabilities: number[] } | null;
+  /** Changes made to the drawing pad so far. */
+  drawing: number;
+  /** The latest prediction for the drawing pad (`drawing`: the change it saw), and how many have been made. */
+  prediction: { label: string; index: number; probabilities: number[]; drawing: number } | null;
   predictions: number;
   /** How many times the weight images, test grid and confusion matrix were redrawn. */
   picturesUpdated: number;
@@ -59,6 +61,7 @@ const state: DemoStatus = {
   error: null,
   losses: [],
   chartPoints: 0,
+  drawing: 0,
   prediction: null,
   predictions: 0,
   picturesUpdated: 0,
@@ -502,6 +505,7 @@ async function predictDrawing(): Promise<void> {
   const ds = dataset;
   if (!ds || ds.inputShape.length !== 3 || ds.inputShape[0] !== 1) return;
   const [, h, w] = ds.inputShape;
+  const drawing = state.drawing;
   const x = drawingToInput(ui.pad, h, w);
   const pctx = ui.padPreview.getContext('2d')!;
   const img = pctx.createImageData(w, h);
@@ -518,7 +522,7 @@ async function predictDrawing(): Promise<void> {
   const probs = await trainer.probabilities(x, 1);
   let best = 0;
   for (let k = 1; k < probs.length; k++) if (probs[k] > probs[best]) best = k;
-  state.prediction = { label: className(ds, best), index: best, probabilities: [...probs] };
+  state.prediction = { label: className(ds, best), index: best, probabilities: [...probs], drawing };
   state.predictions++;
   ui.prediction.textContent = `Prediction: ${className(ds, best)} (${(probs[best] * 100).toFixed(1)}%)`;
   ui.probs.replaceChildren(
@@ -542,7 +546,12 @@ const predictDrawingSoon = latest(predictDrawing);
 
 // ---- wiring ----------------------------------------------------------------------------------
 
-const pad = attachDrawPad(ui.pad, { onChange: predictDrawingSoon });
+const pad = attachDrawPad(ui.pad, {
+  onChange: () => {
+    state.drawing++;
+    predictDrawingSoon();
+  },
+});
 $('clear').addEventListener('click', () => pad.clear());
 ui.dataset.addEventListener('change', chooseDataset);
 ui.idxFiles.addEventListener('change', chooseDataset);
