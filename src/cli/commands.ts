@@ -53,7 +53,7 @@ export interface TrainOptions {
   epochs: number;
   batchSize: number;
   seed: number;
-  augment?: boolean;
+  augment?: ('shift' | 'flip')[] | true;
   save?: string;
   resume?: string;
   metricsOut?: string;
@@ -158,7 +158,7 @@ async function fitWithProgress(model: Sequential, data: Dataset, o: TrainOptions
     seed: o.seed,
     validation: data.test,
     logEvery: o.logEvery,
-    augment: o.augment ? { pad: 2, flip: true } : undefined,
+    augment: augmentOptions(o.augment),
     onStep: (ev: StepEvent) => {
       if (!tty) return;
       if (!bar) startBar(ev.epoch + 1, ev.batches);
@@ -176,6 +176,12 @@ async function fitWithProgress(model: Sequential, data: Dataset, o: TrainOptions
       }
     },
   });
+}
+
+function augmentOptions(a: TrainOptions['augment']): { pad: number; flip: boolean } | undefined {
+  if (!a) return undefined;
+  const kinds = a === true ? ['shift', 'flip'] : a;
+  return { pad: kinds.includes('shift') ? 2 : 0, flip: kinds.includes('flip') };
 }
 
 export interface EvaluateOptions {

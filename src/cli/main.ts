@@ -5,7 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ACTIVATIONS } from '../kernels/activation.ts';
 import { presetNames } from '../nn/presets.ts';
 import { OPTIMIZERS } from '../optim/optimizer.ts';
-import { intList, nonNegativeInt, numberInRange, oneOf, positiveInt, positiveNumber, UsageError } from './options.ts';
+import { augmentList, intList, nonNegativeInt, numberInRange, oneOf, positiveInt, positiveNumber, UsageError } from './options.ts';
 import { runEvaluate, runPredict, runTrain } from './commands.ts';
 
 function program(): Command {
@@ -33,7 +33,7 @@ function program(): Command {
     .option('--epochs <n>', 'total epochs (a resumed run continues up to this many)', nonNegativeInt('--epochs'), 10)
     .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'), 64)
     .option('--seed <n>', 'seed for weights, data order and dropout', nonNegativeInt('--seed'), 1)
-    .option('--augment', 'random crop (pad 2) and horizontal flip for images (not for digits: flips change them)')
+    .option('--augment [kinds]', 'image augmentation: shift (random crop of the image padded by 2), flip (horizontal; not for digits); bare: shift,flip', augmentList)
     .option('--save <file>', 'checkpoint (safetensors) written after every epoch, atomically')
     .option('--resume <file>', 'continue training from a checkpoint')
     .option('--metrics-out <file>', 'write run metrics as JSON, and the loss/accuracy curves as SVG beside it')

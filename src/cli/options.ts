@@ -59,3 +59,10 @@ export function oneOf<T extends string>(name: string, allowed: readonly T[]) {
     return v as T;
   };
 }
+
+/** `shift`, `flip` or both, comma-separated. */
+export function augmentList(v: string): ('shift' | 'flip')[] {
+  const parts = v.split(',').map((s) => s.trim());
+  for (const p of parts) if (p !== 'shift' && p !== 'flip') throw new InvalidArgumentError(`--augment takes shift, flip or shift,flip; got "${v}".`);
+  return parts as ('shift' | 'flip')[];
+}
