@@ -272,6 +272,50 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
     }
   }, 180_000);
 
+  it('shows a lost device, and Reset trains again on a new one', async () => {
+    const page = await browser!.newPage();
+    page.on('console', (m) => pageLog.push(`[${m.type()}] ${m.text()}`));
+    try {
+      // Keep a handle on the devices the page creates, so that the test can destroy one mid-training.
+      await page.evaluateOnNewDocument(() => {
+        const request = GPUAdapter.prototype.requestDevice;
+        GPUAdapter.prototype.requestDevice = async function (this: GPUAdapter, ...args: Parameters<GPUAdapter['requestDevice']>) {
+          const device = await request.apply(this, args);
+          const w = window as unknown as { __testDevices?: GPUDevice[] };
+          (w.__testDevices ??= []).push(device);
+          return device;
+        };
+      });
+      await page.goto(url, { waitUntil: 'load' });
+      await waitForStatus(page, ['ready'], 60_000);
+      await page.waitForFunction(() => window.__demo.dataset !== null, { timeout: 30_000 });
+      await setValue(page, '#hidden', '32');
+      await setValue(page, '#epochs', '3');
+      await page.click('#start');
+      await page.waitForFunction(() => window.__demo.step >= 10, { timeout: 60_000, polling: 100 });
+      await page.evaluate(() => (window as unknown as { __testDevices: GPUDevice[] }).__testDevices.at(-1)!.destroy());
+      await waitForStatus(page, ['error'], 30_000).catch(() => undefined);
+      const lost = await demo(page);
+      expect(lost.status).toBe('error');
+      expect(lost.error).toMatch(/device was lost/i);
+      expect(await page.$eval('#error', (el) => (el as HTMLElement).hidden)).toBe(false);
+
+      await page.click('#reset');
+      await waitForStatus(page, ['ready'], 60_000);
+      await page.click('#start');
+      await page.waitForFunction(() => window.__demo.step >= 10 || window.__demo.status === 'error', { timeout: 60_000, polling: 100 });
+      const again = await demo(page);
+      expect(again.error).toBeNull();
+      expect(again.status).toBe('training');
+      expect(await page.evaluate(() => (window as unknown as { __testDevices: GPUDevice[] }).__testDevices.length)).toBe(2);
+    } catch (err) {
+      console.error(`page log:\n${pageLog.join('\n')}`);
+      throw err;
+    } finally {
+      await page.close();
+    }
+  }, 180_000);
+
   it('reads picked IDX and CIFAR-10 files with the engine\'s parsers', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'demo-e2e-files-'));
     const page = await openPage();
