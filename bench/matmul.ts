@@ -5,8 +5,10 @@
 //
 // Each run is one dispatch followed by a wait for the queue (onSubmittedWorkDone), so the figure
 // includes one submission's overhead, as a training step pays it. The machine's load average is
-// printed with the table: on a shared CPU, other processes slow a software adapter down.
-import { loadavg } from 'node:os';
+// printed with the table: on a shared CPU, other processes slow a software adapter down. On a
+// software adapter each cell also shows, in brackets, flops per CPU-second of this process times
+// the number of cores: what the run would reach with every core to itself.
+import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Engine } from '../src/gpu/engine.ts';
 import type { Tensor } from '../src/gpu/tensor.ts';
@@ -51,11 +53,16 @@ const maxSeconds = Number(values['max-seconds']);
 const variants = values.variants ? values.variants.split(',') : matmulVariantsFor(e);
 const cases = values.shapes === 'square' ? SQUARE : values.shapes === 'mlp' ? MLP : [...SQUARE, ...MLP];
 
-async function timeRun(run: () => void): Promise<number> {
+const cores = availableParallelism();
+
+/** Wall seconds and CPU seconds (all threads of this process, SwiftShader's included) of one run. */
+async function timeRun(run: () => void): Promise<[number, number]> {
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   run();
   await e.sync();
-  return (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(c0);
+  return [(performance.now() - t0) / 1000, (c.user + c.system) / 1e6];
 }
 
 // Last figure per variant, to skip runs that would take more than a minute.
@@ -68,13 +75,13 @@ async function measure(c: Case, variant: string, a: Tensor, b: Tensor, out: Tens
   const d = await matmul(e, a, b, out, { transA: c.transA, transB: c.transB, variant });
   try {
     const first = await timeRun(() => e.run(d)); // also warms the pipeline up
-    const times = first > maxSeconds ? [first] : [];
+    const times = first[0] > maxSeconds ? [first] : [];
     while (times.length < runs) times.push(await timeRun(() => e.run(d)));
-    times.sort((x, y) => x - y);
-    const median = times[times.length >> 1];
-    const gflops = flops / median / 1e9;
+    const median = (i: 0 | 1) => times.map((t) => t[i]).sort((x, y) => x - y)[times.length >> 1];
+    const gflops = flops / median(0) / 1e9;
     lastGflops.set(variant, gflops);
-    return `${gflops.toFixed(2)}${times.length < runs ? '*' : ''}`;
+    const cpu = e.adapter.isSoftware ? ` (${((flops / median(1) / 1e9) * cores).toFixed(2)})` : '';
+    return `${gflops.toFixed(2)}${cpu}${times.length < runs ? '*' : ''}`;
   } finally {
     d.dispose();
   }
@@ -99,7 +106,9 @@ const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].l
 const line = (r: string[]) => `| ${r.map((s, i) => (i === 0 ? s.padEnd(widths[i]) : s.padStart(widths[i]))).join(' | ')} |`;
 console.log(`\nmatmul GFLOP/s, median of ${runs} runs (* = one run, over ${maxSeconds} s) on ${e.adapter.name} (${e.adapter.description})${e.adapter.isSoftware ? ' [software adapter]' : ''}`);
 console.log('skip: not run, the previous size predicts over a minute per run');
-console.log(`load average ${load0.toFixed(2)} at start, ${loadavg()[0].toFixed(2)} at end\n`);
+console.log(`load average ${load0.toFixed(2)} at start, ${loadavg()[0].toFixed(2)} at end, ${cores} cores`);
+if (e.adapter.isSoftware) console.log('(bracketed: flops per CPU-second of this process x cores, the figure without other load)');
+console.log('');
 console.log(line(header));
 console.log(`|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
 for (const r of rows) console.log(line(r));

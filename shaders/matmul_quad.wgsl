@@ -4,21 +4,23 @@
 //
 // Same contract as shaders/matmul.wgsl (strided operands, params, bindings, HAS_BIAS and ACT).
 //
-// Why this shape: on CPU implementations of WebGPU (SwiftShader) every storage-buffer load is a
-// per-lane gather that costs as much as a few dozen multiply-adds, and workgroup memory needs
-// barriers that are slower still. Four invocations of a quad therefore share the rows of op(A):
-// each loads op(A) at a different k and quadBroadcast hands the value to the other three, so one
-// load feeds four lanes. Columns are interleaved over the quad (lane l owns columns l, l+4, l+8, ...)
-// so every op(B) load is also useful to exactly one lane. Each invocation keeps a block of C in
-// registers as 4x4 matrices and folds four k per step with one matrix product per block.
+// Why this shape: on CPU implementations of WebGPU (SwiftShader) every storage-buffer load, from any
+// address pattern, is a per-lane gather that costs as much as dozens of multiply-adds, and
+// workgroup memory needs barriers that are slower still; loads are what to save. Four invocations
+// of a quad therefore share the rows of op(A): each loads op(A) at a different k and the quad swaps
+// hand the value to the other three, so one load feeds four lanes. Columns are interleaved over the
+// quad (lane l owns columns l, l+4, l+8, ...) so every op(B) load is useful to exactly one lane.
+// Per k, a quad tile of R rows and C columns then costs (R + C) / 4 loads per lane for R·C/4
+// multiply-adds per lane: big tiles pay. Each invocation keeps its block of C in registers as 4x4
+// matrices and folds four k per step with one matrix product per block.
 //
 // Bindings (f32):
 //   params: { M, N, K, sam, sak, sbk, sbn: u32, alpha: f32 }
 //   a: (M*K)   b: (K*N)   c: (M*N) row-major [M, N]   bias: (N), read only when HAS_BIAS
 // Entry points (rows x columns of C per invocation; a quad covers 4x the columns):
-//   matmul_quad32x8: quad tile 32x32    matmul_quad16x8: quad tile 16x32
+//   matmul_quad32x16: quad tile 32x64   matmul_quad32x8: quad tile 32x32   matmul_quad16x8: 16x32
 // Dispatch: 1-D, WG invocations per workgroup (a multiple of 4), 4 invocations per quad tile,
-// tiles numbered row-major over ceil(M/TM) x ceil(N/32); split over x and y as by grid1d when
+// tiles numbered row-major over ceil(M/rows) x ceil(N/cols) of the quad tile; split over x and y as by grid1d when
 // needed (the kernel linearises with num_workgroups). Any M, N, K >= 1 work.
 
 enable subgroups;
@@ -72,15 +74,15 @@ fn store_c(row: u32, col: u32, v: f32) {
   }
 }
 
-// Writes the invocation's blocks: blocks[2r + h] holds rows r0 + 4r + i (its column i) at columns
-// c0 + 16h + 4j (component j), for r < row_blocks. One store site for every value, so that the
-// epilogue (bias, activation) is compiled once rather than once per value.
-fn store_tile(t: QuadTile, blocks: ptr<function, array<mat4x4<f32>, 16>>, row_blocks: u32) {
-  for (var e = 0u; e < row_blocks * 32u; e++) {
-    let blk = e / 16u;        // 2r + h
+// Writes the invocation's blocks: blocks[r * col_blocks + h] holds rows r0 + 4r + i (its column i)
+// at columns c0 + 16h + 4j (component j). One store site for every value, so that the epilogue
+// (bias, activation) is compiled once rather than once per value.
+fn store_tile(t: QuadTile, blocks: ptr<function, array<mat4x4<f32>, 32>>, row_blocks: u32, col_blocks: u32) {
+  for (var e = 0u; e < row_blocks * col_blocks * 16u; e++) {
+    let blk = e / 16u;
     let i = (e / 4u) % 4u;
     let j = e % 4u;
-    store_c(t.r0 + 4u * (blk / 2u) + i, t.c0 + 16u * (blk % 2u) + 4u * j, (*blocks)[blk][i][j]);
+    store_c(t.r0 + 4u * (blk / col_blocks) + i, t.c0 + 16u * (blk % col_blocks) + 4u * j, (*blocks)[blk][i][j]);
   }
 }
 
@@ -96,39 +98,49 @@ fn b_cols(c0: u32) -> vec4<u32> {
   return min(vec4<u32>(c0) + vec4<u32>(0u, 4u, 8u, 12u), vec4<u32>(params.N - 1u)) * params.sbn;
 }
 
-// The four lanes' values of v, in lane order.
-fn quad_all(v: f32) -> vec4<f32> {
-  return vec4<f32>(quadBroadcast(v, 0u), quadBroadcast(v, 1u), quadBroadcast(v, 2u), quadBroadcast(v, 3u));
-}
-
-// op(A)[rows, k..k+3] as the matrix whose column i is row i over the four k (so its math form is
-// the transposed block). Lane l loads k + l; `ka` is that k's offset, `valid` whether k + l < K.
+// op(A)[rows, k + (lane ^ s)] for s = 0..3, as the matrix whose column i is row i over s (so its
+// math form is the transposed block). Each lane loads one k, k + lane (`ka` is its offset, `valid`
+// whether it is < K), and the quad swaps hand every lane the other three: lane ^ 1 (X), lane ^ 2 (Y)
+// and lane ^ 3 (diagonal). Swaps are register shuffles, far cheaper than loads or broadcasts.
 fn a_block(rows: vec4<u32>, ka: u32, valid: bool) -> mat4x4<f32> {
   let v = select(vec4<f32>(0.0), vec4<f32>(a[rows.x + ka], a[rows.y + ka], a[rows.z + ka], a[rows.w + ka]), valid);
-  return mat4x4<f32>(quad_all(v.x), quad_all(v.y), quad_all(v.z), quad_all(v.w));
+  return transpose(mat4x4<f32>(v, quadSwapX(v), quadSwapY(v), quadSwapDiagonal(v)));
 }
 
-// op(B)[k + t, cols] for one t, zero when k + t >= K.
+// op(B)[k, cols], zero when k >= K.
 fn b_row(k: u32, cols: vec4<u32>) -> vec4<f32> {
   let o = min(k, params.K - 1u) * params.sbk;
   let v = vec4<f32>(b[o + cols.x], b[o + cols.y], b[o + cols.z], b[o + cols.w]);
   return select(vec4<f32>(0.0), v, k < params.K);
 }
 
-// The matrix whose column t is op(B)[k + t, cols]. For an accumulator whose column i is a row of C
-// at this lane's columns, acc += b_block * a_block adds sum_t op(A)[row i, k+t] op(B)[k+t, cols].
-fn b_block(k: u32, cols: vec4<u32>) -> mat4x4<f32> {
-  return mat4x4<f32>(b_row(k, cols), b_row(k + 1u, cols), b_row(k + 2u, cols), b_row(k + 3u, cols));
+// The matrix whose column s is op(B)[k + (lane ^ s), cols]: the rows that pair with a_block's
+// columns. For an accumulator whose column i is a row of C at this lane's columns,
+// acc += b_block * a_block adds sum over the four k of op(A)[row i, k] op(B)[k, cols].
+fn b_block(k: u32, lane: u32, cols: vec4<u32>) -> mat4x4<f32> {
+  return mat4x4<f32>(b_row(k + lane, cols), b_row(k + (lane ^ 1u), cols), b_row(k + (lane ^ 2u), cols), b_row(k + (lane ^ 3u), cols));
+}
+
+// One row of C at a lane's four columns plus sum_t a[t] * b[t]: four fused multiply-adds, which
+// CPU implementations run as single instructions (half the cost of a matrix product's mul + add).
+fn mac_row(c: vec4<f32>, a: vec4<f32>, b: mat4x4<f32>) -> vec4<f32> {
+  return fma(vec4<f32>(a.w), b[3], fma(vec4<f32>(a.z), b[2], fma(vec4<f32>(a.y), b[1], fma(vec4<f32>(a.x), b[0], c))));
+}
+
+// acc + (the block product): column i of acc is row i of C; column i of `a` is row i of op(A) over
+// four k; column t of `b` is op(B) at k + t.
+fn mac(acc: mat4x4<f32>, a: mat4x4<f32>, b: mat4x4<f32>) -> mat4x4<f32> {
+  return mat4x4<f32>(mac_row(acc[0], a[0], b), mac_row(acc[1], a[1], b), mac_row(acc[2], a[2], b), mac_row(acc[3], a[3], b));
 }
 
 // Which tile this quad computes and which lane of it this invocation is.
 struct QuadTile { r0: u32, c0: u32, lane: u32 }
 
-fn quad_tile(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, rows_per_tile: u32) -> QuadTile {
+fn quad_tile(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, tile_rows: u32, tile_cols: u32) -> QuadTile {
   let q = (gid.x + gid.y * nwg.x * WG) / 4u;
-  let tiles_n = (params.N + 31u) / 32u;
+  let tiles_n = (params.N + tile_cols - 1u) / tile_cols;
   let lane = sid % 4u;
-  return QuadTile((q / tiles_n) * rows_per_tile, (q % tiles_n) * 32u + lane, lane);
+  return QuadTile((q / tiles_n) * tile_rows, (q % tiles_n) * tile_cols + lane, lane);
 }
 
 // ---- matmul_quad32x8: rows r0..r0+31, columns c0 + 4j (j < 8) per invocation -------------------
@@ -136,7 +148,7 @@ fn quad_tile(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, rows_per_tile: u32) -> Qu
 @compute @workgroup_size(WG)
 fn matmul_quad32x8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(subgroup_invocation_id) sid: u32) {
-  let t = quad_tile(gid, nwg, sid, 32u);
+  let t = quad_tile(gid, nwg, sid, 32u, 32u);
   let ar0 = a_rows(t.r0);        let ar1 = a_rows(t.r0 + 4u);
   let ar2 = a_rows(t.r0 + 8u);   let ar3 = a_rows(t.r0 + 12u);
   let ar4 = a_rows(t.r0 + 16u);  let ar5 = a_rows(t.r0 + 20u);
@@ -155,8 +167,8 @@ fn matmul_quad32x8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let kl = k + t.lane;
     let ka = min(kl, params.K - 1u) * params.sak;
     let valid = kl < params.K;
-    let b0 = b_block(k, bc0);
-    let b1 = b_block(k, bc1);
+    let b0 = b_block(k, t.lane, bc0);
+    let b1 = b_block(k, t.lane, bc1);
     var ab = a_block(ar0, ka, valid);  acc00 += b0 * ab;  acc01 += b1 * ab;
     ab = a_block(ar1, ka, valid);      acc10 += b0 * ab;  acc11 += b1 * ab;
     ab = a_block(ar2, ka, valid);      acc20 += b0 * ab;  acc21 += b1 * ab;
@@ -166,9 +178,12 @@ fn matmul_quad32x8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     ab = a_block(ar6, ka, valid);      acc60 += b0 * ab;  acc61 += b1 * ab;
     ab = a_block(ar7, ka, valid);      acc70 += b0 * ab;  acc71 += b1 * ab;
   }
-  var out = array<mat4x4<f32>, 16>(acc00, acc01, acc10, acc11, acc20, acc21, acc30, acc31,
-                                   acc40, acc41, acc50, acc51, acc60, acc61, acc70, acc71);
-  store_tile(t, &out, 8u);
+  var out = array<mat4x4<f32>, 32>();
+  out[0] = acc00;  out[1] = acc01;  out[2] = acc10;  out[3] = acc11;
+  out[4] = acc20;  out[5] = acc21;  out[6] = acc30;  out[7] = acc31;
+  out[8] = acc40;  out[9] = acc41;  out[10] = acc50; out[11] = acc51;
+  out[12] = acc60; out[13] = acc61; out[14] = acc70; out[15] = acc71;
+  store_tile(t, &out, 8u, 2u);
 }
 
 // ---- matmul_quad16x8: rows r0..r0+15, columns c0 + 4j (j < 8) per invocation -------------------
@@ -176,7 +191,7 @@ fn matmul_quad32x8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 @compute @workgroup_size(WG)
 fn matmul_quad16x8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(subgroup_invocation_id) sid: u32) {
-  let t = quad_tile(gid, nwg, sid, 16u);
+  let t = quad_tile(gid, nwg, sid, 16u, 32u);
   let ar0 = a_rows(t.r0);        let ar1 = a_rows(t.r0 + 4u);
   let ar2 = a_rows(t.r0 + 8u);   let ar3 = a_rows(t.r0 + 12u);
   let bc0 = b_cols(t.c0);        let bc1 = b_cols(t.c0 + 16u);
@@ -188,15 +203,67 @@ fn matmul_quad16x8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let kl = k + t.lane;
     let ka = min(kl, params.K - 1u) * params.sak;
     let valid = kl < params.K;
-    let b0 = b_block(k, bc0);
-    let b1 = b_block(k, bc1);
+    let b0 = b_block(k, t.lane, bc0);
+    let b1 = b_block(k, t.lane, bc1);
     var ab = a_block(ar0, ka, valid);  acc00 += b0 * ab;  acc01 += b1 * ab;
     ab = a_block(ar1, ka, valid);      acc10 += b0 * ab;  acc11 += b1 * ab;
     ab = a_block(ar2, ka, valid);      acc20 += b0 * ab;  acc21 += b1 * ab;
     ab = a_block(ar3, ka, valid);      acc30 += b0 * ab;  acc31 += b1 * ab;
   }
-  var out = array<mat4x4<f32>, 16>(acc00, acc01, acc10, acc11, acc20, acc21, acc30, acc31,
-                                   mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>(),
-                                   mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>());
-  store_tile(t, &out, 4u);
+  var out = array<mat4x4<f32>, 32>();
+  out[0] = acc00; out[1] = acc01; out[2] = acc10; out[3] = acc11;
+  out[4] = acc20; out[5] = acc21; out[6] = acc30; out[7] = acc31;
+  store_tile(t, &out, 4u, 2u);
+}
+
+// ---- matmul_quad32x16: rows r0..r0+31, columns c0 + 4j (j < 16) per invocation -----------------
+
+@compute @workgroup_size(WG)
+fn matmul_quad32x16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(subgroup_invocation_id) sid: u32) {
+  let t = quad_tile(gid, nwg, sid, 32u, 64u);
+  let ar0 = a_rows(t.r0);        let ar1 = a_rows(t.r0 + 4u);
+  let ar2 = a_rows(t.r0 + 8u);   let ar3 = a_rows(t.r0 + 12u);
+  let ar4 = a_rows(t.r0 + 16u);  let ar5 = a_rows(t.r0 + 20u);
+  let ar6 = a_rows(t.r0 + 24u);  let ar7 = a_rows(t.r0 + 28u);
+  let bc0 = b_cols(t.c0);        let bc1 = b_cols(t.c0 + 16u);
+  let bc2 = b_cols(t.c0 + 32u);  let bc3 = b_cols(t.c0 + 48u);
+  var acc00 = mat4x4<f32>(); var acc01 = mat4x4<f32>(); var acc02 = mat4x4<f32>(); var acc03 = mat4x4<f32>();
+  var acc10 = mat4x4<f32>(); var acc11 = mat4x4<f32>(); var acc12 = mat4x4<f32>(); var acc13 = mat4x4<f32>();
+  var acc20 = mat4x4<f32>(); var acc21 = mat4x4<f32>(); var acc22 = mat4x4<f32>(); var acc23 = mat4x4<f32>();
+  var acc30 = mat4x4<f32>(); var acc31 = mat4x4<f32>(); var acc32 = mat4x4<f32>(); var acc33 = mat4x4<f32>();
+  var acc40 = mat4x4<f32>(); var acc41 = mat4x4<f32>(); var acc42 = mat4x4<f32>(); var acc43 = mat4x4<f32>();
+  var acc50 = mat4x4<f32>(); var acc51 = mat4x4<f32>(); var acc52 = mat4x4<f32>(); var acc53 = mat4x4<f32>();
+  var acc60 = mat4x4<f32>(); var acc61 = mat4x4<f32>(); var acc62 = mat4x4<f32>(); var acc63 = mat4x4<f32>();
+  var acc70 = mat4x4<f32>(); var acc71 = mat4x4<f32>(); var acc72 = mat4x4<f32>(); var acc73 = mat4x4<f32>();
+  for (var k = 0u; k < params.K; k += 4u) {
+    let kl = k + t.lane;
+    let ka = min(kl, params.K - 1u) * params.sak;
+    let valid = kl < params.K;
+    let b0 = b_block(k, t.lane, bc0);
+    let b1 = b_block(k, t.lane, bc1);
+    let b2 = b_block(k, t.lane, bc2);
+    let b3 = b_block(k, t.lane, bc3);
+    var ab = a_block(ar0, ka, valid);
+    acc00 += b0 * ab;  acc01 += b1 * ab;  acc02 += b2 * ab;  acc03 += b3 * ab;
+    ab = a_block(ar1, ka, valid);
+    acc10 += b0 * ab;  acc11 += b1 * ab;  acc12 += b2 * ab;  acc13 += b3 * ab;
+    ab = a_block(ar2, ka, valid);
+    acc20 += b0 * ab;  acc21 += b1 * ab;  acc22 += b2 * ab;  acc23 += b3 * ab;
+    ab = a_block(ar3, ka, valid);
+    acc30 += b0 * ab;  acc31 += b1 * ab;  acc32 += b2 * ab;  acc33 += b3 * ab;
+    ab = a_block(ar4, ka, valid);
+    acc40 += b0 * ab;  acc41 += b1 * ab;  acc42 += b2 * ab;  acc43 += b3 * ab;
+    ab = a_block(ar5, ka, valid);
+    acc50 += b0 * ab;  acc51 += b1 * ab;  acc52 += b2 * ab;  acc53 += b3 * ab;
+    ab = a_block(ar6, ka, valid);
+    acc60 += b0 * ab;  acc61 += b1 * ab;  acc62 += b2 * ab;  acc63 += b3 * ab;
+    ab = a_block(ar7, ka, valid);
+    acc70 += b0 * ab;  acc71 += b1 * ab;  acc72 += b2 * ab;  acc73 += b3 * ab;
+  }
+  var out = array<mat4x4<f32>, 32>(acc00, acc01, acc02, acc03, acc10, acc11, acc12, acc13,
+                                   acc20, acc21, acc22, acc23, acc30, acc31, acc32, acc33,
+                                   acc40, acc41, acc42, acc43, acc50, acc51, acc52, acc53,
+                                   acc60, acc61, acc62, acc63, acc70, acc71, acc72, acc73);
+  store_tile(t, &out, 8u, 4u);
 }

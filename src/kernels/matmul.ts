@@ -29,8 +29,11 @@ interface Variant {
   workgroups(M: number, N: number): [number, number, number];
 }
 
-/** Invocations per workgroup of the quad kernels (a multiple of 4). */
-const QUAD_WG = 64;
+/**
+ * Invocations per workgroup of the quad kernels (a multiple of 4). Small, so that the MLP's
+ * 128-row products still make several workgroups for a CPU implementation's threads to share.
+ */
+const QUAD_WG = 32;
 
 const VARIANTS: Record<string, Variant> = {
   // 4x4 of C per invocation from registers, no workgroup memory: the portable CPU-friendly kernel.
@@ -38,6 +41,7 @@ const VARIANTS: Record<string, Variant> = {
   // 64x64 tiles through workgroup memory: what GPUs want.
   tiled: { family: 'matmul', entry: 'matmul_tiled', needsSubgroups: false, workgroups: (M, N) => [Math.ceil(N / 64), Math.ceil(M / 64), 1] },
   // Quads share operand loads through quadBroadcast: fastest on SwiftShader.
+  quad32x16: { family: 'matmul_quad', entry: 'matmul_quad32x16', needsSubgroups: true, workgroups: (M, N) => grid1d(Math.ceil(M / 32) * Math.ceil(N / 64) * 4, QUAD_WG) },
   quad32x8: { family: 'matmul_quad', entry: 'matmul_quad32x8', needsSubgroups: true, workgroups: (M, N) => grid1d(Math.ceil(M / 32) * Math.ceil(N / 32) * 4, QUAD_WG) },
   quad16x8: { family: 'matmul_quad', entry: 'matmul_quad16x8', needsSubgroups: true, workgroups: (M, N) => grid1d(Math.ceil(M / 16) * Math.ceil(N / 32) * 4, QUAD_WG) },
 };
@@ -60,6 +64,7 @@ export function matmulVariantsFor(e: Engine): string[] {
 export function defaultMatmulVariant(e: Engine, M: number, N: number): string {
   if (!e.adapter.isSoftware) return 'tiled';
   if (!e.adapter.features.includes('subgroups')) return 'blocked';
+  if (M * N >= 256 * 256) return 'quad32x16';
   return M * N >= 64 * 64 ? 'quad32x8' : 'quad16x8';
 }
 
