@@ -20,8 +20,10 @@
 // Entry points (rows x columns of C per invocation; a quad covers 4x the columns):
 //   matmul_quad32x16: quad tile 32x64   matmul_quad32x8: quad tile 32x32   matmul_quad16x8: 16x32
 // Dispatch: 1-D, WG invocations per workgroup (a multiple of 4), 4 invocations per quad tile,
-// tiles numbered row-major over ceil(M/rows) x ceil(N/cols) of the quad tile; split over x and y as by grid1d when
-// needed (the kernel linearises with num_workgroups). Any M, N, K >= 1 work.
+// tiles numbered row-major over ceil(M / tile rows) x ceil(N / tile columns); split over x and y as
+// by grid1d when needed (the kernel linearises with num_workgroups). Any M, N, K >= 1 work.
+// Lanes of a quad are assumed to be 4 consecutive invocations (true of SwiftShader and common GPUs;
+// the tuner checks a variant's result before choosing it).
 
 enable subgroups;
 
@@ -119,18 +121,6 @@ fn b_row(k: u32, cols: vec4<u32>) -> vec4<f32> {
 // acc += b_block * a_block adds sum over the four k of op(A)[row i, k] op(B)[k, cols].
 fn b_block(k: u32, lane: u32, cols: vec4<u32>) -> mat4x4<f32> {
   return mat4x4<f32>(b_row(k + lane, cols), b_row(k + (lane ^ 1u), cols), b_row(k + (lane ^ 2u), cols), b_row(k + (lane ^ 3u), cols));
-}
-
-// One row of C at a lane's four columns plus sum_t a[t] * b[t]: four fused multiply-adds, which
-// CPU implementations run as single instructions (half the cost of a matrix product's mul + add).
-fn mac_row(c: vec4<f32>, a: vec4<f32>, b: mat4x4<f32>) -> vec4<f32> {
-  return fma(vec4<f32>(a.w), b[3], fma(vec4<f32>(a.z), b[2], fma(vec4<f32>(a.y), b[1], fma(vec4<f32>(a.x), b[0], c))));
-}
-
-// acc + (the block product): column i of acc is row i of C; column i of `a` is row i of op(A) over
-// four k; column t of `b` is op(B) at k + t.
-fn mac(acc: mat4x4<f32>, a: mat4x4<f32>, b: mat4x4<f32>) -> mat4x4<f32> {
-  return mat4x4<f32>(mac_row(acc[0], a[0], b), mac_row(acc[1], a[1], b), mac_row(acc[2], a[2], b), mac_row(acc[3], a[3], b));
 }
 
 // Which tile this quad computes and which lane of it this invocation is.

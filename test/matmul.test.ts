@@ -106,14 +106,14 @@ describe('matmul variants vs reference', () => {
     });
   }
 
-  // The epilogue is shared by the variants of one shader file: check every activation once per file.
+  // The epilogue is shared by the variants of one shader file: check every activation once per file
+  // (each bias/activation pair is a pipeline to compile, so bias alternates).
   for (const variant of ['blocked', 'quad16x8']) {
-    it(`${variant}: every activation, with and without bias`, async (ctx) => {
+    it(`${variant}: every activation`, async (ctx) => {
       const e = await getEngine();
       if (!supported(e, variant)) ctx.skip();
-      for (const activation of ACTIVATIONS) {
-        await runCase(e, variant, { M: 37, N: 21, K: 19, transA: false, transB: true, bias: true, activation });
-        await runCase(e, variant, { M: 37, N: 21, K: 19, transA: true, transB: false, bias: false, activation });
+      for (const [i, activation] of ACTIVATIONS.entries()) {
+        await runCase(e, variant, { M: 37, N: 21, K: 19, transA: i % 2 === 1, transB: true, bias: i % 2 === 0, activation });
       }
     });
   }

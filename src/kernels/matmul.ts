@@ -35,15 +35,28 @@ interface Variant {
  */
 const QUAD_WG = 32;
 
+const quadGrid = (rows: number, cols: number) => (M: number, N: number) => grid1d(Math.ceil(M / rows) * Math.ceil(N / cols) * 4, QUAD_WG);
+
 const VARIANTS: Record<string, Variant> = {
   // 4x4 of C per invocation from registers, no workgroup memory: the portable CPU-friendly kernel.
-  blocked: { family: 'matmul', entry: 'matmul_blocked', needsSubgroups: false, workgroups: (M, N) => [Math.ceil(N / 32), Math.ceil(M / 32), 1] },
+  blocked: {
+    family: 'matmul',
+    entry: 'matmul_blocked',
+    needsSubgroups: false,
+    workgroups: (M, N) => [Math.ceil(N / 32), Math.ceil(M / 32), 1],
+  },
   // 64x64 tiles through workgroup memory: what GPUs want.
-  tiled: { family: 'matmul', entry: 'matmul_tiled', needsSubgroups: false, workgroups: (M, N) => [Math.ceil(N / 64), Math.ceil(M / 64), 1] },
-  // Quads share operand loads through quadBroadcast: fastest on SwiftShader.
-  quad32x16: { family: 'matmul_quad', entry: 'matmul_quad32x16', needsSubgroups: true, workgroups: (M, N) => grid1d(Math.ceil(M / 32) * Math.ceil(N / 64) * 4, QUAD_WG) },
-  quad32x8: { family: 'matmul_quad', entry: 'matmul_quad32x8', needsSubgroups: true, workgroups: (M, N) => grid1d(Math.ceil(M / 32) * Math.ceil(N / 32) * 4, QUAD_WG) },
-  quad16x8: { family: 'matmul_quad', entry: 'matmul_quad16x8', needsSubgroups: true, workgroups: (M, N) => grid1d(Math.ceil(M / 16) * Math.ceil(N / 32) * 4, QUAD_WG) },
+  tiled: {
+    family: 'matmul',
+    entry: 'matmul_tiled',
+    needsSubgroups: false,
+    workgroups: (M, N) => [Math.ceil(N / 64), Math.ceil(M / 64), 1],
+  },
+  // Quads share operand loads through quad swaps: fastest on SwiftShader; the names give the rows
+  // and columns of C per invocation (a quad covers four times the columns).
+  quad32x16: { family: 'matmul_quad', entry: 'matmul_quad32x16', needsSubgroups: true, workgroups: quadGrid(32, 64) },
+  quad32x8: { family: 'matmul_quad', entry: 'matmul_quad32x8', needsSubgroups: true, workgroups: quadGrid(32, 32) },
+  quad16x8: { family: 'matmul_quad', entry: 'matmul_quad16x8', needsSubgroups: true, workgroups: quadGrid(16, 32) },
 };
 
 /** Names of all variants, for tests and benchmarks. */
