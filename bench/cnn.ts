@@ -1,15 +1,10 @@
 // The CNN training-step benchmark for our engine. The orchestrator runs it only when
-// src/nn/conv.ts exists; the conv module registers its layers and a 'cnn' model preset, and this
-// times that preset on MNIST-shaped synthetic data with the same step loop as the MLP. The peers'
-// CNN steps are to be written beside the MLP ones (bench/tfjs.ts, bench/jax.ts) with the same
-// architecture once the preset's layers are fixed.
+// src/nn/conv.ts exists; the conv module registers its layers and the 'cnn' model preset, and this
+// times that preset on MNIST-shaped synthetic data with the same step loop as the MLP. The peers
+// train the same architecture (CNN in common.ts) in bench/tfjs.ts and bench/jax.ts.
 import type { Engine } from '../src/gpu/engine.ts';
-import { Rng } from '../src/util/random.ts';
 import { timeRecordedSteps } from './recorded-steps.ts';
-import { log, trainRows, uniform, type BenchRow, type ChildOptions, type Library, type Backend } from './common.ts';
-
-/** The CNN benchmark: MNIST-shaped inputs, 10 classes, plain SGD. */
-export const CNN = { preset: 'cnn', inputShape: [1, 28, 28] as number[], classes: 10, batch: 64, lr: 0.01, seed: 4321 } as const;
+import { CNN, cnnBatch, cnnStepPlan, log, trainRows, type BenchRow, type ChildOptions, type Library, type Backend } from './common.ts';
 
 /** Time our CNN training step (the 'cnn' preset) as the MLP's is timed; returns its rows. */
 export async function runOursCnn(e: Engine, opts: ChildOptions, who: { library: Library; backend: Backend }): Promise<BenchRow[]> {
@@ -23,12 +18,10 @@ export async function runOursCnn(e: Engine, opts: ChildOptions, who: { library: 
   const model = new Sequential(makePreset(CNN.preset, CNN.classes));
   await model.build(e, CNN.inputShape, { seed: CNN.seed });
   await model.compile({ loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: CNN.lr, momentum: 0 } });
-  const x = uniform(CNN.batch * CNN.inputShape.reduce((a: number, b: number) => a * b, 1), CNN.seed + 1, 0, 1);
-  const r = new Rng(CNN.seed + 2);
-  const labels = Float32Array.from({ length: CNN.batch }, () => r.int(CNN.classes));
-  const rec = await StepRecorder.create(model, CNN.batch, x, labels, { window: opts.warmup + opts.steps + 1 });
+  const { x, labels } = cnnBatch();
+  const rec = await StepRecorder.create(model, CNN.batch, x, Float32Array.from(labels), { window: opts.warmup + opts.steps + 1 });
   try {
-    const t = await timeRecordedSteps(e, rec, opts.warmup, opts.steps);
+    const t = await timeRecordedSteps(e, rec, cnnStepPlan(opts));
     log(`ours cnn step: ${t.samples.map((v) => v.toFixed(0)).join(' ')} ms; loss ${t.firstLoss.toFixed(4)} -> ${t.lastLoss.toFixed(4)}`);
     const rows = trainRows(who, 'cnn', CNN.batch, t, { layers: model.layers.map((l) => l.kind), parameters: model.parameterCount });
     rows.push({ ...who, benchmark: 'cnn-peak-gpu-bytes', value: e.stats().peakBytesHeld, unit: 'bytes', extra: { what: 'engine.stats().peakBytesHeld over the CNN benchmark' } });

@@ -59,6 +59,8 @@ export interface ChildOptions {
   steps: number;
   /** Warm-up training steps (not timed). */
   warmup: number;
+  /** Whether --steps was given: then every step runs, however long it takes. */
+  stepsGiven: boolean;
   /** Which benchmark groups to run. */
   groups: Set<BenchGroup>;
   /** Run the CNN step too (the orchestrator sets this when our conv layer exists). */
@@ -89,7 +91,7 @@ export function parseChildArgs(argv: string[]): ChildOptions {
   const groupArg = get('--groups');
   const groups = new Set<BenchGroup>(groupArg ? (groupArg.split(',') as BenchGroup[]) : BENCH_GROUPS);
   for (const g of groups) if (!BENCH_GROUPS.includes(g)) throw new Error(`--groups: unknown group "${g}" (known: ${BENCH_GROUPS.join(', ')}).`);
-  return { quick, sizes, sizesGiven: get('--sizes') !== undefined, steps, warmup, groups, cnn: argv.includes('--cnn'), variants: argv.includes('--variants') };
+  return { quick, sizes, sizesGiven: get('--sizes') !== undefined, steps, warmup, stepsGiven: get('--steps') !== undefined, groups, cnn: argv.includes('--cnn'), variants: argv.includes('--variants') };
 }
 
 // ---- benchmark definitions --------------------------------------------------------------------
@@ -106,6 +108,27 @@ export interface MatmulShape {
 
 /** The MLP every library trains: 784-512-256-10, ReLU, batch 128, plain SGD. */
 export const MLP = { layers: [784, 512, 256, 10], batch: 128, lr: 0.01, seed: 1234 } as const;
+
+/**
+ * The CNN every library trains, as our 'cnn' preset builds it: two blocks of Conv(3x3, pad 1,
+ * bias) - ReLU - MaxPool(2) - BatchNorm (batch statistics) with 16 and 32 channels, then
+ * Flatten - Dense(128) - ReLU - Dense(10); [1, 28, 28] inputs, batch 64, plain SGD.
+ */
+export const CNN = { preset: 'cnn', inputShape: [1, 28, 28] as number[], channels: [16, 32], hidden: 128, classes: 10, batch: 64, lr: 0.01, seed: 4321 } as const;
+
+/** One synthetic CNN batch: pixels in [0, 1) ([batch, 1, 28, 28], the same values in NHWC since C = 1), labels in [0, 10). */
+export function cnnBatch(): { x: Float32Array; labels: Int32Array } {
+  const x = uniform(CNN.batch * 28 * 28, CNN.seed + 1, 0, 1);
+  const r = new Rng(CNN.seed + 2);
+  const labels = Int32Array.from({ length: CNN.batch }, () => r.int(CNN.classes));
+  return { x, labels };
+}
+
+/** Fewer steps for the CNN (a step costs several MLP steps), unless --steps asks. */
+export function cnnStepPlan(opts: ChildOptions): StepPlan {
+  const plan = stepPlan(opts);
+  return opts.stepsGiven ? plan : { ...plan, steps: Math.min(plan.steps, 10), warmup: Math.min(plan.warmup, 2) };
+}
 
 /**
  * Square matmuls for the given sizes, then the MLP's own products as that library's MLP issues
@@ -326,24 +349,42 @@ export interface TimedSteps {
   lastLoss: number;
 }
 
+/** How many training steps to time, and how long a benchmark may take before it stops early. */
+export interface StepPlan {
+  warmup: number;
+  steps: number;
+  /** Stop warming up after this long (at least one warm-up step runs), and stop timing after it (at least 3 timed steps); null: no limit. */
+  budgetMs: number | null;
+}
+
+/** Steps from the options; unless --steps was given, slow libraries stop after about a minute (quick: 10 s). */
+export function stepPlan(opts: ChildOptions): StepPlan {
+  return { warmup: opts.warmup, steps: opts.steps, budgetMs: opts.stepsGiven ? null : opts.quick ? 10_000 : 60_000 };
+}
+
 /**
- * Time `steps` training steps after `warmup` untimed ones. `step` must return only once the step
- * has finished on the device (each library's way of reading the loss back) and return the loss.
+ * Time training steps: warm-up steps untimed, then timed ones. `step` must return only once the
+ * step has finished on the device (each library's way of reading the loss back) and may return
+ * the loss; `lastLoss` can be given afterwards by the caller instead.
  */
-export async function timeSteps(step: () => Promise<number>, warmup: number, steps: number): Promise<TimedSteps> {
+export async function timeSteps(step: () => Promise<number | undefined>, plan: StepPlan): Promise<TimedSteps> {
+  const budget = plan.budgetMs ?? Infinity;
   let firstLoss = NaN;
-  for (let i = 0; i < Math.max(1, warmup); i++) {
+  const w0 = performance.now();
+  for (let i = 0; i < Math.max(1, plan.warmup); i++) {
+    if (i > 0 && performance.now() - w0 > budget / 4) break;
     const l = await step();
-    if (i === 0) firstLoss = l;
+    if (i === 0) firstLoss = l ?? NaN;
   }
   const samples: number[] = [];
   let lastLoss = NaN;
-  for (let i = 0; i < steps; i++) {
-    const t0 = performance.now();
-    lastLoss = await step();
-    samples.push(performance.now() - t0);
+  const t0 = performance.now();
+  for (let i = 0; i < plan.steps; i++) {
+    if (i >= 3 && performance.now() - t0 > budget) break;
+    const s0 = performance.now();
+    lastLoss = (await step()) ?? NaN;
+    samples.push(performance.now() - s0);
   }
-  if (!Number.isFinite(lastLoss)) throw new Error(`training step gave a non-finite loss (${lastLoss})`);
   return { samples, firstLoss, lastLoss };
 }
 
@@ -355,6 +396,7 @@ export function trainRows(
   t: TimedSteps,
   extra: Record<string, unknown> = {},
 ): BenchRow[] {
+  if (!Number.isFinite(t.lastLoss)) throw new Error(`training gave a non-finite loss (${t.lastLoss})`);
   const ms = median(t.samples);
   const common = {
     steps: t.samples.length,

@@ -4,6 +4,9 @@
 // Prints one JSON line ({rows, adapter}) on stdout.
 import {
   attempt,
+  CNN,
+  cnnBatch,
+  cnnStepPlan,
   SlowSizeGuard,
   describeShape,
   emit,
@@ -18,6 +21,7 @@ import {
   parseChildArgs,
   sig,
   startChild,
+  stepPlan,
   timeCalls,
   timeSteps,
   timingPlan,
@@ -112,12 +116,67 @@ async function benchMlp(jax: Jax, opts: ReturnType<typeof parseChildArgs>): Prom
       // data() consumes the array's reference.
       return (await l.data())[0];
     };
-    const t = await timeSteps(step, opts.warmup, opts.steps);
+    const t = await timeSteps(step, stepPlan(opts));
     tree.dispose(params);
     x.dispose();
     y.dispose();
     log(`jax-js mlp step: ${t.samples.map((v) => v.toFixed(0)).join(' ')} ms; loss ${t.firstLoss.toFixed(4)} -> ${t.lastLoss.toFixed(4)}`);
     return trainRows(who, 'mlp', B, t);
+  });
+}
+
+/** The CNN step (NCHW, as ours), one jit like the MLP's, BatchNorm on batch statistics. */
+async function benchCnn(jax: Jax, opts: ReturnType<typeof parseChildArgs>): Promise<void> {
+  const { numpy: np, nn, lax, tree } = jax;
+  await attempt(rows, { ...who, benchmark: 'cnn-train-step', unit: 'ms' }, async () => {
+    const [c1, c2] = CNN.channels;
+    const B = CNN.batch;
+    const flat = c2 * 7 * 7;
+    const glorot = (shape: number[], fanIn: number, fanOut: number, seed: number) => {
+      const lim = Math.sqrt(6 / (fanIn + fanOut));
+      return np.array(uniform(shape.reduce((a, b) => a * b, 1), seed, -lim, lim)).reshape(shape);
+    };
+    const full = (n: number, value: number) => np.array(new Float32Array(n).fill(value));
+    type Params = Record<'w1' | 'b1' | 'g1' | 'be1' | 'w2' | 'b2' | 'g2' | 'be2' | 'w3' | 'b3' | 'w4' | 'b4', JArray>;
+    let params: Params = {
+      w1: glorot([c1, 1, 3, 3], 9, 9 * c1, CNN.seed + 10), b1: full(c1, 0), g1: full(c1, 1), be1: full(c1, 0),
+      w2: glorot([c2, c1, 3, 3], 9 * c1, 9 * c2, CNN.seed + 11), b2: full(c2, 0), g2: full(c2, 1), be2: full(c2, 0),
+      w3: glorot([flat, CNN.hidden], flat, CNN.hidden, CNN.seed + 12), b3: full(CNN.hidden, 0),
+      w4: glorot([CNN.hidden, CNN.classes], CNN.hidden, CNN.classes, CNN.seed + 13), b4: full(CNN.classes, 0),
+    };
+    const { x: xHost, labels } = cnnBatch();
+    const x = np.array(xHost).reshape([B, 1, 28, 28]);
+    const y = np.array(labels, { dtype: np.int32 });
+    const block = (h: JArray, w: JArray, b: JArray, g: JArray, be: JArray, C: number): JArray => {
+      const perChannel = (t: JArray) => t.reshape([1, C, 1, 1]);
+      const z = nn.relu(lax.convGeneralDilated(h, w, [1, 1], 'SAME').add(perChannel(b)));
+      const a = lax.reduceWindow(z, (t: JArray) => np.max(t), [2, 2], [2, 2]);
+      const centered = a.ref.sub(np.mean(a, [0, 2, 3], { keepdims: true }));
+      const variance = np.mean(np.square(centered.ref), [0, 2, 3], { keepdims: true });
+      return centered.mul(np.reciprocal(np.sqrt(variance.add(1e-5)))).mul(perChannel(g)).add(perChannel(be));
+    };
+    const loss = (p: Params, xb: JArray, yb: JArray): JArray => {
+      let h = block(xb, p.w1, p.b1, p.g1, p.be1, c1);
+      h = block(h, p.w2, p.b2, p.g2, p.be2, c2);
+      h = nn.relu(np.dot(h.reshape([B, flat]), p.w3).add(p.b3));
+      const logits = np.dot(h, p.w4).add(p.b4);
+      return nn.logSoftmax(logits).mul(nn.oneHot(yb, CNN.classes)).sum().mul(-1 / B);
+    };
+    const trainStep = jax.jit((p: Params, xb: JArray, yb: JArray): [JArray, Params] => {
+      const [l, g] = jax.valueAndGrad(loss)(tree.ref(p), xb, yb);
+      return [l, tree.map((pi: JArray, gi: JArray) => pi.sub(gi.mul(CNN.lr)), p, g) as Params];
+    });
+    const step = async () => {
+      const [l, next] = trainStep(params, x.ref, y.ref);
+      params = next;
+      return (await l.data())[0];
+    };
+    const t = await timeSteps(step, cnnStepPlan(opts));
+    tree.dispose(params);
+    x.dispose();
+    y.dispose();
+    log(`jax-js cnn step: ${t.samples.map((v) => v.toFixed(0)).join(' ')} ms; loss ${t.firstLoss.toFixed(4)} -> ${t.lastLoss.toFixed(4)}`);
+    return trainRows(who, 'cnn', B, t, { layout: 'NCHW' });
   });
 }
 
@@ -127,6 +186,7 @@ try {
   log(`jax-js on webgpu (${info.adapter!.name}, ${info.adapter!.description})`);
   if (opts.groups.has('matmul')) await benchMatmuls(jax, opts);
   if (opts.groups.has('mlp')) await benchMlp(jax, opts);
+  if (opts.cnn) await benchCnn(jax, opts);
 } catch (err) {
   rows.push({ ...who, benchmark: 'setup', unit: 'ms', error: err instanceof Error ? err.message : String(err) });
 }

@@ -23,6 +23,7 @@ import {
   parseChildArgs,
   sig,
   startChild,
+  stepPlan,
   timeCalls,
   timingPlan,
   transpose,
@@ -147,7 +148,7 @@ async function benchMlp(opts: ChildOptions): Promise<void> {
       const rec = await StepRecorder.create(model, MLP.batch, x, Float32Array.from(labels), { window: Math.max(25, total + 1) });
       try {
         // Per-step latency: each step recorded, submitted and waited for (the peers read their loss every step).
-        const t = await timeRecordedSteps(e, rec, opts.warmup, opts.steps);
+        const t = await timeRecordedSteps(e, rec, stepPlan(opts));
         // Throughput as fit() paces steps: two in flight, losses read every window.
         const pipeSteps = Math.max(opts.steps, 3);
         const t0 = performance.now();

@@ -6,6 +6,9 @@ import { createRequire, register } from 'node:module';
 import { dirname } from 'node:path';
 import {
   attempt,
+  CNN,
+  cnnBatch,
+  cnnStepPlan,
   SlowSizeGuard,
   describeShape,
   emit,
@@ -20,6 +23,7 @@ import {
   parseChildArgs,
   sig,
   startChild,
+  stepPlan,
   timeCalls,
   timeSteps,
   timingPlan,
@@ -121,11 +125,56 @@ async function benchMlp(tf: TF, opts: ReturnType<typeof parseChildArgs>): Promis
       loss.dispose();
       return v;
     };
-    const t = await timeSteps(step, opts.warmup, opts.steps);
+    const t = await timeSteps(step, stepPlan(opts));
     const mem = tf.memory() as { numBytes: number; numBytesInGPU?: number; numBytesInGPUAllocated?: number };
     const flags = backend === 'wasm' ? { simd: tf.env().getBool('WASM_HAS_SIMD_SUPPORT'), threads: tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT') } : {};
     log(`tfjs/${backend} mlp step: ${t.samples.map((v) => v.toFixed(0)).join(' ')} ms; loss ${t.firstLoss.toFixed(4)} -> ${t.lastLoss.toFixed(4)}`);
     return trainRows(who, 'mlp', MLP.batch, t, { tensorBytes: mem.numBytes, ...flags });
+  });
+}
+
+/** The CNN step (NHWC, TF.js's layout), with BatchNorm on batch statistics as ours trains it. */
+async function benchCnn(tf: TF, opts: ReturnType<typeof parseChildArgs>): Promise<void> {
+  type T = import('@tensorflow/tfjs-core').Tensor;
+  type T4 = import('@tensorflow/tfjs-core').Tensor4D;
+  await attempt(rows, { ...who, benchmark: 'cnn-train-step', unit: 'ms' }, async () => {
+    const [c1, c2] = CNN.channels;
+    const glorot = (shape: number[], fanIn: number, fanOut: number, seed: number) => {
+      const lim = Math.sqrt(6 / (fanIn + fanOut));
+      return tf.variable(tf.tensor(uniform(shape.reduce((a, b) => a * b, 1), seed, -lim, lim), shape));
+    };
+    const v = (shape: number[], value: number) => tf.variable(tf.fill(shape, value));
+    const flat = 7 * 7 * c2;
+    const p = {
+      w1: glorot([3, 3, 1, c1], 9, 9 * c1, CNN.seed + 10), b1: v([c1], 0), g1: v([c1], 1), be1: v([c1], 0),
+      w2: glorot([3, 3, c1, c2], 9 * c1, 9 * c2, CNN.seed + 11), b2: v([c2], 0), g2: v([c2], 1), be2: v([c2], 0),
+      w3: glorot([flat, CNN.hidden], flat, CNN.hidden, CNN.seed + 12), b3: v([CNN.hidden], 0),
+      w4: glorot([CNN.hidden, CNN.classes], CNN.hidden, CNN.classes, CNN.seed + 13), b4: v([CNN.classes], 0),
+    };
+    const { x: xHost, labels } = cnnBatch();
+    const x = tf.tensor4d(xHost, [CNN.batch, 28, 28, 1]);
+    const ys = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), CNN.classes), 'float32'));
+    const block = (h: T, w: T, b: T, g: T, be: T) => {
+      const a = tf.maxPool(tf.relu(tf.add(tf.conv2d(h as T4, w as T4, 1, 'same'), b)) as T4, 2, 2, 'valid');
+      const { mean, variance } = tf.moments(a, [0, 1, 2]);
+      return tf.batchNorm(a, mean, variance, be, g, 1e-5);
+    };
+    const optimizer = tf.train.sgd(CNN.lr);
+    const lossFn = () => {
+      let h = block(x, p.w1, p.b1, p.g1, p.be1);
+      h = block(h, p.w2, p.b2, p.g2, p.be2);
+      h = tf.relu(tf.add(tf.matMul(tf.reshape(h, [CNN.batch, flat]), p.w3), p.b3));
+      return tf.losses.softmaxCrossEntropy(ys, tf.add(tf.matMul(h, p.w4), p.b4)) as import('@tensorflow/tfjs-core').Scalar;
+    };
+    const step = async () => {
+      const loss = optimizer.minimize(lossFn, true)!;
+      const l = (await loss.data())[0];
+      loss.dispose();
+      return l;
+    };
+    const t = await timeSteps(step, cnnStepPlan(opts));
+    log(`tfjs/${backend} cnn step: ${t.samples.map((s) => s.toFixed(0)).join(' ')} ms; loss ${t.firstLoss.toFixed(4)} -> ${t.lastLoss.toFixed(4)}`);
+    return trainRows(who, 'cnn', CNN.batch, t, { layout: 'NHWC' });
   });
 }
 
@@ -135,6 +184,7 @@ try {
   log(`tfjs ${tf.version_core} on ${tf.getBackend()}${info.adapter ? ` (${info.adapter.name}, ${info.adapter.description})` : ''}`);
   if (opts.groups.has('matmul')) await benchMatmuls(tf, opts);
   if (opts.groups.has('mlp')) await benchMlp(tf, opts);
+  if (opts.cnn) await benchCnn(tf, opts);
 } catch (err) {
   rows.push({ ...who, benchmark: 'setup', unit: 'ms', error: err instanceof Error ? err.message : String(err) });
 }
