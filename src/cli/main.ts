@@ -28,7 +28,7 @@ function program(): Command {
     .option('--momentum <m>', 'SGD momentum', numberInRange('--momentum', 0, 1))
     .option('--nesterov', 'Nesterov momentum (SGD)')
     .option('--weight-decay <wd>', 'L2 penalty (sgd, adam) or decoupled decay (adamw)', numberInRange('--weight-decay', 0, 1, true))
-    .addOption(new Option('--schedule <kind>', 'learning-rate schedule').choices(['constant', 'cosine', 'step']).default('constant'))
+    .addOption(new Option('--schedule <kind>', 'learning-rate schedule').choices(['constant', 'cosine', 'step']).default('cosine'))
     .option('--warmup <steps>', 'cosine schedule warm-up steps', nonNegativeInt('--warmup'), 0)
     .option('--epochs <n>', 'total epochs (a resumed run continues up to this many)', nonNegativeInt('--epochs'), 10)
     .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'), 64)
