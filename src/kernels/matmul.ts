@@ -158,15 +158,17 @@ export function matmulShapeClass(M: number, N: number, K: number, transA = false
 }
 
 /** Multiply-adds of one tuning run at most; K is cut (to no less than 16) to stay under it. */
-const TUNE_MACS = 1 << 24;
+const TUNE_MACS = 1 << 22;
 
 /** The variant the tuner picks for this adapter and shape (measured once per shape class). */
 export async function chooseMatmulVariant(e: Engine, M: number, N: number, K: number, opts: Pick<MatmulOptions, 'transA' | 'transB'> = {}): Promise<string> {
   const heuristic = defaultMatmulVariant(e, M, N);
-  // Software adapters run workgroup barriers as coroutine switches: the tiled kernel is about ten
-  // times slower there (bench/matmul.ts) and takes seconds to compile, so it is not tried.
-  const tried = matmulVariantsFor(e).filter((v) => !(e.adapter.isSoftware && v === 'tiled'));
-  const candidates = [heuristic, ...tried.filter((v) => v !== heuristic)];
+  // Likely fastest first, so that clearly slower variants are cut short after one run. Software
+  // adapters run workgroup barriers as coroutine switches: the tiled kernel is several times slower
+  // there (bench/matmul.ts) and takes seconds to compile, so it is not tried.
+  const order = e.adapter.isSoftware ? ['quad32x16', 'quad32x8', 'quad16x8', 'blocked'] : ['tiled', 'quad32x16', 'quad32x8', 'quad16x8', 'blocked'];
+  const supported = matmulVariantsFor(e);
+  const candidates = [heuristic, ...order.filter((v) => v !== heuristic && supported.includes(v))];
   const Kt = Math.min(K, Math.max(16, Math.floor(TUNE_MACS / (M * N))));
   // Tuning operands, made at the first measurement (none when the choice is remembered).
   const held: { inputs?: { a: Tensor; b: Tensor; c: Tensor; ad: Float32Array; bd: Float32Array } } = {};
@@ -193,7 +195,7 @@ export async function chooseMatmulVariant(e: Engine, M: number, N: number, K: nu
         // Plain product (no bias, no activation): the choice holds for every epilogue.
         const d = await matmulDispatch(e, variant, a, b, c, { M, N, K: Kt }, { transA: opts.transA, transB: opts.transB });
         try {
-          const s = await timeDispatch(e, d, { giveUpAfter: 4 * best });
+          const s = await timeDispatch(e, d, { repeats: 2, giveUpAfter: 2 * best });
           checkSample(variant, await c.read(), ad, bd, M, N, Kt, opts);
           return s;
         } finally {
