@@ -5,6 +5,7 @@
 // Run: npx tsx bench/conv.ts [reps]
 import { loadavg } from 'node:os';
 import { Engine, type Dispatch } from '../src/gpu/engine.ts';
+import { reluForward } from '../src/kernels/activation.ts';
 import { conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, conv2dOutputShape, type Conv2dOptions } from '../src/kernels/conv2d.ts';
 import { randomUniform } from '../src/util/random.ts';
 
@@ -43,6 +44,19 @@ const load = () => loadavg().map((v) => v.toFixed(2)).join(' ');
 
 const e = await Engine.create();
 console.log(`adapter: ${e.adapter.name}${e.adapter.isSoftware ? ' (software)' : ''}; median (fastest) of ${reps} runs; load average ${load()}`);
+// Calibration: a memory-bound elementwise kernel over as many floats as conv1's output, timed in the
+// same run, so that figures taken under different machine loads can be compared as ratios.
+{
+  const n = 64 * 16 * 28 * 28;
+  const a = e.tensor([n], randomUniform(n, 9), 'a');
+  const b = e.tensor([n], undefined, 'b');
+  const d = await reluForward(e, a, b);
+  const { median, min } = await time(e, d);
+  console.log(`calibration: relu over ${n} floats ${median.toFixed(1)} ms (${min.toFixed(1)})`);
+  d.dispose();
+  a.dispose();
+  b.dispose();
+}
 let total = 0;
 for (const l of LAYERS) {
   const yShape = conv2dOutputShape(l.x, l.w, l.opts);
