@@ -9,6 +9,7 @@ import { batchNormBackward, batchNormForwardEval, batchNormForwardTrain } from '
 import { expectImage } from './conv.ts';
 import { Layer, type Buffer, type LayerPlan, type Param, type PlanIO } from './layer.ts';
 
+/** BatchNorm2d's options, PyTorch's defaults. */
 export interface BatchNorm2dOptions {
   /** Weight of each batch's statistics in the running averages; default 0.1 (PyTorch). */
   momentum?: number;

@@ -5,20 +5,25 @@
 // layer that follows); backward is the ReLU gradient (when fused), the input gradient (skipped for
 // the first layer) and one dispatch for the weight and bias gradients.
 //
-// Why direct convolution, not im2col + matmul. The kernels in src/kernels/conv2d.ts are direct:
-// each invocation keeps an 8x8 block of outputs in registers and gathers its inputs straight from
-// x, with no scratch buffer. im2col would first copy x into a [B*OH*OW, IC*KH*KW] matrix (KH*KW
-// times the input: 9x for a 3x3 kernel) and then run a matmul, which on a real GPU is the fastest
-// kernel there is (shared-memory tiles, tensor cores), so im2col+matmul wins there once IC*KH*KW
-// and OC are in the hundreds and the extra memory traffic is small next to the multiply-adds. On
-// this project's reference adapter (SwiftShader, 2 CPU cores) bench/conv.ts measured 0.06-0.33
-// GFLOP/s for the direct kernels on the MNIST CNN's shapes, against about 2 GFLOP/s for the best
-// matmul on large square sizes; but the matmul of conv2 (M = 12544, K = 144, N = 32) is thin, the
-// unfold costs a full extra pass over 9x the input, and the first layer (IC = 1, K = 9) has
-// almost nothing to multiply. Direct wins where K = IC*KH*KW is small (first layers) and memory
-// is tight (no unfolded copy: training keeps every activation alive); im2col+matmul wins for deep
-// layers with large IC and OC on hardware with a strong matmul. Measured figures: see the header
-// of bench/conv.ts and the report of the CNN presets (src/nn/cnn-presets.ts).
+// Why direct convolution, and when im2col + matmul would be better. The kernels in
+// src/kernels/conv2d.ts are direct: each invocation keeps an 8x8 block of outputs in registers and
+// gathers its inputs straight from x; no scratch memory. im2col would first unfold x into a
+// [B*OH*OW, IC*KH*KW] matrix (KH*KW = 9 times the input for 3x3) and run one matmul with
+// M = B*OH*OW, K = IC*KH*KW, N = OC; the backward input pass would then fold [M, K] back (col2im).
+// Measured on the software adapter (SwiftShader, 2 shared cores; every kernel timed alone with
+// timestamp queries, medians of 5, B = 64, 3x3 kernels, pad 1; the machine was loaded, so read
+// the ratios, not the absolute times):
+//   IC->OC, HxW     K    direct fwd / bwd-in / bwd-w   matmul fwd / bwd-in / bwd-w   unfold pass
+//   1->16, 28x28      9    847 / 1028 /  141 ms          842 / 1021 / 1912 ms          72 ms
+//   16->32, 14x14   144   1000 / 1200 /  787 ms          736 /  856 /  570 ms         361 ms
+//   32->64, 16x16   288   4695 / 4211 / 3928 ms          948 / 1276 / 1279 ms         424 ms
+//   64->128, 8x8    576   2326 / 2287 / 2396 ms         1056 / 1648 / 1172 ms         311 ms
+// So: with few input channels (K = 9 to 144, the MNIST CNN) direct is about as fast or faster
+// once the unfold and fold passes are counted, and it needs no [M, K] scratch (9x the activation,
+// per layer, kept for backward); with K in the hundreds (the deeper CIFAR blocks) the matmul is 2-4x faster
+// than direct even after paying for the unfold, and on real GPUs, where matmul uses shared-memory
+// tiles and tensor cores, that crossover comes earlier still. An im2col path for large K is the
+// kernel family's to add; this layer only calls conv2dForward/BackwardInput/BackwardWeight.
 import type { Dispatch, Engine } from '../gpu/engine.ts';
 import type { Shape, Tensor } from '../gpu/tensor.ts';
 import { activationBackward } from '../kernels/activation.ts';
@@ -30,6 +35,7 @@ import { Layer, LayerShapeError, type LayerPlan, type Param, type PlanIO } from 
 /** A size per spatial axis: one number for both, or [height, width]. */
 export type Size2 = number | [number, number];
 
+/** Options of a Conv2d layer (PyTorch's Conv2d arguments, plus the initialisers). */
 export interface Conv2dOptions {
   /** Kernel size (KH, KW) or one number for both. Default 3. */
   kernel?: Size2;

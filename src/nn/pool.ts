@@ -15,6 +15,7 @@ import {
 import { expectImage, size2, slideOut, type Size2 } from './conv.ts';
 import { Layer, type LayerPlan, type PlanIO } from './layer.ts';
 
+/** Window options of MaxPool2d and AvgPool2d. */
 export interface Pool2dOptions {
   /** Window (KH, KW) or one number for both. Default 2. */
   kernel?: Size2;
@@ -24,6 +25,7 @@ export interface Pool2dOptions {
   padding?: Size2;
 }
 
+/** AvgPool2d's options: the window, and what the mean divides by. */
 export interface AvgPool2dOptions extends Pool2dOptions {
   /** Divide by the whole window including padding (PyTorch's default, true) or by the covered part only. */
   countIncludePad?: boolean;
