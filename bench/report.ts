@@ -26,6 +26,32 @@ export function speedup(ours: BenchRow | undefined, peer: BenchRow | undefined):
   return dir ? ours.value / peer.value : peer.value / ours.value;
 }
 
+/**
+ * Merge repeated rounds: per library and benchmark, the round with the best value (lowest time,
+ * highest rate: background load only ever slows a run down), with every round's value in
+ * `extra.rounds`. Error rows are kept only when no round measured that benchmark.
+ */
+export function bestOfRounds(perRound: BenchRow[][]): BenchRow[] {
+  if (perRound.length === 1) return perRound[0];
+  const key = (r: BenchRow) => `${r.library}/${r.backend}/${r.benchmark}`;
+  const out = new Map<string, BenchRow>();
+  const values = new Map<string, number[]>();
+  for (const rows of perRound) {
+    for (const r of rows) {
+      const k = key(r);
+      if (r.value !== undefined) values.set(k, [...(values.get(k) ?? []), r.value]);
+      const best = out.get(k);
+      const dir = HIGHER_IS_BETTER[r.unit];
+      const better =
+        !best ||
+        (best.value === undefined && r.value !== undefined) ||
+        (best.value !== undefined && r.value !== undefined && dir !== null && (dir ? r.value > best.value : r.value < best.value));
+      if (better) out.set(k, r);
+    }
+  }
+  return [...out.entries()].map(([k, r]) => (values.has(k) ? { ...r, extra: { ...r.extra, rounds: values.get(k) } } : r));
+}
+
 /** Print the table: one line per benchmark, one column per library, then ours-vs-each ratios. */
 export function printTable(rows: BenchRow[], targets: readonly Target[]): void {
   const benchmarks = [...new Set(rows.filter((r) => !['child', 'setup', 'timeout'].includes(r.benchmark)).map((r) => r.benchmark))];

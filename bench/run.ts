@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { BENCH_GROUPS, TARGET_OF, TARGETS, type AdapterInfo, type BenchRow, type ChildResult, type Target } from './common.ts';
-import { printProfile, printTable, printTargets, checkTargets } from './report.ts';
+import { bestOfRounds, checkTargets, printProfile, printTable, printTargets } from './report.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -42,6 +42,7 @@ interface CliOptions {
   timeout?: string;
   variants?: boolean;
   verbose?: boolean;
+  rounds?: string;
 }
 
 function parseCli(argv: string[]): CliOptions {
@@ -56,6 +57,7 @@ function parseCli(argv: string[]): CliOptions {
     .option('--json <file>', 'write the results as JSON')
     .option('--timeout <s>', 'seconds each library may take (default 900; quick: 300)')
     .option('--variants', 'ours: also time every matmul variant')
+    .option('--rounds <n>', 'run the training phase n times, alternating the order of the libraries, and keep each one\'s best round (for busy machines)', '1')
     .option('--verbose', "show the children's full stderr")
     .parse(argv, { from: 'user' })
     .opts<CliOptions>();
@@ -149,24 +151,33 @@ async function main(): Promise<void> {
   const groups = (cli.groups ?? 'mlp,matmul').split(',').map((g) => g.trim());
   for (const g of groups) if (!(BENCH_GROUPS as readonly string[]).includes(g)) throw new Error(`--groups: unknown group "${g}" (known: ${BENCH_GROUPS.join(', ')}).`);
   const phases = [...BENCH_GROUPS].sort((a, b) => (a === 'mlp' ? -1 : b === 'mlp' ? 1 : 0)).filter((g) => groups.includes(g));
+  const rounds = Number(cli.rounds ?? 1);
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${cli.rounds}.`);
   for (const [i, g] of phases.entries()) {
-    // The CNN step rides with the first phase.
+    // The CNN step rides with the first phase; only training is repeated over rounds.
     const phaseArgs = [...args, '--groups', g, ...(i === 0 ? cnnArgs : [])];
-    for (const t of targets) {
-      process.stderr.write(`bench: ${t} ${g} ...\n`);
-      const t0 = performance.now();
-      const r = await runChild(t, phaseArgs, timeoutS, !!cli.verbose);
-      process.stderr.write(`bench: ${t} ${g} done in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
-      results.push(...r.rows);
-      if (r.adapter && (!adapter || t === 'ours')) adapter = r.adapter;
+    const perRound: BenchRow[][] = [];
+    const n = g === 'mlp' ? rounds : 1;
+    for (let r = 0; r < n; r++) {
+      const rows: BenchRow[] = [];
+      for (const t of r % 2 ? [...targets].reverse() : targets) {
+        process.stderr.write(`bench: ${t} ${g}${n > 1 ? ` (round ${r + 1}/${n})` : ''} ...\n`);
+        const t0 = performance.now();
+        const res = await runChild(t, phaseArgs, timeoutS, !!cli.verbose);
+        process.stderr.write(`bench: ${t} ${g} done in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+        rows.push(...res.rows);
+        if (res.adapter && (!adapter || t === 'ours')) adapter = res.adapter;
+      }
+      perRound.push(rows);
     }
+    results.push(...bestOfRounds(perRound));
   }
 
   const report: BenchReport = {
     adapter,
     date: new Date().toISOString(),
     machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform}-${process.arch}`, loadavgStart, loadavgEnd: os.loadavg() },
-    options: { quick: !!cli.quick, only: targets, groups: phases, args },
+    options: { quick: !!cli.quick, only: targets, groups: phases, rounds, args },
     results,
     targets: checkTargets(results),
   };

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { BenchRow } from '../bench/common.ts';
-import { checkTargets, speedup } from '../bench/report.ts';
+import { bestOfRounds, checkTargets, speedup } from '../bench/report.ts';
 import type { BenchReport } from '../bench/run.ts';
 
 const run = promisify(execFile);
@@ -24,6 +24,18 @@ describe('bench report', () => {
     expect(speedup(row('ours', 'webgpu', 'matmul-256', 4, 'GFLOP/s'), row('jax-js', 'webgpu', 'matmul-256', 2, 'GFLOP/s'))).toBeCloseTo(2);
     expect(speedup(row('ours', 'webgpu', 'peak-gpu-bytes', 4, 'bytes'), row('tfjs', 'webgpu', 'peak-gpu-bytes', 2, 'bytes'))).toBeUndefined();
     expect(speedup(row('ours', 'webgpu', 'mlp-train-step', 50, 'ms'), { library: 'tfjs', backend: 'wasm', benchmark: 'mlp-train-step', unit: 'ms', error: 'x' })).toBeUndefined();
+  });
+
+  it('keeps the best round of each benchmark, and an error only when no round measured it', () => {
+    const merged = bestOfRounds([
+      [row('ours', 'webgpu', 'mlp-train-step', 90, 'ms'), row('ours', 'webgpu', 'mlp-samples-per-s', 1400, 'samples/s'), { ...row('jax-js', 'webgpu', 'mlp-train-step', 0, 'ms'), value: undefined, error: 'crashed' }],
+      [row('ours', 'webgpu', 'mlp-train-step', 60, 'ms'), row('ours', 'webgpu', 'mlp-samples-per-s', 2100, 'samples/s'), row('jax-js', 'webgpu', 'mlp-train-step', 300, 'ms')],
+    ]);
+    const get = (lib: string, b: string) => merged.find((r) => r.library === lib && r.benchmark === b)!;
+    expect(get('ours', 'mlp-train-step')).toMatchObject({ value: 60, extra: { rounds: [90, 60] } });
+    expect(get('ours', 'mlp-samples-per-s').value).toBe(2100);
+    expect(get('jax-js', 'mlp-train-step')).toMatchObject({ value: 300 });
+    expect(get('jax-js', 'mlp-train-step').error).toBeUndefined();
   });
 
   it('checks the targets, and says when a side was not measured', () => {
