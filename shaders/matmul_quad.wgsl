@@ -19,6 +19,8 @@
 //   a: (M*K)   b: (K*N)   c: (M*N) row-major [M, N]   bias: (N), read only when HAS_BIAS
 // Entry points (rows x columns of C per invocation; a quad covers 4x the columns):
 //   matmul_quad32x16: quad tile 32x64   matmul_quad32x8: quad tile 32x32   matmul_quad16x8: 16x32
+// The epilogue loops over one store site: override constants do not remove dead code here, so an
+// unrolled epilogue would compile every activation once per element (seconds of compile time).
 // Dispatch: 1-D, WG invocations per workgroup (a multiple of 4), 4 invocations per quad tile,
 // tiles numbered row-major over ceil(M / tile rows) x ceil(N / tile columns); split over x and y as
 // by grid1d when needed (the kernel linearises with num_workgroups). Any M, N, K >= 1 work.
@@ -133,18 +135,73 @@ fn quad_tile(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, tile_rows: u32, tile_cols
   return QuadTile((q / tiles_n) * tile_rows, (q % tiles_n) * tile_cols + lane, lane);
 }
 
-// ---- matmul_quad32x8: rows r0..r0+31, columns c0 + 4j (j < 8) per invocation -------------------
+// ---- quad32x16: 32 rows x 64 columns per quad tile ---------------------------------------------
+
+// Rows t.r0..t.r0+31 at columns t.c0 + 4j (j < 16): block r * 4 + h of the result holds rows
+// t.r0 + 4r.. at columns t.c0 + 16h + 4j (see store_tile).
+fn tile_32x16(t: QuadTile) -> array<mat4x4<f32>, 32> {
+  let ar0 = a_rows(t.r0 + 0u);    let ar1 = a_rows(t.r0 + 4u);
+  let ar2 = a_rows(t.r0 + 8u);    let ar3 = a_rows(t.r0 + 12u);
+  let ar4 = a_rows(t.r0 + 16u);   let ar5 = a_rows(t.r0 + 20u);
+  let ar6 = a_rows(t.r0 + 24u);   let ar7 = a_rows(t.r0 + 28u);
+  let bc0 = b_cols(t.c0 + 0u);    let bc1 = b_cols(t.c0 + 16u);
+  let bc2 = b_cols(t.c0 + 32u);   let bc3 = b_cols(t.c0 + 48u);
+  var acc00 = mat4x4<f32>(); var acc01 = mat4x4<f32>(); var acc02 = mat4x4<f32>(); var acc03 = mat4x4<f32>();
+  var acc10 = mat4x4<f32>(); var acc11 = mat4x4<f32>(); var acc12 = mat4x4<f32>(); var acc13 = mat4x4<f32>();
+  var acc20 = mat4x4<f32>(); var acc21 = mat4x4<f32>(); var acc22 = mat4x4<f32>(); var acc23 = mat4x4<f32>();
+  var acc30 = mat4x4<f32>(); var acc31 = mat4x4<f32>(); var acc32 = mat4x4<f32>(); var acc33 = mat4x4<f32>();
+  var acc40 = mat4x4<f32>(); var acc41 = mat4x4<f32>(); var acc42 = mat4x4<f32>(); var acc43 = mat4x4<f32>();
+  var acc50 = mat4x4<f32>(); var acc51 = mat4x4<f32>(); var acc52 = mat4x4<f32>(); var acc53 = mat4x4<f32>();
+  var acc60 = mat4x4<f32>(); var acc61 = mat4x4<f32>(); var acc62 = mat4x4<f32>(); var acc63 = mat4x4<f32>();
+  var acc70 = mat4x4<f32>(); var acc71 = mat4x4<f32>(); var acc72 = mat4x4<f32>(); var acc73 = mat4x4<f32>();
+  for (var k = 0u; k < params.K; k += 4u) {
+    let kl = k + t.lane;
+    let ka = min(kl, params.K - 1u) * params.sak;
+    let valid = kl < params.K;
+    let b0 = b_block(k, t.lane, bc0);
+    let b1 = b_block(k, t.lane, bc1);
+    let b2 = b_block(k, t.lane, bc2);
+    let b3 = b_block(k, t.lane, bc3);
+    var ab = a_block(ar0, ka, valid);  acc00 += b0 * ab;  acc01 += b1 * ab;  acc02 += b2 * ab;  acc03 += b3 * ab;
+    ab = a_block(ar1, ka, valid);      acc10 += b0 * ab;  acc11 += b1 * ab;  acc12 += b2 * ab;  acc13 += b3 * ab;
+    ab = a_block(ar2, ka, valid);      acc20 += b0 * ab;  acc21 += b1 * ab;  acc22 += b2 * ab;  acc23 += b3 * ab;
+    ab = a_block(ar3, ka, valid);      acc30 += b0 * ab;  acc31 += b1 * ab;  acc32 += b2 * ab;  acc33 += b3 * ab;
+    ab = a_block(ar4, ka, valid);      acc40 += b0 * ab;  acc41 += b1 * ab;  acc42 += b2 * ab;  acc43 += b3 * ab;
+    ab = a_block(ar5, ka, valid);      acc50 += b0 * ab;  acc51 += b1 * ab;  acc52 += b2 * ab;  acc53 += b3 * ab;
+    ab = a_block(ar6, ka, valid);      acc60 += b0 * ab;  acc61 += b1 * ab;  acc62 += b2 * ab;  acc63 += b3 * ab;
+    ab = a_block(ar7, ka, valid);      acc70 += b0 * ab;  acc71 += b1 * ab;  acc72 += b2 * ab;  acc73 += b3 * ab;
+  }
+  var out = array<mat4x4<f32>, 32>();
+  out[0] = acc00; out[1] = acc01; out[2] = acc02; out[3] = acc03;
+  out[4] = acc10; out[5] = acc11; out[6] = acc12; out[7] = acc13;
+  out[8] = acc20; out[9] = acc21; out[10] = acc22; out[11] = acc23;
+  out[12] = acc30; out[13] = acc31; out[14] = acc32; out[15] = acc33;
+  out[16] = acc40; out[17] = acc41; out[18] = acc42; out[19] = acc43;
+  out[20] = acc50; out[21] = acc51; out[22] = acc52; out[23] = acc53;
+  out[24] = acc60; out[25] = acc61; out[26] = acc62; out[27] = acc63;
+  out[28] = acc70; out[29] = acc71; out[30] = acc72; out[31] = acc73;
+  return out;
+}
 
 @compute @workgroup_size(WG)
-fn matmul_quad32x8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                   @builtin(subgroup_invocation_id) sid: u32) {
-  let t = quad_tile(gid, nwg, sid, 32u, 32u);
-  let ar0 = a_rows(t.r0);        let ar1 = a_rows(t.r0 + 4u);
-  let ar2 = a_rows(t.r0 + 8u);   let ar3 = a_rows(t.r0 + 12u);
-  let ar4 = a_rows(t.r0 + 16u);  let ar5 = a_rows(t.r0 + 20u);
-  let ar6 = a_rows(t.r0 + 24u);  let ar7 = a_rows(t.r0 + 28u);
-  let bc0 = b_cols(t.c0);        let bc1 = b_cols(t.c0 + 16u);
-  // acc<r><h>: rows r0+4r.. at columns c0 + 16h + 4j; column i of the matrix is one row.
+fn matmul_quad32x16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(subgroup_invocation_id) sid: u32) {
+  let t = quad_tile(gid, nwg, sid, 32u, 64u);
+  var out = tile_32x16(t);
+  store_tile(t, &out, 8u, 4u);
+}
+
+
+// ---- quad32x8: 32 rows x 32 columns per quad tile ----------------------------------------------
+
+// Rows t.r0..t.r0+31 at columns t.c0 + 4j (j < 8): block r * 2 + h of the result holds rows
+// t.r0 + 4r.. at columns t.c0 + 16h + 4j (see store_tile).
+fn tile_32x8(t: QuadTile) -> array<mat4x4<f32>, 32> {
+  let ar0 = a_rows(t.r0 + 0u);    let ar1 = a_rows(t.r0 + 4u);
+  let ar2 = a_rows(t.r0 + 8u);    let ar3 = a_rows(t.r0 + 12u);
+  let ar4 = a_rows(t.r0 + 16u);   let ar5 = a_rows(t.r0 + 20u);
+  let ar6 = a_rows(t.r0 + 24u);   let ar7 = a_rows(t.r0 + 28u);
+  let bc0 = b_cols(t.c0 + 0u);    let bc1 = b_cols(t.c0 + 16u);
   var acc00 = mat4x4<f32>(); var acc01 = mat4x4<f32>();
   var acc10 = mat4x4<f32>(); var acc11 = mat4x4<f32>();
   var acc20 = mat4x4<f32>(); var acc21 = mat4x4<f32>();
@@ -169,22 +226,30 @@ fn matmul_quad32x8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     ab = a_block(ar7, ka, valid);      acc70 += b0 * ab;  acc71 += b1 * ab;
   }
   var out = array<mat4x4<f32>, 32>();
-  out[0] = acc00;  out[1] = acc01;  out[2] = acc10;  out[3] = acc11;
-  out[4] = acc20;  out[5] = acc21;  out[6] = acc30;  out[7] = acc31;
-  out[8] = acc40;  out[9] = acc41;  out[10] = acc50; out[11] = acc51;
+  out[0] = acc00; out[1] = acc01; out[2] = acc10; out[3] = acc11;
+  out[4] = acc20; out[5] = acc21; out[6] = acc30; out[7] = acc31;
+  out[8] = acc40; out[9] = acc41; out[10] = acc50; out[11] = acc51;
   out[12] = acc60; out[13] = acc61; out[14] = acc70; out[15] = acc71;
+  return out;
+}
+
+@compute @workgroup_size(WG)
+fn matmul_quad32x8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(subgroup_invocation_id) sid: u32) {
+  let t = quad_tile(gid, nwg, sid, 32u, 32u);
+  var out = tile_32x8(t);
   store_tile(t, &out, 8u, 2u);
 }
 
-// ---- matmul_quad16x8: rows r0..r0+15, columns c0 + 4j (j < 8) per invocation -------------------
 
-@compute @workgroup_size(WG)
-fn matmul_quad16x8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                   @builtin(subgroup_invocation_id) sid: u32) {
-  let t = quad_tile(gid, nwg, sid, 16u, 32u);
-  let ar0 = a_rows(t.r0);        let ar1 = a_rows(t.r0 + 4u);
-  let ar2 = a_rows(t.r0 + 8u);   let ar3 = a_rows(t.r0 + 12u);
-  let bc0 = b_cols(t.c0);        let bc1 = b_cols(t.c0 + 16u);
+// ---- quad16x8: 16 rows x 32 columns per quad tile ----------------------------------------------
+
+// Rows t.r0..t.r0+15 at columns t.c0 + 4j (j < 8): block r * 2 + h of the result holds rows
+// t.r0 + 4r.. at columns t.c0 + 16h + 4j (see store_tile).
+fn tile_16x8(t: QuadTile) -> array<mat4x4<f32>, 32> {
+  let ar0 = a_rows(t.r0 + 0u);    let ar1 = a_rows(t.r0 + 4u);
+  let ar2 = a_rows(t.r0 + 8u);    let ar3 = a_rows(t.r0 + 12u);
+  let bc0 = b_cols(t.c0 + 0u);    let bc1 = b_cols(t.c0 + 16u);
   var acc00 = mat4x4<f32>(); var acc01 = mat4x4<f32>();
   var acc10 = mat4x4<f32>(); var acc11 = mat4x4<f32>();
   var acc20 = mat4x4<f32>(); var acc21 = mat4x4<f32>();
@@ -203,57 +268,13 @@ fn matmul_quad16x8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
   var out = array<mat4x4<f32>, 32>();
   out[0] = acc00; out[1] = acc01; out[2] = acc10; out[3] = acc11;
   out[4] = acc20; out[5] = acc21; out[6] = acc30; out[7] = acc31;
-  store_tile(t, &out, 4u, 2u);
+  return out;
 }
 
-// ---- matmul_quad32x16: rows r0..r0+31, columns c0 + 4j (j < 16) per invocation -----------------
-
 @compute @workgroup_size(WG)
-fn matmul_quad32x16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                    @builtin(subgroup_invocation_id) sid: u32) {
-  let t = quad_tile(gid, nwg, sid, 32u, 64u);
-  let ar0 = a_rows(t.r0);        let ar1 = a_rows(t.r0 + 4u);
-  let ar2 = a_rows(t.r0 + 8u);   let ar3 = a_rows(t.r0 + 12u);
-  let ar4 = a_rows(t.r0 + 16u);  let ar5 = a_rows(t.r0 + 20u);
-  let ar6 = a_rows(t.r0 + 24u);  let ar7 = a_rows(t.r0 + 28u);
-  let bc0 = b_cols(t.c0);        let bc1 = b_cols(t.c0 + 16u);
-  let bc2 = b_cols(t.c0 + 32u);  let bc3 = b_cols(t.c0 + 48u);
-  var acc00 = mat4x4<f32>(); var acc01 = mat4x4<f32>(); var acc02 = mat4x4<f32>(); var acc03 = mat4x4<f32>();
-  var acc10 = mat4x4<f32>(); var acc11 = mat4x4<f32>(); var acc12 = mat4x4<f32>(); var acc13 = mat4x4<f32>();
-  var acc20 = mat4x4<f32>(); var acc21 = mat4x4<f32>(); var acc22 = mat4x4<f32>(); var acc23 = mat4x4<f32>();
-  var acc30 = mat4x4<f32>(); var acc31 = mat4x4<f32>(); var acc32 = mat4x4<f32>(); var acc33 = mat4x4<f32>();
-  var acc40 = mat4x4<f32>(); var acc41 = mat4x4<f32>(); var acc42 = mat4x4<f32>(); var acc43 = mat4x4<f32>();
-  var acc50 = mat4x4<f32>(); var acc51 = mat4x4<f32>(); var acc52 = mat4x4<f32>(); var acc53 = mat4x4<f32>();
-  var acc60 = mat4x4<f32>(); var acc61 = mat4x4<f32>(); var acc62 = mat4x4<f32>(); var acc63 = mat4x4<f32>();
-  var acc70 = mat4x4<f32>(); var acc71 = mat4x4<f32>(); var acc72 = mat4x4<f32>(); var acc73 = mat4x4<f32>();
-  for (var k = 0u; k < params.K; k += 4u) {
-    let kl = k + t.lane;
-    let ka = min(kl, params.K - 1u) * params.sak;
-    let valid = kl < params.K;
-    let b0 = b_block(k, t.lane, bc0);
-    let b1 = b_block(k, t.lane, bc1);
-    let b2 = b_block(k, t.lane, bc2);
-    let b3 = b_block(k, t.lane, bc3);
-    var ab = a_block(ar0, ka, valid);
-    acc00 += b0 * ab;  acc01 += b1 * ab;  acc02 += b2 * ab;  acc03 += b3 * ab;
-    ab = a_block(ar1, ka, valid);
-    acc10 += b0 * ab;  acc11 += b1 * ab;  acc12 += b2 * ab;  acc13 += b3 * ab;
-    ab = a_block(ar2, ka, valid);
-    acc20 += b0 * ab;  acc21 += b1 * ab;  acc22 += b2 * ab;  acc23 += b3 * ab;
-    ab = a_block(ar3, ka, valid);
-    acc30 += b0 * ab;  acc31 += b1 * ab;  acc32 += b2 * ab;  acc33 += b3 * ab;
-    ab = a_block(ar4, ka, valid);
-    acc40 += b0 * ab;  acc41 += b1 * ab;  acc42 += b2 * ab;  acc43 += b3 * ab;
-    ab = a_block(ar5, ka, valid);
-    acc50 += b0 * ab;  acc51 += b1 * ab;  acc52 += b2 * ab;  acc53 += b3 * ab;
-    ab = a_block(ar6, ka, valid);
-    acc60 += b0 * ab;  acc61 += b1 * ab;  acc62 += b2 * ab;  acc63 += b3 * ab;
-    ab = a_block(ar7, ka, valid);
-    acc70 += b0 * ab;  acc71 += b1 * ab;  acc72 += b2 * ab;  acc73 += b3 * ab;
-  }
-  var out = array<mat4x4<f32>, 32>(acc00, acc01, acc02, acc03, acc10, acc11, acc12, acc13,
-                                   acc20, acc21, acc22, acc23, acc30, acc31, acc32, acc33,
-                                   acc40, acc41, acc42, acc43, acc50, acc51, acc52, acc53,
-                                   acc60, acc61, acc62, acc63, acc70, acc71, acc72, acc73);
-  store_tile(t, &out, 8u, 4u);
+fn matmul_quad16x8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(subgroup_invocation_id) sid: u32) {
+  let t = quad_tile(gid, nwg, sid, 16u, 32u);
+  var out = tile_16x8(t);
+  store_tile(t, &out, 4u, 2u);
 }

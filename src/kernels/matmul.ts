@@ -148,7 +148,9 @@ async function matmulDispatch(e: Engine, variant: string, a: Tensor, b: Tensor, 
     sbn: opts.transB ? K : 1,
     alpha: opts.alpha ?? 0.01,
   };
-  return e.dispatch(k, { a, b, c, bias: opts.bias ?? placeholderBias(e) }, v.workgroups(M, N), params);
+  const buffers: Record<string, Tensor> = { a, b, c };
+  if (k.bindings.some((x) => x.name === 'bias')) buffers.bias = opts.bias ?? placeholderBias(e);
+  return e.dispatch(k, buffers, v.workgroups(M, N), params);
 }
 
 /** Shape class for tuning: log2 buckets of M, N, K and the transposes. */
