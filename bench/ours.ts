@@ -150,7 +150,7 @@ async function benchMlp(opts: ChildOptions): Promise<void> {
         // Per-step latency: each step recorded, submitted and waited for (the peers read their loss every step).
         const t = await timeRecordedSteps(e, rec, stepPlan(opts));
         // Throughput as fit() paces steps: two in flight, losses read every window.
-        const pipeSteps = Math.max(opts.steps, 3);
+        const pipeSteps = Math.max(3, opts.stepsGiven ? opts.steps : Math.min(opts.steps, 10));
         const t0 = performance.now();
         await rec.run(pipeSteps);
         const pipelinedSps = (pipeSteps * MLP.batch * 1000) / (performance.now() - t0);
