@@ -183,6 +183,7 @@ function compactProfile(p: StepProfile): Record<string, unknown> {
   return {
     method: p.method,
     totalMs: sig(p.totalMs),
+    byPhase: p.byPhase.map((x) => ({ phase: x.phase, ms: sig(x.ms) })),
     byKernel: p.byKernel.map((k) => ({ kernel: k.kernel, ms: sig(k.ms), count: k.count, share: sig(k.ms / p.totalMs, 3) })),
     byDispatch: p.dispatches.map((d) => ({ at: `${d.phase}#${d.index}`, kernel: d.kernel, ms: sig(d.ms) })),
   };

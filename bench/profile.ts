@@ -20,6 +20,8 @@ export interface StepProfile {
   dispatches: DispatchTime[];
   /** Per kernel name, largest first. */
   byKernel: { kernel: string; ms: number; count: number }[];
+  /** Per phase of the step, in step order. */
+  byPhase: { phase: StepPhase; ms: number }[];
 }
 
 /** Time each dispatch of the recorder's next step alone, `runs` times, and keep the medians. */
@@ -45,8 +47,11 @@ export async function profileStep(e: Engine, rec: StepRecorder, timer: GpuTimer,
     k.count++;
     byName.set(d.kernel, k);
   }
+  const phases: StepPhase[] = ['forward', 'loss', 'backward', 'optimizer'];
+  const byPhase = phases.map((phase) => ({ phase, ms: dispatches.filter((d) => d.phase === phase).reduce((t, d) => t + d.ms, 0) }));
   return {
     method: timer.method,
+    byPhase,
     totalMs: dispatches.reduce((s, d) => s + d.ms, 0),
     dispatches,
     byKernel: [...byName.values()].sort((a, b) => b.ms - a.ms),

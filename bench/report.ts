@@ -128,13 +128,14 @@ export function printTargets(checks: TargetCheck[]): void {
 export function printProfile(rows: BenchRow[], top = 8): void {
   const step = find(rows, 'ours', 'mlp-train-step');
   const p = step?.extra?.profile as
-    | { method: string; totalMs: number; byKernel: { kernel: string; ms: number; count: number; share: number }[]; byDispatch: { at: string; kernel: string; ms: number }[] }
+    | { method: string; totalMs: number; byPhase?: { phase: string; ms: number }[]; byKernel: { kernel: string; ms: number; count: number; share: number }[]; byDispatch: { at: string; kernel: string; ms: number }[] }
     | undefined;
   if (!p) return;
   console.log(`\nOur MLP step, per kernel (each dispatch timed alone by ${p.method}; sum ${p.totalMs.toPrecision(3)} ms vs ${step!.value} ms per step):`);
   for (const k of p.byKernel.slice(0, top)) {
     console.log(`  ${k.kernel.padEnd(40)} ${k.ms.toFixed(2).padStart(9)} ms  ${(k.share * 100).toFixed(0).padStart(3)}%  (${k.count} dispatch${k.count > 1 ? 'es' : ''})`);
   }
+  if (p.byPhase) console.log(`  by phase: ${p.byPhase.map((x) => `${x.phase} ${x.ms.toFixed(1)} ms`).join(', ')}`);
   const heaviest = [...p.byDispatch].sort((a, b) => b.ms - a.ms).slice(0, 5);
   console.log(`  heaviest dispatches: ${heaviest.map((d) => `${d.at} ${d.kernel} ${d.ms.toFixed(2)} ms`).join('; ')}`);
 }
