@@ -4,7 +4,9 @@
 // train the same architecture (CNN in common.ts) in bench/tfjs.ts and bench/jax.ts.
 import type { Engine } from '../src/gpu/engine.ts';
 import { timeRecordedSteps } from './recorded-steps.ts';
-import { CNN, cnnBatch, cnnStepPlan, log, trainRows, type BenchRow, type ChildOptions, type Library, type Backend } from './common.ts';
+import { log, type Backend, type BenchRow, type ChildOptions, type Library } from './common.ts';
+import { CNN, cnnBatch } from './workloads.ts';
+import { cnnStepPlan, trainRows } from './timing.ts';
 
 /** Time our CNN training step (the 'cnn' preset) as the MLP's is timed; returns its rows. */
 export async function runOursCnn(e: Engine, opts: ChildOptions, who: { library: Library; backend: Backend }): Promise<BenchRow[]> {

@@ -2,34 +2,20 @@
 // training step as a jax-js user writes it: one jit of a function that takes valueAndGrad of the
 // loss and returns the loss with the SGD-updated parameters; the loss is read back every step.
 // Prints one JSON line ({rows, adapter}) on stdout.
+import { attempt, emit, log, parseChildArgs, startChild, type AdapterInfo, type BenchRow } from './common.ts';
 import {
-  attempt,
   CNN,
   cnnBatch,
-  cnnStepPlan,
-  SlowSizeGuard,
   describeShape,
-  emit,
-  gflops,
-  log,
   matmulFlops,
   matmulShapes,
   MLP,
   mlpBatch,
   mlpWeights,
   operandShapes,
-  parseChildArgs,
-  sig,
-  startChild,
-  stepPlan,
-  timeCalls,
-  timeSteps,
-  timingPlan,
-  trainRows,
   uniform,
-  type AdapterInfo,
-  type BenchRow,
-} from './common.ts';
+} from './workloads.ts';
+import { cnnStepPlan, gflops, sig, SlowSizeGuard, stepPlan, timeCalls, timeSteps, timingPlan, trainRows } from './timing.ts';
 import { installNavigatorGpu } from './node-gpu.ts';
 
 type Jax = typeof import('@jax-js/jax');

@@ -6,34 +6,20 @@
 // Prints one JSON line ({rows, adapter}) on stdout.
 import { Engine } from '../src/gpu/engine.ts';
 import type { Tensor } from '../src/gpu/tensor.ts';
+import { attempt, emit, log, parseChildArgs, startChild, type AdapterInfo, type BenchRow, type ChildOptions } from './common.ts';
 import {
-  attempt,
-  SlowSizeGuard,
   describeShape,
-  emit,
-  gflops,
-  log,
   matmulFlops,
   matmulShapes,
-  median,
   MLP,
   mlpBatch,
   mlpWeights,
   operandShapes,
-  parseChildArgs,
-  sig,
-  startChild,
-  stepPlan,
-  timeCalls,
-  timingPlan,
   transpose,
-  trainRows,
   uniform,
-  type AdapterInfo,
-  type BenchRow,
-  type ChildOptions,
   type MatmulShape,
-} from './common.ts';
+} from './workloads.ts';
+import { gflops, median, sig, SlowSizeGuard, stepPlan, timeCalls, timingPlan, trainRows } from './timing.ts';
 import { GpuTimer } from './gpu-timer.ts';
 import { profileStep, type StepProfile } from './profile.ts';
 import { timeRecordedSteps } from './recorded-steps.ts';

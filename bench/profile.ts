@@ -2,7 +2,7 @@
 // (median of a few runs), then summed per kernel. Answers "which kernels dominate".
 import type { Engine } from '../src/gpu/engine.ts';
 import type { StepPhase, StepRecorder } from '../src/train/bench-step.ts';
-import { median } from './common.ts';
+import { median } from './timing.ts';
 import type { GpuTimer, TimingMethod } from './gpu-timer.ts';
 
 export interface DispatchTime {

@@ -2,7 +2,7 @@
 // step), submitted and waited for, as the peers wait for their loss every step.
 import type { Engine } from '../src/gpu/engine.ts';
 import type { StepRecorder } from '../src/train/bench-step.ts';
-import { timeSteps, type StepPlan, type TimedSteps } from './common.ts';
+import { timeSteps, type StepPlan, type TimedSteps } from './timing.ts';
 
 /** Time steps by `plan`; the recorder's loss window must hold them all. Losses are read outside the timed steps. */
 export async function timeRecordedSteps(e: Engine, rec: StepRecorder, plan: StepPlan): Promise<TimedSteps> {

@@ -4,35 +4,20 @@
 // Prints one JSON line ({rows, adapter}) on stdout.
 import { createRequire, register } from 'node:module';
 import { dirname } from 'node:path';
+import { attempt, emit, log, parseChildArgs, startChild, type AdapterInfo, type Backend, type BenchRow } from './common.ts';
 import {
-  attempt,
   CNN,
   cnnBatch,
-  cnnStepPlan,
-  SlowSizeGuard,
   describeShape,
-  emit,
-  gflops,
-  log,
   matmulFlops,
   matmulShapes,
   MLP,
   mlpBatch,
   mlpWeights,
   operandShapes,
-  parseChildArgs,
-  sig,
-  startChild,
-  stepPlan,
-  timeCalls,
-  timeSteps,
-  timingPlan,
-  trainRows,
   uniform,
-  type AdapterInfo,
-  type Backend,
-  type BenchRow,
-} from './common.ts';
+} from './workloads.ts';
+import { cnnStepPlan, gflops, sig, SlowSizeGuard, stepPlan, timeCalls, timeSteps, timingPlan, trainRows } from './timing.ts';
 import { installNavigatorGpu } from './node-gpu.ts';
 
 type TF = typeof import('@tensorflow/tfjs-core');
