@@ -13,7 +13,7 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     echo "setup: installing ${need_apt[*]} (Vulkan loader and SwiftShader, for WebGPU without a GPU)" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+    apt-get install -y -qq "${need_apt[@]}" >/dev/null
   else
     echo "setup: missing ${need_apt[*]}; install them (e.g. sudo apt-get install -y ${need_apt[*]}) or a GPU's Vulkan driver." >&2
   fi
