@@ -12,9 +12,15 @@ import { GlobalAvgPool, MaxPool2d } from './pool.ts';
 
 /** Options the CNN presets read (the MLP's `hidden` and `activation` do not apply). */
 export interface CnnPresetOptions {
-  /** Dropout before the classifier (0 or absent = none). */
+  /**
+   * Rate of the dropout before the classifier when > 0; 0 or absent keeps the preset's own rate
+   * (the CLI always passes its --dropout, whose default is 0).
+   */
   dropout?: number;
 }
+
+/** Dropout before the classifier of `cnn`: 0.5 as in the classic MNIST CNNs. */
+export const CNN_DROPOUT = 0.5;
 
 /**
  * Conv(3x3, pad 1) - ReLU - MaxPool(2) - BatchNorm: one block, halving H and W. The ReLU is fused
@@ -29,14 +35,22 @@ function convBlock(channels: number): Layer[] {
 
 /**
  * Small CNN for [1, 28, 28] inputs: two blocks of Conv(3x3, pad 1) - ReLU - MaxPool(2) - BatchNorm
- * with 16 and 32 channels (28 -> 14 -> 7), then Flatten - Dense(128) - ReLU (- Dropout) -
- * Dense(outputs). About 207k parameters, 1 M multiply-adds per image.
+ * with 16 and 32 channels (28 -> 14 -> 7), then Flatten - Dense(128) - ReLU - Dropout(0.5) -
+ * Dense(outputs). About 207k parameters, 1 M multiply-adds per image. The dropout is there because
+ * the Dense(1568 -> 128) layer holds 97% of the weights: on the 7,996 MNIST digits the same network
+ * without it reached 99.9% training accuracy by epoch 4 while test accuracy stalled at 95.5-95.7%;
+ * with it (CLI defaults otherwise, Adam lr 1e-3, batch 64), 96.96% at epoch 4 and still rising.
  */
 export function cnn(outputs: number, opts: CnnPresetOptions = {}): Layer[] {
-  const layers: Layer[] = [...convBlock(16), ...convBlock(32), new Flatten(), new Dense(128, { kernelInitializer: 'he_uniform' }), new Activation('relu')];
-  if (opts.dropout) layers.push(new Dropout(opts.dropout));
-  layers.push(new Dense(outputs));
-  return layers;
+  return [
+    ...convBlock(16),
+    ...convBlock(32),
+    new Flatten(),
+    new Dense(128, { kernelInitializer: 'he_uniform' }),
+    new Activation('relu'),
+    new Dropout(opts.dropout || CNN_DROPOUT),
+    new Dense(outputs),
+  ];
 }
 
 /**
