@@ -36,10 +36,11 @@ function convBlock(channels: number): Layer[] {
 /**
  * Small CNN for [1, 28, 28] inputs: two blocks of Conv(3x3, pad 1) - ReLU - MaxPool(2) - BatchNorm
  * with 16 and 32 channels (28 -> 14 -> 7), then Flatten - Dense(128) - ReLU - Dropout(0.5) -
- * Dense(outputs). About 207k parameters, 1 M multiply-adds per image. The dropout is there because
+ * Dense(outputs). About 207k parameters, 1.2 M multiply-adds per image. The dropout is there because
  * the Dense(1568 -> 128) layer holds 97% of the weights: on the 7,996 MNIST digits the same network
  * without it reached 99.9% training accuracy by epoch 4 while test accuracy stalled at 95.5-95.7%;
- * with it (CLI defaults otherwise, Adam lr 1e-3, batch 64), 96.96% at epoch 4 and still rising.
+ * with it, 96.96% at epoch 4 and 97.36% after the CLI's default 10 epochs (Adam, lr 1e-3, batch
+ * 64, cosine schedule).
  */
 export function cnn(outputs: number, opts: CnnPresetOptions = {}): Layer[] {
   return [
