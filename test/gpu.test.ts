@@ -1,9 +1,12 @@
 // The GPU layer: adapter report, buffer pool accounting, dispatch validation against the reflected
 // shader, WGSL compile errors, and dispatch grids larger than 65,535 workgroups.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { grid1d } from '../src/gpu/engine.ts';
 import { defineShader } from '../src/gpu/shaders.ts';
 import { reluForward } from '../src/kernels/activation.ts';
+import { matmul } from '../src/kernels/matmul.ts';
+import { randomUniform } from '../src/util/random.ts';
 import { getEngine } from './helpers.ts';
 
 describe('adapter', () => {
@@ -108,5 +111,42 @@ describe('dispatch grids', () => {
     expect(bad).toBe(-1);
     x.dispose();
     y.dispose();
+  });
+});
+
+describe('waiting for the GPU', () => {
+  // Main-thread CPU seconds (Linux: /proc/self/task/<pid>/stat, utime + stime in clock ticks of 1/100 s).
+  function mainThreadSeconds(): number | null {
+    try {
+      const f = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+      const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / 100;
+    } catch {
+      return null;
+    }
+  }
+
+  it('on a software adapter, sync sleeps while the work runs instead of spinning the main thread', async (ctx) => {
+    const e = await getEngine();
+    if (!e.quietWaits || mainThreadSeconds() === null) ctx.skip();
+    const n = 512;
+    const [a, b, c] = [e.tensor([n, n], randomUniform(n * n, 1), 'a'), e.tensor([n, n], randomUniform(n * n, 2), 'b'), e.tensor([n, n], undefined, 'c')];
+    const d = await matmul(e, a, b, c, { variant: 'blocked' });
+    e.run(d);
+    await e.sync(); // compiled and warm
+    const cpu0 = mainThreadSeconds()!;
+    const t0 = performance.now();
+    for (let i = 0; i < 6; i++) e.run(d);
+    await e.sync();
+    const wall = (performance.now() - t0) / 1000;
+    const mainCpu = mainThreadSeconds()! - cpu0;
+    // A spinning wait keeps the main thread busy for the whole wall time; a quiet one for a small part.
+    expect(wall).toBeGreaterThan(0.1);
+    expect(mainCpu / wall).toBeLessThan(0.35);
+    // And the result is complete when the wait returns.
+    const got = await c.read();
+    expect(Number.isFinite(got[n * n - 1])).toBe(true);
+    d.dispose();
+    for (const t of [a, b, c]) t.dispose();
   });
 });
