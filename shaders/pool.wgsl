@@ -13,6 +13,8 @@
 // Entries and bindings (params is the struct below; the rest are array<f32>):
 //   max_pool2d_forward        x, y, argmax [B, C, OH, OW]     one invocation per y element
 //   max_pool2d_backward       dy, argmax, dx [B, C, H, W]      one invocation per dx element
+//   max_pool2d_backward_tiled the same, for stride = kernel and no padding; 3-D grid
+//                             [ceil(W / WG), H, B*C]
 //   avg_pool2d_forward        x, y                             one invocation per y element
 //   avg_pool2d_backward       dy, dx                           one invocation per dx element
 //   global_avg_pool_forward   x, y [B, C]                      one invocation per y element
@@ -118,6 +120,24 @@ fn max_pool2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     }
   }
   dx[i] = s;
+}
+
+// Windows that tile the input (stride = kernel, no padding; MaxPool2d(2) for one): each dx element
+// lies in at most one window, so no loops and no searching. A 3-D grid gives the column (x, WG per
+// workgroup), the row (y) and the (b, c) plane (z) without integer divisions by the shape, which
+// a CPU adapter runs lane by lane; elements past the last whole window get 0.
+@compute @workgroup_size(WG)
+fn max_pool2d_backward_tiled(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let p = params;
+  let iw = gid.x;
+  let ih = gid.y;
+  if (iw >= p.in_w) { return; }
+  let oh = ih / p.k_h;
+  let ow = iw / p.k_w;
+  let inside = oh < p.out_h && ow < p.out_w;
+  let o = (gid.z * p.out_h + min(oh, p.out_h - 1u)) * p.out_w + min(ow, p.out_w - 1u);
+  let hit = inside && argmax_in[o] == f32(ih * p.in_w + iw);
+  dx[(gid.z * p.in_h + ih) * p.in_w + iw] = select(0.0, dy[o], hit);
 }
 
 @compute @workgroup_size(WG)

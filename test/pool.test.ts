@@ -31,6 +31,9 @@ const CASES: Case[] = [
   { x: [1, 5, 6, 6], opts: { kernel: 1 } },
   { x: [2, 3, 9, 7], opts: { kernel: 4, stride: 3, padding: 2 } },
   { x: [3, 5, 28, 28], opts: { kernel: 2 } },
+  // Tiling windows (stride = kernel, no padding) take the loop-free backward kernel; leftovers get 0.
+  { x: [2, 3, 10, 11], opts: { kernel: [2, 3] } },
+  { x: [1, 2, 40, 37], opts: { kernel: 3, stride: 3 } },
 ];
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);

@@ -1,6 +1,6 @@
 // Pooling kernels over NCHW tensors (shaders/pool.wgsl): max, average and global average, forward
 // and backward, as validated, replayable dispatches. Backward passes are gathers: deterministic.
-import { grid1d, type Dispatch, type Engine } from '../gpu/engine.ts';
+import { grid1d, MAX_WORKGROUPS_PER_DIM, type Dispatch, type Engine } from '../gpu/engine.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { describe } from '../reference/conv2d.ts';
 import {
@@ -15,6 +15,8 @@ import {
 export { pool2dOutputShape, type AvgPool2dOptions, type Pool2dOptions } from '../reference/pool.ts';
 
 const WG = 256;
+/** Invocations per workgroup (along a row) of the tiled max-pool backward pass. */
+const TILED_WG = 16;
 /** argmax is stored as f32: plane indices must stay exact. */
 const MAX_EXACT_F32 = 2 ** 24;
 
@@ -63,6 +65,12 @@ export async function maxPool2dBackward(e: Engine, dy: Tensor, argmax: Tensor, d
   checkPoolOutput(what, g, dx, dy);
   checkPoolOutput(what, g, dx, argmax);
   checkArgmaxRange(what, g, dx);
+  // Windows that tile the input (the usual MaxPool2d(k)) take a loop-free kernel on a 3-D grid.
+  const planes = g.batch * g.channels;
+  if (g.strideH === g.kH && g.strideW === g.kW && g.padH === 0 && g.padW === 0 && planes <= MAX_WORKGROUPS_PER_DIM && g.inH <= MAX_WORKGROUPS_PER_DIM) {
+    const k = await e.kernel('pool', 'max_pool2d_backward_tiled', { WG: TILED_WG });
+    return e.dispatch(k, { dy, argmax_in: argmax, dx }, [Math.ceil(g.inW / TILED_WG), g.inH, planes], poolParams(g));
+  }
   const k = await e.kernel('pool', 'max_pool2d_backward', { WG });
   return e.dispatch(k, { dy, argmax_in: argmax, dx }, grid1d(dx.size, WG), poolParams(g));
 }
