@@ -19,7 +19,8 @@
 //           own members, the others are passed as 0. nesterov and decoupled are 0 or 1.
 //   w : array<f32> (n)   parameters, updated
 //   g : array<f32> (n)   gradient, read
-//   v : array<f32> (n)   SGD momentum buffer / Adam second moment, updated
+//   v : array<f32> (n)   SGD momentum buffer / Adam second moment, updated (not bound by
+//                         sgd_update_plain, the momentum-0 entry)
 //   m : array<f32> (n)   Adam first moment, updated (adam_update)
 // Dispatch: 1-D, one element per invocation, WG per workgroup, grid split over x and y by grid1d.
 
@@ -64,6 +65,15 @@ fn sgd_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     step = vel;
   }
   w[i] = wi - params.lr * step;
+}
+
+// Plain SGD (momentum 0): w -= lr * (g + weightDecay * w). No velocity buffer to read or keep.
+@compute @workgroup_size(WG)
+fn sgd_update_plain(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = index(gid, nwg);
+  if (i >= params.n) { return; }
+  let wi = w[i];
+  w[i] = wi - params.lr * (g[i] + params.weightDecay * wi);
 }
 
 @compute @workgroup_size(WG)

@@ -278,7 +278,7 @@ describe('tuning', () => {
       const v = await chooseMatmulVariant(e, 40, 50, 60, { transB: true });
       expect(matmulVariantsFor(e)).toContain(v);
       const file = JSON.parse(readFileSync(join(dir, 'tune.json'), 'utf8'));
-      expect(file[adapterKey(e.adapter)][`matmul:${matmulShapeClass(40, 50, 60, false, true)}`]).toBe(v);
+      expect(file[adapterKey(e.adapter)][`matmul@2:${matmulShapeClass(40, 50, 60, false, true)}`]).toBe(v);
       // Same class (same log2 buckets and transposes): remembered, not measured again.
       expect(await chooseMatmulVariant(e, 39, 63, 33, { transB: true })).toBe(v);
       // A new process (simulated) reads the choice back from disk.

@@ -159,8 +159,13 @@ export function matmulShapeClass(M: number, N: number, K: number, transA = false
   return `m${l(M)}.n${l(N)}.k${l(K)}.${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`;
 }
 
-/** Multiply-adds of one tuning run at most; K is cut (to no less than 16) to stay under it. */
-const TUNE_MACS = 1 << 22;
+/**
+ * Multiply-adds of one tuning run at most (about 50 ms on a 2-core software adapter); K is cut (to
+ * no less than 16) to stay under it. Large enough that the MLP's products are timed at their real
+ * K and square ones at K >= 128: with a K much shorter than the real one, the tile's prologue and
+ * stores weigh too much and the smaller tiles win where the larger ones are faster.
+ */
+const TUNE_MACS = 1 << 27;
 
 /** The variant the tuner picks for this adapter and shape (measured once per shape class). */
 export async function chooseMatmulVariant(e: Engine, M: number, N: number, K: number, opts: Pick<MatmulOptions, 'transA' | 'transB'> = {}): Promise<string> {
@@ -177,6 +182,8 @@ export async function chooseMatmulVariant(e: Engine, M: number, N: number, K: nu
   try {
     return await tunedChoice(e, {
       family: 'matmul',
+      // 2: timed at a longer K, in two passes, with waits that no longer spin the main thread.
+      version: 2,
       shapeClass: matmulShapeClass(M, N, K, opts.transA, opts.transB),
       candidates,
       heuristic,

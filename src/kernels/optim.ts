@@ -78,10 +78,19 @@ function sameSize(kernel: string, w: Tensor, others: Tensor[]): void {
   }
 }
 
-/** In place: w -= lr * step (PyTorch SGD; see shaders/optim.wgsl). w, g, v: [n]; v is the momentum buffer. */
-export async function sgdUpdate(e: Engine, w: Tensor, g: Tensor, v: Tensor, opts: SgdOptions): Promise<Dispatch> {
-  sameSize('optim.sgd_update', w, [g, v]);
+/**
+ * In place: w -= lr * step (PyTorch SGD; see shaders/optim.wgsl). w, g, v: [n]; v is the momentum
+ * buffer, or null for plain SGD (momentum 0, no Nesterov), which then needs no state.
+ */
+export async function sgdUpdate(e: Engine, w: Tensor, g: Tensor, v: Tensor | null, opts: SgdOptions): Promise<Dispatch> {
   const params = sgdParams(opts, w.size);
+  if (!v) {
+    if (params.momentum !== 0) throw new Error(`Kernel optim.sgd_update: momentum ${params.momentum} needs a velocity buffer.`);
+    sameSize('optim.sgd_update_plain', w, [g]);
+    const k = await e.kernel('optim', 'sgd_update_plain', { WG });
+    return e.dispatch(k, { w, g }, grid1d(w.size, WG), params);
+  }
+  sameSize('optim.sgd_update', w, [g, v]);
   const k = await e.kernel('optim', 'sgd_update', { WG });
   return e.dispatch(k, { w, g, v }, grid1d(w.size, WG), params);
 }

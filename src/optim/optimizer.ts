@@ -73,9 +73,10 @@ export class Optimizer {
     for (const p of params) {
       const wd = p.decay ? c.weightDecay : 0;
       if (c.kind === 'sgd') {
-        const v = e.zeros(p.value.shape, `${p.name}.velocity`);
+        // Plain SGD keeps no velocity (checkpoints then hold no optim.* tensors for it).
+        const v = c.momentum > 0 ? e.zeros(p.value.shape, `${p.name}.velocity`) : null;
         const d = await sgdUpdate(e, p.value, p.grad, v, { lr: c.lr, momentum: c.momentum, weightDecay: wd, nesterov: c.nesterov });
-        this.slots.push({ param: p, state: [{ slot: 'velocity', value: v }], dispatch: d });
+        this.slots.push({ param: p, state: v ? [{ slot: 'velocity', value: v }] : [], dispatch: d });
       } else {
         const m = e.zeros(p.value.shape, `${p.name}.m`);
         const v = e.zeros(p.value.shape, `${p.name}.v`);
