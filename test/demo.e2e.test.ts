@@ -161,6 +161,13 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
       expect(done.lastAccuracy!).toBeGreaterThan(0.2);
       expect(done.valAccuracy!).toBeGreaterThan(0.2);
 
+      // The matmul tuner's choices persist in localStorage, so the next visit does not measure again.
+      const tuned = await page.evaluate(() => localStorage.getItem('webgpu-train:tune'));
+      expect(tuned).not.toBeNull();
+      const perAdapter = Object.values(JSON.parse(tuned!) as Record<string, Record<string, string>>);
+      expect(perAdapter.length).toBeGreaterThan(0);
+      expect(Object.keys(perAdapter[0]).some((k) => k.startsWith('matmul'))).toBe(true);
+
       // Charts: data points, and the training line's blue on the loss canvas.
       expect(done.chartPoints).toBeGreaterThan(10);
       const blue = await page.$eval('#loss-chart', (el) => {

@@ -1,7 +1,7 @@
 // Per-adapter kernel selection: the first time a kernel family meets a shape class on an adapter,
 // time each candidate variant a few times and keep the fastest. Choices live in memory per engine
-// and, in Node, in a JSON file under node_modules/.cache/webgpu-train/ keyed by the adapter's name
-// and description, so later processes skip the measuring. WGTRAIN_TUNE=0 turns measuring off and
+// and, in Node, in a JSON file under node_modules/.cache/webgpu-train/ (in a browser, in
+// localStorage) keyed by the adapter's name and description, so later runs skip the measuring. WGTRAIN_TUNE=0 turns measuring off and
 // uses the family's heuristic instead. Families supply the candidates and how to time one.
 import type { Dispatch, Engine } from '../gpu/engine.ts';
 import { isNode, type AdapterReport } from '../gpu/device.ts';
@@ -153,14 +153,29 @@ export function tuneCachePath(): string | null {
   return dir.replace(/\/?$/, '/') + 'tune.json';
 }
 
+/** In a browser, choices persist in localStorage under this key (when storage is available). */
+export const BROWSER_CACHE_KEY = 'webgpu-train:tune';
+
+function browserStorage(): Storage | null {
+  try {
+    return isNode ? null : (globalThis.localStorage ?? null);
+  } catch {
+    return null; // storage disabled (privacy settings, sandboxed frames)
+  }
+}
+
 async function readDisk(): Promise<DiskCache> {
+  const storage = browserStorage();
+  if (storage) {
+    diskPromise ??= Promise.resolve(parseCache(storage.getItem(BROWSER_CACHE_KEY)));
+    return diskPromise;
+  }
   const path = tuneCachePath();
   if (!path) return {};
   diskPromise ??= (async () => {
     const fs = await import(/* @vite-ignore */ 'node:fs');
     try {
-      const parsed = JSON.parse(fs.readFileSync(path, 'utf8'));
-      return parsed && typeof parsed === 'object' ? (parsed as DiskCache) : {};
+      return parseCache(fs.readFileSync(path, 'utf8'));
     } catch {
       return {}; // missing or unreadable: measure again
     }
@@ -168,11 +183,29 @@ async function readDisk(): Promise<DiskCache> {
   return diskPromise;
 }
 
+function parseCache(text: string | null): DiskCache {
+  try {
+    const parsed = text ? JSON.parse(text) : null;
+    return parsed && typeof parsed === 'object' ? (parsed as DiskCache) : {};
+  } catch {
+    return {};
+  }
+}
+
 async function writeDisk(adapter: string, key: string, variant: string): Promise<void> {
-  const path = tuneCachePath();
-  if (!path) return;
   const cache = await readDisk();
   (cache[adapter] ??= {})[key] = variant;
+  const storage = browserStorage();
+  if (storage) {
+    try {
+      storage.setItem(BROWSER_CACHE_KEY, JSON.stringify({ ...parseCache(storage.getItem(BROWSER_CACHE_KEY)), ...cache }));
+    } catch (err) {
+      console.warn(`webgpu-train: could not keep the tuning choices in localStorage: ${(err as Error).message}`);
+    }
+    return;
+  }
+  const path = tuneCachePath();
+  if (!path) return;
   const fs = await import(/* @vite-ignore */ 'node:fs');
   try {
     fs.mkdirSync(path.replace(/[^/]*$/, ''), { recursive: true });
