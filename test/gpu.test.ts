@@ -82,6 +82,34 @@ describe('dispatch validation', () => {
     await expect(e.kernel('broken', 'main')).rejects.toThrow(/WGSL compile error in kernel broken\.main[\s\S]*line 2/);
   });
 
+  it('expands #include, and maps a compile error in an included piece to its file and line', async () => {
+    const e = await getEngine();
+    defineShader('_twice', 'fn twice(v: f32) -> f32 {\n  return 2.0 * v;\n}');
+    defineShader(
+      'uses_twice',
+      '#include "_twice.wgsl"\n#include "_twice.wgsl"\nstruct Params { n: u32 }\n@group(0) @binding(0) var<uniform> params: Params;\n' +
+        '@group(0) @binding(1) var<storage, read_write> y: array<f32>;\n' +
+        '@compute @workgroup_size(1) fn main() { y[0] = twice(f32(params.n)); }\n',
+    );
+    const y = e.tensor([1], undefined, 'y');
+    e.runOnce(e.dispatch(await e.kernel('uses_twice', 'main'), { y }, [1], { n: 21 }));
+    expect((await y.read())[0]).toBe(42); // included once, though named twice
+    y.dispose();
+
+    defineShader('_bad_piece', 'fn ok() {}\nfn bad() -> f32 {\n  return nothing_here;\n}');
+    defineShader('uses_bad', '// a comment\n#include "_bad_piece.wgsl"\n@compute @workgroup_size(1) fn main() {}\n');
+    await expect(e.kernel('uses_bad', 'main')).rejects.toThrow(/WGSL compile error in kernel uses_bad\.main[\s\S]*shaders\/_bad_piece\.wgsl line 3/);
+  });
+
+  it('names a missing or circular #include with the file and line', async () => {
+    const e = await getEngine();
+    defineShader('no_piece', '\n#include "_not_there.wgsl"\n');
+    await expect(e.kernel('no_piece', 'main')).rejects.toThrow(/shaders\/no_piece\.wgsl line 2: cannot #include "_not_there\.wgsl"/);
+    defineShader('_loop_a', '#include "_loop_b.wgsl"');
+    defineShader('_loop_b', '#include "_loop_a.wgsl"');
+    await expect(e.kernel('_loop_b', 'main')).rejects.toThrow(/includes itself \(_loop_b -> _loop_a -> _loop_b\)/);
+  });
+
   it('names the missing entry point', async () => {
     const e = await getEngine();
     await expect(e.kernel('activation', 'nope')).rejects.toThrow(/no compute entry point "nope".*relu_forward/);

@@ -2,7 +2,7 @@
 // from reflecting the shader (wgsl_reflect), plus the checks that make a bad dispatch fail with
 // the kernel's and the binding's name instead of a validation error from deep inside the driver.
 import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
-import { shaderSource } from './shaders.ts';
+import { shaderLineOrigin, shaderSource } from './shaders.ts';
 
 /** One buffer binding an entry point declares. */
 export interface BindingInfo {
@@ -128,7 +128,12 @@ export async function compileKernel(
   const errors = info.messages.filter((m) => m.type === 'error');
   if (errors.length) {
     await device.popErrorScope();
-    const lines = errors.map((m) => `  line ${m.lineNum}:${m.linePos}: ${m.message}`).join('\n');
+    const lines = errors
+      .map((m) => {
+        const o = shaderLineOrigin(family, m.lineNum);
+        return `  ${o.file === family ? '' : `shaders/${o.file}.wgsl `}line ${o.line}:${m.linePos}: ${m.message}`;
+      })
+      .join('\n');
     throw new Error(`WGSL compile error in kernel ${name} (shaders/${family}.wgsl):\n${lines}`);
   }
   const layout = device.createBindGroupLayout({

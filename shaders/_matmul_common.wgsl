@@ -1,0 +1,52 @@
+// Shared by shaders/matmul.wgsl and shaders/matmul_quad.wgsl (through #include): the params, the
+// bindings, the HAS_BIAS and ACT override constants, and the epilogue that adds the bias, applies
+// the activation (formulas as in shaders/activation.wgsl) and stores an element of C.
+
+struct Params {
+  M: u32, N: u32, K: u32,
+  sam: u32, sak: u32, sbk: u32, sbn: u32,
+  alpha: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+override HAS_BIAS: bool = false;
+override ACT: u32 = 0u;
+
+// ---- epilogue: bias and activation (formulas as in shaders/activation.wgsl) --------------------
+
+fn tanh_safe(v: f32) -> f32 {
+  return tanh(clamp(v, -15.0, 15.0));
+}
+
+fn sigmoid_f(v: f32) -> f32 {
+  let e = exp(-abs(v));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= 0.0);
+}
+
+fn activate(v: f32) -> f32 {
+  switch ACT {
+    case 1u: { return max(v, 0.0); }
+    case 2u: { return select(params.alpha * v, v, v > 0.0); }
+    case 3u: { return sigmoid_f(v); }
+    case 4u: { return tanh_safe(v); }
+    case 5u: { return 0.5 * v * (1.0 + tanh_safe(0.7978845608028654 * (v + 0.044715 * v * v * v))); }
+    default: { return v; }
+  }
+}
+
+// Bias for column `col` (clamped, so that any column may be asked for).
+fn bias_at(col: u32) -> f32 {
+  if (HAS_BIAS) { return bias[min(col, params.N - 1u)]; }
+  return 0.0;
+}
+
+fn store_c(row: u32, col: u32, v: f32) {
+  if (row < params.M && col < params.N) {
+    c[row * params.N + col] = activate(v + bias_at(col));
+  }
+}
