@@ -6,7 +6,7 @@ export { Layer, LayerShapeError } from './nn/layer.ts';
 export { Dense } from './nn/dense.ts';
 export { Activation, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax, Flatten } from './nn/activations.ts';
 export { Dropout } from './nn/dropout.ts';
-export { Conv2d, type Conv2dOptions } from './nn/conv.ts';
+export { Conv2d, type Conv2dOptions, type ConvAlgorithm } from './nn/conv.ts';
 export { MaxPool2d, AvgPool2d, GlobalAvgPool, type Pool2dOptions, type AvgPool2dOptions } from './nn/pool.ts';
 export { BatchNorm2d, type BatchNorm2dOptions } from './nn/batchnorm.ts';
 export { initialize, INITIALIZERS } from './nn/init.ts';

@@ -1,15 +1,21 @@
 // Conv2d: a 2-D convolution layer over NCHW activations. Per sample the input is [C, H, W] and the
 // output [OC, OH, OW] with OH = floor((H + 2 PH - KH) / SH) + 1 (same for W); weights are stored
 // [OC, IC, KH, KW] and the bias [OC], PyTorch's layout and names, so checkpoints open there
-// unchanged. Forward is one conv dispatch (bias added, ReLU applied when Sequential fused the ReLU
-// layer that follows); backward is the ReLU gradient (when fused), the input gradient (skipped for
-// the first layer) and one dispatch for the weight and bias gradients.
+// unchanged. Two algorithms, picked per shape when the layer is planned (option `algorithm`):
+//   direct: forward is one conv dispatch (bias added, ReLU applied when Sequential fused the ReLU
+//     layer that follows); backward is the ReLU gradient (when fused), the input gradient (skipped
+//     for the first layer) and one dispatch for the weight and bias gradients
+//     (src/kernels/conv2d.ts).
+//   im2col: forward unfolds x into col [M, K] (M = B*OH*OW, K = IC*KH*KW), one matmul
+//     col · w2dᵀ with the bias and ReLU fused gives [M, OC], and a batched transpose puts that into
+//     NCHW y [B, OC, OH*OW]. Backward: the ReLU gradient, a transpose of dz to dzt [M, OC], then
+//     dW = dztᵀ · col, db = column sums of dzt, and dcol = dzt · w2d folded back onto dx by col2im
+//     (src/kernels/im2col.ts, src/kernels/matmul.ts).
 //
-// Why direct convolution, and when im2col + matmul would be better. The kernels in
-// src/kernels/conv2d.ts are direct: each invocation keeps an 8x8 block of outputs in registers and
-// gathers its inputs straight from x; no scratch memory. im2col would first unfold x into a
-// [B*OH*OW, IC*KH*KW] matrix (KH*KW = 9 times the input for 3x3) and run one matmul with
-// M = B*OH*OW, K = IC*KH*KW, N = OC; the backward input pass would then fold [M, K] back (col2im).
+// Which is faster depends on K. The direct kernels keep an 8x8 block of outputs in registers and
+// gather their inputs straight from x; no scratch memory. im2col pays for an unfold pass (and a
+// fold pass backward) and a [M, K] scratch (KH*KW = 9 times the input for 3x3, kept from forward
+// to backward), and then runs the tuned matmul with M = B*OH*OW, K = IC*KH*KW, N = OC.
 // Measured on the software adapter (SwiftShader, 2 shared cores; every kernel timed alone with
 // timestamp queries, medians of 5, B = 64, 3x3 kernels, pad 1; the machine was loaded, so read
 // the ratios, not the absolute times):
@@ -19,21 +25,94 @@
 //   32->64, 16x16   288   4695 / 4211 / 3928 ms          948 / 1276 / 1279 ms         424 ms
 //   64->128, 8x8    576   2326 / 2287 / 2396 ms         1056 / 1648 / 1172 ms         311 ms
 // So: with few input channels (K = 9 to 144, the MNIST CNN) direct is about as fast or faster
-// once the unfold and fold passes are counted, and it needs no [M, K] scratch (9x the activation,
-// per layer, kept for backward); with K in the hundreds (the deeper CIFAR blocks) the matmul is 2-4x faster
-// than direct even after paying for the unfold, and on real GPUs, where matmul uses shared-memory
-// tiles and tensor cores, that crossover comes earlier still. An im2col path for large K is the
-// kernel family's to add; this layer only calls conv2dForward/BackwardInput/BackwardWeight.
+// once the unfold and fold passes are counted, and it needs no scratch; with K in the hundreds
+// (the deeper CIFAR blocks) the matmul is 2-4x faster than direct even after paying for the unfold.
+// Hence 'auto' (the default) takes im2col from K = IM2COL_MIN_K = 256 up: between the last K
+// where direct held its own (144) and the first where im2col clearly won (288).
+// Re-measured once the im2col path existed (the whole layer: the plan's forward + backward with a
+// fused ReLU, B = 64, medians of 7 to 9 interleaved runs, same adapter, machine loaded by two
+// training runs: again, read the ratios):
+//   K = 9   (1->16, 28x28)    direct  353 ms   im2col  428 ms
+//   K = 144 (16->32, 14x14)   direct  396 ms   im2col  349 ms; a second run 539 / 432 ms
+//   K = 288 (32->64, 16x16)   direct 2022 ms   im2col 1438 ms
+//   K = 576 (64->128, 8x8)    direct 1718 ms   im2col  744 ms
+// Against today's direct kernels the margin is smaller than the table's (1.4x at K = 288, 2.3x at
+// 576), and im2col edges ahead at K = 144 too (1.1-1.25x, within this machine's noise). The
+// threshold stays at 256 until a quieter measurement settles K = 144, where im2col would also
+// cost the MNIST CNN a 6.9 MiB scratch. On real GPUs, where matmul uses shared-memory tiles, the
+// crossover likely comes earlier; this threshold is the software adapter's, and the only one
+// measured. 'auto' still takes direct when the col scratch (M*K*4 bytes) would exceed the
+// adapter's maxStorageBufferBindingSize; forcing 'im2col' then is an error. The choice and why
+// are in `algorithm` and `algorithmReason` (and the model summary).
 import type { Dispatch, Engine } from '../gpu/engine.ts';
 import type { Shape, Tensor } from '../gpu/tensor.ts';
 import { activationBackward } from '../kernels/activation.ts';
 import { conv2dBackwardInput, conv2dBackwardWeight, conv2dForward } from '../kernels/conv2d.ts';
+import { col2im, im2col, transposeBatched } from '../kernels/im2col.ts';
+import { biasGrad, matmul } from '../kernels/matmul.ts';
 import type { Rng } from '../util/random.ts';
 import { initialize, type Initializer } from './init.ts';
 import { Layer, LayerShapeError, type LayerPlan, type Param, type PlanIO } from './layer.ts';
 
 /** A size per spatial axis: one number for both, or [height, width]. */
 export type Size2 = number | [number, number];
+
+/** How a Conv2d computes: 'auto' picks per shape (see the header comment). */
+export type ConvAlgorithm = 'auto' | 'direct' | 'im2col';
+const CONV_ALGORITHMS: readonly ConvAlgorithm[] = ['auto', 'direct', 'im2col'];
+
+/**
+ * 'auto' takes im2col from this K = IC*KH*KW up: direct measured as fast or faster at K = 9 and
+ * (in the first table) 144, im2col faster at K = 288 and 576 (the header comment's figures).
+ */
+export const IM2COL_MIN_K = 256;
+
+/** The algorithm a plan uses and why, in words (for `Conv2d.algorithmReason`, summaries, tests). */
+export interface ConvAlgorithmChoice {
+  algorithm: 'direct' | 'im2col';
+  reason: string;
+}
+
+/** Sizes that decide a Conv2d's algorithm. `batch` null: not planned yet, scratch size unknown. */
+export interface ConvShape {
+  batch: number | null;
+  /** Per sample [IC, H, W]. */
+  input: Shape;
+  /** Per sample [OC, OH, OW]. */
+  output: Shape;
+  kernel: readonly [number, number];
+}
+
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+/**
+ * Decide direct or im2col for a layer named `layer`. `limitBytes` is the adapter's
+ * maxStorageBufferBindingSize, which the col scratch [B*OH*OW, IC*KH*KW] must fit. 'auto' falls
+ * back to direct (saying so in the reason) when it does not; 'im2col' throws, naming the layer,
+ * the shapes, the bytes needed and the limit.
+ */
+export function chooseConvAlgorithm(layer: string, requested: ConvAlgorithm, s: ConvShape, limitBytes: number): ConvAlgorithmChoice {
+  const [ic, h, w] = s.input;
+  const [oc, oh, ow] = s.output;
+  const [kh, kw] = s.kernel;
+  const K = ic * kh * kw;
+  const kDesc = `K = IC*KH*KW = ${ic}*${kh}*${kw} = ${K}`;
+  if (requested === 'direct') return { algorithm: 'direct', reason: `'direct' requested (${kDesc})` };
+  let scratch = '';
+  if (s.batch !== null) {
+    const M = s.batch * oh * ow;
+    const bytes = M * K * 4;
+    if (bytes > limitBytes) {
+      const what = `its col scratch [B*OH*OW, IC*KH*KW] = [${M}, ${K}] (input [${s.batch}, ${ic}, ${h}, ${w}] -> [${s.batch}, ${oc}, ${oh}, ${ow}], ${kh}x${kw} kernel) needs ${bytes} bytes, over the adapter's maxStorageBufferBindingSize of ${limitBytes} bytes`;
+      if (requested === 'im2col') throw new Error(`Layer ${layer}: algorithm 'im2col' cannot be used: ${what}. Use 'direct' or 'auto', or a smaller batch.`);
+      if (K >= IM2COL_MIN_K) return { algorithm: 'direct', reason: `auto: ${kDesc} >= ${IM2COL_MIN_K} favours im2col, but ${what}` };
+    }
+    scratch = `; col scratch [${M}, ${K}] = ${mib(bytes)}`;
+  }
+  if (requested === 'im2col') return { algorithm: 'im2col', reason: `'im2col' requested (${kDesc})${scratch}` };
+  if (K >= IM2COL_MIN_K) return { algorithm: 'im2col', reason: `auto: ${kDesc} >= ${IM2COL_MIN_K}, where im2col + matmul measured faster than direct${scratch}` };
+  return { algorithm: 'direct', reason: `auto: ${kDesc} < ${IM2COL_MIN_K}, where direct measured about as fast and needs no scratch` };
+}
 
 /** Options of a Conv2d layer (PyTorch's Conv2d arguments, plus the initialisers). */
 export interface Conv2dOptions {
@@ -50,6 +129,11 @@ export interface Conv2dOptions {
   biasInitializer?: Initializer;
   /** Fused activation; set by Sequential when a ReLU layer follows, or by the user. */
   activation?: 'relu';
+  /**
+   * 'direct' convolution kernels, 'im2col' + matmul, or 'auto' (default): im2col when
+   * K = IC*KH*KW >= IM2COL_MIN_K and its scratch fits the adapter, else direct.
+   */
+  algorithm?: ConvAlgorithm;
 }
 
 /** Normalise a Size2 to [h, w], checking integers >= min; errors name the layer. */
@@ -93,6 +177,7 @@ export class Conv2d extends Layer {
   readonly kernel: [number, number];
   readonly stride: [number, number];
   readonly padding: [number, number];
+  private choice: ConvAlgorithmChoice | null = null;
 
   constructor(
     readonly outChannels: number,
@@ -104,6 +189,27 @@ export class Conv2d extends Layer {
     this.stride = size2(opts.stride, 1, 'Conv2d', 'stride', 1);
     this.padding = size2(opts.padding, 0, 'Conv2d', 'padding', 0);
     if (opts.activation !== undefined && opts.activation !== 'relu') throw new Error(`Conv2d: only 'relu' can be fused, got ${JSON.stringify(opts.activation)}.`);
+    if (opts.algorithm !== undefined && !CONV_ALGORITHMS.includes(opts.algorithm)) {
+      throw new Error(`Conv2d: algorithm ${JSON.stringify(opts.algorithm)} must be one of ${CONV_ALGORITHMS.map((a) => `'${a}'`).join(', ')}.`);
+    }
+  }
+
+  /**
+   * The algorithm in use: after build, the choice by shape alone; after plan, the last plan's
+   * (which also checked that the scratch fits). null before build.
+   */
+  get algorithm(): 'direct' | 'im2col' | null {
+    return this.choice?.algorithm ?? null;
+  }
+
+  /** Why `algorithm` was chosen, in words; '' before build. */
+  get algorithmReason(): string {
+    return this.choice?.reason ?? '';
+  }
+
+  private chooseAlgorithm(e: Engine, batch: number | null): ConvAlgorithmChoice {
+    const s: ConvShape = { batch, input: this.inputShape, output: this.outputShape, kernel: this.kernel };
+    return chooseConvAlgorithm(this.name || 'Conv2d', this.opts.algorithm ?? 'auto', s, e.adapter.limits.maxStorageBufferBindingSize);
   }
 
   build(e: Engine, inputShape: Shape, rng: Rng): Shape {
@@ -123,6 +229,7 @@ export class Conv2d extends Layer {
     }
     this.inputShape = [...inputShape];
     this.outputShape = [this.outChannels, oh, ow];
+    this.choice = this.chooseAlgorithm(e, null);
     return this.outputShape;
   }
 
@@ -137,29 +244,74 @@ export class Conv2d extends Layer {
 
   async plan(e: Engine, io: PlanIO): Promise<LayerPlan> {
     if (!this.weight) throw new Error(`Layer ${this.name}: plan() before build().`);
-    const w = this.weight.value;
-    const geometry = { stride: this.stride, padding: this.padding };
-    const forward = [await conv2dForward(e, io.x, w, this.bias?.value ?? null, io.y, { ...geometry, relu: this.relu })];
+    const choice = this.chooseAlgorithm(e, io.batch);
+    this.choice = choice;
+    const forward: Dispatch[] = [];
     const backward: Dispatch[] = [];
-    // With a fused ReLU, dy first becomes the gradient at the pre-activation: ReLU's derivative
-    // can be read off its output y (y > 0 exactly where the pre-activation is).
-    let dz: Tensor = io.dy;
-    let scratch: Tensor | null = null;
-    if (this.relu) {
-      scratch = e.tensor(io.dy.shape, undefined, `${this.name}.dz`); // [B, OC, OH, OW]
-      dz = scratch;
-      backward.push(await activationBackward(e, 'relu', io.y, io.dy, dz));
-    }
-    if (io.dx) backward.push(await conv2dBackwardInput(e, dz, w, io.dx, geometry));
-    backward.push(await conv2dBackwardWeight(e, io.x, dz, this.weight.grad, this.bias?.grad ?? null, geometry));
-    return {
-      forward,
-      backward,
-      dispose: () => {
-        for (const d of [...forward, ...backward]) d.dispose();
-        scratch?.dispose();
-      },
+    const scratch: Tensor[] = [];
+    const dispose = () => {
+      for (const d of [...forward, ...backward]) d.dispose();
+      for (const t of scratch) t.dispose();
     };
+    try {
+      // With a fused ReLU, dy first becomes the gradient at the pre-activation: ReLU's derivative
+      // can be read off its output y (y > 0 exactly where the pre-activation is).
+      let dz: Tensor = io.dy;
+      if (this.relu) {
+        dz = e.tensor(io.dy.shape, undefined, `${this.name}.dz`); // [B, OC, OH, OW]
+        scratch.push(dz);
+        backward.push(await activationBackward(e, 'relu', io.y, io.dy, dz));
+      }
+      if (choice.algorithm === 'im2col') await this.planIm2col(e, io, dz, forward, backward, scratch);
+      else await this.planDirect(e, io, dz, forward, backward);
+    } catch (err) {
+      dispose();
+      throw err;
+    }
+    return { forward, backward, dispose };
+  }
+
+  private async planDirect(e: Engine, io: PlanIO, dz: Tensor, forward: Dispatch[], backward: Dispatch[]): Promise<void> {
+    const w = this.weight!.value;
+    const geometry = { stride: this.stride, padding: this.padding };
+    forward.push(await conv2dForward(e, io.x, w, this.bias?.value ?? null, io.y, { ...geometry, relu: this.relu }));
+    if (io.dx) backward.push(await conv2dBackwardInput(e, dz, w, io.dx, geometry));
+    backward.push(await conv2dBackwardWeight(e, io.x, dz, this.weight!.grad, this.bias?.grad ?? null, geometry));
+  }
+
+  /** im2col + matmul (header comment); the tensors it allocates go to `scratch`. */
+  private async planIm2col(e: Engine, io: PlanIO, dz: Tensor, forward: Dispatch[], backward: Dispatch[], scratch: Tensor[]): Promise<void> {
+    const B = io.batch;
+    const [C] = this.inputShape;
+    const [OC, OH, OW] = this.outputShape;
+    const [kh, kw] = this.kernel;
+    const P = OH * OW;
+    const M = B * P;
+    const K = C * kh * kw;
+    const window = { kernel: this.kernel, stride: this.stride, padding: this.padding };
+    // col [M, K] lives from forward to backward (dW reads it); backward then reuses it for dcol,
+    // since the dispatches of a step run in order and dW has consumed col by then.
+    const col = e.tensor([M, K], undefined, `${this.name}.col`);
+    scratch.push(col);
+    // [M, OC] rows: the matmul's output in forward (then transposed into y), dz transposed in
+    // backward. One buffer serves both: forward is done with it once y is written.
+    const rows = e.tensor([M, OC], undefined, `${this.name}.rows`);
+    scratch.push(rows);
+    const w2d = this.weight!.value.view([OC, K], `${this.name}.weight as [OC, K]`);
+    const dw2d = this.weight!.grad.view([OC, K], `${this.name}.dweight as [OC, K]`);
+    const rowsBPC = rows.view([B, P, OC], `${this.name}.rows as [B, P, OC]`);
+
+    forward.push(await im2col(e, io.x, col, window));
+    forward.push(await matmul(e, col, w2d, rows, { transB: true, bias: this.bias?.value, activation: this.relu ? 'relu' : undefined }));
+    forward.push(await transposeBatched(e, rowsBPC, io.y.view([B, OC, P], `${io.y.label} as [B, OC, P]`)));
+
+    backward.push(await transposeBatched(e, dz.view([B, OC, P], `${dz.label} as [B, OC, P]`), rowsBPC));
+    backward.push(await matmul(e, rows, col, dw2d, { transA: true })); // [OC, M]·[M, K] -> [OC, K]
+    if (this.bias) backward.push(await biasGrad(e, rows, this.bias.grad));
+    if (io.dx) {
+      backward.push(await matmul(e, rows, w2d, col)); // dcol [M, OC]·[OC, K] -> [M, K], over col
+      backward.push(await col2im(e, col, io.dx, window));
+    }
   }
 
   config(): Record<string, unknown> {
@@ -167,6 +319,7 @@ export class Conv2d extends Layer {
     if (this.opts.kernelInitializer) c.kernelInitializer = this.opts.kernelInitializer;
     if (this.opts.biasInitializer) c.biasInitializer = this.opts.biasInitializer;
     if (this.opts.activation) c.activation = this.opts.activation;
+    if (this.opts.algorithm) c.algorithm = this.opts.algorithm;
     return c;
   }
 }

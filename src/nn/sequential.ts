@@ -162,16 +162,22 @@ export class Network {
     this.plans.clear();
   }
 
-  /** A table of layers, output shapes and parameter counts, with GPU bytes held. */
+  /**
+   * A table of layers, output shapes and parameter counts, with GPU bytes held. With convolutions,
+   * a last column says which algorithm each uses (direct or im2col + matmul: picked per shape).
+   */
   summary(): string {
-    const rows = [['Layer', 'Output shape', 'Params']];
-    rows.push(['input', shapeStr(this.inputShape), '0']);
+    const convs = this.layers.some((l) => l instanceof Conv2d);
+    const rows = [['Layer', 'Output shape', 'Params', ...(convs ? ['Algorithm'] : [])]];
+    rows.push(['input', shapeStr(this.inputShape), '0', ...(convs ? [''] : [])]);
     for (const l of this.layers) {
       const n = l.params().reduce((s, p) => s + p.value.size, 0);
-      rows.push([l.name + (l instanceof Activation && l.fused ? ' (fused)' : ''), shapeStr(l.outputShape), String(n)]);
+      const row = [l.name + (l instanceof Activation && l.fused ? ' (fused)' : ''), shapeStr(l.outputShape), String(n)];
+      if (convs) row.push(l instanceof Conv2d ? (l.algorithm ?? '') : '');
+      rows.push(row);
     }
     const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-    const line = (r: string[]) => r.map((v, c) => (c === 2 ? v.padStart(widths[c]) : v.padEnd(widths[c]))).join('  ');
+    const line = (r: string[]) => r.map((v, c) => (c === 2 ? v.padStart(widths[c]) : v.padEnd(widths[c]))).join('  ').trimEnd();
     const out = [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)];
     const total = this.parameterCount;
     out.push(`Total parameters: ${total.toLocaleString('en-US')} (${((total * 4) / 1024 / 1024).toFixed(2)} MiB f32)`);

@@ -1,0 +1,157 @@
+// im2col and its adjoint col2im over NCHW tensors, and a batched transpose: the data movement that
+// turns a 2-D convolution into one matmul (src/nn/conv.ts, algorithm 'im2col').
+//
+// Geometry (all u32 params, the same members and meaning as shaders/conv2d.wgsl):
+//   x [B, IC, H, W], kernel KH x KW, stride (SH, SW), zero padding (PH, PW),
+//   OH = (H + 2*PH - KH) / SH + 1, OW = (W + 2*PW - KW) / SW + 1.
+//   col [M, K] with M = B*OH*OW, K = IC*KH*KW: row m = (b*OH + oh)*OW + ow, column
+//   k = (ic*KH + kh)*KW + kw, the order of a weight [OC, IC, KH, KW] flattened to [OC, K], so that
+//   y viewed [M, OC] = col · w2dᵀ.
+//   col[m, k] = x[b, ic, oh*SH - PH + kh, ow*SW - PW + kw], 0 where that falls in the padding.
+// out_c and relu are not read (they are there so the wrappers can share conv2dParams);
+// rows and cols are read by transpose_batched only.
+//
+// Entries and bindings (params is the struct below; the rest are array<f32>):
+//   im2col             x, col                  one invocation per row m of col (writes its K values)
+//   col2im             dcol [M, K], dx          one invocation per (b, ih, iw), looping over ic:
+//                      dx[b, ic, ih, iw] = sum of dcol[(b, oh, ow), (ic, kh, kw)] over the window
+//                      positions (oh, ow) that see (ih, iw); overwrites dx. Gather form, a fixed
+//                      order, no atomics: deterministic.
+//   transpose_batched  src [batch, rows, cols], dst [batch, cols, rows]; one invocation per row r
+//                      and TC consecutive columns
+//
+// Dispatch: a 3-D grid, workgroups of WX x WY invocations (overrides, WX * WY = 64, chosen by
+// src/kernels/im2col.ts from the width so that narrow images still fill the lanes). x is the column
+// (ow, iw or the transpose's row r), y the image row (oh, ih or the transpose's block of TC
+// columns), z the batch index. The grid gives every coordinate without integer divisions by
+// runtime values, which a CPU adapter (SwiftShader) emulates lane by lane; the only ones left are
+// col2im's four per invocation to find the windows covering a pixel, shared by all IC channels it
+// sums. y and z loop with a stride of the grid's size, so any height and batch fit the
+// 65,535-workgroups-per-dimension limit; the wrapper checks x.
+
+struct Params {
+  batch: u32,
+  in_c: u32,
+  in_h: u32,
+  in_w: u32,
+  out_c: u32,
+  out_h: u32,
+  out_w: u32,
+  k_h: u32,
+  k_w: u32,
+  stride_h: u32,
+  stride_w: u32,
+  pad_h: u32,
+  pad_w: u32,
+  relu: u32,
+  rows: u32,
+  cols: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> col: array<f32>;
+@group(0) @binding(3) var<storage, read> dcol: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(5) var<storage, read> src: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dst: array<f32>;
+
+override WX: u32 = 16u;
+override WY: u32 = 4u;
+// Columns per transpose_batched invocation (the wrapper picks it per adapter).
+override TC: u32 = 1u;
+
+// First and last (inclusive) window index along one axis whose window covers input index i;
+// empty when first > last. (As in shaders/pool.wgsl.)
+fn covering(i: u32, k: u32, s: u32, pad: u32, n_out: u32) -> vec2<i32> {
+  let lo_num = i32(i + pad) - i32(k) + 1;
+  let lo = select(0, (lo_num + i32(s) - 1) / i32(s), lo_num > 0);
+  let hi = min(i32((i + pad) / s), i32(n_out) - 1);
+  return vec2<i32>(lo, hi);
+}
+
+@compute @workgroup_size(WX, WY)
+fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let p = params;
+  let ow = gid.x;
+  if (ow >= p.out_w) { return; }
+  let K = p.in_c * p.k_h * p.k_w;
+  let plane = p.in_h * p.in_w;
+  let iw0 = i32(ow * p.stride_w) - i32(p.pad_w);
+  for (var b = gid.z; b < p.batch; b += nwg.z) {
+    for (var oh = gid.y; oh < p.out_h; oh += nwg.y * WY) {
+      let ih0 = i32(oh * p.stride_h) - i32(p.pad_h);
+      // The row of col this invocation owns, written front to back.
+      var o = ((b * p.out_h + oh) * p.out_w + ow) * K;
+      var base = b * p.in_c * plane;
+      for (var ic = 0u; ic < p.in_c; ic++) {
+        for (var kh = 0u; kh < p.k_h; kh++) {
+          let ih = ih0 + i32(kh);
+          let row_in = ih >= 0 && ih < i32(p.in_h);
+          // Padding reads a clamped in-range address and selects zero: no branches per element.
+          let row = base + u32(clamp(ih, 0, i32(p.in_h) - 1)) * p.in_w;
+          for (var kw = 0u; kw < p.k_w; kw++) {
+            let iw = iw0 + i32(kw);
+            let inside = row_in && iw >= 0 && iw < i32(p.in_w);
+            let v = x[row + u32(clamp(iw, 0, i32(p.in_w) - 1))];
+            col[o] = select(0.0, v, inside);
+            o += 1u;
+          }
+        }
+        base += plane;
+      }
+    }
+  }
+}
+
+@compute @workgroup_size(WX, WY)
+fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let p = params;
+  let iw = gid.x;
+  if (iw >= p.in_w) { return; }
+  let K = p.in_c * p.k_h * p.k_w;
+  let kk = p.k_h * p.k_w;
+  let plane = p.in_h * p.in_w;
+  // Window columns ow that see iw, each with its kernel column kw = iw + PW - ow*SW (exact: no
+  // division, so strides that do not divide the input and padding need no special case).
+  let cw = covering(iw, p.k_w, p.stride_w, p.pad_w, p.out_w);
+  for (var ih = gid.y; ih < p.in_h; ih += nwg.y * WY) {
+    let ch = covering(ih, p.k_h, p.stride_h, p.pad_h, p.out_h);
+    for (var b = gid.z; b < p.batch; b += nwg.z) {
+      var out = b * p.in_c * plane + ih * p.in_w + iw;
+      for (var ic = 0u; ic < p.in_c; ic++) {
+        var s = 0.0;
+        for (var oh = ch.x; oh <= ch.y; oh++) {
+          let kh = ih + p.pad_h - u32(oh) * p.stride_h;
+          let row = (b * p.out_h + u32(oh)) * p.out_w;
+          let k0 = ic * kk + kh * p.k_w;
+          for (var ow = cw.x; ow <= cw.y; ow++) {
+            let kw = iw + p.pad_w - u32(ow) * p.stride_w;
+            s += dcol[(row + u32(ow)) * K + k0 + kw];
+          }
+        }
+        dx[out] = s;
+        out += plane;
+      }
+    }
+  }
+}
+
+@compute @workgroup_size(WX, WY)
+fn transpose_batched(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let p = params;
+  let r = gid.x;
+  if (r >= p.rows) { return; }
+  for (var b = gid.z; b < p.batch; b += nwg.z) {
+    // Lanes take consecutive r: each lane reads along its own source row, and the lanes write
+    // consecutive addresses of each destination row.
+    let s0 = (b * p.rows + r) * p.cols;
+    let d0 = b * p.cols * p.rows + r;
+    for (var c = gid.y * TC; c < p.cols; c += nwg.y * WY * TC) {
+      let n = min(TC, p.cols - c);
+      for (var j = 0u; j < n; j++) {
+        dst[d0 + (c + j) * p.rows] = src[s0 + c + j];
+      }
+    }
+  }
+}
