@@ -40,8 +40,8 @@ function convBlock(channels: number): Layer[] {
  * Dense(outputs). About 207k parameters, 1.2 M multiply-adds per image. The dropout is there because
  * the Dense(1568 -> 128) layer holds 97% of the weights: on the 7,996 MNIST digits the same network
  * without it reached 99.9% training accuracy by epoch 4 while test accuracy stalled at 95.5-95.7%;
- * with it, 96.96% at epoch 4 and 97.36% after the CLI's default 10 epochs (Adam, lr 1e-3, batch
- * 64, cosine schedule).
+ * with it, 96.76-96.96% at epoch 4 and 97.26-97.36% after the CLI's default 10 epochs (two runs;
+ * Adam, lr 1e-3, batch 64, cosine schedule).
  */
 export function cnn(outputs: number, opts: CnnPresetOptions = {}): Layer[] {
   return [
