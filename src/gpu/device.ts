@@ -64,6 +64,16 @@ export function describeAdapter(adapter: GPUAdapter, runtime: 'node' | 'browser'
 // process. So the process keeps one instance (two when the first found no driver) and reuses it
 // for every engine it creates.
 let nodeGpu: GPU | null = null;
+
+/** Whether Linux shows a GPU device node: a DRM render node (AMD, Intel, ...) or NVIDIA's. */
+function hasGpuDeviceNode(fs: typeof import('node:fs')): boolean {
+  try {
+    if (fs.readdirSync('/dev/dri').some((n) => n.startsWith('renderD'))) return true;
+  } catch {
+    /* no /dev/dri */
+  }
+  return fs.existsSync('/dev/nvidia0') || fs.existsSync('/dev/nvidiactl');
+}
 const rejectedInstances: GPU[] = [];
 
 async function nodeAdapter(opts: DeviceOptions): Promise<{ gpu: GPU; adapter: GPUAdapter }> {
@@ -75,6 +85,12 @@ async function nodeAdapter(opts: DeviceOptions): Promise<{ gpu: GPU; adapter: GP
   let adapter: GPUAdapter | null = null;
   if (!nodeGpu) {
     // Prefer a hardware adapter; only when none is found do we point the Vulkan loader at SwiftShader.
+    // On Linux a GPU the Vulkan loader can drive shows up as a device node; with none, probing the
+    // installed drivers only finds CPU ones that Dawn rejects, with a warning on stderr (Mesa's
+    // lavapipe), so go straight to SwiftShader.
+    if (!process.env.VK_ICD_FILENAMES && process.platform === 'linux' && fs.existsSync(SWIFTSHADER_ICD) && !hasGpuDeviceNode(fs)) {
+      process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+    }
     nodeGpu = webgpu.create([]) as GPU;
     if (!process.env.VK_ICD_FILENAMES) adapter = await nodeGpu.requestAdapter({ powerPreference: opts.powerPreference });
     if (!adapter && !process.env.VK_ICD_FILENAMES && fs.existsSync(SWIFTSHADER_ICD)) {
