@@ -48,10 +48,12 @@ export function checkTranspose(what: string, src: Shaped, dst: Shaped): [number,
 
 const REF = (name: string) => `Reference ${name}`;
 
-/** col[(b, oh, ow), (ic, kh, kw)] = x[b, ic, oh*SH - PH + kh, ow*SW - PW + kw], 0 in the padding. */
-export function im2col(x: HostTensor, col: HostTensor, opts: Im2colOptions): void {
-  const g = im2colGeometry(REF('im2col'), x, opts);
-  checkCol(REF('im2col'), g, x, col);
+/**
+ * For each entry of col, in order, the index into x it copies, or -1 where its window lies in
+ * the padding: the one mapping that im2col reads through and col2im sums back through.
+ */
+function colSources(g: Conv2dGeometry): Int32Array {
+  const src = new Int32Array(colShape(g).reduce((a, b) => a * b, 1));
   let o = 0;
   for (let b = 0; b < g.batch; b++) {
     for (let oh = 0; oh < g.outH; oh++) {
@@ -62,13 +64,23 @@ export function im2col(x: HostTensor, col: HostTensor, opts: Im2colOptions): voi
             for (let kw = 0; kw < g.kW; kw++) {
               const iw = ow * g.strideW - g.padW + kw;
               const inside = ih >= 0 && ih < g.inH && iw >= 0 && iw < g.inW;
-              col.data[o++] = inside ? x.data[((b * g.inC + ic) * g.inH + ih) * g.inW + iw] : 0;
+              src[o++] = inside ? ((b * g.inC + ic) * g.inH + ih) * g.inW + iw : -1;
             }
           }
         }
       }
     }
   }
+  return src;
+}
+
+/** col[(b, oh, ow), (ic, kh, kw)] = x[b, ic, oh*SH - PH + kh, ow*SW - PW + kw], 0 in the padding. */
+export function im2col(x: HostTensor, col: HostTensor, opts: Im2colOptions): void {
+  const g = im2colGeometry(REF('im2col'), x, opts);
+  checkCol(REF('im2col'), g, x, col);
+  colSources(g).forEach((i, o) => {
+    col.data[o] = i >= 0 ? x.data[i] : 0;
+  });
 }
 
 /** dx [B, IC, H, W] = the sum of every dcol entry that im2col would have copied from that pixel; overwritten. */
@@ -77,22 +89,9 @@ export function col2im(dcol: HostTensor, dx: HostTensor, opts: Im2colOptions): v
   checkCol(REF('col2im'), g, dx, dcol);
   // Scatter form (the GPU gathers): every dcol entry adds itself to the pixel it came from.
   const acc = new Float64Array(dx.data.length);
-  let o = 0;
-  for (let b = 0; b < g.batch; b++) {
-    for (let oh = 0; oh < g.outH; oh++) {
-      for (let ow = 0; ow < g.outW; ow++) {
-        for (let ic = 0; ic < g.inC; ic++) {
-          for (let kh = 0; kh < g.kH; kh++) {
-            const ih = oh * g.strideH - g.padH + kh;
-            for (let kw = 0; kw < g.kW; kw++, o++) {
-              const iw = ow * g.strideW - g.padW + kw;
-              if (ih >= 0 && ih < g.inH && iw >= 0 && iw < g.inW) acc[((b * g.inC + ic) * g.inH + ih) * g.inW + iw] += dcol.data[o];
-            }
-          }
-        }
-      }
-    }
-  }
+  colSources(g).forEach((i, o) => {
+    if (i >= 0) acc[i] += dcol.data[o];
+  });
   dx.data.set(acc);
 }
 
