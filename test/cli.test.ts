@@ -1,25 +1,11 @@
 // The CLI end to end, as a user runs it: usage errors, a short training run with a checkpoint and
 // metrics, evaluate and predict from the checkpoint, and resume.
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { encodeIdx } from '../src/data/idx.ts';
-
-const run = promisify(execFile);
-const BIN = join(import.meta.dirname, '..', 'bin', 'wgtrain.js');
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [BIN, ...args], { timeout: 300_000, maxBuffer: 16 << 20 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+import { cli } from './helpers.ts';
 
 describe('CLI usage errors: message, non-zero status, no stack trace', () => {
   const cases: [string, string[], RegExp][] = [

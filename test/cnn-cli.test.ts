@@ -1,27 +1,13 @@
 // The CIFAR-10 CNN preset through the CLI, as a user runs it: training on CIFAR-10 binary batches
 // (a small set this test writes in the real file format) with augmentation and a checkpoint, then
 // evaluate and predict from that checkpoint.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { CIFAR10_CLASSES, CIFAR10_PIXELS, encodeCifarBatch } from '../src/data/cifar.ts';
 import { readCheckpoint } from '../src/train/checkpoint.ts';
-
-const run = promisify(execFile);
-const BIN = join(import.meta.dirname, '..', 'bin', 'wgtrain.js');
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [BIN, ...args], { timeout: 300_000, maxBuffer: 16 << 20 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+import { cli } from './helpers.ts';
 
 /** n CIFAR-format images: class c is a noisy image whose dominant colour channel is c % 3. */
 function cifarBatch(n: number, seed: number): { bytes: Uint8Array; labels: number[] } {

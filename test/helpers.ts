@@ -1,7 +1,24 @@
-// Shared test helpers: one engine per test file, seeded inputs, allclose with a useful failure
+// Shared test helpers: one engine per test file, the CLI as a child process, seeded inputs, allclose with a useful failure
 // message, and central finite differences for checking reference gradients.
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, expect } from 'vitest';
 import { Engine } from '../src/gpu/engine.ts';
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, '..', 'bin', 'wgtrain.js');
+
+/** Run the CLI (bin/wgtrain.js) as a user would; the exit status and both streams, never a throw. */
+export async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, [BIN, ...args], { timeout: 300_000, maxBuffer: 16 << 20 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
 
 let enginePromise: Promise<Engine> | null = null;
 
