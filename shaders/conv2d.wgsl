@@ -29,22 +29,7 @@
 // Edge blocks (channels or columns not multiples of 8) read clamped in-range addresses, select
 // zero for them and skip their writes.
 
-struct Params {
-  batch: u32,
-  in_c: u32,
-  in_h: u32,
-  in_w: u32,
-  out_c: u32,
-  out_h: u32,
-  out_w: u32,
-  k_h: u32,
-  k_w: u32,
-  stride_h: u32,
-  stride_w: u32,
-  pad_h: u32,
-  pad_w: u32,
-  relu: u32,
-}
+#include "_conv_params.wgsl"
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;

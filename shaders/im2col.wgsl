@@ -1,74 +1,43 @@
-// im2col and its adjoint col2im over NCHW tensors, and a batched transpose: the data movement that
-// turns a 2-D convolution into one matmul (src/nn/conv.ts, algorithm 'im2col').
+// im2col and its adjoint col2im over NCHW tensors: with the batched transpose of
+// shaders/transpose.wgsl, the data movement that turns a 2-D convolution into one matmul
+// (src/nn/conv.ts, algorithm 'im2col').
 //
-// Geometry (all u32 params, the same members and meaning as shaders/conv2d.wgsl):
+// Geometry (shaders/_conv_params.wgsl, shared with shaders/conv2d.wgsl):
 //   x [B, IC, H, W], kernel KH x KW, stride (SH, SW), zero padding (PH, PW),
 //   OH = (H + 2*PH - KH) / SH + 1, OW = (W + 2*PW - KW) / SW + 1.
 //   col [M, K] with M = B*OH*OW, K = IC*KH*KW: row m = (b*OH + oh)*OW + ow, column
 //   k = (ic*KH + kh)*KW + kw, the order of a weight [OC, IC, KH, KW] flattened to [OC, K], so that
 //   y viewed [M, OC] = col · w2dᵀ.
 //   col[m, k] = x[b, ic, oh*SH - PH + kh, ow*SW - PW + kw], 0 where that falls in the padding.
-// out_c and relu are not read (they are there so the wrappers can share conv2dParams);
-// rows and cols are read by transpose_batched only.
+// out_c and relu are not read.
 //
-// Entries and bindings (params is the struct below; the rest are array<f32>):
+// Entries and bindings (params is the included struct; the rest are array<f32>):
 //   im2col             x, col                  one invocation per row m of col (writes its K values)
 //   col2im             dcol [M, K], dx          one invocation per (b, ih, iw), looping over ic:
 //                      dx[b, ic, ih, iw] = sum of dcol[(b, oh, ow), (ic, kh, kw)] over the window
 //                      positions (oh, ow) that see (ih, iw); overwrites dx. Gather form, a fixed
 //                      order, no atomics: deterministic.
-//   transpose_batched  src [batch, rows, cols], dst [batch, cols, rows]; one invocation per row r
-//                      and TC consecutive columns
 //
 // Dispatch: a 3-D grid, workgroups of WX x WY invocations (overrides, WX * WY = 64, chosen by
 // src/kernels/im2col.ts from the width so that narrow images still fill the lanes). x is the column
-// (ow, iw or the transpose's row r), y the image row (oh, ih or the transpose's block of TC
-// columns), z the batch index. The grid gives every coordinate without integer divisions by
+// (ow or iw), y the image row (oh or ih), z the batch index. The grid gives every coordinate without integer divisions by
 // runtime values, which a CPU adapter (SwiftShader) emulates lane by lane; the only ones left are
 // col2im's four per invocation to find the windows covering a pixel, shared by all IC channels it
 // sums. y and z loop with a stride of the grid's size, so any height and batch fit the
 // 65,535-workgroups-per-dimension limit; the wrapper checks x.
 
-struct Params {
-  batch: u32,
-  in_c: u32,
-  in_h: u32,
-  in_w: u32,
-  out_c: u32,
-  out_h: u32,
-  out_w: u32,
-  k_h: u32,
-  k_w: u32,
-  stride_h: u32,
-  stride_w: u32,
-  pad_h: u32,
-  pad_w: u32,
-  relu: u32,
-  rows: u32,
-  cols: u32,
-}
+#include "_conv_params.wgsl"
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> col: array<f32>;
 @group(0) @binding(3) var<storage, read> dcol: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(5) var<storage, read> src: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dst: array<f32>;
 
 override WX: u32 = 16u;
 override WY: u32 = 4u;
-// Columns per transpose_batched invocation (the wrapper picks it per adapter).
-override TC: u32 = 1u;
 
-// First and last (inclusive) window index along one axis whose window covers input index i;
-// empty when first > last. (As in shaders/pool.wgsl.)
-fn covering(i: u32, k: u32, s: u32, pad: u32, n_out: u32) -> vec2<i32> {
-  let lo_num = i32(i + pad) - i32(k) + 1;
-  let lo = select(0, (lo_num + i32(s) - 1) / i32(s), lo_num > 0);
-  let hi = min(i32((i + pad) / s), i32(n_out) - 1);
-  return vec2<i32>(lo, hi);
-}
+#include "_window.wgsl"
 
 @compute @workgroup_size(WX, WY)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -132,25 +101,6 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         }
         dx[out] = s;
         out += plane;
-      }
-    }
-  }
-}
-
-@compute @workgroup_size(WX, WY)
-fn transpose_batched(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let p = params;
-  let r = gid.x;
-  if (r >= p.rows) { return; }
-  for (var b = gid.z; b < p.batch; b += nwg.z) {
-    // Lanes take consecutive r: each lane reads along its own source row, and the lanes write
-    // consecutive addresses of each destination row.
-    let s0 = (b * p.rows + r) * p.cols;
-    let d0 = b * p.cols * p.rows + r;
-    for (var c = gid.y * TC; c < p.cols; c += nwg.y * WY * TC) {
-      let n = min(TC, p.cols - c);
-      for (var j = 0u; j < n; j++) {
-        dst[d0 + (c + j) * p.rows] = src[s0 + c + j];
       }
     }
   }

@@ -53,14 +53,7 @@ fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return gid.x + gid.y * nwg.x * WG;
 }
 
-// First and last (inclusive) window index along one axis whose window covers input index i;
-// empty when first > last.
-fn covering(i: u32, k: u32, s: u32, pad: u32, n_out: u32) -> vec2<i32> {
-  let lo_num = i32(i + pad) - i32(k) + 1;
-  let lo = select(0, (lo_num + i32(s) - 1) / i32(s), lo_num > 0);
-  let hi = min(i32((i + pad) / s), i32(n_out) - 1);
-  return vec2<i32>(lo, hi);
-}
+#include "_window.wgsl"
 
 // Input rows [first, last) that window o covers inside the input, along one axis.
 fn window(o: u32, k: u32, s: u32, pad: u32, n_in: u32) -> vec2<u32> {

@@ -105,14 +105,14 @@ describe('im2col kernels vs reference', () => {
     const dx = e.tensor(c.x, undefined, 'dx');
     const src = both(e, [3, 5, 70], 33, 'src');
     const dst = e.tensor([3, 70, 5], undefined, 'dst');
-    const params = { ...conv2dParams(g), rows: 0, cols: 0 };
+    const params = conv2dParams(g);
     const constants = { WX: 4, WY: 2 };
     const k1 = await e.kernel('im2col', 'im2col', constants);
     e.runOnce(e.dispatch(k1, { x: x.gpu, col }, [Math.ceil(g.outW / 4), 1, 1], params));
     const k2 = await e.kernel('im2col', 'col2im', constants);
     e.runOnce(e.dispatch(k2, { dcol: dcol.gpu, dx }, [Math.ceil(g.inW / 4), 1, 1], params));
-    const k3 = await e.kernel('im2col', 'transpose_batched', { ...constants, TC: 3 }); // 70 columns: a partial block of 3
-    e.runOnce(e.dispatch(k3, { src: src.gpu, dst }, [2, 1, 1], { ...params, batch: 3, rows: 5, cols: 70 }));
+    const k3 = await e.kernel('transpose', 'transpose_batched', { ...constants, TC: 3 }); // 70 columns: a partial block of 3
+    e.runOnce(e.dispatch(k3, { src: src.gpu, dst }, [2, 1, 1], { batch: 3, rows: 5, cols: 70 }));
 
     const wantCol = hostTensor(cShape);
     const wantDx = hostTensor(c.x);
@@ -156,7 +156,7 @@ describe('im2col kernels vs reference', () => {
     await expect(im2col(e, x, col2, { kernel: 7 })).rejects.toThrow(/Kernel im2col\.im2col: "x" \[2, 3, 5, 5\].*smaller than the 7x7 kernel/);
     const t = e.tensor([2, 3, 4], undefined, 'src');
     const u = e.tensor([2, 3, 4], undefined, 'dst');
-    await expect(transposeBatched(e, t, u)).rejects.toThrow(/Kernel im2col\.transpose_batched: "dst" \[2, 3, 4\] should be \[2, 4, 3\].*"src" \[2, 3, 4\]/);
+    await expect(transposeBatched(e, t, u)).rejects.toThrow(/Kernel transpose\.transpose_batched: "dst" \[2, 3, 4\] should be \[2, 4, 3\].*"src" \[2, 3, 4\]/);
     for (const v of [x, col2, t, u]) v.dispose();
   });
 });

@@ -1,11 +1,11 @@
-// im2col, col2im and the batched transpose (shaders/im2col.wgsl): shape checks and validated,
+// im2col, col2im (shaders/im2col.wgsl) and the batched transpose (shaders/transpose.wgsl): shape checks and validated,
 // replayable dispatches. Together with the matmul kernels they make a convolution's im2col path
 // (src/nn/conv.ts): im2col unfolds x [B, IC, H, W] into col [B*OH*OW, IC*KH*KW], one matmul does
 // the channels, and the transpose moves [B, OH*OW, OC] rows into NCHW; col2im folds a gradient
 // with respect to col back onto the input (gather form: deterministic, no atomics).
 import { MAX_WORKGROUPS_PER_DIM, type Dispatch, type Engine } from '../gpu/engine.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import { describe, type Conv2dGeometry } from '../reference/conv2d.ts';
+import { describe } from '../reference/conv2d.ts';
 import { checkCol, checkTranspose, im2colGeometry, type Im2colOptions } from '../reference/im2col.ts';
 import { conv2dParams } from './conv2d.ts';
 
@@ -44,11 +44,6 @@ function transposeColumns(e: Engine): number {
   return e.adapter.isSoftware ? 32 : 4;
 }
 
-/** The shader's params for a convolution geometry (rows and cols are transpose_batched's). */
-function params(g: Conv2dGeometry): Record<string, number> {
-  return { ...conv2dParams(g), rows: 0, cols: 0 };
-}
-
 /**
  * col [B*OH*OW, IC*KH*KW] = x [B, IC, H, W] unfolded: row (b, oh, ow), column (ic, kh, kw) (the
  * order of a weight [OC, IC, KH, KW] flattened), zero where the window lies in the padding.
@@ -60,7 +55,7 @@ export async function im2col(e: Engine, x: Tensor, col: Tensor, opts: Im2colOpti
   checkCol(what, g, x, col);
   const grid = grid3d(what, g.outW, g.outH, g.batch, x);
   const k = await e.kernel('im2col', 'im2col', grid.constants);
-  return e.dispatch(k, { x, col }, grid.workgroups, params(g));
+  return e.dispatch(k, { x, col }, grid.workgroups, conv2dParams(g));
 }
 
 /**
@@ -73,16 +68,15 @@ export async function col2im(e: Engine, dcol: Tensor, dx: Tensor, opts: Im2colOp
   checkCol(what, g, dx, dcol);
   const grid = grid3d(what, g.inW, g.inH, g.batch, dx);
   const k = await e.kernel('im2col', 'col2im', grid.constants);
-  return e.dispatch(k, { dcol, dx }, grid.workgroups, params(g));
+  return e.dispatch(k, { dcol, dx }, grid.workgroups, conv2dParams(g));
 }
 
 /** dst [batch, cols, rows] = src [batch, rows, cols] transposed per batch. Overwrites dst. */
 export async function transposeBatched(e: Engine, src: Tensor, dst: Tensor): Promise<Dispatch> {
-  const what = 'Kernel im2col.transpose_batched';
+  const what = 'Kernel transpose.transpose_batched';
   const [batch, rows, cols] = checkTranspose(what, src, dst);
   const TC = transposeColumns(e);
   const grid = grid3d(what, rows, Math.ceil(cols / TC), batch, src);
-  const k = await e.kernel('im2col', 'transpose_batched', { ...grid.constants, TC });
-  const p: Record<string, number> = { batch, in_c: 0, in_h: 0, in_w: 0, out_c: 0, out_h: 0, out_w: 0, k_h: 0, k_w: 0, stride_h: 0, stride_w: 0, pad_h: 0, pad_w: 0, relu: 0, rows, cols };
-  return e.dispatch(k, { src, dst }, grid.workgroups, p);
+  const k = await e.kernel('transpose', 'transpose_batched', { ...grid.constants, TC });
+  return e.dispatch(k, { src, dst }, grid.workgroups, { batch, rows, cols });
 }
