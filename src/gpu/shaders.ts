@@ -9,7 +9,10 @@
 import { isNode } from './device.ts';
 
 let bundled: Record<string, string> | null = null;
+/** Expanded sources by family. */
 const cache = new Map<string, string>();
+/** Sources given by `defineShader`, as written (they take the place of shaders/ files). */
+const defined = new Map<string, string>();
 
 function browserSources(): Record<string, string> {
   // Vite replaces this call with the file contents at build time.
@@ -63,7 +66,7 @@ function expand(name: string, text: string, seen: Set<string>, out: string[], wh
     seen.add(inc);
     let body: string;
     try {
-      body = cache.get(`raw:${inc}`) ?? rawSource(inc);
+      body = defined.get(inc) ?? rawSource(inc);
     } catch (err) {
       throw new Error(`shaders/${name}.wgsl line ${i + 1}: cannot #include "${inc}.wgsl": ${(err as Error).message}`);
     }
@@ -77,7 +80,7 @@ export function shaderSource(family: string): string {
   if (hit !== undefined) return hit;
   const out: string[] = [];
   const where: { file: string; line: number }[] = [];
-  expand(family, cache.get(`raw:${family}`) ?? rawSource(family), new Set([family]), out, where, [family]);
+  expand(family, defined.get(family) ?? rawSource(family), new Set([family]), out, where, [family]);
   const src = out.join('\n');
   cache.set(family, src);
   origins.set(family, where);
@@ -97,5 +100,5 @@ export function shaderLineOrigin(family: string, line: number): { file: string; 
 export function defineShader(family: string, code: string): void {
   cache.delete(family);
   origins.delete(family);
-  cache.set(`raw:${family}`, code);
+  defined.set(family, code);
 }
