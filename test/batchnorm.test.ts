@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { Engine } from '../src/gpu/engine.ts';
 import { batchNormBackward, batchNormForwardEval, batchNormForwardTrain } from '../src/kernels/batchnorm.ts';
 import * as ref from '../src/reference/batchnorm.ts';
-import { hostTensor, type HostTensor } from '../src/reference/conv2d.ts';
+import { hostTensor, type HostTensor } from '../src/reference/host.ts';
 import { randomUniform } from '../src/util/random.ts';
 import { checkGradient, expectClose, getEngine } from './helpers.ts';
 

@@ -19,7 +19,7 @@ import { layerFromConfig, layerToConfig } from '../src/nn/registry.ts';
 import * as refBn from '../src/reference/batchnorm.ts';
 import { RefCnn, type RefLayerSpec } from '../src/reference/cnn.ts';
 import * as refConv from '../src/reference/conv2d.ts';
-import { hostTensor, type HostTensor } from '../src/reference/conv2d.ts';
+import { hostTensor, type HostTensor } from '../src/reference/host.ts';
 import type { RefOptimizer } from '../src/reference/mlp.ts';
 import * as refPool from '../src/reference/pool.ts';
 import { checkpointBytes, datasetInfo, modelFromCheckpoint, readCheckpoint } from '../src/train/checkpoint.ts';

@@ -5,7 +5,8 @@ import type { Engine } from '../src/gpu/engine.ts';
 import { grid1d } from '../src/gpu/engine.ts';
 import { conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, conv2dOutputShape, conv2dParams } from '../src/kernels/conv2d.ts';
 import * as ref from '../src/reference/conv2d.ts';
-import { hostTensor, type Conv2dOptions, type HostTensor } from '../src/reference/conv2d.ts';
+import { conv2dGeometry, type Conv2dOptions } from '../src/ops/conv.ts';
+import { hostTensor, type HostTensor } from '../src/reference/host.ts';
 import { randomUniform } from '../src/util/random.ts';
 import { checkGradient, expectClose, getEngine } from './helpers.ts';
 
@@ -92,7 +93,7 @@ describe('conv2d kernels vs reference', () => {
     const wantDw = hostTensor(w.host.shape);
     const wantDb = hostTensor([c.oc]);
     ref.conv2dBackwardWeight(x.host, dy.host, wantDw, wantDb, c.opts);
-    const g = ref.conv2dGeometry('test', x.host, w.host, c.opts);
+    const g = conv2dGeometry('test', x.host, w.host, c.opts);
     const blocks = Math.ceil(c.oc / 8) * Math.ceil((c.ic * c.k[0] * c.k[1]) / 8);
     for (const RW of [1, 4, 64]) { // 64 is the most that fits: 288 bytes of workgroup memory each
       const k = await e.kernel('conv2d', 'conv2d_backward_weight_bias', { RW });

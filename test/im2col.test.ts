@@ -16,7 +16,7 @@ import type { Layer } from '../src/nn/layer.ts';
 import { MaxPool2d } from '../src/nn/pool.ts';
 import { layerFromConfig, layerToConfig } from '../src/nn/registry.ts';
 import * as refConv from '../src/reference/conv2d.ts';
-import { hostTensor, type HostTensor } from '../src/reference/conv2d.ts';
+import { hostTensor, type HostTensor } from '../src/reference/host.ts';
 import * as ref from '../src/reference/im2col.ts';
 import { Sequential } from '../src/train/model.ts';
 import { Rng, randomUniform } from '../src/util/random.ts';

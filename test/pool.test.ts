@@ -12,9 +12,9 @@ import {
   maxPool2dForward,
   pool2dOutputShape,
 } from '../src/kernels/pool.ts';
-import { hostTensor, type HostTensor } from '../src/reference/conv2d.ts';
+import { hostTensor, type HostTensor } from '../src/reference/host.ts';
 import * as ref from '../src/reference/pool.ts';
-import type { Pool2dOptions } from '../src/reference/pool.ts';
+import type { Pool2dOptions } from '../src/ops/pooling.ts';
 import { randomUniform } from '../src/util/random.ts';
 import { checkGradient, expectClose, getEngine } from './helpers.ts';
 

@@ -1,24 +1,9 @@
 // GPU tensors: a shape, dtype f32, and a pooled storage buffer. Weights, biases, activations,
 // gradients and optimizer state are all Tensors; the engine owns the buffer's lifetime.
 import type { Engine } from './engine.ts';
+import { shapeSize, shapeStr, type Shape } from '../ops/shape.ts';
 
-export type Shape = readonly number[];
-
-export function shapeSize(shape: Shape): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
-
-export function shapeStr(shape: Shape): string {
-  return `[${shape.join(', ')}]`;
-}
-
-export function checkShape(shape: Shape, what: string): void {
-  for (const d of shape) {
-    if (!Number.isInteger(d) || d < 1) throw new Error(`${what}: shape ${shapeStr(shape)} has a dimension that is not a positive integer.`);
-  }
-}
+export { checkShape, shapeSize, shapeStr, type Shape } from '../ops/shape.ts';
 
 export class Tensor {
   readonly size: number;

@@ -2,8 +2,9 @@
 import { grid1d, type Dispatch, type Engine } from '../gpu/engine.ts';
 import { shapeStr, type Tensor } from '../gpu/tensor.ts';
 
-export type Activation = 'relu' | 'leaky_relu' | 'sigmoid' | 'tanh' | 'gelu';
-export const ACTIVATIONS: readonly Activation[] = ['relu', 'leaky_relu', 'sigmoid', 'tanh', 'gelu'];
+import type { Activation } from '../ops/activation.ts';
+
+export { ACTIVATIONS, type Activation } from '../ops/activation.ts';
 
 const WG = 256;
 

@@ -9,9 +9,9 @@ import {
   type BatchNormEvalOptions,
   type BatchNormGeometry,
   type BatchNormTrainOptions,
-} from '../reference/batchnorm.ts';
+} from '../ops/batchnorm.ts';
 
-export type { BatchNormEvalOptions, BatchNormTrainOptions } from '../reference/batchnorm.ts';
+export type { BatchNormEvalOptions, BatchNormTrainOptions } from '../ops/batchnorm.ts';
 
 /** Invocations per workgroup: WG in the shader. */
 const WG = 64;

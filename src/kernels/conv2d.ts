@@ -3,9 +3,9 @@
 // blocks of 8x8 outputs per invocation; no scratch buffers, no atomics.
 import { grid1d, type Dispatch, type Engine } from '../gpu/engine.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import { checkConvTensors, conv2dGeometry, type Conv2dGeometry, type Conv2dOptions } from '../reference/conv2d.ts';
+import { checkConvTensors, conv2dGeometry, type Conv2dGeometry, type Conv2dOptions } from '../ops/conv.ts';
 
-export { conv2dOutputShape, type Conv2dOptions } from '../reference/conv2d.ts';
+export { conv2dOutputShape, type Conv2dOptions } from '../ops/conv.ts';
 
 /** Invocations per workgroup of the forward and input-gradient kernels. */
 const WG = 64;

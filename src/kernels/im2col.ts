@@ -5,11 +5,11 @@
 // with respect to col back onto the input (gather form: deterministic, no atomics).
 import { MAX_WORKGROUPS_PER_DIM, type Dispatch, type Engine } from '../gpu/engine.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import { describe } from '../reference/conv2d.ts';
-import { checkCol, checkTranspose, im2colGeometry, type Im2colOptions } from '../reference/im2col.ts';
+import { describe } from '../ops/shape.ts';
+import { checkCol, checkTranspose, im2colGeometry, type Im2colOptions } from '../ops/conv.ts';
 import { conv2dParams } from './conv2d.ts';
 
-export { colShape, im2colGeometry, type Im2colOptions } from '../reference/im2col.ts';
+export { colShape, im2colGeometry, type Im2colOptions } from '../ops/conv.ts';
 
 /** Invocations per workgroup, split into WX (along the grid's x) times WY (along y). */
 const WG = 64;

@@ -2,34 +2,11 @@
 // Per-step values go through Dispatch.setParams, e.g. `d.setParams(adamParams(opts, t, n))`.
 import { grid1d, type Dispatch, type Engine } from '../gpu/engine.ts';
 import { shapeStr, type Tensor } from '../gpu/tensor.ts';
+import type { AdamOptions, SgdOptions } from '../ops/optim.ts';
+
+export type { AdamOptions, SgdOptions } from '../ops/optim.ts';
 
 const WG = 256;
-
-/** SGD hyperparameters (PyTorch's torch.optim.SGD with dampening 0). */
-export interface SgdOptions {
-  lr: number;
-  /** Default 0 (plain SGD). */
-  momentum?: number;
-  /** L2 penalty added to the gradient; default 0. */
-  weightDecay?: number;
-  /** Nesterov momentum; needs momentum > 0. Default false. */
-  nesterov?: boolean;
-}
-
-/** Adam / AdamW hyperparameters (the step number is passed separately). */
-export interface AdamOptions {
-  lr: number;
-  /** Default 0.9. */
-  beta1?: number;
-  /** Default 0.999. */
-  beta2?: number;
-  /** Default 1e-8. */
-  eps?: number;
-  /** Default 0. */
-  weightDecay?: number;
-  /** false: Adam with L2 added to the gradient; true: AdamW's decoupled decay. Default false. */
-  decoupled?: boolean;
-}
 
 /** The shared params struct has both optimizers' members; each entry point ignores the other's. */
 const SGD_UNUSED = { beta1: 0, beta2: 0, eps: 0, decoupled: 0, bc1: 0, bc2: 0 };

@@ -2,7 +2,7 @@
 // and backward, as validated, replayable dispatches. Backward passes are gathers: deterministic.
 import { grid1d, MAX_WORKGROUPS_PER_DIM, type Dispatch, type Engine } from '../gpu/engine.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import { describe } from '../reference/conv2d.ts';
+import { describe } from '../ops/shape.ts';
 import {
   checkGlobalPool,
   checkPoolOutput,
@@ -10,9 +10,9 @@ import {
   type AvgPool2dOptions,
   type Pool2dGeometry,
   type Pool2dOptions,
-} from '../reference/pool.ts';
+} from '../ops/pooling.ts';
 
-export { pool2dOutputShape, type AvgPool2dOptions, type Pool2dOptions } from '../reference/pool.ts';
+export { pool2dOutputShape, type AvgPool2dOptions, type Pool2dOptions } from '../ops/pooling.ts';
 
 const WG = 256;
 /** Invocations per workgroup (along a row) of the tiled max-pool backward pass. */

@@ -1,6 +1,6 @@
 // CPU reference for shaders/activation.wgsl: plain loops in float64, same names and argument
 // order as src/kernels/activation.ts (minus the engine).
-import type { Activation } from '../kernels/activation.ts';
+import type { Activation } from '../ops/activation.ts';
 
 const GELU_C = Math.sqrt(2 / Math.PI);
 const GELU_K = 0.044715;

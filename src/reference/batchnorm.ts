@@ -1,44 +1,9 @@
 // CPU reference for shaders/batchnorm.wgsl: batch normalisation per channel over [B, C, ...]
 // tensors (BatchNorm2d on NCHW), training forward, evaluation forward and backward, in plain
 // loops with float64 sums (two passes for the variance). Same names and argument order as
-// src/kernels/batchnorm.ts (minus the engine). Also home of the shape rules the wrappers share.
-import { describe, expectShape, type HostTensor, type Shaped } from './conv2d.ts';
-
-export interface BatchNormTrainOptions {
-  /** Added to the variance before the square root; PyTorch's default is 1e-5. */
-  eps: number;
-  /** Weight of the batch statistics in the running averages; PyTorch's default is 0.1. */
-  momentum: number;
-}
-
-export interface BatchNormEvalOptions {
-  eps: number;
-}
-
-/** Sizes of a batch-norm problem: x is [batch, channels, ...spatial] with hw spatial values. */
-export interface BatchNormGeometry {
-  batch: number;
-  channels: number;
-  hw: number;
-}
-
-/** Check x [B, C, ...] (rank >= 2) and that every per-channel tensor is [C] and every full one has x's shape. */
-export function batchNormGeometry(what: string, x: Shaped, perChannel: Shaped[], full: Shaped[]): BatchNormGeometry {
-  if (x.shape.length < 2) throw new Error(`${what}: ${describe(x)} must have rank >= 2 ([B, C, ...], NCHW for BatchNorm2d).`);
-  const [batch, channels] = x.shape;
-  let hw = 1;
-  for (const d of x.shape.slice(2)) hw *= d;
-  for (const t of perChannel) expectShape(what, t, [channels], `(one per channel of ${describe(x)})`);
-  for (const t of full) expectShape(what, t, x.shape, `(the shape of ${describe(x)})`);
-  return { batch, channels, hw };
-}
-
-/** Training needs at least two values per channel: the running variance is unbiased (divides by N - 1). */
-export function checkTrainable(what: string, g: BatchNormGeometry, x: Shaped): void {
-  if (g.batch * g.hw < 2) {
-    throw new Error(`${what}: ${describe(x)} has ${g.batch * g.hw} value per channel; training batch norm needs at least 2.`);
-  }
-}
+// src/kernels/batchnorm.ts (minus the engine). The shape rules live in src/ops/batchnorm.ts.
+import { batchNormGeometry, checkTrainable, type BatchNormEvalOptions, type BatchNormTrainOptions } from '../ops/batchnorm.ts';
+import type { HostTensor } from './host.ts';
 
 const REF = (name: string) => `Reference ${name}`;
 

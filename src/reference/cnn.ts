@@ -4,7 +4,10 @@
 // same weights on both sides and compare the losses step by step.
 import { batchNormBackward, batchNormForwardEval, batchNormForwardTrain } from './batchnorm.ts';
 import { activationBackward, activationForward } from './activation.ts';
-import { conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, conv2dOutputShape, hostTensor, type HostTensor } from './conv2d.ts';
+import { conv2dOutputShape } from '../ops/conv.ts';
+import { pool2dOutputShape, type AvgPool2dOptions, type Pool2dOptions } from '../ops/pooling.ts';
+import { conv2dBackwardInput, conv2dBackwardWeight, conv2dForward } from './conv2d.ts';
+import { hostTensor, type HostTensor } from './host.ts';
 import { softmaxCrossEntropy } from './loss.ts';
 import { biasGrad, matmul } from './matmul.ts';
 import { adamUpdate, sgdUpdate } from './optim.ts';
@@ -16,9 +19,6 @@ import {
   globalAvgPoolForward,
   maxPool2dBackward,
   maxPool2dForward,
-  pool2dOutputShape,
-  type AvgPool2dOptions,
-  type Pool2dOptions,
 } from './pool.ts';
 
 /** One layer of a reference network, with its weights (copied in) where it has any. */

@@ -1,50 +1,10 @@
 // CPU reference for shaders/im2col.wgsl: im2col (unfold an NCHW image batch into the [M, K] matrix
 // of a convolution as a matmul), col2im (its adjoint, folding [M, K] back into [B, C, H, W] by
 // summing) and a batched transpose, in plain loops (col2im sums in float64). Same names and
-// argument order as src/kernels/im2col.ts (minus the engine). Also home of their shape rules,
-// which the GPU wrappers share.
-import { conv2dGeometry, describe, expectRank, expectShape, pair, type Conv2dGeometry, type HostTensor, type Shaped } from './conv2d.ts';
-
-/** A convolution's window: the kernel size, stride and padding (no channels: im2col does not need them). */
-export interface Im2colOptions {
-  /** Kernel (KH, KW) or one number for both. */
-  kernel: number | readonly [number, number];
-  /** Stride (SH, SW) or one number for both; default 1. */
-  stride?: number | readonly [number, number];
-  /** Zero padding on each side (PH, PW) or one number for both; default 0. */
-  padding?: number | readonly [number, number];
-}
-
-/**
- * The convolution geometry of x [B, IC, H, W] under a KH x KW window (out_c is 1: unused), checked
- * by conv2dGeometry, so the size rules and their errors are the convolution's. `what` names the
- * kernel in errors.
- */
-export function im2colGeometry(what: string, x: Shaped, opts: Im2colOptions): Conv2dGeometry {
-  expectRank(what, x, 4, 'NCHW: [B, C, H, W]');
-  const [kH, kW] = pair(opts.kernel, 1, what, 'kernel', 1);
-  const window = { shape: [1, x.shape[1], kH, kW], label: `${kH}x${kW} window` };
-  return conv2dGeometry(what, x, window, opts);
-}
-
-/** [M, K] = [B*OH*OW, IC*KH*KW]: the shape of col for a geometry. */
-export function colShape(g: Conv2dGeometry): [number, number] {
-  return [g.batch * g.outH * g.outW, g.inC * g.kH * g.kW];
-}
-
-/** col (or dcol) must be [B*OH*OW, IC*KH*KW] for x (or dx). */
-export function checkCol(what: string, g: Conv2dGeometry, x: Shaped, col: Shaped): void {
-  const [M, K] = colShape(g);
-  expectShape(what, col, [M, K], `([B*OH*OW, IC*KH*KW] for ${describe(x)} under a ${g.kH}x${g.kW} window, stride [${g.strideH}, ${g.strideW}], padding [${g.padH}, ${g.padW}])`);
-}
-
-/** [batch, rows, cols] of src, checking that dst is [batch, cols, rows]. */
-export function checkTranspose(what: string, src: Shaped, dst: Shaped): [number, number, number] {
-  expectRank(what, src, 3, '[batch, rows, cols]');
-  const [batch, rows, cols] = src.shape;
-  expectShape(what, dst, [batch, cols, rows], `(${describe(src)} transposed per batch)`);
-  return [batch, rows, cols];
-}
+// argument order as src/kernels/im2col.ts (minus the engine). The shape rules live in
+// src/ops/conv.ts.
+import { checkCol, checkTranspose, colShape, im2colGeometry, type Conv2dGeometry, type Im2colOptions } from '../ops/conv.ts';
+import type { HostTensor } from './host.ts';
 
 const REF = (name: string) => `Reference ${name}`;
 

@@ -1,7 +1,7 @@
 // CPU reference for the matmul family (shaders/matmul.wgsl, shaders/matmul_quad.wgsl) and the bias
 // gradient (shaders/bias_grad.wgsl): plain loops with float64 accumulation, the same names and
 // argument order as src/kernels/matmul.ts (minus the engine, plus the sizes M, N, K).
-import type { Activation } from '../kernels/activation.ts';
+import type { Activation } from '../ops/activation.ts';
 import { activate } from './activation.ts';
 
 export interface MatmulOptions {

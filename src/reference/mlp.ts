@@ -1,7 +1,7 @@
 // CPU reference training of a dense network (Dense layers with activations, softmax
 // cross-entropy, SGD or Adam), built from the reference kernels with the same formulas the GPU
 // path uses. Tests train the same network from the same weights on both and compare step by step.
-import type { Activation } from '../kernels/activation.ts';
+import type { Activation } from '../ops/activation.ts';
 import { activationBackward, activationForward } from './activation.ts';
 import { softmaxCrossEntropy } from './loss.ts';
 import { biasGrad, matmul } from './matmul.ts';

@@ -1,6 +1,6 @@
 // CPU reference for shaders/optim.wgsl: the same in-place updates on Float32Arrays, arithmetic in
 // float64, same names and argument order as src/kernels/optim.ts (minus the engine).
-import type { AdamOptions, SgdOptions } from '../kernels/optim.ts';
+import type { AdamOptions, SgdOptions } from '../ops/optim.ts';
 
 /** SGD with momentum, weight decay and Nesterov, PyTorch semantics. w, g, v: [n]; w and v updated. */
 export function sgdUpdate(w: Float32Array, g: Float32Array, v: Float32Array, opts: SgdOptions): void {
