@@ -1,8 +1,8 @@
 // The engine: one GPU device, its buffer pool, the pipeline cache, and the queue of recorded
 // dispatches. Host code enqueues (run); only reads await. Everything above gpu/ goes through here.
 import { isNode, requestDevice, type AdapterReport, type DeviceOptions } from './device.ts';
-import { BufferPool, GPUBufferUsageFlags, type PoolStats } from './pool.ts';
-import { compileKernel, type Kernel } from './kernel.ts';
+import { BufferPool, GPUBufferUsageFlags, type PoolStats } from './buffers.ts';
+import { compileKernel, type BindingInfo, type Kernel } from './kernel.ts';
 import { initShaderSources } from './shaders.ts';
 import { Tensor, checkShape, shapeSize, shapeStr, type Shape } from './tensor.ts';
 
@@ -11,15 +11,40 @@ export type Workgroups = readonly [number, number?, number?];
 /** A buffer argument: a Tensor, or a raw buffer with the bytes of it that the kernel may use. */
 export type BufferArg = Tensor | { buffer: GPUBuffer; byteLength: number; label?: string };
 
-/** A validated, ready-to-encode dispatch: pipeline, bind group and workgroup counts, made once and replayable. */
+/** One buffer binding of a dispatch: the shader's binding, and what is bound to it. */
+interface BoundArg {
+  binding: BindingInfo;
+  arg: BufferArg;
+}
+
+/**
+ * A validated, replayable dispatch: pipeline, bindings and workgroup counts, made once. The bind
+ * group is created when the dispatch is first recorded, so a plan can build its dispatches
+ * against planned tensors before a memory planner has given them buffers.
+ */
 export class Dispatch {
+  private group: GPUBindGroup | null = null;
+
   constructor(
     readonly kernel: Kernel,
-    readonly bindGroup: GPUBindGroup,
+    private readonly args: BoundArg[],
     public workgroups: [number, number, number],
     private engine: Engine,
     private uniformBuffer: GPUBuffer | null,
   ) {}
+
+  /** The tensors this dispatch binds, with the access the shader declares (read or read_write). */
+  tensors(): { tensor: Tensor; access: 'read' | 'read_write'; name: string }[] {
+    const out: { tensor: Tensor; access: 'read' | 'read_write'; name: string }[] = [];
+    for (const a of this.args) if (a.arg instanceof Tensor) out.push({ tensor: a.arg, access: a.binding.access, name: a.binding.name });
+    return out;
+  }
+
+  /** The bind group, created on first use; checks that no written buffer aliases another binding. */
+  get bindGroup(): GPUBindGroup {
+    if (!this.group) this.group = this.engine.createBindGroup(this.kernel, this.args, this.uniformBuffer);
+    return this.group;
+  }
 
   /** Rewrite the params uniform. Work recorded before this call still sees the old values. */
   setParams(values: Record<string, number>): void {
@@ -32,6 +57,7 @@ export class Dispatch {
   dispose(): void {
     if (this.uniformBuffer) this.engine.releaseBuffer(this.uniformBuffer);
     this.uniformBuffer = null;
+    this.group = null;
   }
 }
 
@@ -133,6 +159,21 @@ export class Engine {
     return t;
   }
 
+  /**
+   * A tensor whose memory a planner assigns later (`Tensor.bind`): dispatches can be built on it
+   * now and are bound when first recorded. Checked against the same limits as `tensor`.
+   */
+  planned(shape: Shape, label = 'planned'): Tensor {
+    this.assertAlive();
+    checkShape(shape, `Tensor "${label}"`);
+    const bytes = shapeSize(shape) * 4;
+    const limit = this.adapter.limits.maxStorageBufferBindingSize;
+    if (bytes > limit) {
+      throw new Error(`Tensor "${label}" ${shapeStr(shape)} needs ${bytes} bytes, over the adapter's maxStorageBufferBindingSize limit of ${limit} bytes.`);
+    }
+    return new Tensor(this, [...shape], null, label);
+  }
+
   zeros(shape: Shape, label = 'zeros'): Tensor {
     const t = this.tensor(shape, undefined, label);
     this.fill(t, 0);
@@ -215,23 +256,20 @@ export class Engine {
 
   /**
    * Bind buffers (by the names the shader declares) and params to a kernel, checking them
-   * against the shader's reflected bindings: every binding given, none extra, big enough, and no
-   * buffer bound both as read_write and elsewhere.
+   * against the shader's reflected bindings: every binding given, none extra, big enough, from
+   * this engine. The bind group itself is made when the dispatch is first recorded (see Dispatch).
    */
   dispatch(kernel: Kernel, buffers: Record<string, BufferArg>, workgroups: Workgroups, params?: Record<string, number>): Dispatch {
     this.assertAlive();
-    const entries: GPUBindGroupEntry[] = [];
+    const args: BoundArg[] = [];
     const given = new Set(Object.keys(buffers));
     let uniformBuffer: GPUBuffer | null = null;
-    const writers = new Map<GPUBuffer, string>();
-    const seen = new Map<GPUBuffer, string>();
     for (const b of kernel.bindings) {
       if (b.kind === 'uniform' && b.name === 'params') {
         if (!params) throw new Error(`Kernel ${kernel.name}: params were not given (it declares params with ${[...kernel.uniform!.members.keys()].join(', ')}).`);
         const data = kernel.packParams(params);
         uniformBuffer = this.pool.acquire(data.byteLength, GPUBufferUsageFlags.uniform, `${kernel.name}:params`);
         this.device.queue.writeBuffer(uniformBuffer, 0, data);
-        entries.push({ binding: b.binding, resource: { buffer: uniformBuffer, size: data.byteLength } });
         continue;
       }
       const arg = buffers[b.name];
@@ -241,6 +279,10 @@ export class Engine {
       given.delete(b.name);
       const label = arg.label ?? 'buffer';
       const shape = arg instanceof Tensor ? ` ${shapeStr(arg.shape)}` : '';
+      if (arg instanceof Tensor) {
+        if (arg.engine !== this) throw new Error(`Kernel ${kernel.name}: binding "${b.name}" was given "${label}"${shape}, a tensor of another engine; tensors cannot move between engines (GPU devices).`);
+        if (arg.disposed) throw new Error(`Kernel ${kernel.name}: binding "${b.name}" was given "${label}"${shape}, which was disposed.`);
+      }
       const bytes = arg.byteLength;
       if (b.fixedBytes && bytes < b.fixedBytes) {
         throw new Error(`Kernel ${kernel.name}: binding "${b.name}" needs ${b.fixedBytes} bytes; "${label}"${shape} has ${bytes}.`);
@@ -248,15 +290,7 @@ export class Engine {
       if (b.stride && (bytes < b.stride || bytes % b.stride !== 0)) {
         throw new Error(`Kernel ${kernel.name}: binding "${b.name}" is an array of ${b.stride}-byte elements; "${label}"${shape} has ${bytes} bytes, not a whole number of them.`);
       }
-      if (b.access === 'read_write') {
-        const other = seen.get(arg.buffer);
-        if (other) throw new Error(`Kernel ${kernel.name}: "${label}" is bound as read_write "${b.name}" and also as "${other}"; a written buffer cannot alias another binding.`);
-        writers.set(arg.buffer, b.name);
-      } else if (writers.has(arg.buffer)) {
-        throw new Error(`Kernel ${kernel.name}: "${label}" is bound as "${b.name}" and also as read_write "${writers.get(arg.buffer)}"; a written buffer cannot alias another binding.`);
-      }
-      seen.set(arg.buffer, b.name);
-      entries.push({ binding: b.binding, resource: { buffer: arg.buffer, offset: 0, size: bytes } });
+      args.push({ binding: b, arg });
     }
     if (params && !uniformBuffer) throw new Error(`Kernel ${kernel.name} declares no params uniform, but params were given.`);
     if (given.size) {
@@ -269,8 +303,37 @@ export class Engine {
         throw new Error(`Kernel ${kernel.name}: workgroup count ${JSON.stringify(wg)} is outside 0..${MAX_WORKGROUPS_PER_DIM} per dimension.`);
       }
     }
-    const bindGroup = this.device.createBindGroup({ label: kernel.name, layout: kernel.layout, entries });
-    return new Dispatch(kernel, bindGroup, wg, this, uniformBuffer);
+    const d = new Dispatch(kernel, args, wg, this, uniformBuffer);
+    // Tensors that have memory already get their bind group now: errors surface where the dispatch is made.
+    if (args.every((a) => !(a.arg instanceof Tensor) || a.arg.hasMemory)) void d.bindGroup;
+    return d;
+  }
+
+  /**
+   * The bind group of a dispatch's bindings (see Dispatch.bindGroup). A buffer bound as
+   * read_write must not also be bound elsewhere in the same dispatch (WebGPU forbids it).
+   */
+  createBindGroup(kernel: Kernel, args: BoundArg[], uniformBuffer: GPUBuffer | null): GPUBindGroup {
+    const entries: GPUBindGroupEntry[] = [];
+    const writers = new Map<GPUBuffer, string>();
+    const seen = new Map<GPUBuffer, string>();
+    for (const { binding: b, arg } of args) {
+      const label = arg.label ?? 'buffer';
+      const buffer = arg.buffer;
+      if (b.access === 'read_write') {
+        const other = seen.get(buffer);
+        if (other) throw new Error(`Kernel ${kernel.name}: "${label}" is bound as read_write "${b.name}" and also as "${other}"; a written buffer cannot alias another binding.`);
+        writers.set(buffer, b.name);
+      } else if (writers.has(buffer)) {
+        throw new Error(`Kernel ${kernel.name}: "${label}" is bound as "${b.name}" and also as read_write "${writers.get(buffer)}"; a written buffer cannot alias another binding.`);
+      }
+      seen.set(buffer, b.name);
+      entries.push({ binding: b.binding, resource: { buffer, offset: 0, size: arg.byteLength } });
+    }
+    const params = kernel.bindings.find((b) => b.kind === 'uniform' && b.name === 'params');
+    if (params && uniformBuffer) entries.push({ binding: params.binding, resource: { buffer: uniformBuffer, size: kernel.uniform!.bytes } });
+    entries.sort((a, b) => a.binding - b.binding);
+    return this.device.createBindGroup({ label: kernel.name, layout: kernel.layout, entries });
   }
 
   /** Record dispatches into the current compute pass (nothing is submitted until a flush or read). */
