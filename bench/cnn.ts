@@ -3,7 +3,7 @@
 // times that preset on MNIST-shaped synthetic data with the same step loop as the MLP. The peers
 // train the same architecture (CNN in common.ts) in bench/tfjs.ts and bench/jax.ts.
 import type { Engine } from '../src/gpu/engine.ts';
-import { timeRecordedSteps } from './recorded-steps.ts';
+import { FixedBatchSteps, timeRecordedSteps } from './recorded-steps.ts';
 import { log, type Backend, type BenchRow, type ChildOptions, type Library } from './common.ts';
 import { CNN, cnnBatch } from './workloads.ts';
 import { cnnStepPlan, trainRows } from './timing.ts';
@@ -15,21 +15,29 @@ export async function runOursCnn(e: Engine, opts: ChildOptions, who: { library: 
   if (!presetNames().includes(CNN.preset)) {
     throw new Error(`src/nn/conv.ts registered no '${CNN.preset}' preset (presets: ${presetNames().join(', ')}); bench/cnn.ts builds its model from it.`);
   }
-  const { Sequential } = await import('../src/train/model.ts');
-  const { StepRecorder } = await import('../src/train/bench-step.ts');
-  const model = new Sequential(makePreset(CNN.preset, CNN.classes));
+  const { Trainer } = await import('../src/train/trainer.ts');
+  const model = makePreset(CNN.preset, CNN.classes);
   await model.build(e, CNN.inputShape, { seed: CNN.seed });
-  await model.compile({ loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: CNN.lr, momentum: 0 } });
+  const trainer = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: CNN.lr, momentum: 0 } });
   const { x, labels } = cnnBatch();
-  const rec = await StepRecorder.create(model, CNN.batch, x, Float32Array.from(labels), { window: opts.warmup + opts.steps + 1 });
+  const step = await trainer.trainStep(CNN.batch, opts.warmup + opts.steps + 1);
+  const rec = new FixedBatchSteps(e, step, x, Float32Array.from(labels));
   try {
     const t = await timeRecordedSteps(e, rec, cnnStepPlan(opts));
     log(`ours cnn step: ${t.samples.map((v) => v.toFixed(0)).join(' ')} ms; loss ${t.firstLoss.toFixed(4)} -> ${t.lastLoss.toFixed(4)}`);
-    const rows = trainRows(who, 'cnn', CNN.batch, t, { layers: model.layers.map((l) => l.kind), parameters: model.parameterCount });
+    const s = step.net.stats;
+    const rows = trainRows(who, 'cnn', CNN.batch, t, {
+      ops: model.nodes.map((n) => n.op.kind),
+      parameters: model.parameterCount,
+      dispatchesPerStep: s.dispatches.forward + step.loss.dispatches.length + s.dispatches.backward + trainer.optimizer.dispatches().length,
+      submissionsPerStep: 1,
+      activationBytes: s.reusedBytes,
+      activationBytesWithoutReuse: s.plannedBytes,
+    });
     rows.push({ ...who, benchmark: 'cnn-peak-gpu-bytes', value: e.stats().peakBytesHeld, unit: 'bytes', extra: { what: 'engine.stats().peakBytesHeld over the CNN benchmark' } });
     return rows;
   } finally {
-    rec.dispose();
+    trainer.dispose();
     model.dispose();
   }
 }

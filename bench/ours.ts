@@ -22,7 +22,7 @@ import {
 import { gflops, median, sig, SlowSizeGuard, stepPlan, timeCalls, timingPlan, trainRows } from './timing.ts';
 import { GpuTimer } from './gpu-timer.ts';
 import { profileStep, type StepProfile } from './profile.ts';
-import { timeRecordedSteps } from './recorded-steps.ts';
+import { FixedBatchSteps, timeRecordedSteps } from './recorded-steps.ts';
 
 const who = { library: 'ours' as const, backend: 'webgpu' as const };
 const rows: BenchRow[] = [];
@@ -113,15 +113,15 @@ async function benchMatmuls(opts: ChildOptions): Promise<void> {
 
 async function benchMlp(opts: ChildOptions): Promise<void> {
   await attempt(rows, { ...who, benchmark: 'mlp-train-step', unit: 'ms' }, async () => {
-    const { Sequential } = await import('../src/train/model.ts');
+    const { Sequential } = await import('../src/nn/sequential.ts');
     const { Dense } = await import('../src/nn/dense.ts');
     const { ReLU } = await import('../src/nn/activations.ts');
-    const { StepRecorder } = await import('../src/train/bench-step.ts');
+    const { Trainer } = await import('../src/train/trainer.ts');
     return withEngine(async (e) => {
       const L = MLP.layers;
       const model = new Sequential([new Dense(L[1]), ReLU(), new Dense(L[2]), ReLU(), new Dense(L[3])]);
       await model.build(e, [L[0]], { seed: MLP.seed });
-      await model.compile({ loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: MLP.lr, momentum: 0 } });
+      const trainer = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: MLP.lr, momentum: 0 } });
       // Start from the same weights as the peers (they store [in, out]; Dense stores [out, in]).
       const { w } = mlpWeights();
       const dense = model.layers.filter((l): l is InstanceType<typeof Dense> => l instanceof Dense);
@@ -131,7 +131,8 @@ async function benchMlp(opts: ChildOptions): Promise<void> {
       });
       const { x, labels } = mlpBatch();
       const total = opts.warmup + opts.steps;
-      const rec = await StepRecorder.create(model, MLP.batch, x, Float32Array.from(labels), { window: Math.max(25, total + 1) });
+      const step = await trainer.trainStep(MLP.batch, Math.max(25, total + 1));
+      const rec = new FixedBatchSteps(e, step, x, Float32Array.from(labels));
       try {
         // Per-step latency: each step recorded, submitted and waited for (the peers read their loss every step).
         const t = await timeRecordedSteps(e, rec, stepPlan(opts));
@@ -146,6 +147,9 @@ async function benchMlp(opts: ChildOptions): Promise<void> {
         log(`ours mlp step: ${t.samples.map((v) => v.toFixed(0)).join(' ')} ms; loss ${t.firstLoss.toFixed(4)} -> ${t.lastLoss.toFixed(4)}; pipelined ${pipelinedSps.toFixed(0)} samples/s`);
         const out = trainRows(who, 'mlp', MLP.batch, t, {
           dispatchesPerStep: profile.dispatches.length,
+          submissionsPerStep: 1,
+          activationBytes: step.net.stats.reusedBytes,
+          activationBytesWithoutReuse: step.net.stats.plannedBytes,
           profile: compactProfile(profile),
         });
         out[1].extra = { ...out[1].extra, pipelined: sig(pipelinedSps), pipelinedBasis: 'fit() pacing: two steps in flight' };
@@ -158,7 +162,7 @@ async function benchMlp(opts: ChildOptions): Promise<void> {
         });
         return out;
       } finally {
-        rec.dispose();
+        trainer.dispose();
         model.dispose();
       }
     });

@@ -1,7 +1,8 @@
 // Where a training step's time goes: every dispatch of one step timed on the device on its own
 // (median of a few runs), then summed per kernel. Answers "which kernels dominate".
 import type { Engine } from '../src/gpu/engine.ts';
-import type { StepPhase, StepRecorder } from '../src/train/bench-step.ts';
+import type { StepPhase } from '../src/train/step.ts';
+import type { FixedBatchSteps } from './recorded-steps.ts';
 import { median } from './timing.ts';
 import type { GpuTimer, TimingMethod } from './gpu-timer.ts';
 
@@ -25,7 +26,7 @@ export interface StepProfile {
 }
 
 /** Time each dispatch of the recorder's next step alone, `runs` times, and keep the medians. */
-export async function profileStep(e: Engine, rec: StepRecorder, timer: GpuTimer, runs = 3): Promise<StepProfile> {
+export async function profileStep(e: Engine, rec: FixedBatchSteps, timer: GpuTimer, runs = 3): Promise<StepProfile> {
   const times: number[][] = [];
   let list = rec.dispatches();
   for (let r = 0; r < runs; r++) {

@@ -7,7 +7,7 @@ import { MetricChart } from './charts.ts';
 import { cifarFromFiles, idxFromFiles, loadBundledMnist } from './data.ts';
 import { attachDrawPad, drawingToInput } from './draw.ts';
 import { className, confusionMatrix, renderConfusion, renderTestGrid, weightImages } from './pictures.ts';
-import { Trainer, type ModelConfig } from './trainer.ts';
+import { TrainingSession, type ModelConfig } from './trainer.ts';
 
 // Load every layer module: those beyond the core (convolution, pooling...) register their layer
 // kinds (for loading checkpoints) and their model presets (the CNN) when they are imported.
@@ -109,7 +109,7 @@ const ui = {
 
 const lossChart = new MetricChart($<HTMLCanvasElement>('loss-chart'), 'Loss (cross-entropy)');
 const accChart = new MetricChart($<HTMLCanvasElement>('acc-chart'), 'Accuracy', 1);
-const trainer = new Trainer((message) => showError(message));
+const trainer = new TrainingSession((message) => showError(message));
 let dataset: Dataset | null = null;
 /** Bumped by Reset: work started before it (on the old device) reports nothing afterwards. */
 let generation = 0;

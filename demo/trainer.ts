@@ -6,8 +6,9 @@ import { Engine } from '../src/gpu/engine.ts';
 import type { AdapterReport } from '../src/gpu/device.ts';
 import { Batcher } from '../src/data/batcher.ts';
 import { sampleSize, type Dataset } from '../src/data/dataset.ts';
-import { Sequential, type EpochEvent, type StepEvent } from '../src/train/model.ts';
-import { checkpointBytes, datasetInfo, modelFromCheckpoint, readCheckpoint, type CheckpointMeta } from '../src/train/checkpoint.ts';
+import type { Model } from '../src/nn/model.ts';
+import { predict, Trainer, type EpochEvent, type StepEvent } from '../src/train/trainer.ts';
+import { checkpointBytes, datasetInfo, loadWeights, modelFromCheckpoint, readCheckpoint, trainerFromCheckpoint, type CheckpointMeta } from '../src/train/checkpoint.ts';
 import type { OptimizerConfig } from '../src/optim/optimizer.ts';
 import { makePreset } from '../src/nn/presets.ts';
 import type { TestPredictions } from './pictures.ts';
@@ -41,9 +42,10 @@ export function softmaxRows(logits: Float32Array, c: number): Float32Array {
   return logits;
 }
 
-export class Trainer {
+export class TrainingSession {
   engine: Engine | null = null;
-  model: Sequential | null = null;
+  model: Model | null = null;
+  trainer: Trainer | null = null;
   private stopRequested = false;
   private pauseRequested = false;
   private release: (() => void) | null = null;
@@ -75,13 +77,13 @@ export class Trainer {
   }
 
   /** Build and compile a fresh model for a dataset. */
-  async build(ds: Dataset, cfg: ModelConfig): Promise<Sequential> {
+  async build(ds: Dataset, cfg: ModelConfig): Promise<Model> {
     const e = this.requireEngine();
     this.disposeModel();
-    const model = new Sequential(makePreset(cfg.preset, ds.numClasses, { hidden: cfg.hidden }));
+    const model = makePreset(cfg.preset, ds.numClasses, { hidden: cfg.hidden });
     try {
       await model.build(e, ds.inputShape, { seed: cfg.seed });
-      await model.compile({ loss: 'softmax_cross_entropy', optimizer: { kind: cfg.optimizer, lr: cfg.lr } });
+      this.trainer = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer: { kind: cfg.optimizer, lr: cfg.lr } });
     } catch (err) {
       model.dispose();
       throw err;
@@ -92,12 +94,12 @@ export class Trainer {
 
   /** Train `epochs` more epochs; resolves when they are done or training was stopped. */
   async train(ds: Dataset, opts: { epochs: number; batchSize: number; seed: number }, cb: TrainCallbacks): Promise<EpochEvent[]> {
-    const model = this.model;
-    if (!model) throw new Error('Build or load a model before training.');
+    const trainer = this.trainer;
+    if (!trainer) throw new Error('Build or load a model before training.');
     if (this.running) throw new Error('Training is already running.');
     this.stopRequested = false;
     this.pauseRequested = false;
-    const run = model.fit(ds, {
+    const run = trainer.fit(ds, {
       epochs: opts.epochs,
       batchSize: opts.batchSize,
       seed: opts.seed,
@@ -153,7 +155,7 @@ export class Trainer {
   async probabilities(x: Float32Array, n: number): Promise<Float32Array> {
     const model = this.requireModel();
     const c = model.outputShape.reduce((a, b) => a * b, 1);
-    return softmaxRows(await model.predict(x, n), c);
+    return softmaxRows(await predict(model, x, n), c);
   }
 
   /** Predicted class and its probability for every test sample (normalised as in training). */
@@ -189,7 +191,7 @@ export class Trainer {
 
   /** A safetensors checkpoint of the model, its optimizer state and the dataset's description. */
   save(ds: Dataset): Promise<Uint8Array> {
-    return checkpointBytes(this.requireModel(), datasetInfo(ds));
+    return checkpointBytes(this.trainer ?? this.requireModel(), datasetInfo(ds));
   }
 
   /** Replace the model with one from a checkpoint file's bytes; it must take the dataset's inputs. */
@@ -200,21 +202,29 @@ export class Trainer {
     if (ckpt.meta.model.inputShape.join('x') !== want) {
       throw new Error(`${label}: this model takes inputs of shape [${ckpt.meta.model.inputShape.join(', ')}], but the dataset "${ds.name}" has [${ds.inputShape.join(', ')}]. Choose the dataset it was trained on first.`);
     }
-    const model = await modelFromCheckpoint(e, ckpt, label);
-    // A weights-only checkpoint has no optimizer: use the page's settings to continue training.
-    if (!model.optimizer) await model.compile({ loss: 'softmax_cross_entropy', optimizer: { kind: fallback.optimizer, lr: fallback.lr } });
+    let trainer: Trainer;
+    if (ckpt.meta.loss && ckpt.meta.optimizer) trainer = await trainerFromCheckpoint(e, ckpt, label);
+    else {
+      // A weights-only checkpoint has no optimizer: use the page's settings to continue training.
+      const model = await modelFromCheckpoint(e, ckpt, label);
+      trainer = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer: { kind: fallback.optimizer, lr: fallback.lr } });
+      loadWeights(model, ckpt.tensors, label, trainer);
+    }
     this.disposeModel();
-    this.model = model;
+    this.model = trainer.model;
+    this.trainer = trainer;
     return ckpt.meta;
   }
 
   disposeModel(): void {
     try {
+      this.trainer?.dispose();
       this.model?.dispose();
     } catch {
       // A lost device can make freeing fail; the model is dropped either way.
     }
     this.model = null;
+    this.trainer = null;
   }
 
   private requireEngine(): Engine {
@@ -222,7 +232,7 @@ export class Trainer {
     return this.engine;
   }
 
-  private requireModel(): Sequential {
+  private requireModel(): Model {
     if (!this.model) throw new Error('No model yet: train or load one.');
     return this.model;
   }

@@ -52,7 +52,7 @@ describe('CLI: the cnn-cifar preset on CIFAR-10 binary batches', () => {
     // The checkpoint carries the conv weights in PyTorch's layout and the BatchNorm statistics.
     const saved = readCheckpoint(new Uint8Array(readFileSync(ckpt)), ckpt);
     expect(saved.tensors.get('layers.0.weight')!.shape).toEqual([32, 3, 3, 3]);
-    expect(saved.meta.model.layers.map((l) => l.kind)).toContain('BatchNorm2d');
+    expect(saved.meta.model.layers!.map((l) => l.kind)).toContain('BatchNorm2d');
     expect([...saved.tensors.keys()].filter((k) => k.endsWith('running_var')).length).toBe(3);
 
     const ev = await cli(['evaluate', '--checkpoint', ckpt, '--dataset', dir, '--metrics-out', join(dir, 'eval.json')]);

@@ -12,7 +12,8 @@ import { Activation, Flatten } from '../src/nn/activations.ts';
 import { BatchNorm2d } from '../src/nn/batchnorm.ts';
 import { Conv2d } from '../src/nn/conv.ts';
 import { Dense } from '../src/nn/dense.ts';
-import { Layer, LayerShapeError, type LayerPlan } from '../src/nn/layer.ts';
+import type { Epilogue } from '../src/nn/graph.ts';
+import { Layer, LayerShapeError } from '../src/nn/layer.ts';
 import { AvgPool2d, GlobalAvgPool, MaxPool2d } from '../src/nn/pool.ts';
 import { makePreset } from '../src/nn/presets.ts';
 import { layerFromConfig, layerToConfig } from '../src/nn/registry.ts';
@@ -22,43 +23,25 @@ import * as refConv from '../src/reference/conv2d.ts';
 import { hostTensor, type HostTensor } from '../src/reference/host.ts';
 import type { RefOptimizer } from '../src/reference/mlp.ts';
 import * as refPool from '../src/reference/pool.ts';
-import { checkpointBytes, datasetInfo, modelFromCheckpoint, readCheckpoint } from '../src/train/checkpoint.ts';
-import { Sequential } from '../src/train/model.ts';
+import { Sequential } from '../src/nn/sequential.ts';
+import { checkpointBytes, datasetInfo, readCheckpoint, trainerFromCheckpoint } from '../src/train/checkpoint.ts';
+import { predict, Trainer } from '../src/train/trainer.ts';
 import { Rng, randomUniform } from '../src/util/random.ts';
-import { expectClose, getEngine } from './helpers.ts';
+import { expectClose, getEngine, planAlone } from './helpers.ts';
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
-/** A layer built alone and planned against tensors the test owns, with random x and dy. */
-async function planAlone(e: Engine, layer: Layer, batch: number, inputShape: number[], seed: number) {
-  layer.name = `0:${layer.kind}`;
-  const outShape = layer.build(e, inputShape, new Rng(seed));
-  const xData = randomUniform(batch * size(inputShape), seed + 1, -1, 2);
-  const dyData = randomUniform(batch * size(outShape), seed + 2);
-  const x = e.tensor([batch, ...inputShape], xData, 'x');
-  const y = e.tensor([batch, ...outShape], undefined, 'y');
-  const dy = e.tensor([batch, ...outShape], dyData, 'dy');
-  const dx = e.tensor([batch, ...inputShape], undefined, 'dx');
-  const plan: LayerPlan = await layer.plan(e, { batch, x, y, dy, dx });
+/** planAlone (test/helpers.ts) with host copies of x and dy and empty host y and dx for the reference. */
+async function planAloneHost(e: Engine, layer: Layer, batch: number, inputShape: number[], seed: number, epilogue?: Epilogue) {
+  const t = await planAlone(e, layer, batch, inputShape, seed, { epilogue });
+  const outShape = layer.outputShape;
   const host = {
-    x: hostTensor([batch, ...inputShape], xData, 'x'),
-    dy: hostTensor([batch, ...outShape], dyData, 'dy'),
+    x: hostTensor([batch, ...inputShape], t.xData, 'x'),
+    dy: hostTensor([batch, ...outShape], t.dyData, 'dy'),
     y: hostTensor([batch, ...outShape]),
     dx: hostTensor([batch, ...inputShape]),
   };
-  return {
-    x,
-    y,
-    dy,
-    dx,
-    plan,
-    host,
-    dispose: () => {
-      plan.dispose();
-      layer.dispose();
-      for (const t of [x, y, dy, dx]) t.dispose();
-    },
-  };
+  return { ...t, host };
 }
 
 async function readHost(t: Tensor): Promise<HostTensor> {
@@ -74,8 +57,7 @@ describe('layer plans vs reference kernels (NCHW, odd shapes)', () => {
     it(c.name, async () => {
       const e = await getEngine();
       const conv = new Conv2d(c.oc, c.opts);
-      conv.fusedRelu = c.relu;
-      const t = await planAlone(e, conv, c.batch, c.input, 5);
+      const t = await planAloneHost(e, conv, c.batch, c.input, 5, c.relu ? { activation: 'relu', alpha: 0 } : undefined);
       e.run(...t.plan.forward);
       e.run(...t.plan.backward);
       const w = await readHost(conv.weight!.value);
@@ -101,7 +83,7 @@ describe('layer plans vs reference kernels (NCHW, odd shapes)', () => {
   it('MaxPool2d 3x3 window, stride 2, padding 1', async () => {
     const e = await getEngine();
     const pool = new MaxPool2d({ kernel: 3, stride: 2, padding: 1 });
-    const t = await planAlone(e, pool, 2, [3, 7, 9], 11);
+    const t = await planAloneHost(e, pool, 2, [3, 7, 9], 11);
     expect(pool.outputShape).toEqual([3, 4, 5]);
     e.run(...t.plan.forward, ...t.plan.backward);
     const opts = { kernel: 3, stride: 2, padding: 1 };
@@ -117,7 +99,7 @@ describe('layer plans vs reference kernels (NCHW, odd shapes)', () => {
     const e = await getEngine();
     const opts = { kernel: [2, 3] as [number, number], stride: [1, 2] as [number, number], padding: 1, countIncludePad: false };
     const pool = new AvgPool2d(opts);
-    const t = await planAlone(e, pool, 3, [2, 5, 7], 13);
+    const t = await planAloneHost(e, pool, 3, [2, 5, 7], 13);
     e.run(...t.plan.forward, ...t.plan.backward);
     refPool.avgPool2dForward(t.host.x, t.host.y, opts);
     refPool.avgPool2dBackward(t.host.dy, t.host.dx, opts);
@@ -129,7 +111,7 @@ describe('layer plans vs reference kernels (NCHW, odd shapes)', () => {
   it('GlobalAvgPool [5, 3, 7] -> [5]', async () => {
     const e = await getEngine();
     const pool = new GlobalAvgPool();
-    const t = await planAlone(e, pool, 2, [5, 3, 7], 17);
+    const t = await planAloneHost(e, pool, 2, [5, 3, 7], 17);
     expect(pool.outputShape).toEqual([5]);
     e.run(...t.plan.forward, ...t.plan.backward);
     refPool.globalAvgPoolForward(t.host.x, t.host.y);
@@ -142,7 +124,7 @@ describe('layer plans vs reference kernels (NCHW, odd shapes)', () => {
   it('BatchNorm2d: training forward updates the running statistics; evaluation uses them', async () => {
     const e = await getEngine();
     const bn = new BatchNorm2d({ momentum: 0.3, eps: 1e-3 });
-    const t = await planAlone(e, bn, 3, [5, 4, 7], 19);
+    const t = await planAloneHost(e, bn, 3, [5, 4, 7], 19);
     expect(bn.params().map((p) => [p.name, p.decay])).toEqual([
       ['weight', false],
       ['bias', false],
@@ -189,9 +171,9 @@ describe('layer plans vs reference kernels (NCHW, odd shapes)', () => {
   it('BatchNorm2d with one value per channel evaluates but refuses to train', async () => {
     const e = await getEngine();
     const bn = new BatchNorm2d();
-    const t = await planAlone(e, bn, 1, [3, 1, 1], 29);
+    const t = await planAloneHost(e, bn, 1, [3, 1, 1], 29);
     expect(t.plan.forwardEval!.length).toBe(1);
-    expect(() => t.plan.beforeStep!(0)).toThrow(/Layer 0:BatchNorm2d: cannot train on a batch of 1 samples of \[3, 1, 1\].*at least 2 values per channel/);
+    expect(() => t.plan.beforeStep!(0)).toThrow(/Layer BatchNorm2d: cannot train on a batch of 1 samples of \[3, 1, 1\].*at least 2 values per channel/);
     t.dispose();
   });
 });
@@ -207,23 +189,24 @@ function imageDataset(n: number, shape: number[], classes: number, seed: number)
 /** The reference network of a built model, with the model's current weights and buffers. */
 async function refOf(model: Sequential): Promise<RefCnn> {
   const specs: RefLayerSpec[] = [];
-  for (const l of model.layers) {
+  for (const n of model.nodes) {
+    const l = n.op;
     const read = (t: Tensor) => t.read();
     if (l instanceof Conv2d) {
       const wShape = l.weight!.value.shape as [number, number, number, number];
       specs.push({ kind: 'conv', weight: await read(l.weight!.value), wShape, bias: l.bias ? await read(l.bias.value) : null, stride: l.stride, padding: l.padding });
-      if (l.fusedRelu) specs.push({ kind: 'relu' }); // the ReLU layer that was fused into it plans nothing
+      if (n.epilogue) specs.push({ kind: 'relu' }); // the ReLU layer fused into it left the graph
     } else if (l instanceof BatchNorm2d) {
       specs.push({ kind: 'batchnorm', gamma: await read(l.gamma!.value), beta: await read(l.beta!.value), runningMean: await read(l.runningMean!.value), runningVar: await read(l.runningVar!.value), eps: l.eps, momentum: l.momentum });
     } else if (l instanceof Activation) {
       if (l.activation !== 'relu') throw new Error(`refOf: ${l.kind} is not in the reference CNN`);
-      if (!l.fused) specs.push({ kind: 'relu' });
+      specs.push({ kind: 'relu' });
     } else if (l instanceof MaxPool2d) specs.push({ kind: 'maxpool', opts: { kernel: l.kernel, stride: l.stride, padding: l.padding } });
     else if (l instanceof AvgPool2d) specs.push({ kind: 'avgpool', opts: { kernel: l.kernel, stride: l.stride, padding: l.padding, countIncludePad: l.countIncludePad } });
     else if (l instanceof GlobalAvgPool) specs.push({ kind: 'gap' });
     else if (l instanceof Flatten) specs.push({ kind: 'flatten' });
     else if (l instanceof Dense) {
-      if (l.fusedActivation) throw new Error('refOf: keep Dense unfused (follow it with a non-ReLU layer or none)');
+      if (n.epilogue) throw new Error('refOf: keep Dense unfused (follow it with a non-ReLU layer or none)');
       specs.push({ kind: 'dense', weight: await read(l.weight!.value), bias: await read(l.bias!.value), nIn: l.inputShape[0], nOut: l.units });
     } else throw new Error(`refOf: no reference for ${l.kind}`);
   }
@@ -265,13 +248,13 @@ describe('CNN training matches the CPU reference step by step', () => {
       const data = imageDataset(10 * B, shape, C, 3);
       const model = new Sequential(smallCnn(C));
       await model.build(e, shape, { seed: 7 });
-      expect((model.layers[1] as Activation).fused).toBe(true);
+      expect(model.nodes[0].fused.map((f) => f.path)).toEqual(['layers.1']);
       const optimizer = opt.kind === 'sgd' ? { kind: 'sgd' as const, lr: opt.lr, momentum: opt.momentum, weightDecay: opt.weightDecay } : { kind: opt.kind, lr: opt.lr, eps: opt.eps };
-      await model.compile({ loss: 'softmax_cross_entropy', optimizer });
+      const trainer = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer });
       const ref = await refOf(model);
 
       const gpuLosses: number[] = [];
-      await model.fit(data, { epochs: 1, batchSize: B, seed: 5, logEvery: 1, onStep: (ev) => void gpuLosses.push(ev.loss) });
+      await trainer.fit(data, { epochs: 1, batchSize: B, seed: 5, logEvery: 1, onStep: (ev) => void gpuLosses.push(ev.loss) });
 
       const batcher = new Batcher(data.train, data, { batchSize: B, shuffle: true, seed: 5, dropLast: true });
       const x = new Float32Array(B * size(shape));
@@ -298,8 +281,9 @@ describe('CNN training matches the CPU reference step by step', () => {
 
       // Evaluation mode (running statistics) on the same inputs.
       batcher.fill(0, 0, x, y);
-      const logits = await model.predict(x, B);
+      const logits = await predict(model, x, B);
       expectClose(logits, ref.forward(x, B, false).data, { atol: 1e-4, rtol: 1e-3 }, 'eval logits');
+      trainer.dispose();
       model.dispose();
     });
   }
@@ -307,12 +291,12 @@ describe('CNN training matches the CPU reference step by step', () => {
 
 describe('build errors name the layer and the shapes', () => {
   const cases: [string, Layer[], number[], RegExp][] = [
-    ['Conv2d on a flat input', [new Conv2d(8)], [784], /Layer 0:Conv2d: cannot take input of shape \[784\] \(per sample\): it takes images \[C, H, W\]/],
-    ['Conv2d kernel larger than the padded image', [new Conv2d(8, { kernel: 5, padding: 1 })], [1, 2, 9], /Layer 0:Conv2d: cannot take input of shape \[1, 2, 9\].*5x5 kernel.*larger than the input's 2 padded by 1 on each side \(4\)/],
-    ['MaxPool2d on an image shrunk too far', [new Conv2d(4, { kernel: 3 }), new Activation('relu'), new MaxPool2d({ kernel: 2 }), new MaxPool2d({ kernel: 2 })], [3, 5, 5], /Layer 3:MaxPool2d: cannot take input of shape \[4, 1, 1\].*2x2 window.*larger than the input's 1/],
-    ['BatchNorm2d after Flatten', [new Conv2d(4), new Flatten(), new BatchNorm2d()], [1, 6, 6], /Layer 2:BatchNorm2d: cannot take input of shape \[64\]/],
-    ['GlobalAvgPool on a vector', [new Flatten(), new GlobalAvgPool()], [2, 3, 3], /Layer 1:GlobalAvgPool: cannot take input of shape \[18\]/],
-    ['Dense on conv features without Flatten', [new Conv2d(4), new Dense(10)], [1, 5, 5], /Layer 1:Dense: cannot take input of shape \[4, 3, 3\]/],
+    ['Conv2d on a flat input', [new Conv2d(8)], [784], /Layer layers\.0 \(Conv2d\): cannot take input of shape \[784\] \(per sample\): it takes images \[C, H, W\]/],
+    ['Conv2d kernel larger than the padded image', [new Conv2d(8, { kernel: 5, padding: 1 })], [1, 2, 9], /Layer layers\.0 \(Conv2d\): cannot take input of shape \[1, 2, 9\].*5x5 kernel.*larger than the input's 2 padded by 1 on each side \(4\)/],
+    ['MaxPool2d on an image shrunk too far', [new Conv2d(4, { kernel: 3 }), new Activation('relu'), new MaxPool2d({ kernel: 2 }), new MaxPool2d({ kernel: 2 })], [3, 5, 5], /Layer layers\.3 \(MaxPool2d\): cannot take input of shape \[4, 1, 1\].*2x2 window.*larger than the input's 1/],
+    ['BatchNorm2d after Flatten', [new Conv2d(4), new Flatten(), new BatchNorm2d()], [1, 6, 6], /Layer layers\.2 \(BatchNorm2d\): cannot take input of shape \[64\]/],
+    ['GlobalAvgPool on a vector', [new Flatten(), new GlobalAvgPool()], [2, 3, 3], /Layer layers\.1 \(GlobalAvgPool\): cannot take input of shape \[18\]/],
+    ['Dense on conv features without Flatten', [new Conv2d(4), new Dense(10)], [1, 5, 5], /Layer layers\.1 \(Dense\): cannot take input of shape \[4, 3, 3\].*Flatten/],
   ];
   for (const [what, layers, shape, want] of cases) {
     it(what, async () => {
@@ -337,7 +321,7 @@ describe('build errors name the layer and the shapes', () => {
       ['cnn', [1, 28, 28]],
       ['cnn-cifar', [3, 32, 32]],
     ] as [string, number[]][]) {
-      const m = new Sequential(makePreset(name, 10));
+      const m = makePreset(name, 10);
       await m.build(e, shape);
       expect(m.outputShape).toEqual([10]);
       m.dispose();
@@ -360,10 +344,10 @@ describe('CNN checkpoints', () => {
     const data = imageDataset(48, shape, 3, 9);
     const model = new Sequential(smallCnn(3));
     await model.build(e, shape, { seed: 2 });
-    await model.compile({ loss: 'softmax_cross_entropy', optimizer: { kind: 'adam', lr: 0.01 } });
-    await model.fit(data, { epochs: 2, batchSize: 8 });
-    const before = await model.evaluate(data.test, data);
-    const bytes = await checkpointBytes(model, datasetInfo(data));
+    const trainer = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer: { kind: 'adam', lr: 0.01 } });
+    await trainer.fit(data, { epochs: 2, batchSize: 8 });
+    const before = await trainer.evaluate(data.test, data);
+    const bytes = await checkpointBytes(trainer, datasetInfo(data));
     const ckpt = readCheckpoint(bytes, 'cnn.safetensors');
     const names = [...ckpt.tensors.keys()].filter((k) => !k.startsWith('optim.'));
     expect(names).toEqual(
@@ -374,14 +358,16 @@ describe('CNN checkpoints', () => {
     expect(names).not.toContain('layers.4.bias');
     // The running statistics moved away from their initial zeros and ones.
     expect(Math.max(...ckpt.tensors.get('layers.3.running_mean')!.data.map(Math.abs))).toBeGreaterThan(0.01);
-    const loaded = await modelFromCheckpoint(e, ckpt, 'cnn.safetensors');
+    const loaded = await trainerFromCheckpoint(e, ckpt, 'cnn.safetensors');
     const after = await loaded.evaluate(data.test, data);
     expect(after.accuracy).toBe(before.accuracy);
     expect(after.loss).toBeCloseTo(before.loss, 6);
     // A model whose running statistics were not restored evaluates differently.
-    for (const b of loaded.buffers()) e.write(b.value, new Float32Array(b.value.size).fill(b.name.endsWith('var') ? 1 : 0));
+    for (const b of loaded.model.buffers()) e.write(b.value, new Float32Array(b.value.size).fill(b.name.endsWith('var') ? 1 : 0));
     expect(Math.abs((await loaded.evaluate(data.test, data)).loss - before.loss)).toBeGreaterThan(1e-4);
     loaded.dispose();
+    loaded.model.dispose();
+    trainer.dispose();
     model.dispose();
   });
 });

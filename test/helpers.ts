@@ -5,6 +5,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, expect } from 'vitest';
 import { Engine } from '../src/gpu/engine.ts';
+import { GPUBufferUsageFlags } from '../src/gpu/buffers.ts';
+import type { Tensor } from '../src/gpu/tensor.ts';
+import { packStepValues } from '../src/kernels/step.ts';
+import type { Epilogue } from '../src/nn/graph.ts';
+import type { Layer } from '../src/nn/layer.ts';
+import type { OpPlan } from '../src/nn/op.ts';
+import { Rng, randomUniform } from '../src/util/random.ts';
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, '..', 'bin', 'wgtrain.js');
@@ -99,3 +106,62 @@ export const ODD_SHAPES_MNK: [number, number, number][] = [
   [127, 33, 65],
   [257, 263, 269],
 ];
+
+const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+/**
+ * A layer built alone (no model) and planned against tensors the test owns, with seeded random x
+ * and dy; every gradient is written (not added). `epilogue` fuses an activation as the model's
+ * fusion pass would. The step values uniform holds step `step` with dropout on.
+ */
+export async function planAlone(e: Engine, layer: Layer, batch: number, inputShape: number[], seed: number, opts: { epilogue?: Epilogue; step?: number; withDx?: boolean } = {}) {
+  layer.inputShape = [...inputShape];
+  const outShape = layer.build(e, inputShape, new Rng(seed));
+  layer.outputShape = outShape;
+  const xData = randomUniform(batch * size(inputShape), seed + 1, -1, 2);
+  const dyData = randomUniform(batch * size(outShape), seed + 2);
+  const x = e.tensor([batch, ...inputShape], xData, 'x');
+  const y = e.tensor([batch, ...outShape], undefined, 'y');
+  const dy = e.tensor([batch, ...outShape], dyData, 'dy');
+  const dx = e.tensor([batch, ...inputShape], undefined, 'dx');
+  const scratch: Tensor[] = [];
+  const stepBuffer = e.pool.acquire(32, GPUBufferUsageFlags.uniform, 'step values');
+  const stepValues = { buffer: stepBuffer, byteLength: 32, label: 'step values' };
+  e.writeBuffer(stepValues, packStepValues({ step: opts.step ?? 0, dropout: true, lr: 0 }));
+  const plan: OpPlan = await layer.plan(e, {
+    batch,
+    path: layer.kind,
+    inputs: [x],
+    x,
+    outputs: [y],
+    y,
+    dys: [dy],
+    dy,
+    dxs: [opts.withDx === false ? null : { tensor: dx, accumulate: false }],
+    dx: opts.withDx === false ? null : { tensor: dx, accumulate: false },
+    grad: (p) => ({ tensor: p.grad, accumulate: false }),
+    scratch: (shape, label) => {
+      const t = e.tensor(shape, undefined, label);
+      scratch.push(t);
+      return t;
+    },
+    epilogue: opts.epilogue ?? null,
+    stepValues,
+  });
+  return {
+    x,
+    y,
+    dy,
+    dx,
+    plan,
+    stepValues,
+    xData,
+    dyData,
+    dispose: () => {
+      plan.dispose();
+      layer.dispose();
+      for (const t of [x, y, dy, dx, ...scratch]) t.dispose();
+      e.releaseBuffer(stepBuffer);
+    },
+  };
+}

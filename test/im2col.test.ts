@@ -18,9 +18,10 @@ import { layerFromConfig, layerToConfig } from '../src/nn/registry.ts';
 import * as refConv from '../src/reference/conv2d.ts';
 import { hostTensor, type HostTensor } from '../src/reference/host.ts';
 import * as ref from '../src/reference/im2col.ts';
-import { Sequential } from '../src/train/model.ts';
+import { Sequential } from '../src/nn/sequential.ts';
+import { Trainer } from '../src/train/trainer.ts';
 import { Rng, randomUniform } from '../src/util/random.ts';
-import { expectClose, getEngine } from './helpers.ts';
+import { expectClose, getEngine, planAlone } from './helpers.ts';
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -164,28 +165,13 @@ describe('im2col kernels vs reference', () => {
 /** A Conv2d built alone (seeded weights) and planned against tensors the test owns. */
 async function planConv(e: Engine, opts: Conv2dOptions, oc: number, batch: number, input: number[], relu: boolean, withDx = true) {
   const conv = new Conv2d(oc, opts);
-  conv.name = `0:Conv2d`;
-  conv.fusedRelu = relu;
-  const outShape = conv.build(e, input, new Rng(5));
-  const xData = randomUniform(batch * size(input), 6, -1, 2);
-  const dyData = randomUniform(batch * size(outShape), 7);
-  const x = e.tensor([batch, ...input], xData, 'x');
-  const y = e.tensor([batch, ...outShape], undefined, 'y');
-  const dy = e.tensor([batch, ...outShape], dyData, 'dy');
-  const dx = withDx ? e.tensor([batch, ...input], undefined, 'dx') : null;
-  const plan = await conv.plan(e, { batch, x, y, dy, dx });
+  const t = await planAlone(e, conv, batch, input, 5, { epilogue: relu ? { activation: 'relu', alpha: 0 } : undefined, withDx });
+  const outShape = conv.outputShape;
   return {
+    ...t,
     conv,
-    x,
-    y,
-    dx,
-    plan,
-    host: { x: hostTensor([batch, ...input], xData, 'x'), dy: hostTensor([batch, ...outShape], dyData, 'dy') },
-    dispose: () => {
-      plan.dispose();
-      conv.dispose();
-      for (const t of [x, y, dy, dx]) t?.dispose();
-    },
+    dx: withDx ? t.dx : null,
+    host: { x: hostTensor([batch, ...input], t.xData, 'x'), dy: hostTensor([batch, ...outShape], t.dyData, 'dy') },
   };
 }
 
@@ -280,8 +266,8 @@ describe("Conv2d algorithm choice ('auto')", () => {
     expect(small.algorithmReason).toMatch(/auto: K = IC\*KH\*KW = 8\*3\*3 = 72 < 256/);
     const summary = model.summary();
     expect(summary).toMatch(/Params\s+Algorithm\n/);
-    expect(summary).toMatch(/0:Conv2d\s+\[8, 4, 4\]\s+2312\s+im2col\n/);
-    expect(summary).toMatch(/2:Conv2d\s+\[4, 4, 4\]\s+292\s+direct\n/);
+    expect(summary).toMatch(/layers\.0\s+Conv2d\+ReLU\s+\[8, 4, 4\]\s+2312\s+im2col\n/);
+    expect(summary).toMatch(/layers\.2\s+Conv2d\s+\[4, 4, 4\]\s+292\s+direct\n/);
     await model.plan(2);
     expect(big.algorithm).toBe('im2col');
     expect(big.algorithmReason).toMatch(/col scratch \[32, 288\]/);
@@ -322,11 +308,12 @@ describe('a CNN trains the same with im2col and direct convolutions', () => {
     const run = async (algorithm: 'im2col' | 'direct') => {
       const model = new Sequential(layers(algorithm));
       await model.build(e, shape, { seed: 3 });
-      await model.compile({ loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9 } });
+      const trainer = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9 } });
       const losses: number[] = [];
-      await model.fit(data, { epochs: 1, batchSize: B, seed: 2, logEvery: 1, onStep: (ev) => void losses.push(ev.loss) });
+      await trainer.fit(data, { epochs: 1, batchSize: B, seed: 2, logEvery: 1, onStep: (ev) => void losses.push(ev.loss) });
       const params = await Promise.all(model.params().map((p) => p.value.read()));
       expect((model.layers[0] as Conv2d).algorithm).toBe(algorithm);
+      trainer.dispose();
       model.dispose();
       return { losses, params };
     };

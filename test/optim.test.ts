@@ -1,10 +1,14 @@
 // Optimizer update kernels vs the CPU reference over several steps from the same state, with the
-// per-step values (learning rate, Adam's step) rewritten through Dispatch.setParams; and checks
-// that each flag (momentum, nesterov, decoupled) really changes the update.
+// per-step values (learning rate, Adam's bias corrections) written into the per-step uniform the
+// kernels read, once per step; and checks that each flag (momentum, nesterov, decoupled) really
+// changes the update.
 import { describe, expect, it } from 'vitest';
-import type { Engine } from '../src/gpu/engine.ts';
+import type { BufferArg, Engine } from '../src/gpu/engine.ts';
+import { GPUBufferUsageFlags } from '../src/gpu/buffers.ts';
 import type { Tensor } from '../src/gpu/tensor.ts';
-import { adamParams, adamUpdate, sgdParams, sgdUpdate, type AdamOptions, type SgdOptions } from '../src/kernels/optim.ts';
+import { adamParams, adamStepValues, adamUpdate, type AdamOptions } from '../src/kernels/adam.ts';
+import { sgdParams, sgdUpdate, type SgdOptions } from '../src/kernels/sgd.ts';
+import { packStepValues } from '../src/kernels/step.ts';
 import * as ref from '../src/reference/optim.ts';
 import { randomUniform } from '../src/util/random.ts';
 import { expectClose, getEngine } from './helpers.ts';
@@ -12,7 +16,7 @@ import { expectClose, getEngine } from './helpers.ts';
 const SIZES = [1, 7, 1000, 70_001];
 const STEPS = 5;
 
-/** A decaying learning rate, so that a kernel that ignored setParams would drift from the reference. */
+/** A decaying learning rate, so that a kernel that ignored the per-step values would drift from the reference. */
 const lrAt = (base: number, t: number) => base * (1 - 0.15 * t);
 const gradAt = (n: number, t: number) => randomUniform(n, 900 + 31 * t + n, -1, 1);
 
@@ -33,6 +37,12 @@ function initialState(n: number, withMomentum: boolean): State {
   };
 }
 
+/** The per-step values uniform for one test run. */
+function stepBuffer(e: Engine): BufferArg & { release(): void } {
+  const buffer = e.pool.acquire(32, GPUBufferUsageFlags.uniform, 'step values');
+  return { buffer, byteLength: 32, label: 'step values', release: () => e.releaseBuffer(buffer) };
+}
+
 function upload(e: Engine, s: State): Record<keyof State, Tensor> {
   const n = s.w.length;
   return {
@@ -48,14 +58,16 @@ async function runSgdGpu(e: Engine, init: State, opts: SgdOptions): Promise<Stat
   const t = upload(e, init);
   // Momentum 0 (no Nesterov) runs the stateless entry, sgd_update_plain, with no velocity bound.
   const plain = !((opts.momentum ?? 0) > 0);
-  const d = await sgdUpdate(e, t.w, t.g, plain ? null : t.v, opts);
+  const sv = stepBuffer(e);
+  const d = await sgdUpdate(e, t.w, t.g, plain ? null : t.v, opts, sv);
   for (let step = 0; step < STEPS; step++) {
     e.write(t.g, gradAt(n, step)); // submits the previous step first
-    d.setParams(sgdParams({ ...opts, lr: lrAt(opts.lr, step) }, n));
+    e.writeBuffer(sv, packStepValues({ step, dropout: false, lr: lrAt(opts.lr, step) }));
     e.run(d);
   }
   const out = { w: await t.w.read(), g: init.g, m: init.m, v: await t.v.read() };
   d.dispose();
+  sv.release();
   Object.values(t).forEach((x) => x.dispose());
   return out;
 }
@@ -69,14 +81,16 @@ function runSgdRef(init: State, opts: SgdOptions): State {
 async function runAdamGpu(e: Engine, init: State, opts: AdamOptions): Promise<State> {
   const n = init.w.length;
   const t = upload(e, init);
-  const d = await adamUpdate(e, t.w, t.g, t.m, t.v, { ...opts, step: 1 });
+  const sv = stepBuffer(e);
+  const d = await adamUpdate(e, t.w, t.g, t.m, t.v, opts, sv);
   for (let step = 1; step <= STEPS; step++) {
     e.write(t.g, gradAt(n, step));
-    d.setParams(adamParams({ ...opts, lr: lrAt(opts.lr, step) }, step, n));
+    e.writeBuffer(sv, packStepValues({ step: step - 1, dropout: false, lr: lrAt(opts.lr, step), extra: adamStepValues(opts, step) }));
     e.run(d);
   }
   const out = { w: await t.w.read(), g: init.g, m: await t.m.read(), v: await t.v.read() };
   d.dispose();
+  sv.release();
   Object.values(t).forEach((x) => x.dispose());
   return out;
 }
@@ -171,18 +185,26 @@ describe('each flag changes the update on the GPU', () => {
 });
 
 describe('params helpers', () => {
-  it('adamParams computes the bias corrections and takes the step either way', () => {
-    const opts = { lr: 0.01, beta1: 0.9, beta2: 0.999 };
-    const p = adamParams(opts, 3, 10);
-    expect(p.bc1).toBeCloseTo(1 - 0.9 ** 3, 12);
-    expect(p.bc2).toBeCloseTo(1 - 0.999 ** 3, 12);
-    expect(p.n).toBe(10);
-    expect(adamParams({ ...opts, step: 3 }, 10)).toEqual(p);
-    expect(() => adamParams(opts, 0, 10)).toThrow(/optim\.adam_update.*step 0/);
+  it('adamStepValues computes the bias corrections of step t; adamParams holds the fixed values', () => {
+    const opts = { beta1: 0.9, beta2: 0.999 };
+    const [bc1, bc2] = adamStepValues(opts, 3);
+    expect(bc1).toBeCloseTo(1 - 0.9 ** 3, 12);
+    expect(bc2).toBeCloseTo(1 - 0.999 ** 3, 12);
+    expect(adamParams(opts, 10)).toEqual({ n: 10, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupled: 0 });
+    expect(() => adamStepValues(opts, 0)).toThrow(/adam\.adam_update.*step 0/);
   });
 
   it('sgdParams refuses Nesterov without momentum', () => {
-    expect(() => sgdParams({ lr: 0.1, nesterov: true }, 4)).toThrow(/optim\.sgd_update.*Nesterov/);
+    expect(() => sgdParams({ nesterov: true }, 4)).toThrow(/sgd\.sgd_update.*Nesterov/);
+  });
+
+  it('packStepValues lays out step, flags, lr and the rule\'s values; refuses what does not fit', () => {
+    const v = new DataView(packStepValues({ step: 7, dropout: true, lr: 0.5, extra: [0.25, 0.125] }));
+    expect([v.getUint32(0, true), v.getUint32(4, true), v.getFloat32(8, true), v.getFloat32(12, true), v.getFloat32(16, true)]).toEqual([7, 1, 0.5, 0.25, 0.125]);
+    expect(new DataView(packStepValues({ step: 0, dropout: false, lr: 1 })).getUint32(4, true)).toBe(0);
+    expect(() => packStepValues({ step: 0, dropout: false, lr: 1, extra: [1, 2, 3, 4, 5, 6] })).toThrow(/6 optimizer values given; the uniform has room for 5/);
+    expect(() => packStepValues({ step: -1, dropout: false, lr: 1 })).toThrow(/step -1 is not a u32/);
+    expect(() => packStepValues({ step: 0, dropout: false, lr: NaN })).toThrow(/learning rate NaN/);
   });
 });
 
@@ -193,8 +215,10 @@ describe('shape checks', () => {
     const g = e.tensor([4, 3], undefined, 'g');
     const v = e.tensor([13], undefined, 'v');
     const m = e.tensor([2, 6], undefined, 'm');
-    await expect(sgdUpdate(e, w, g, v, { lr: 0.1 })).rejects.toThrow(/optim\.sgd_update.*"w" \[4, 3\].*"v" \[13\]/);
-    await expect(adamUpdate(e, w, v, m, g, { lr: 0.1, step: 1 })).rejects.toThrow(/optim\.adam_update.*"w" \[4, 3\].*"v" \[13\]/);
+    const sv = stepBuffer(e);
+    await expect(sgdUpdate(e, w, g, v, { momentum: 0.9 }, sv)).rejects.toThrow(/sgd\.sgd_update.*"w" \[4, 3\].*"v" \[13\]/);
+    await expect(adamUpdate(e, w, v, m, g, {}, sv)).rejects.toThrow(/adam\.adam_update.*"w" \[4, 3\].*"v" \[13\]/);
     for (const t of [w, g, v, m]) t.dispose();
+    sv.release();
   });
 });

@@ -57,7 +57,7 @@ describe('sum_accumulate vs reference', () => {
     e.run(d);
     // A uniform write is queued: work recorded before it must be submitted first.
     e.flush();
-    d.setParams({ n: 3, slot: 2 });
+    d.setParams({ n: 3, slot: 2, window: 1 });
     e.run(d, d);
     expect(Array.from(await acc.read())).toEqual([6, 0, 12]);
     d.dispose();

@@ -12,8 +12,9 @@ import { Dense } from '../src/nn/dense.ts';
 import { Dropout } from '../src/nn/dropout.ts';
 import type { Layer } from '../src/nn/layer.ts';
 import { writeFileAtomic } from '../src/train/atomic.ts';
-import { checkpointBytes, datasetInfo, loadWeights, modelFromCheckpoint, readCheckpoint } from '../src/train/checkpoint.ts';
-import { DivergenceError, Sequential } from '../src/train/model.ts';
+import { Sequential } from '../src/nn/sequential.ts';
+import { checkpointBytes, datasetInfo, loadWeights, readCheckpoint, trainerFromCheckpoint } from '../src/train/checkpoint.ts';
+import { DivergenceError, Trainer } from '../src/train/trainer.ts';
 import { Rng } from '../src/util/random.ts';
 import { getEngine } from './helpers.ts';
 
@@ -41,18 +42,23 @@ function blobs(n: number, seed: number): Dataset {
   };
 }
 
-async function newModel(e: Engine, seed = 5, dropout = 0): Promise<Sequential> {
+/** A small MLP, built and with its trainer (Adam). */
+async function newModel(e: Engine, seed = 5, dropout = 0): Promise<Trainer> {
   const layers: Layer[] = [new Flatten(), new Dense(16), new Activation('relu')];
   if (dropout) layers.push(new Dropout(dropout));
   layers.push(new Dense(3));
   const m = new Sequential(layers);
   await m.build(e, [6], { seed });
-  await m.compile({ loss: 'softmax_cross_entropy', optimizer: { kind: 'adam', lr: 0.01 } });
-  return m;
+  return Trainer.create(m, { loss: 'softmax_cross_entropy', optimizer: { kind: 'adam', lr: 0.01 } });
 }
 
-async function weights(m: Sequential): Promise<Float32Array[]> {
-  return Promise.all(m.params().map((p) => p.value.read()));
+async function weights(t: Trainer): Promise<Float32Array[]> {
+  return Promise.all(t.model.params().map((p) => p.value.read()));
+}
+
+function dispose(t: Trainer): void {
+  t.dispose();
+  t.model.dispose();
 }
 
 describe('divergence guard', () => {
@@ -65,17 +71,18 @@ describe('divergence guard', () => {
     await m.fit(data, { epochs: 1, batchSize: 32, onEpochEnd: async () => writeFileAtomic(file, await checkpointBytes(m, datasetInfo(data))) });
     const saved = readFileSync(file);
     // A learning rate this large sends the weights to infinity within a few steps.
-    await m.compile({ loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: 1e30, momentum: 0 } });
-    const err = await m.fit(data, { epochs: 1, batchSize: 32, logEvery: 4 }).catch((x) => x);
+    const wild = await Trainer.create(m.model, { loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: 1e30, momentum: 0 } });
+    const err = await wild.fit(data, { epochs: 1, batchSize: 32, logEvery: 4 }).catch((x) => x);
     expect(err).toBeInstanceOf(DivergenceError);
     expect((err as DivergenceError).step).toBeGreaterThanOrEqual(8);
     expect((err as Error).message).toMatch(/diverged.*at step \d+/);
     expect(readFileSync(file).equals(saved)).toBe(true);
-    const back = await modelFromCheckpoint(e, readCheckpoint(new Uint8Array(saved), file), file);
+    const back = await trainerFromCheckpoint(e, readCheckpoint(new Uint8Array(saved), file), file);
     const ev = await back.evaluate(data.test, data);
     expect(Number.isFinite(ev.loss)).toBe(true);
-    back.dispose();
-    m.dispose();
+    dispose(back);
+    wild.dispose();
+    dispose(m);
   });
 });
 
@@ -90,15 +97,15 @@ describe('exact resume', () => {
     const first = await newModel(e, 9, 0.2);
     await first.fit(data, { epochs: 1, batchSize: 32 });
     const bytes = await checkpointBytes(first, datasetInfo(data));
-    first.dispose();
-    const resumed = await modelFromCheckpoint(e, readCheckpoint(bytes, 'mem'), 'mem');
+    dispose(first);
+    const resumed = await trainerFromCheckpoint(e, readCheckpoint(bytes, 'mem'), 'mem');
     expect(resumed.state.epoch).toBe(1);
     await resumed.fit(data, { epochs: 1, batchSize: 32 });
     const got = await weights(resumed);
     expect(resumed.state.step).toBe(straight.state.step);
     for (let i = 0; i < want.length; i++) expect(Buffer.from(got[i].buffer).equals(Buffer.from(want[i].buffer))).toBe(true);
-    straight.dispose();
-    resumed.dispose();
+    dispose(straight);
+    dispose(resumed);
   });
 
   it('a checkpoint from a different model is refused, naming the tensor and both shapes', async () => {
@@ -109,7 +116,7 @@ describe('exact resume', () => {
     const b = new Sequential([new Flatten(), new Dense(8), new Activation('relu'), new Dense(3)]);
     await b.build(e, [6]);
     expect(() => loadWeights(b, readCheckpoint(bytes, 'a.safetensors').tensors, 'a.safetensors')).toThrow(/a\.safetensors[\s\S]*layers\.1\.weight: file has \[16, 6\], model expects \[8, 6\]/);
-    a.dispose();
+    dispose(a);
     b.dispose();
   });
 });
@@ -131,7 +138,7 @@ describe('no leaks', () => {
     expect(e.stats().buffersCreated - created0).toBeLessThanOrEqual(2);
     global.gc?.();
     expect(process.memoryUsage().heapUsed - heap0).toBeLessThan(64 * 1024 * 1024);
-    m.dispose();
+    dispose(m);
   });
 
   it('creating and destroying engines and models repeatedly', async () => {
@@ -140,7 +147,7 @@ describe('no leaks', () => {
       const e = await Engine.create({ log: () => {} });
       const m = await newModel(e);
       await m.fit(data, { epochs: 1, batchSize: 16 });
-      m.dispose();
+      dispose(m);
       await e.sync();
       e.pool.trim();
       // The only buffer left is the engine's one 16-byte placeholder bias of the matmul kernels.
@@ -176,11 +183,11 @@ describe('device loss', () => {
     e.destroy();
     const bytes = new Uint8Array(readFileSync(file));
     const e2 = await Engine.create({ log: () => {} });
-    const back = await modelFromCheckpoint(e2, readCheckpoint(bytes, file), file);
+    const back = await trainerFromCheckpoint(e2, readCheckpoint(bytes, file), file);
     expect(back.state.epoch).toBe(1);
     await back.fit(data, { epochs: 1, batchSize: 16 });
     expect(back.state.epoch).toBe(2);
-    back.dispose();
+    dispose(back);
     e2.destroy();
     writeFileSync(join(dir, 'done'), '');
   });

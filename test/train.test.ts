@@ -7,7 +7,8 @@ import { Activation, Flatten } from '../src/nn/activations.ts';
 import { Dense } from '../src/nn/dense.ts';
 import { LayerShapeError } from '../src/nn/layer.ts';
 import { refDense, refTrainStep, type RefOptimizer } from '../src/reference/mlp.ts';
-import { Sequential } from '../src/train/model.ts';
+import { Sequential } from '../src/nn/sequential.ts';
+import { Trainer } from '../src/train/trainer.ts';
 import { Rng } from '../src/util/random.ts';
 import { getEngine } from './helpers.ts';
 
@@ -41,12 +42,12 @@ describe('GPU training matches the CPU reference step by step', () => {
       const model = new Sequential([new Flatten(), new Dense(37), new Activation('relu'), new Dense(19), new Activation('tanh'), new Dense(C)]);
       await model.build(e, [F], { seed: 3 });
       const optimizer = opt.kind === 'sgd' ? { kind: 'sgd' as const, lr: opt.lr, momentum: opt.momentum, weightDecay: opt.weightDecay } : { kind: opt.kind, lr: opt.lr, weightDecay: opt.weightDecay };
-      await model.compile({ loss: 'softmax_cross_entropy', optimizer });
+      const trainer = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer });
       const p = await Promise.all(model.params().map((q) => q.value.read()));
       const ref = [refDense(p[0], p[1], F, 37, 'relu'), refDense(p[2], p[3], 37, 19, 'tanh'), refDense(p[4], p[5], 19, C, null)];
 
       const gpuLosses: number[] = [];
-      await model.fit(data, { epochs: 1, batchSize: B, seed: 11, logEvery: 1, onStep: (ev) => void gpuLosses.push(ev.loss) });
+      await trainer.fit(data, { epochs: 1, batchSize: B, seed: 11, logEvery: 1, onStep: (ev) => void gpuLosses.push(ev.loss) });
 
       const batcher = new Batcher(data.train, data, { batchSize: B, shuffle: true, seed: 11, dropLast: true });
       const x = new Float32Array(B * F);
@@ -89,9 +90,9 @@ describe('learning', () => {
     const data: Dataset = { name: 'spirals', task: 'classification', inputShape: [2], numClasses: 2, train: { n, x, y }, test: { n, x, y }, normalization: { kind: 'standardize', mean: [0, 0], std: [1, 1] } };
     const model = new Sequential([new Flatten(), new Dense(64), new Activation('tanh'), new Dense(64), new Activation('tanh'), new Dense(2)]);
     await model.build(e, [2], { seed: 2 });
-    await model.compile({ loss: 'softmax_cross_entropy', optimizer: { kind: 'adam', lr: 0.01 } });
-    await model.fit(data, { epochs: 60, batchSize: 50, logEvery: 8 });
-    const r = await model.evaluate(data.test, data);
+    const trainer = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer: { kind: 'adam', lr: 0.01 } });
+    await trainer.fit(data, { epochs: 60, batchSize: 50, logEvery: 8 });
+    const r = await trainer.evaluate(data.test, data);
     expect(r.loss).toBeLessThan(0.05);
     expect(r.accuracy).toBeGreaterThan(0.99);
     model.dispose();
@@ -104,9 +105,9 @@ describe('learning', () => {
     const data: Dataset = { name: 'xor', task: 'regression', inputShape: [2], numClasses: 1, train: { n: 4, x, y }, test: { n: 4, x, y }, normalization: { kind: 'standardize', mean: [0, 0], std: [1, 1] } };
     const model = new Sequential([new Flatten(), new Dense(8), new Activation('tanh'), new Dense(1)]);
     await model.build(e, [2], { seed: 4 });
-    await model.compile({ loss: 'bce_logits', optimizer: { kind: 'adam', lr: 0.05 } });
-    await model.fit(data, { epochs: 400, batchSize: 4, logEvery: 50 });
-    const r = await model.evaluate(data.test, data);
+    const trainer = await Trainer.create(model, { loss: 'bce_logits', optimizer: { kind: 'adam', lr: 0.05 } });
+    await trainer.fit(data, { epochs: 400, batchSize: 4, logEvery: 50 });
+    const r = await trainer.evaluate(data.test, data);
     expect(r.loss).toBeLessThan(0.02);
     expect(r.accuracy).toBe(1);
     model.dispose();
@@ -118,15 +119,15 @@ describe('model building errors name the layer and the shapes', () => {
     const e = await getEngine();
     const m = new Sequential([new Dense(10)]);
     await expect(m.build(e, [1, 28, 28])).rejects.toThrow(LayerShapeError);
-    await expect(new Sequential([new Dense(10)]).build(e, [1, 28, 28])).rejects.toThrow(/Layer 0:Dense: cannot take input of shape \[1, 28, 28\]/);
+    await expect(new Sequential([new Dense(10)]).build(e, [1, 28, 28])).rejects.toThrow(/Layer layers\.0 \(Dense\): cannot take input of shape \[1, 28, 28\]/);
   });
   it('dataset and model disagree', async () => {
     const e = await getEngine();
     const m = new Sequential([new Flatten(), new Dense(3)]);
     await m.build(e, [4]);
-    await m.compile({ loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: 0.1 } });
-    await expect(m.fit(randomDataset(8, 5, 3, 1), { epochs: 1 })).rejects.toThrow(/samples of shape \[5\].*built for \[4\]/);
-    await expect(m.fit(randomDataset(8, 4, 7, 1), { epochs: 1 })).rejects.toThrow(/has 7 classes, but the model outputs 3/);
+    const t = await Trainer.create(m, { loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: 0.1 } });
+    await expect(t.fit(randomDataset(8, 5, 3, 1), { epochs: 1 })).rejects.toThrow(/samples of shape \[5\].*built for \[4\]/);
+    await expect(t.fit(randomDataset(8, 4, 7, 1), { epochs: 1 })).rejects.toThrow(/has 7 classes, but the model outputs 3/);
     m.dispose();
   });
 });

@@ -9,8 +9,9 @@ import { makePreset } from '../nn/presets.ts';
 import type { OptimizerConfig } from '../optim/optimizer.ts';
 import type { ScheduleConfig } from '../optim/schedule.ts';
 import { readFileChecked, writeFileAtomic } from '../train/atomic.ts';
-import { checkpointBytes, datasetInfo, modelFromCheckpoint, readCheckpoint, type DatasetInfo } from '../train/checkpoint.ts';
-import { Sequential, type EpochEvent, type StepEvent } from '../train/model.ts';
+import type { Model } from '../nn/model.ts';
+import { checkpointBytes, datasetInfo, modelFromCheckpoint, readCheckpoint, trainerFromCheckpoint, type DatasetInfo } from '../train/checkpoint.ts';
+import { predict, Trainer, type EpochEvent, type StepEvent } from '../train/trainer.ts';
 import { UsageError } from './options.ts';
 import { adapterSummary, writeMetrics, type RunMetrics } from './report.ts';
 
@@ -26,7 +27,12 @@ async function withEngine<T>(fn: (e: Engine) => Promise<T>): Promise<T> {
   }
 }
 
-async function openCheckpoint(e: Engine, file: string): Promise<{ model: Sequential; dataset: DatasetInfo | null }> {
+async function openCheckpoint(e: Engine, file: string): Promise<{ trainer: Trainer; dataset: DatasetInfo | null }> {
+  const ckpt = readCheckpoint(await readFileChecked(file), file);
+  return { trainer: await trainerFromCheckpoint(e, ckpt, file), dataset: ckpt.meta.dataset };
+}
+
+async function openModel(e: Engine, file: string): Promise<{ model: Model; dataset: DatasetInfo | null }> {
   const ckpt = readCheckpoint(await readFileChecked(file), file);
   return { model: await modelFromCheckpoint(e, ckpt, file), dataset: ckpt.meta.dataset };
 }
@@ -74,12 +80,12 @@ export async function runTrain(o: TrainOptions): Promise<void> {
   const data = loadDataset(o.dataset, { target: o.target, task: o.task, log });
   log(`dataset ${data.name}: ${data.train.n} train / ${data.test.n} test samples of [${data.inputShape.join(', ')}], ${data.task}${data.task === 'classification' ? ` (${data.numClasses} classes)` : ''}`);
   await withEngine(async (e) => {
-    let model: Sequential;
+    let trainer: Trainer;
     if (o.resume) {
       const opened = await openCheckpoint(e, o.resume);
-      model = opened.model;
+      trainer = opened.trainer;
       checkDataMatches(data, opened.dataset, o.resume);
-      log(`resumed ${o.resume}: epoch ${model.state.epoch}, step ${model.state.step}`);
+      log(`resumed ${o.resume}: epoch ${trainer.state.epoch}, step ${trainer.state.step}`);
     } else {
       const stepsPerEpoch = Math.max(1, Math.floor(data.train.n / Math.min(o.batchSize, data.train.n)));
       const schedule: ScheduleConfig =
@@ -89,19 +95,21 @@ export async function runTrain(o: TrainOptions): Promise<void> {
             ? { kind: 'step', everySteps: Math.max(1, Math.ceil((o.epochs * stepsPerEpoch) / 3)), gamma: 0.1 }
             : { kind: 'constant' };
       const outputs = data.numClasses;
-      model = new Sequential(makePreset(o.model, outputs, { hidden: o.hidden, activation: o.activation as never, dropout: o.dropout }));
+      const model = makePreset(o.model, outputs, { hidden: o.hidden, activation: o.activation as never, dropout: o.dropout });
       await model.build(e, data.inputShape, { seed: o.seed });
-      await model.compile({
+      trainer = await Trainer.create(model, {
         loss: data.task === 'classification' ? 'softmax_cross_entropy' : 'mse',
         optimizer: { kind: o.optimizer, lr: o.lr, momentum: o.momentum, nesterov: o.nesterov, weightDecay: o.weightDecay, schedule },
       });
     }
+    const model = trainer.model;
+    await trainer.trainStep(Math.min(o.batchSize, data.train.n), o.logEvery);
     log(model.summary());
-    const remaining = Math.max(0, o.epochs - model.state.epoch);
-    const history = await fitWithProgress(model, data, o, remaining);
+    const remaining = Math.max(0, o.epochs - trainer.state.epoch);
+    const history = await fitWithProgress(trainer, data, o, remaining);
     const t0 = performance.now();
     const last = history.at(-1);
-    const test = last && last.valLoss !== undefined ? { loss: last.valLoss, accuracy: last.valAccuracy ?? null } : await model.evaluate(data.test, data);
+    const test = last && last.valLoss !== undefined ? { loss: last.valLoss, accuracy: last.valAccuracy ?? null } : await trainer.evaluate(data.test, data);
     const testLine = data.task === 'classification' ? `test loss ${test.loss.toFixed(4)}, test accuracy ${pct(test.accuracy)}` : `test loss (MSE, standardised targets) ${test.loss.toFixed(4)}`;
     log('');
     console.log(testLine);
@@ -112,9 +120,9 @@ export async function runTrain(o: TrainOptions): Promise<void> {
         dataset: data.name,
         model: modelName(o),
         adapter: adapterSummary(e.adapter),
-        epochs: model.state.epoch,
+        epochs: trainer.state.epoch,
         batchSize: o.batchSize,
-        optimizer: model.optimizer?.config,
+        optimizer: trainer.optimizer.config,
         seed: o.seed,
         trainLoss: history.map((h) => h.loss),
         trainAccuracy: history.map((h) => h.accuracy),
@@ -131,11 +139,12 @@ export async function runTrain(o: TrainOptions): Promise<void> {
       const svg = await writeMetrics(o.metricsOut, metrics, history);
       log(`metrics written to ${o.metricsOut}${svg ? ` (curves: ${svg})` : ''}`);
     }
+    trainer.dispose();
     model.dispose();
   });
 }
 
-async function fitWithProgress(model: Sequential, data: Dataset, o: TrainOptions, epochs: number): Promise<EpochEvent[]> {
+async function fitWithProgress(trainer: Trainer, data: Dataset, o: TrainOptions, epochs: number): Promise<EpochEvent[]> {
   const tty = process.stderr.isTTY && !o.quiet;
   let bar: cliProgress.SingleBar | null = null;
   const total = o.epochs;
@@ -152,7 +161,7 @@ async function fitWithProgress(model: Sequential, data: Dataset, o: TrainOptions
     bar.start(batches, 0, { loss: '-', acc: '-', sps: '-' });
   };
   const info = datasetInfo(data);
-  return model.fit(data, {
+  return trainer.fit(data, {
     epochs,
     batchSize: o.batchSize,
     seed: o.seed,
@@ -172,7 +181,7 @@ async function fitWithProgress(model: Sequential, data: Dataset, o: TrainOptions
       const val = data.task === 'classification' ? `test loss ${ev.valLoss?.toFixed(4)} acc ${pct(ev.valAccuracy)}` : `test loss ${ev.valLoss?.toFixed(4)}`;
       log(`epoch ${ev.epoch}/${total}: train loss ${ev.loss.toFixed(4)}${ev.accuracy !== null ? ` acc ${pct(ev.accuracy)}` : ''} | ${val} | ${Math.round(ev.samplesPerSecond)} samples/s, ${ev.seconds.toFixed(1)} s`);
       if (o.save) {
-        await writeFileAtomic(o.save, await checkpointBytes(model, info));
+        await writeFileAtomic(o.save, await checkpointBytes(trainer, info));
       }
     },
   });
@@ -193,22 +202,23 @@ export interface EvaluateOptions {
 
 export async function runEvaluate(o: EvaluateOptions): Promise<void> {
   await withEngine(async (e) => {
-    const { model, dataset: info } = await openCheckpoint(e, o.checkpoint);
+    const { trainer, dataset: info } = await openCheckpoint(e, o.checkpoint);
+    const model = trainer.model;
     const spec = o.dataset ?? info?.name;
     if (!spec) throw new UsageError(`checkpoint ${o.checkpoint} does not say which dataset it was trained on; pass --dataset.`);
     const data = await loadDataset(spec, { target: o.target });
     checkDataMatches(data, info, o.checkpoint);
     const t0 = performance.now();
-    const r = await model.evaluate(data.test, data);
+    const r = await trainer.evaluate(data.test, data);
     const seconds = (performance.now() - t0) / 1000;
     console.log(`${data.name} test: loss ${r.loss.toFixed(4)}${r.accuracy !== null ? `, accuracy ${pct(r.accuracy)}` : ''} (${r.n} samples)`);
     if (o.metricsOut) {
       const metrics: RunMetrics = {
         command: 'evaluate',
         dataset: data.name,
-        model: model.layers.map((l) => l.kind).join('-'),
+        model: model.nodes.map((n) => n.op.kind).join('-'),
         adapter: adapterSummary(e.adapter),
-        epochs: model.state.epoch,
+        epochs: trainer.state.epoch,
         trainLoss: [],
         trainAccuracy: [],
         testLoss: r.loss,
@@ -219,6 +229,7 @@ export async function runEvaluate(o: EvaluateOptions): Promise<void> {
       };
       await writeMetrics(o.metricsOut, metrics, []);
     }
+    trainer.dispose();
     model.dispose();
   });
 }
@@ -233,7 +244,7 @@ export interface PredictOptions {
 
 export async function runPredict(o: PredictOptions): Promise<void> {
   await withEngine(async (e) => {
-    const { model, dataset: info } = await openCheckpoint(e, o.checkpoint);
+    const { model, dataset: info } = await openModel(e, o.checkpoint);
     let x: Float32Array;
     let n: number;
     let truth: (number | null)[] = [];
@@ -258,7 +269,7 @@ export async function runPredict(o: PredictOptions): Promise<void> {
       b.fill(0, 0, x, y);
       truth = Array.from(y);
     }
-    const logits = await model.predict(x, n);
+    const logits = await predict(model, x, n);
     const C = logits.length / n;
     const names = info?.classNames;
     for (let i = 0; i < n; i++) {

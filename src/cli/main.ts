@@ -2,9 +2,9 @@
 // the work. Every failure ends in one clear line on stderr and a non-zero exit, never a stack
 // trace (set WGTRAIN_DEBUG=1 to see one).
 import { Command, CommanderError, Option } from 'commander';
-import { ACTIVATIONS } from '../kernels/activation.ts';
+import { ACTIVATIONS } from '../ops/activation.ts';
 import { presetNames } from '../nn/presets.ts';
-import { OPTIMIZERS } from '../optim/optimizer.ts';
+import { optimizerKinds } from '../optim/optimizer.ts';
 import { augmentList, intList, nonNegativeInt, numberInRange, oneOf, positiveInt, positiveNumber, UsageError } from './options.ts';
 import { runEvaluate, runPredict, runTrain } from './commands.ts';
 
@@ -23,7 +23,7 @@ function program(): Command {
     .option('--hidden <sizes>', 'hidden layer widths of the MLP, comma-separated', intList('--hidden'), [256, 128])
     .addOption(new Option('--activation <name>', 'hidden activation').choices(ACTIVATIONS).default('relu'))
     .option('--dropout <p>', 'dropout after each hidden layer', numberInRange('--dropout', 0, 1), 0)
-    .addOption(new Option('--optimizer <name>', 'optimizer').choices(OPTIMIZERS).default('adam'))
+    .addOption(new Option('--optimizer <name>', 'optimizer').choices(optimizerKinds()).default('adam'))
     .option('--lr <rate>', 'learning rate', positiveNumber('--lr'), 0.001)
     .option('--momentum <m>', 'SGD momentum', numberInRange('--momentum', 0, 1))
     .option('--nesterov', 'Nesterov momentum (SGD)')

@@ -4,7 +4,7 @@ import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { AdapterReport } from '../gpu/device.ts';
 import { writeFileAtomic } from '../train/atomic.ts';
-import type { EpochEvent } from '../train/model.ts';
+import type { EpochEvent } from '../train/trainer.ts';
 
 export interface RunMetrics {
   command: 'train' | 'evaluate';

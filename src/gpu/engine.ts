@@ -197,6 +197,14 @@ export class Engine {
     this.device.queue.writeBuffer(t.buffer, 0, arr.buffer, arr.byteOffset, arr.byteLength);
   }
 
+  /** Upload raw bytes into a buffer argument (a uniform such as the per-step values), ordered like `write`. */
+  writeBuffer(dst: BufferArg, data: ArrayBuffer): void {
+    this.assertAlive();
+    if (data.byteLength > dst.byteLength) throw new Error(`Buffer "${dst.label ?? 'buffer'}" holds ${dst.byteLength} bytes; ${data.byteLength} were given.`);
+    this.flush();
+    this.device.queue.writeBuffer(dst.buffer, 0, data);
+  }
+
   /** Copy `src` into `dst` (queued). */
   copy(src: Tensor, dst: Tensor): void {
     if (src.size !== dst.size) throw new Error(`copy: "${src.label}" ${shapeStr(src.shape)} and "${dst.label}" ${shapeStr(dst.shape)} differ in size.`);

@@ -1,17 +1,21 @@
 // Activation layers (ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax) and Flatten: no parameters,
-// output shape = input shape (Flatten: the product). A ReLU/LeakyReLU right after a Dense layer
-// is fused into the Dense matmul by Sequential; the layer then plans no dispatches of its own.
+// output shape = input shape (Flatten: the product). A ReLU/LeakyReLU that is the only reader of a
+// Dense or Conv2d output is fused into that layer's kernel by the model's fusion pass (the layer's
+// `absorb`), and plans no dispatches of its own.
 import type { Engine } from '../gpu/engine.ts';
 import type { Shape } from '../gpu/tensor.ts';
-import { activationBackward, activationForward, type Activation as ActivationKind } from '../kernels/activation.ts';
+import { activationBackward, activationForward } from '../kernels/activation.ts';
 import { softmaxBackward, softmaxForward } from '../kernels/softmax.ts';
-import { Layer, LayerShapeError, type LayerPlan, type PlanIO } from './layer.ts';
+import type { Activation as ActivationKind } from '../ops/activation.ts';
+import { Layer, LayerShapeError } from './layer.ts';
+import type { OpIO, OpPlan } from './op.ts';
+
+const noDispatches = (): OpPlan => ({ forward: [], backward: [], dispose: () => {} });
 
 /** An elementwise activation layer. */
 export class Activation extends Layer {
   readonly kind: string;
-  /** Set by Sequential when this activation was fused into the preceding layer: y aliases x, no dispatches. */
-  fused = false;
+  readonly accumulates = true;
 
   constructor(
     readonly activation: ActivationKind,
@@ -22,15 +26,12 @@ export class Activation extends Layer {
   }
 
   build(_e: Engine, inputShape: Shape): Shape {
-    this.inputShape = [...inputShape];
-    this.outputShape = [...inputShape];
-    return this.outputShape;
+    return [...inputShape];
   }
 
-  async plan(e: Engine, io: PlanIO): Promise<LayerPlan> {
-    if (this.fused) return { forward: [], backward: [], dispose: () => {} };
+  async plan(e: Engine, io: OpIO): Promise<OpPlan> {
     const forward = [await activationForward(e, this.activation, io.x, io.y, this.alpha)];
-    const backward = io.dx ? [await activationBackward(e, this.activation, io.x, io.dy, io.dx, this.alpha)] : [];
+    const backward = io.dy && io.dx ? [await activationBackward(e, this.activation, io.x, io.dy, io.dx.tensor, this.alpha, { accumulate: io.dx.accumulate })] : [];
     return { forward, backward, dispose: () => [...forward, ...backward].forEach((d) => d.dispose()) };
   }
 
@@ -45,20 +46,22 @@ export const Sigmoid = () => new Activation('sigmoid');
 export const Tanh = () => new Activation('tanh');
 export const GELU = () => new Activation('gelu');
 
-/** Softmax over the last axis of a [B, C] input. For training with softmax cross-entropy, end the model with the logits instead: the loss fuses softmax. */
+/**
+ * Softmax over the last axis. For training with softmax cross-entropy, a model may end with it:
+ * the loss then reads the logits before it (see the loss planning), so the gradient stays exact.
+ */
 export class Softmax extends Layer {
   readonly kind = 'Softmax';
+  readonly accumulates = true;
 
   build(_e: Engine, inputShape: Shape): Shape {
-    if (inputShape.length !== 1) throw new LayerShapeError(this.name || 'Softmax', inputShape, 'Softmax takes a flat vector of class scores per sample.');
-    this.inputShape = [...inputShape];
-    this.outputShape = [...inputShape];
-    return this.outputShape;
+    if (inputShape.length < 1) throw new LayerShapeError(this.name, inputShape, 'Softmax needs at least one dimension per sample.');
+    return [...inputShape];
   }
 
-  async plan(e: Engine, io: PlanIO): Promise<LayerPlan> {
+  async plan(e: Engine, io: OpIO): Promise<OpPlan> {
     const forward = [await softmaxForward(e, io.x, io.y)];
-    const backward = io.dx ? [await softmaxBackward(e, io.y, io.dy, io.dx)] : [];
+    const backward = io.dy && io.dx ? [await softmaxBackward(e, io.y, io.dy, io.dx.tensor, { accumulate: io.dx.accumulate })] : [];
     return { forward, backward, dispose: () => [...forward, ...backward].forEach((d) => d.dispose()) };
   }
 
@@ -70,17 +73,14 @@ export class Softmax extends Layer {
 /** Flatten [C, H, W] (or any shape) per sample to [C*H*W]. Its output is a view of its input: no copy. */
 export class Flatten extends Layer {
   readonly kind = 'Flatten';
-  /** The model makes y and dy views of x and dx for layers that set this. */
   readonly isView = true;
 
   build(_e: Engine, inputShape: Shape): Shape {
-    this.inputShape = [...inputShape];
-    this.outputShape = [inputShape.reduce((a, b) => a * b, 1)];
-    return this.outputShape;
+    return [inputShape.reduce((a, b) => a * b, 1)];
   }
 
-  async plan(): Promise<LayerPlan> {
-    return { forward: [], backward: [], dispose: () => {} };
+  async plan(): Promise<OpPlan> {
+    return noDispatches();
   }
 
   config(): Record<string, unknown> {

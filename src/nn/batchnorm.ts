@@ -7,7 +7,8 @@ import type { Dispatch, Engine } from '../gpu/engine.ts';
 import type { Shape, Tensor } from '../gpu/tensor.ts';
 import { batchNormBackward, batchNormForwardEval, batchNormForwardTrain } from '../kernels/batchnorm.ts';
 import { expectImage } from './conv.ts';
-import { Layer, type Buffer, type LayerPlan, type Param, type PlanIO } from './layer.ts';
+import { Layer } from './layer.ts';
+import type { OpIO, OpPlan, Param, StateTensor } from './op.ts';
 
 /** BatchNorm2d's options, PyTorch's defaults. */
 export interface BatchNorm2dOptions {
@@ -20,12 +21,13 @@ export interface BatchNorm2dOptions {
 /** Batch normalisation over (B, H, W) per channel of [B, C, H, W]. */
 export class BatchNorm2d extends Layer {
   readonly kind = 'BatchNorm2d';
+  readonly accumulates = true;
   readonly momentum: number;
   readonly eps: number;
   gamma: Param | null = null; // [C]
   beta: Param | null = null; // [C]
-  runningMean: Buffer | null = null; // [C]
-  runningVar: Buffer | null = null; // [C]
+  runningMean: StateTensor | null = null; // [C]
+  runningVar: StateTensor | null = null; // [C]
 
   constructor(opts: BatchNorm2dOptions = {}) {
     super();
@@ -36,35 +38,27 @@ export class BatchNorm2d extends Layer {
   }
 
   build(e: Engine, inputShape: Shape): Shape {
-    const [C] = expectImage(this.name || this.kind, inputShape);
-    const n = this.name;
+    const [C] = expectImage(this.name, inputShape);
+    const n = this.at;
     // Scales and shifts are not decayed: shrinking gamma towards 0 would fight the normalisation.
     this.gamma = { name: 'weight', value: e.tensor([C], new Float32Array(C).fill(1), `${n}.weight`), grad: e.zeros([C], `${n}.dweight`), decay: false };
     this.beta = { name: 'bias', value: e.zeros([C], `${n}.bias`), grad: e.zeros([C], `${n}.dbias`), decay: false };
     this.runningMean = { name: 'running_mean', value: e.zeros([C], `${n}.running_mean`) };
     this.runningVar = { name: 'running_var', value: e.tensor([C], new Float32Array(C).fill(1), `${n}.running_var`) };
-    this.inputShape = [...inputShape];
-    this.outputShape = [...inputShape];
-    return this.outputShape;
+    return [...inputShape];
   }
 
-  params(): Param[] {
+  ownParams(): Param[] {
     return [this.gamma, this.beta].filter((p): p is Param => p !== null);
   }
 
-  buffers(): Buffer[] {
-    return [this.runningMean, this.runningVar].filter((b): b is Buffer => b !== null);
+  ownBuffers(): StateTensor[] {
+    return [this.runningMean, this.runningVar].filter((b): b is StateTensor => b !== null);
   }
 
-  async plan(e: Engine, io: PlanIO): Promise<LayerPlan> {
+  async plan(e: Engine, io: OpIO): Promise<OpPlan> {
     if (!this.gamma || !this.beta || !this.runningMean || !this.runningVar) throw new Error(`Layer ${this.name}: plan() before build().`);
     const C = this.inputShape[0];
-    const owned: Tensor[] = [];
-    const alloc = (shape: Shape, label: string) => {
-      const t = e.tensor(shape, undefined, `${this.name}.${label}`);
-      owned.push(t);
-      return t;
-    };
     const forwardEval = [await batchNormForwardEval(e, io.x, this.gamma.value, this.beta.value, this.runningMean.value, this.runningVar.value, io.y, { eps: this.eps })];
     const perChannel = (io.x.size / io.batch / C) * io.batch;
     // A batch with one value per channel has no variance to normalise by (and an undefined
@@ -81,24 +75,33 @@ export class BatchNorm2d extends Layer {
         dispose: () => forwardEval.forEach((d) => d.dispose()),
       };
     }
-    const mean = alloc([C], 'mean'); // batch mean, saved for backward
-    const invstd = alloc([C], 'invstd'); // 1 / sqrt(biased batch variance + eps), saved for backward
+    const mean = io.scratch([C], `${io.path}.mean`); // batch mean, saved for backward
+    const invstd = io.scratch([C], `${io.path}.invstd`); // 1 / sqrt(biased batch variance + eps), saved for backward
     const forward = [
       await batchNormForwardTrain(e, io.x, this.gamma.value, this.beta.value, io.y, mean, invstd, this.runningMean.value, this.runningVar.value, {
         eps: this.eps,
         momentum: this.momentum,
       }),
     ];
-    // The kernel always writes dx; the first layer of a model has none, so it gets a scratch one.
-    const dx = io.dx ?? alloc(io.x.shape, 'dx-unused');
-    const backward: Dispatch[] = [await batchNormBackward(e, io.x, io.dy, this.gamma.value, mean, invstd, dx, this.gamma.grad, this.beta.grad)];
+    const backward: Dispatch[] = [];
+    if (io.dy) {
+      const gg = io.grad(this.gamma);
+      const gb = io.grad(this.beta);
+      // One kernel writes dx, dgamma and dbeta under one accumulate flag. A model input has no
+      // dx to write: it gets a scratch. When dx and the parameters disagree (one written, the
+      // other added to), dx goes through a scratch that the planner cannot add in: refuse.
+      const dx = io.dx ?? { tensor: io.scratch(io.x.shape, `${io.path}.dx-unused`), accumulate: gg.accumulate };
+      if (dx.accumulate !== gg.accumulate || gb.accumulate !== gg.accumulate) {
+        throw new Error(`Layer ${this.name}: its input gradient and its parameter gradients must both be written or both be added to (a BatchNorm2d called twice on a value used elsewhere is not supported).`);
+      }
+      backward.push(await batchNormBackward(e, io.x, io.dy, this.gamma.value, mean, invstd, dx.tensor, gg.tensor, gb.tensor, { accumulate: gg.accumulate }));
+    }
     return {
       forward,
       forwardEval,
       backward,
       dispose: () => {
         for (const d of [...forward, ...forwardEval, ...backward]) d.dispose();
-        owned.forEach((t) => t.dispose());
       },
     };
   }

@@ -9,6 +9,7 @@ import { Dense } from './dense.ts';
 import { Dropout } from './dropout.ts';
 import type { Layer } from './layer.ts';
 import { GlobalAvgPool, MaxPool2d } from './pool.ts';
+import { Sequential } from './sequential.ts';
 
 /** Options the CNN presets read (the MLP's `hidden` and `activation` do not apply). */
 export interface CnnPresetOptions {
@@ -43,8 +44,8 @@ function convBlock(channels: number): Layer[] {
  * with it, 96.76-96.96% at epoch 4 and 97.26-97.36% after the CLI's default 10 epochs (two runs;
  * Adam, lr 1e-3, batch 64, cosine schedule).
  */
-export function cnn(outputs: number, opts: CnnPresetOptions = {}): Layer[] {
-  return [
+export function cnn(outputs: number, opts: CnnPresetOptions = {}): Sequential {
+  return new Sequential([
     ...convBlock(16),
     ...convBlock(32),
     new Flatten(),
@@ -52,7 +53,7 @@ export function cnn(outputs: number, opts: CnnPresetOptions = {}): Layer[] {
     new Activation('relu'),
     new Dropout(opts.dropout || CNN_DROPOUT),
     new Dense(outputs),
-  ];
+  ]);
 }
 
 /**
@@ -61,9 +62,9 @@ export function cnn(outputs: number, opts: CnnPresetOptions = {}): Layer[] {
  * Dense(outputs). Global pooling instead of Flatten keeps the classifier at 128 x outputs weights.
  * About 95k parameters, 10 M multiply-adds per image.
  */
-export function cnnCifar(outputs: number, opts: CnnPresetOptions = {}): Layer[] {
+export function cnnCifar(outputs: number, opts: CnnPresetOptions = {}): Sequential {
   const layers: Layer[] = [...convBlock(32), ...convBlock(64), ...convBlock(128), new GlobalAvgPool()];
   if (opts.dropout) layers.push(new Dropout(opts.dropout));
   layers.push(new Dense(outputs));
-  return layers;
+  return new Sequential(layers);
 }

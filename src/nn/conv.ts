@@ -52,7 +52,9 @@ import { col2im, im2col, transposeBatched } from '../kernels/im2col.ts';
 import { biasGrad, matmul } from '../kernels/matmul.ts';
 import type { Rng } from '../util/random.ts';
 import { initialize, type Initializer } from './init.ts';
-import { Layer, LayerShapeError, type LayerPlan, type Param, type PlanIO } from './layer.ts';
+import type { Epilogue, Node } from './graph.ts';
+import { Layer, LayerShapeError } from './layer.ts';
+import type { OpIO, OpPlan, Param } from './op.ts';
 
 /** A size per spatial axis: one number for both, or [height, width]. */
 export type Size2 = number | [number, number];
@@ -170,10 +172,9 @@ export function slideOut(layer: string, inputShape: Shape, n: number, k: number,
 /** 2-D convolution, NCHW: [IC, H, W] -> [OC, OH, OW] per sample. */
 export class Conv2d extends Layer {
   readonly kind = 'Conv2d';
+  readonly accumulates = true;
   weight: Param | null = null; // [OC, IC, KH, KW]
   bias: Param | null = null; // [OC]
-  /** A ReLU fused by Sequential from the layer that follows. */
-  fusedRelu = false;
   readonly kernel: [number, number];
   readonly stride: [number, number];
   readonly padding: [number, number];
@@ -209,11 +210,11 @@ export class Conv2d extends Layer {
 
   private chooseAlgorithm(e: Engine, batch: number | null): ConvAlgorithmChoice {
     const s: ConvShape = { batch, input: this.inputShape, output: this.outputShape, kernel: this.kernel };
-    return chooseConvAlgorithm(this.name || 'Conv2d', this.opts.algorithm ?? 'auto', s, e.adapter.limits.maxStorageBufferBindingSize);
+    return chooseConvAlgorithm(this.name, this.opts.algorithm ?? 'auto', s, e.adapter.limits.maxStorageBufferBindingSize);
   }
 
   build(e: Engine, inputShape: Shape, rng: Rng): Shape {
-    const name = this.name || 'Conv2d';
+    const name = this.name;
     const [C, H, W] = expectImage(name, inputShape);
     const [kh, kw] = this.kernel;
     const oh = slideOut(name, inputShape, H, kh, this.stride[0], this.padding[0], 'H', `${kh}x${kw} kernel`);
@@ -222,10 +223,10 @@ export class Conv2d extends Layer {
     const fanOut = this.outChannels * kh * kw;
     const wShape = [this.outChannels, C, kh, kw];
     const w = initialize(this.opts.kernelInitializer ?? 'he_uniform', this.outChannels * fanIn, fanIn, fanOut, rng);
-    this.weight = { name: 'weight', value: e.tensor(wShape, w, `${this.name}.weight`), grad: e.zeros(wShape, `${this.name}.dweight`), decay: true };
+    this.weight = { name: 'weight', value: e.tensor(wShape, w, `${this.at}.weight`), grad: e.zeros(wShape, `${this.at}.dweight`), decay: true };
     if (this.opts.bias !== false) {
       const b = initialize(this.opts.biasInitializer ?? 'zeros', this.outChannels, fanIn, fanOut, rng);
-      this.bias = { name: 'bias', value: e.tensor([this.outChannels], b, `${this.name}.bias`), grad: e.zeros([this.outChannels], `${this.name}.dbias`), decay: false };
+      this.bias = { name: 'bias', value: e.tensor([this.outChannels], b, `${this.at}.bias`), grad: e.zeros([this.outChannels], `${this.at}.dbias`), decay: false };
     }
     this.inputShape = [...inputShape];
     this.outputShape = [this.outChannels, oh, ow];
@@ -233,37 +234,37 @@ export class Conv2d extends Layer {
     return this.outputShape;
   }
 
-  params(): Param[] {
+  ownParams(): Param[] {
     return [this.weight, this.bias].filter((p): p is Param => p !== null);
   }
 
-  /** Whether the forward pass applies a ReLU (given in the options or fused by Sequential). */
-  get relu(): boolean {
-    return this.opts.activation === 'relu' || this.fusedRelu;
+  /** A ReLU reading only this layer's output is applied in the convolution's epilogue. */
+  absorb(node: Node, consumer: Node): Epilogue | null {
+    const a = consumer.op as { activation?: string; kind: string };
+    if (this.opts.activation || node.epilogue || a.kind !== 'ReLU' || a.activation !== 'relu') return null;
+    return { activation: 'relu', alpha: 0 };
   }
 
-  async plan(e: Engine, io: PlanIO): Promise<LayerPlan> {
+  async plan(e: Engine, io: OpIO): Promise<OpPlan> {
     if (!this.weight) throw new Error(`Layer ${this.name}: plan() before build().`);
     const choice = this.chooseAlgorithm(e, io.batch);
     this.choice = choice;
+    const relu = this.opts.activation === 'relu' || io.epilogue?.activation === 'relu';
     const forward: Dispatch[] = [];
     const backward: Dispatch[] = [];
-    const scratch: Tensor[] = [];
     const dispose = () => {
       for (const d of [...forward, ...backward]) d.dispose();
-      for (const t of scratch) t.dispose();
     };
     try {
       // With a fused ReLU, dy first becomes the gradient at the pre-activation: ReLU's derivative
       // can be read off its output y (y > 0 exactly where the pre-activation is).
-      let dz: Tensor = io.dy;
-      if (this.relu) {
-        dz = e.tensor(io.dy.shape, undefined, `${this.name}.dz`); // [B, OC, OH, OW]
-        scratch.push(dz);
+      let dz: Tensor | null = io.dy;
+      if (io.dy && relu) {
+        dz = io.scratch(io.dy.shape, `${io.path}.dz`); // [B, OC, OH, OW]
         backward.push(await activationBackward(e, 'relu', io.y, io.dy, dz));
       }
-      if (choice.algorithm === 'im2col') await this.planIm2col(e, io, dz, forward, backward, scratch);
-      else await this.planDirect(e, io, dz, forward, backward);
+      if (choice.algorithm === 'im2col') await this.planIm2col(e, io, relu, dz, forward, backward);
+      else await this.planDirect(e, io, relu, dz, forward, backward);
     } catch (err) {
       dispose();
       throw err;
@@ -271,16 +272,20 @@ export class Conv2d extends Layer {
     return { forward, backward, dispose };
   }
 
-  private async planDirect(e: Engine, io: PlanIO, dz: Tensor, forward: Dispatch[], backward: Dispatch[]): Promise<void> {
+  private async planDirect(e: Engine, io: OpIO, relu: boolean, dz: Tensor | null, forward: Dispatch[], backward: Dispatch[]): Promise<void> {
     const w = this.weight!.value;
     const geometry = { stride: this.stride, padding: this.padding };
-    forward.push(await conv2dForward(e, io.x, w, this.bias?.value ?? null, io.y, { ...geometry, relu: this.relu }));
-    if (io.dx) backward.push(await conv2dBackwardInput(e, dz, w, io.dx, geometry));
-    backward.push(await conv2dBackwardWeight(e, io.x, dz, this.weight!.grad, this.bias?.grad ?? null, geometry));
+    forward.push(await conv2dForward(e, io.x, w, this.bias?.value ?? null, io.y, { ...geometry, relu }));
+    if (!dz) return;
+    if (io.dx) backward.push(await conv2dBackwardInput(e, dz, w, io.dx.tensor, { ...geometry, accumulate: io.dx.accumulate }));
+    const gw = io.grad(this.weight!);
+    const gb = this.bias ? io.grad(this.bias) : null;
+    if (gb && gb.accumulate !== gw.accumulate) throw new Error(`Layer ${this.name}: the weight and bias gradients must both be written or both be added to.`);
+    backward.push(await conv2dBackwardWeight(e, io.x, dz, gw.tensor, gb?.tensor ?? null, { ...geometry, accumulate: gw.accumulate }));
   }
 
-  /** im2col + matmul (header comment); the tensors it allocates go to `scratch`. */
-  private async planIm2col(e: Engine, io: PlanIO, dz: Tensor, forward: Dispatch[], backward: Dispatch[], scratch: Tensor[]): Promise<void> {
+  /** im2col + matmul (header comment); its scratch tensors come from the planner. */
+  private async planIm2col(e: Engine, io: OpIO, relu: boolean, dz: Tensor | null, forward: Dispatch[], backward: Dispatch[]): Promise<void> {
     const B = io.batch;
     const [C] = this.inputShape;
     const [OC, OH, OW] = this.outputShape;
@@ -291,26 +296,28 @@ export class Conv2d extends Layer {
     const window = { kernel: this.kernel, stride: this.stride, padding: this.padding };
     // col [M, K] lives from forward to backward (dW reads it); backward then reuses it for dcol,
     // since the dispatches of a step run in order and dW has consumed col by then.
-    const col = e.tensor([M, K], undefined, `${this.name}.col`);
-    scratch.push(col);
+    const col = io.scratch([M, K], `${io.path}.col`);
     // [M, OC] rows: the matmul's output in forward (then transposed into y), dz transposed in
     // backward. One buffer serves both: forward is done with it once y is written.
-    const rows = e.tensor([M, OC], undefined, `${this.name}.rows`);
-    scratch.push(rows);
-    const w2d = this.weight!.value.view([OC, K], `${this.name}.weight as [OC, K]`);
-    const dw2d = this.weight!.grad.view([OC, K], `${this.name}.dweight as [OC, K]`);
-    const rowsBPC = rows.view([B, P, OC], `${this.name}.rows as [B, P, OC]`);
+    const rows = io.scratch([M, OC], `${io.path}.rows`);
+    const w2d = this.weight!.value.view([OC, K], `${this.at}.weight as [OC, K]`);
+    const rowsBPC = rows.view([B, P, OC], `${io.path}.rows as [B, P, OC]`);
 
     forward.push(await im2col(e, io.x, col, window));
-    forward.push(await matmul(e, col, w2d, rows, { transB: true, bias: this.bias?.value, activation: this.relu ? 'relu' : undefined }));
+    forward.push(await matmul(e, col, w2d, rows, { transB: true, bias: this.bias?.value, activation: relu ? 'relu' : undefined }));
     forward.push(await transposeBatched(e, rowsBPC, io.y.view([B, OC, P], `${io.y.label} as [B, OC, P]`)));
+    if (!dz) return;
 
     backward.push(await transposeBatched(e, dz.view([B, OC, P], `${dz.label} as [B, OC, P]`), rowsBPC));
-    backward.push(await matmul(e, rows, col, dw2d, { transA: true })); // [OC, M]·[M, K] -> [OC, K]
-    if (this.bias) backward.push(await biasGrad(e, rows, this.bias.grad));
+    const gw = io.grad(this.weight!);
+    backward.push(await matmul(e, rows, col, gw.tensor.view([OC, K], `${gw.tensor.label} as [OC, K]`), { transA: true, accumulate: gw.accumulate })); // [OC, M]·[M, K]
+    if (this.bias) {
+      const gb = io.grad(this.bias);
+      backward.push(await biasGrad(e, rows, gb.tensor, { accumulate: gb.accumulate }));
+    }
     if (io.dx) {
       backward.push(await matmul(e, rows, w2d, col)); // dcol [M, OC]·[OC, K] -> [M, K], over col
-      backward.push(await col2im(e, col, io.dx, window));
+      backward.push(await col2im(e, col, io.dx.tensor, { ...window, accumulate: io.dx.accumulate }));
     }
   }
 

@@ -1,29 +1,32 @@
 // Dense (fully connected) layer: y = x·Wᵀ + b with W stored [out, in] (PyTorch's Linear layout, so
-// checkpoints open there unchanged). Forward is one fused matmul+bias(+activation) dispatch;
-// backward is dX = dY·W, dW = dYᵀ·X and db = column sums of dY.
+// checkpoints open there unchanged). It maps the last dimension of a vector [in] or of a sequence
+// of tokens [T, in]. Forward is one fused matmul+bias(+activation) dispatch; backward is
+// dX = dY·W, dW = dYᵀ·X and db = column sums of dY, each able to add into its output.
 import type { Dispatch, Engine } from '../gpu/engine.ts';
 import type { Shape, Tensor } from '../gpu/tensor.ts';
 import { biasGrad, matmul } from '../kernels/matmul.ts';
-import { activationBackward, type Activation } from '../kernels/activation.ts';
+import { activationBackward } from '../kernels/activation.ts';
+import type { Activation } from '../ops/activation.ts';
 import type { Rng } from '../util/random.ts';
+import type { Epilogue, Node } from './graph.ts';
 import { initialize, type Initializer } from './init.ts';
-import { Layer, LayerShapeError, type LayerPlan, type Param, type PlanIO } from './layer.ts';
+import { Layer, LayerShapeError } from './layer.ts';
+import type { OpIO, OpPlan, Param } from './op.ts';
 
 export interface DenseOptions {
-  /** Default 'he_uniform' when followed by a ReLU-like activation is typical; default here 'glorot_uniform'. */
+  /** Default 'glorot_uniform' ('he_uniform' suits a ReLU-like activation after it). */
   kernelInitializer?: Initializer;
   biasInitializer?: Initializer;
   useBias?: boolean;
-  /** Fused activation (set by Sequential when a ReLU/LeakyReLU layer follows; or by the user). */
+  /** Activation applied by the layer itself (a ReLU layer after it is fused instead: see absorb). */
   activation?: Activation;
   alpha?: number;
 }
 
 export class Dense extends Layer {
   readonly kind = 'Dense';
+  readonly accumulates = true;
   weight: Param | null = null; // [out, in]
-  /** A ReLU-like activation fused by Sequential from the layer that follows. */
-  fusedActivation: { activation: 'relu' | 'leaky_relu'; alpha: number } | null = null;
   bias: Param | null = null; // [out]
 
   constructor(
@@ -35,51 +38,65 @@ export class Dense extends Layer {
   }
 
   build(e: Engine, inputShape: Shape, rng: Rng): Shape {
-    if (inputShape.length !== 1) {
-      throw new LayerShapeError(this.name || 'Dense', inputShape, `Dense takes a flat vector per sample; put a Flatten layer before it.`);
+    if (inputShape.length !== 1 && inputShape.length !== 2) {
+      throw new LayerShapeError(this.name, inputShape, `Dense takes a vector [in] or tokens [T, in] per sample; put a Flatten layer before it.`);
     }
-    const nIn = inputShape[0];
+    const nIn = inputShape[inputShape.length - 1];
     const w = initialize(this.opts.kernelInitializer ?? 'glorot_uniform', this.units * nIn, nIn, this.units, rng);
-    this.weight = { name: 'weight', value: e.tensor([this.units, nIn], w, `${this.name}.weight`), grad: e.zeros([this.units, nIn], `${this.name}.dweight`), decay: true };
+    this.weight = { name: 'weight', value: e.tensor([this.units, nIn], w, `${this.at}.weight`), grad: e.zeros([this.units, nIn], `${this.at}.dweight`), decay: true };
     if (this.opts.useBias !== false) {
       const b = initialize(this.opts.biasInitializer ?? 'zeros', this.units, nIn, this.units, rng);
-      this.bias = { name: 'bias', value: e.tensor([this.units], b, `${this.name}.bias`), grad: e.zeros([this.units], `${this.name}.dbias`), decay: false };
+      this.bias = { name: 'bias', value: e.tensor([this.units], b, `${this.at}.bias`), grad: e.zeros([this.units], `${this.at}.dbias`), decay: false };
     }
-    this.inputShape = [...inputShape];
-    this.outputShape = [this.units];
-    return this.outputShape;
+    return [...inputShape.slice(0, -1), this.units];
   }
 
-  params(): Param[] {
+  ownParams(): Param[] {
     return [this.weight, this.bias].filter((p): p is Param => p !== null);
   }
 
-  async plan(e: Engine, io: PlanIO): Promise<LayerPlan> {
+  /** A ReLU or LeakyReLU reading only this layer's output is applied in the matmul's epilogue. */
+  absorb(node: Node, consumer: Node): Epilogue | null {
+    const a = consumer.op as { activation?: string; alpha?: number; kind: string };
+    if (this.opts.activation || node.epilogue) return null;
+    if ((a.kind === 'ReLU' || a.kind === 'LeakyReLU') && (a.activation === 'relu' || a.activation === 'leaky_relu')) return { activation: a.activation, alpha: a.alpha ?? 0.01 };
+    return null;
+  }
+
+  async plan(e: Engine, io: OpIO): Promise<OpPlan> {
     if (!this.weight) throw new Error(`Layer ${this.name}: plan() before build().`);
     const w = this.weight.value;
-    const act = this.opts.activation ?? this.fusedActivation?.activation;
-    const alpha = this.opts.alpha ?? this.fusedActivation?.alpha ?? 0.01;
-    const forward = [await matmul(e, io.x, w, io.y, { transB: true, bias: this.bias?.value, activation: act, alpha })];
+    const act = this.opts.activation ?? io.epilogue?.activation;
+    const alpha = this.opts.alpha ?? io.epilogue?.alpha ?? 0.01;
+    // Rows: every sample (and token) is one row of a 2-D product.
+    const rows = io.x.size / w.shape[1];
+    const x2 = io.x.view([rows, w.shape[1]], `${io.x.label} as rows`);
+    const y2 = io.y.view([rows, this.units], `${io.y.label} as rows`);
+    const forward = [await matmul(e, x2, w, y2, { transB: true, bias: this.bias?.value, activation: act, alpha })];
     const backward: Dispatch[] = [];
-    // With a fused activation, dy is first turned into the gradient at the pre-activation. Only
-    // ReLU-like activations are fused: their derivative can be read off the output y.
-    let dz: Tensor = io.dy;
-    let scratch: Tensor | null = null;
-    if (act) {
-      if (act !== 'relu' && act !== 'leaky_relu') throw new Error(`Layer ${this.name}: only relu and leaky_relu can be fused into Dense.`);
-      scratch = e.tensor(io.dy.shape, undefined, `${this.name}.dz`);
-      dz = scratch;
-      backward.push(await activationBackward(e, act, io.y, io.dy, dz, alpha));
+    if (io.dy) {
+      // With an activation in the epilogue, dy is first turned into the gradient at the
+      // pre-activation. Only ReLU-like activations are fused: their derivative can be read off y.
+      let dz: Tensor = io.dy.view([rows, this.units], `${io.dy.label} as rows`);
+      if (act) {
+        if (act !== 'relu' && act !== 'leaky_relu') throw new Error(`Layer ${this.name}: only relu and leaky_relu can be fused into Dense.`);
+        const scratch = io.scratch([rows, this.units], `${io.path}.dz`);
+        backward.push(await activationBackward(e, act, y2, dz, scratch, alpha));
+        dz = scratch;
+      }
+      if (io.dx) backward.push(await matmul(e, dz, w, io.dx.tensor.view([rows, w.shape[1]], `${io.dx.tensor.label} as rows`), { accumulate: io.dx.accumulate })); // [R,out]·[out,in]
+      const gw = io.grad(this.weight);
+      backward.push(await matmul(e, dz, x2, gw.tensor, { transA: true, accumulate: gw.accumulate })); // [out,R]·[R,in]
+      if (this.bias) {
+        const gb = io.grad(this.bias);
+        backward.push(await biasGrad(e, dz, gb.tensor, { accumulate: gb.accumulate }));
+      }
     }
-    if (io.dx) backward.push(await matmul(e, dz, w, io.dx)); // [B,out]·[out,in] -> [B,in]
-    backward.push(await matmul(e, dz, io.x, this.weight.grad, { transA: true })); // [out,B]·[B,in] -> [out,in]
-    if (this.bias) backward.push(await biasGrad(e, dz, this.bias.grad));
     return {
       forward,
       backward,
       dispose: () => {
         for (const d of [...forward, ...backward]) d.dispose();
-        scratch?.dispose();
       },
     };
   }

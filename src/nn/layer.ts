@@ -1,54 +1,17 @@
-// The layer contract. A layer is built once for a per-sample input shape (allocating and
-// initialising its parameters), then planned once per batch size: planning compiles kernels and
-// creates every dispatch of its forward and backward passes, which the model replays each step
-// with no allocation and no CPU round trip.
-import type { Dispatch, Engine } from '../gpu/engine.ts';
-import { shapeStr, type Shape, type Tensor } from '../gpu/tensor.ts';
+// Layers: modules that are one op of the graph with one input. A layer is built the first time it
+// is called, for the per-sample shape of its input (allocating and initialising its parameters);
+// calling it again reuses its parameters (weight sharing; the gradients add up). It is planned
+// per node and batch size through the op contract (src/nn/op.ts).
+import type { Engine } from '../gpu/engine.ts';
+import { shapeStr, type Shape } from '../gpu/tensor.ts';
 import type { Rng } from '../util/random.ts';
+import { trace, type Value } from './graph.ts';
+import { Module } from './module.ts';
+import type { Op, OpIO, OpPlan } from './op.ts';
 
-/** A trainable tensor and its gradient (same shape). */
-export interface Param {
-  /** Name in checkpoints, e.g. `layers.0.weight`: set by the model from the layer index. */
-  name: string;
-  value: Tensor;
-  grad: Tensor;
-  /** Whether weight decay / L2 applies (weights yes, biases and norm scales no). */
-  decay: boolean;
-}
+export type { Param, StateTensor } from './op.ts';
 
-/** Non-trainable state saved in checkpoints (e.g. BatchNorm running statistics). */
-export interface Buffer {
-  name: string;
-  value: Tensor;
-}
-
-/** Tensors a layer plans against, all with the batch dimension first. */
-export interface PlanIO {
-  batch: number;
-  /** Input activations [batch, ...inputShape]. */
-  x: Tensor;
-  /** Output activations [batch, ...outputShape], written by forward. */
-  y: Tensor;
-  /** Gradient of the loss with respect to y, read by backward. */
-  dy: Tensor;
-  /** Gradient with respect to x, written by backward; null for the first layer (not needed). */
-  dx: Tensor | null;
-}
-
-export interface LayerPlan {
-  /** Training-mode forward. */
-  forward: Dispatch[];
-  /** Evaluation-mode forward (dropout off, running statistics); defaults to `forward`. */
-  forwardEval?: Dispatch[];
-  /** Writes dx (when not null) and overwrites every param's grad. */
-  backward: Dispatch[];
-  /** Called before each training step is recorded, e.g. to set a dropout seed (queued writes only). */
-  beforeStep?(step: number): void;
-  /** Frees what the plan allocated (not x, y, dy, dx, which belong to the model). */
-  dispose(): void;
-}
-
-/** Thrown when a layer cannot take its input; names the layer and the shapes. */
+/** Thrown when a layer cannot take its input; names the layer by module path and the shapes. */
 export class LayerShapeError extends Error {
   constructor(layer: string, inputShape: Shape, why: string) {
     super(`Layer ${layer}: cannot take input of shape ${shapeStr(inputShape)} (per sample): ${why}`);
@@ -56,13 +19,20 @@ export class LayerShapeError extends Error {
   }
 }
 
-export abstract class Layer {
+export abstract class Layer extends Module implements Op {
   /** Class name as shown in summaries and saved in configs, e.g. "Dense". */
   abstract readonly kind: string;
-  /** `<index>:<kind>`, set by the model, used in every error message. */
-  name = '';
+  /** Per-sample input and output shapes, set by build. */
   inputShape: Shape = [];
   outputShape: Shape = [];
+  /** Whether the backward kernels honour GradOut.accumulate; layers that cannot add get a scratch from the planner. */
+  readonly accumulates: boolean = false;
+  private builtFor: Shape | null = null;
+
+  /** `layers.3 (Dense)`: how errors name this layer (its kind alone before the model names it). */
+  get name(): string {
+    return this.path ? `${this.path} (${this.kind})` : this.kind;
+  }
 
   /**
    * Check the per-sample input shape, allocate and initialise parameters, return the output shape.
@@ -70,28 +40,27 @@ export abstract class Layer {
    */
   abstract build(e: Engine, inputShape: Shape, rng: Rng): Shape;
 
-  /** Trainable parameters (after build). */
-  params(): Param[] {
-    return [];
-  }
-
-  /** Non-trainable saved state (after build). */
-  buffers(): Buffer[] {
-    return [];
-  }
-
-  /** Compile kernels and create the dispatches for one batch size. */
-  abstract plan(e: Engine, io: PlanIO): Promise<LayerPlan>;
+  /** Compile kernels and create the dispatches for one node and batch size. */
+  abstract plan(e: Engine, io: OpIO): Promise<OpPlan>;
 
   /** JSON-serialisable constructor arguments, saved in checkpoints to rebuild the model. */
   abstract config(): Record<string, unknown>;
 
-  /** Free parameters. */
-  dispose(): void {
-    for (const p of this.params()) {
-      p.value.dispose();
-      p.grad.dispose();
+  /** What tensor labels start with: the module path, or the kind before the model names it. */
+  protected get at(): string {
+    return this.path || this.kind;
+  }
+
+  /** Apply the layer to a value of the model being built: builds it on first use, then adds a node. */
+  forward(x: Value): Value {
+    const ctx = trace(`${this.name}.forward`);
+    if (!this.builtFor) {
+      this.inputShape = [...x.shape];
+      this.outputShape = this.build(ctx.engine, x.shape, ctx.rng);
+      this.builtFor = [...x.shape];
+    } else if (shapeStr(this.builtFor) !== shapeStr(x.shape)) {
+      throw new LayerShapeError(this.name, x.shape, `it was built for ${shapeStr(this.builtFor)} by its first call; a layer called again shares its parameters and takes the same shape.`);
     }
-    for (const b of this.buffers()) b.value.dispose();
+    return ctx.graph.node(this, [x], [this.outputShape], this.path || this.kind)[0];
   }
 }

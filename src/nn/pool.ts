@@ -13,7 +13,8 @@ import {
   maxPool2dForward,
 } from '../kernels/pool.ts';
 import { expectImage, size2, slideOut, type Size2 } from './conv.ts';
-import { Layer, type LayerPlan, type PlanIO } from './layer.ts';
+import { Layer } from './layer.ts';
+import type { OpIO, OpPlan } from './op.ts';
 
 /** Window options of MaxPool2d and AvgPool2d. */
 export interface Pool2dOptions {
@@ -33,6 +34,7 @@ export interface AvgPool2dOptions extends Pool2dOptions {
 
 /** Window geometry shared by max and average pooling. */
 abstract class Pool2d extends Layer {
+  readonly accumulates = true;
   readonly kernel: [number, number];
   readonly stride: [number, number];
   readonly padding: [number, number];
@@ -48,14 +50,12 @@ abstract class Pool2d extends Layer {
   }
 
   build(_e: Engine, inputShape: Shape): Shape {
-    const name = this.name || this.kind;
+    const name = this.name;
     const [C, H, W] = expectImage(name, inputShape);
     const what = `${this.kernel.join('x')} window`;
     const oh = slideOut(name, inputShape, H, this.kernel[0], this.stride[0], this.padding[0], 'H', what);
     const ow = slideOut(name, inputShape, W, this.kernel[1], this.stride[1], this.padding[1], 'W', what);
-    this.inputShape = [...inputShape];
-    this.outputShape = [C, oh, ow];
-    return this.outputShape;
+    return [C, oh, ow];
   }
 
   protected get windowOptions() {
@@ -75,20 +75,13 @@ export class MaxPool2d extends Pool2d {
     super('MaxPool2d', opts);
   }
 
-  async plan(e: Engine, io: PlanIO): Promise<LayerPlan> {
+  async plan(e: Engine, io: OpIO): Promise<OpPlan> {
     // Plane index (ih * W + iw) of each window's maximum, as f32: [B, C, OH, OW].
-    const argmax: Tensor = e.tensor(io.y.shape, undefined, `${this.name}.argmax`);
+    const argmax: Tensor = io.scratch(io.y.shape, `${io.path}.argmax`);
     const opts = this.windowOptions;
     const forward = [await maxPool2dForward(e, io.x, io.y, argmax, opts)];
-    const backward = io.dx ? [await maxPool2dBackward(e, io.dy, argmax, io.dx, opts)] : [];
-    return {
-      forward,
-      backward,
-      dispose: () => {
-        for (const d of [...forward, ...backward]) d.dispose();
-        argmax.dispose();
-      },
-    };
+    const backward = io.dy && io.dx ? [await maxPool2dBackward(e, io.dy, argmax, io.dx.tensor, { ...opts, accumulate: io.dx.accumulate })] : [];
+    return { forward, backward, dispose: () => [...forward, ...backward].forEach((d) => d.dispose()) };
   }
 }
 
@@ -102,10 +95,10 @@ export class AvgPool2d extends Pool2d {
     this.countIncludePad = opts.countIncludePad ?? true;
   }
 
-  async plan(e: Engine, io: PlanIO): Promise<LayerPlan> {
+  async plan(e: Engine, io: OpIO): Promise<OpPlan> {
     const opts = { ...this.windowOptions, countIncludePad: this.countIncludePad };
     const forward = [await avgPool2dForward(e, io.x, io.y, opts)];
-    const backward = io.dx ? [await avgPool2dBackward(e, io.dy, io.dx, opts)] : [];
+    const backward = io.dy && io.dx ? [await avgPool2dBackward(e, io.dy, io.dx.tensor, { ...opts, accumulate: io.dx.accumulate })] : [];
     return { forward, backward, dispose: () => [...forward, ...backward].forEach((d) => d.dispose()) };
   }
 
@@ -117,17 +110,16 @@ export class AvgPool2d extends Pool2d {
 /** Mean over each channel's plane: [C, H, W] -> [C] per sample (a Dense layer can follow directly). */
 export class GlobalAvgPool extends Layer {
   readonly kind = 'GlobalAvgPool';
+  readonly accumulates = true;
 
   build(_e: Engine, inputShape: Shape): Shape {
-    const [C] = expectImage(this.name || this.kind, inputShape);
-    this.inputShape = [...inputShape];
-    this.outputShape = [C];
-    return this.outputShape;
+    const [C] = expectImage(this.name, inputShape);
+    return [C];
   }
 
-  async plan(e: Engine, io: PlanIO): Promise<LayerPlan> {
+  async plan(e: Engine, io: OpIO): Promise<OpPlan> {
     const forward = [await globalAvgPoolForward(e, io.x, io.y)];
-    const backward = io.dx ? [await globalAvgPoolBackward(e, io.dy, io.dx)] : [];
+    const backward = io.dy && io.dx ? [await globalAvgPoolBackward(e, io.dy, io.dx.tensor, { accumulate: io.dx.accumulate })] : [];
     return { forward, backward, dispose: () => [...forward, ...backward].forEach((d) => d.dispose()) };
   }
 

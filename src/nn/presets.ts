@@ -1,11 +1,13 @@
-// Model presets by name, as the CLI and the demo offer them. Each returns fresh layers for a
-// per-sample input shape and a number of outputs.
-import type { Activation as ActivationKind } from '../kernels/activation.ts';
+// Model presets by name, as the CLI and the demo offer them. Each returns a fresh, unbuilt model
+// for a number of outputs (build it for the data's per-sample input shape).
+import type { Activation as ActivationKind } from '../ops/activation.ts';
 import { Activation, Flatten } from './activations.ts';
 import { cnn, cnnCifar } from './cnn-presets.ts';
 import { Dense } from './dense.ts';
 import { Dropout } from './dropout.ts';
 import type { Layer } from './layer.ts';
+import type { Model } from './model.ts';
+import { Sequential } from './sequential.ts';
 
 export interface PresetOptions {
   /** Hidden layer widths for the MLP (default [256, 128]). */
@@ -15,10 +17,10 @@ export interface PresetOptions {
   dropout?: number;
 }
 
-type Preset = (outputs: number, opts: PresetOptions) => Layer[];
+type Preset = (outputs: number, opts: PresetOptions) => Model;
 
 /** Multi-layer perceptron: Flatten, then Dense + activation (+ Dropout) per hidden width, then Dense(outputs). */
-export function mlp(outputs: number, opts: PresetOptions = {}): Layer[] {
+export function mlp(outputs: number, opts: PresetOptions = {}): Sequential {
   const hidden = opts.hidden ?? [256, 128];
   const act = opts.activation ?? 'relu';
   const layers: Layer[] = [new Flatten()];
@@ -29,7 +31,7 @@ export function mlp(outputs: number, opts: PresetOptions = {}): Layer[] {
     if (opts.dropout) layers.push(new Dropout(opts.dropout));
   }
   layers.push(new Dense(outputs));
-  return layers;
+  return new Sequential(layers);
 }
 
 const presets = new Map<string, Preset>([
@@ -47,7 +49,7 @@ export function presetNames(): string[] {
   return [...presets.keys()];
 }
 
-export function makePreset(name: string, outputs: number, opts: PresetOptions = {}): Layer[] {
+export function makePreset(name: string, outputs: number, opts: PresetOptions = {}): Model {
   const p = presets.get(name);
   if (!p) throw new Error(`Unknown model preset "${name}" (known: ${presetNames().join(', ')}).`);
   return p(outputs, opts);

@@ -5,10 +5,13 @@
 // Bytes in and out only; writing files (atomically) is the caller's job (see atomic.ts).
 import type { Engine } from '../gpu/engine.ts';
 import type { Dataset } from '../data/dataset.ts';
-import { layerFromConfig, layerToConfig, type LayerConfig } from '../nn/registry.ts';
+import type { Model } from '../nn/model.ts';
+import { layerFromConfig, type LayerConfig } from '../nn/registry.ts';
+import { Sequential } from '../nn/sequential.ts';
 import type { OptimizerConfig } from '../optim/optimizer.ts';
 import type { LossKind } from './loss.ts';
-import { Sequential, type TrainState } from './model.ts';
+import type { TrainState } from './step.ts';
+import { Trainer } from './trainer.ts';
 import { CheckpointError, checkAgainst, decodeSafetensors, encodeSafetensors, type NamedTensor } from './safetensors.ts';
 
 export const CHECKPOINT_FORMAT = 'webgpu-train/1';
@@ -26,7 +29,8 @@ export interface DatasetInfo {
 
 export interface CheckpointMeta {
   format: string;
-  model: { inputShape: number[]; seed: number; layers: LayerConfig[] };
+  /** The model's config: a Sequential's layers, or the class of a model that cannot be rebuilt. */
+  model: { inputShape: number[]; seed: number; layers?: LayerConfig[]; class?: string };
   loss: LossKind | null;
   optimizer: OptimizerConfig | null;
   state: TrainState;
@@ -51,20 +55,23 @@ export function datasetInfo(d: Dataset): DatasetInfo {
 }
 
 /** Read every parameter, buffer and optimizer state from the GPU and encode them with the metadata. */
-export async function checkpointBytes(model: Sequential, dataset?: DatasetInfo | null): Promise<Uint8Array> {
+export async function checkpointBytes(source: Trainer | Model, dataset?: DatasetInfo | null): Promise<Uint8Array> {
+  const trainer = source instanceof Trainer ? source : null;
+  const model = trainer?.model ?? (source as Model);
   const named: [string, { value: { shape: readonly number[]; read(): Promise<Float32Array> } }][] = [
     ...model.params().map((p) => [p.name, p] as [string, typeof p]),
     ...model.buffers().map((b) => [b.name, b] as [string, typeof b]),
-    ...(model.optimizer?.state() ?? []).map((s) => [s.name, s] as [string, typeof s]),
+    ...(trainer?.optimizer.state() ?? []).map((s) => [s.name, s] as [string, typeof s]),
   ];
   const tensors: [string, NamedTensor][] = [];
   for (const [name, t] of named) tensors.push([name, { shape: [...t.value.shape], data: await t.value.read() }]);
+  const config = model.config();
   const meta: CheckpointMeta = {
     format: CHECKPOINT_FORMAT,
-    model: { inputShape: [...model.inputShape], seed: model.seed, layers: model.layers.map(layerToConfig) },
-    loss: model.lossKind,
-    optimizer: model.optimizer ? { ...model.optimizer.config } : null,
-    state: { ...model.state },
+    model: { inputShape: [...model.inputShape], seed: model.seed, ...(config ?? { class: model.constructor.name }) },
+    loss: trainer?.lossKind ?? null,
+    optimizer: trainer ? { ...trainer.optimizer.config } : null,
+    state: trainer ? { ...trainer.state } : { epoch: 0, step: 0, dataSeed: model.seed },
     dataset: dataset ?? null,
   };
   const metadata: Record<string, string> = {};
@@ -85,7 +92,7 @@ function parseMeta(metadata: Record<string, string>, label: string): CheckpointM
     }
   };
   const model = json('model');
-  if (!model || !Array.isArray(model.layers) || !Array.isArray(model.inputShape)) throw new CheckpointError(label, 'metadata "model" has no layers or inputShape.');
+  if (!model || !Array.isArray(model.inputShape)) throw new CheckpointError(label, 'metadata "model" has no inputShape.');
   return { format: metadata.format, model, loss: json('loss'), optimizer: json('optimizer'), state: json('state') ?? { epoch: 0, step: 0, dataSeed: 0 }, dataset: json('dataset') };
 }
 
@@ -97,37 +104,65 @@ export function readCheckpoint(bytes: Uint8Array, label: string): Checkpoint {
 
 /**
  * Upload weights (and buffers) from a checkpoint into a built model, after checking that every
- * name and shape matches; optimizer state too when the model is compiled and the file has it.
+ * name and shape matches; the optimizer's state too when a trainer is given and the file has it.
  */
-export function loadWeights(model: Sequential, tensors: Map<string, NamedTensor>, label: string): void {
+export function loadWeights(model: Model, tensors: Map<string, NamedTensor>, label: string, trainer?: Trainer): void {
   const e: Engine = model.engine!;
   const targets = [...model.params(), ...model.buffers()].map((p) => ({ name: p.name, shape: [...p.value.shape], value: p.value }));
   const modelTensors = new Map([...tensors].filter(([k]) => !k.startsWith('optim.')));
   checkAgainst(targets, modelTensors, label);
-  const optState = model.optimizer?.state() ?? [];
+  const optState = trainer?.optimizer.state() ?? [];
   const fileOpt = new Map([...tensors].filter(([k]) => k.startsWith('optim.')));
   if (optState.length && fileOpt.size) checkAgainst(optState.map((s) => ({ name: s.name, shape: [...s.value.shape] })), fileOpt, label);
   for (const t of targets) e.write(t.value, tensors.get(t.name)!.data);
   if (fileOpt.size) for (const s of optState) e.write(s.value, fileOpt.get(s.name)!.data);
 }
 
-/** Rebuild, compile and load a model from a checkpoint, ready to evaluate, predict or resume training. */
-export async function modelFromCheckpoint(e: Engine, ckpt: Checkpoint, label: string): Promise<Sequential> {
+/** Rebuild a model from a checkpoint's config (a layer list) and load its weights: ready to predict. */
+export async function modelFromCheckpoint(e: Engine, ckpt: Checkpoint, label: string): Promise<Model> {
+  const model = await buildFromMeta(e, ckpt, label);
+  try {
+    loadWeights(model, ckpt.tensors, label);
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  return model;
+}
+
+/**
+ * Rebuild a model and its trainer (loss, optimizer and its state, where training stood) from a
+ * checkpoint: ready to evaluate or to resume training exactly.
+ */
+export async function trainerFromCheckpoint(e: Engine, ckpt: Checkpoint, label: string): Promise<Trainer> {
   const { meta } = ckpt;
-  let model: Sequential;
+  if (!meta.loss || !meta.optimizer) throw new CheckpointError(label, 'holds weights only (no loss and optimizer were saved with it): it can predict, but not evaluate or resume training.');
+  const model = await buildFromMeta(e, ckpt, label);
+  let trainer: Trainer | null = null;
+  try {
+    trainer = await Trainer.create(model, { loss: meta.loss, optimizer: meta.optimizer });
+    loadWeights(model, ckpt.tensors, label, trainer);
+  } catch (err) {
+    trainer?.dispose();
+    model.dispose();
+    throw err;
+  }
+  trainer.state = { ...meta.state };
+  return trainer;
+}
+
+async function buildFromMeta(e: Engine, ckpt: Checkpoint, label: string): Promise<Model> {
+  const { meta } = ckpt;
+  if (!Array.isArray(meta.model.layers)) {
+    const cls = meta.model.class ? `a model of class ${meta.model.class}` : 'a model';
+    throw new CheckpointError(label, `was saved from ${cls} that a checkpoint cannot rebuild; build the model in code and load the weights with loadWeights().`);
+  }
+  let model: Model;
   try {
     model = new Sequential(meta.model.layers.map(layerFromConfig));
   } catch (err) {
     throw new CheckpointError(label, `its model config cannot be rebuilt: ${(err as Error).message}`);
   }
   await model.build(e, meta.model.inputShape, { seed: meta.model.seed });
-  try {
-    if (meta.loss && meta.optimizer) await model.compile({ loss: meta.loss, optimizer: meta.optimizer });
-    loadWeights(model, ckpt.tensors, label);
-  } catch (err) {
-    model.dispose();
-    throw err;
-  }
-  model.state = { ...meta.state };
   return model;
 }

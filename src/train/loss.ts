@@ -1,11 +1,11 @@
 // Loss planning: for one batch size, the target tensor, the fused loss+gradient dispatch, and the
 // accumulation of each step's loss and correct count into a window of GPU slots that the host
-// reads every few steps (never every step).
-import type { Dispatch, Engine } from '../gpu/engine.ts';
+// reads every few steps (never every step). The slot of a step follows the step number in the
+// per-step values uniform, so nothing is written per step.
+import type { BufferArg, Dispatch, Engine } from '../gpu/engine.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { bceLogits, mse, softmaxCrossEntropy } from '../kernels/loss.ts';
-import { sumAccumulate } from '../kernels/reduce.ts';
-import type { NetworkPlan } from '../nn/sequential.ts';
+import { sumAccumulateStep } from '../kernels/reduce.ts';
 
 export type LossKind = 'softmax_cross_entropy' | 'mse' | 'bce_logits';
 export const LOSSES: readonly LossKind[] = ['softmax_cross_entropy', 'mse', 'bce_logits'];
@@ -17,9 +17,8 @@ export interface LossPlan {
   /** [2 * window]: per-step loss sums in slots [0, window), correct counts in [window, 2*window). */
   acc: Tensor;
   window: number;
-  /** Loss + gradient, then accumulation into slot `step % window` (set by `beforeStep`). */
+  /** Loss + gradient, then accumulation into slot `step % window` (the step from the step uniform). */
   dispatches: Dispatch[];
-  beforeStep(step: number): void;
   /** Whether accuracy is defined for this loss. */
   hasAccuracy: boolean;
   dispose(): void;
@@ -30,10 +29,19 @@ export function targetWidth(kind: LossKind, outputSize: number): number {
   return kind === 'softmax_cross_entropy' ? 1 : outputSize;
 }
 
-export async function planLoss(e: Engine, kind: LossKind, net: NetworkPlan, window: number): Promise<LossPlan> {
+/** What a loss reads and writes of a model's plan: its prediction and that prediction's gradient. */
+export interface LossTarget {
+  batch: number;
+  /** [batch, ...]: logits (or predictions) the loss reads. */
+  prediction: Tensor;
+  /** Same shape: the gradient the loss writes. */
+  dPrediction: Tensor;
+}
+
+export async function planLoss(e: Engine, kind: LossKind, net: LossTarget, window: number, stepValues: BufferArg): Promise<LossPlan> {
   if (!LOSSES.includes(kind)) throw new Error(`Unknown loss "${kind}" (known: ${LOSSES.join(', ')}).`);
   const B = net.batch;
-  const out = net.output;
+  const out = net.prediction;
   if (out.shape.length !== 2) throw new Error(`Loss ${kind}: the model output must be [batch, n], got [${out.shape.join(', ')}]; add a Flatten layer.`);
   const D = out.shape[1];
   const owned: Tensor[] = [];
@@ -49,17 +57,15 @@ export async function planLoss(e: Engine, kind: LossKind, net: NetworkPlan, wind
   let correct: Tensor | null = null;
   if (kind === 'softmax_cross_entropy') {
     correct = t([B], 'correct');
-    dispatches.push(await softmaxCrossEntropy(e, out, targets, losses, net.dOutput, correct));
+    dispatches.push(await softmaxCrossEntropy(e, out, targets, losses, net.dPrediction, correct));
   } else if (kind === 'bce_logits') {
     correct = t([B], 'correct');
-    dispatches.push(await bceLogits(e, out, targets, losses, net.dOutput, correct));
+    dispatches.push(await bceLogits(e, out, targets, losses, net.dPrediction, correct));
   } else {
-    dispatches.push(await mse(e, out, targets, losses, net.dOutput));
+    dispatches.push(await mse(e, out, targets, losses, net.dPrediction));
   }
-  const accLoss = await sumAccumulate(e, losses, acc, 0);
-  dispatches.push(accLoss);
-  const accCorrect = correct ? await sumAccumulate(e, correct, acc, window) : null;
-  if (accCorrect) dispatches.push(accCorrect);
+  dispatches.push(await sumAccumulateStep(e, losses, acc, 0, window, stepValues));
+  if (correct) dispatches.push(await sumAccumulateStep(e, correct, acc, window, window, stepValues));
   return {
     kind,
     targets,
@@ -67,11 +73,6 @@ export async function planLoss(e: Engine, kind: LossKind, net: NetworkPlan, wind
     window,
     dispatches,
     hasAccuracy: correct !== null,
-    beforeStep(step: number) {
-      const slot = step % window;
-      accLoss.setParams({ n: losses.size, slot });
-      accCorrect?.setParams({ n: B, slot: window + slot });
-    },
     dispose() {
       dispatches.forEach((d) => d.dispose());
       owned.forEach((x) => x.dispose());

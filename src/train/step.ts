@@ -1,0 +1,140 @@
+// One training step, as one object: for a model, a loss, an optimizer and a batch size, it writes
+// a batch, writes the step's values (step number, dropout flag, learning rate, the optimizer's
+// values) into the per-step uniform once, records forward, loss, backward and the optimizer
+// update into one submission, and keeps a window of per-step losses on the GPU that the host
+// reads when it asks. `fit`, the benchmarks, the demo and a user's own loop all step through it.
+import type { Dispatch, Engine } from '../gpu/engine.ts';
+import { packStepValues } from '../kernels/step.ts';
+import type { Model, ModelPlan } from '../nn/model.ts';
+import type { Optimizer } from '../optim/optimizer.ts';
+import { planLoss, type LossKind, type LossPlan } from './loss.ts';
+
+/** Where training stands: saved in checkpoints so that a resumed run continues exactly. */
+export interface TrainState {
+  /** Epochs completed. */
+  epoch: number;
+  /** Optimizer steps taken. */
+  step: number;
+  /** Seed of the data order (shuffling and augmentation). */
+  dataSeed: number;
+}
+
+/** Which part of a training step a dispatch belongs to. */
+export type StepPhase = 'forward' | 'loss' | 'backward' | 'optimizer';
+
+export interface PhasedDispatch {
+  phase: StepPhase;
+  /** Position within its phase. */
+  index: number;
+  dispatch: Dispatch;
+}
+
+export interface StepOptions {
+  /** Dropout active in this step (default true); false trains this step with dropout off. */
+  dropout?: boolean;
+}
+
+/** The window of per-step losses read back: mean loss and accuracy (null without one) per step, oldest first. */
+export interface StepResults {
+  losses: number[];
+  accuracies: (number | null)[];
+}
+
+export class TrainStep {
+  private sinceRead = 0;
+
+  private constructor(
+    readonly engine: Engine,
+    readonly model: Model,
+    readonly optimizer: Optimizer,
+    readonly state: TrainState,
+    readonly net: ModelPlan,
+    readonly loss: LossPlan,
+  ) {}
+
+  /** Plan a built model for `batch` samples, with a loss window of `window` steps. */
+  static async create(model: Model, optimizer: Optimizer, lossKind: LossKind, state: TrainState, batch: number, window: number): Promise<TrainStep> {
+    const e = model.engine;
+    if (!e) throw new Error('TrainStep: build the model first.');
+    const net = await model.plan(batch, { softmaxInLoss: lossKind === 'softmax_cross_entropy' });
+    const loss = await planLoss(e, lossKind, { batch, prediction: net.lossInput, dPrediction: net.dOutput }, Math.max(1, window), model.stepValues);
+    return new TrainStep(e, model, optimizer, state, net, loss);
+  }
+
+  get batch(): number {
+    return this.net.batch;
+  }
+
+  get window(): number {
+    return this.loss.window;
+  }
+
+  /** Upload a batch: inputs [batch, ...inputShape] (one array per model input) and the loss's targets. */
+  write(x: Float32Array | Float32Array[], targets: Float32Array): void {
+    const xs = Array.isArray(x) ? x : [x];
+    if (xs.length !== this.net.inputs.length) throw new Error(`TrainStep: the model has ${this.net.inputs.length} inputs; ${xs.length} were given.`);
+    xs.forEach((data, i) => this.engine.write(this.net.inputs[i], data));
+    this.engine.write(this.loss.targets, targets);
+  }
+
+  /** Write the per-step values of the next step (state.step) and check that the plan can train. */
+  private prepare(opts: StepOptions): void {
+    const step = this.state.step;
+    this.net.beforeStep(step);
+    const lr = this.optimizer.lrAt(step);
+    this.engine.writeBuffer(this.model.stepValues, packStepValues({ step, dropout: opts.dropout ?? true, lr, extra: this.optimizer.stepValues(step) }));
+  }
+
+  /** The next step's dispatches in order, labelled by phase (profiling); its per-step values are written. */
+  dispatches(opts: StepOptions = {}): PhasedDispatch[] {
+    this.prepare(opts);
+    const phases: [StepPhase, Dispatch[]][] = [
+      ['forward', this.net.forward],
+      ['loss', this.loss.dispatches],
+      ['backward', this.net.backward],
+      ['optimizer', this.optimizer.dispatches()],
+    ];
+    return phases.flatMap(([phase, ds]) => ds.map((dispatch, index) => ({ phase, index, dispatch })));
+  }
+
+  /**
+   * Record and submit one training step on the batch last written (does not wait for it). Throws
+   * when the loss window is full: read it (readLosses) at least every `window` steps.
+   */
+  record(opts: StepOptions = {}): void {
+    if (this.sinceRead >= this.loss.window) {
+      throw new Error(`TrainStep: ${this.sinceRead} steps recorded since the losses were last read; read them (readLosses) every ${this.loss.window} steps.`);
+    }
+    this.engine.run(...this.dispatches(opts).map((d) => d.dispatch));
+    this.engine.flush();
+    this.state.step++;
+    this.sinceRead++;
+  }
+
+  /** Steps recorded since the losses were last read. */
+  get pending(): number {
+    return this.sinceRead;
+  }
+
+  /** Mean loss (and accuracy) of each step since the last read, oldest first; clears the window. */
+  async readLosses(): Promise<StepResults> {
+    const n = this.sinceRead;
+    if (n === 0) return { losses: [], accuracies: [] };
+    const acc = await this.loss.acc.read();
+    const w = this.loss.window;
+    const B = this.net.batch;
+    const out: StepResults = { losses: [], accuracies: [] };
+    for (let s = this.state.step - n; s < this.state.step; s++) {
+      out.losses.push(acc[s % w] / B);
+      out.accuracies.push(this.loss.hasAccuracy ? acc[w + (s % w)] / B : null);
+    }
+    this.engine.fill(this.loss.acc, 0);
+    this.sinceRead = 0;
+    return out;
+  }
+
+  /** Free the loss plan (the model's plan stays cached on the model). */
+  dispose(): void {
+    this.loss.dispose();
+  }
+}

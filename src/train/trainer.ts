@@ -1,0 +1,334 @@
+// Training any model: a Trainer holds what training adds to a model (a loss, an optimizer and its
+// state, where training stands) and runs `fit`, `evaluate`, `predict` and single steps. Each step
+// goes through a TrainStep (src/train/step.ts): one submission, the loss read back only every
+// `logEvery` steps and at epoch ends.
+import type { Engine } from '../gpu/engine.ts';
+import { Batcher } from '../data/batcher.ts';
+import type { AugmentOptions } from '../data/augment.ts';
+import { sampleSize, type Dataset, type Split } from '../data/dataset.ts';
+import type { Model } from '../nn/model.ts';
+import type { Param } from '../nn/op.ts';
+import { Optimizer, type OptimizerConfig } from '../optim/optimizer.ts';
+import { planLoss, targetWidth, type LossKind, type LossPlan } from './loss.ts';
+import { TrainStep, type StepOptions, type TrainState } from './step.ts';
+
+export type { TrainState } from './step.ts';
+
+export interface CompileOptions {
+  loss: LossKind;
+  optimizer: OptimizerConfig;
+}
+
+export interface StepEvent {
+  epoch: number;
+  /** Batch index within the epoch. */
+  batch: number;
+  batches: number;
+  step: number;
+  /** Mean loss over the steps since the last report. */
+  loss: number;
+  accuracy: number | null;
+  samplesPerSecond: number;
+  lr: number;
+}
+
+export interface EpochEvent {
+  epoch: number;
+  loss: number;
+  accuracy: number | null;
+  valLoss?: number;
+  valAccuracy?: number | null;
+  seconds: number;
+  samplesPerSecond: number;
+  step: number;
+}
+
+export interface FitOptions {
+  epochs: number;
+  batchSize?: number;
+  /** Data order seed (default: the model seed). Ignored when resuming: the saved one is used. */
+  seed?: number;
+  /** Shuffle the training data each epoch (default true). */
+  shuffle?: boolean;
+  /** Evaluated at the end of each epoch. */
+  validation?: Split;
+  /** Read the loss back every this many steps (default 25). */
+  logEvery?: number;
+  augment?: AugmentOptions;
+  onStep?(ev: StepEvent): void | Promise<void>;
+  /** Called after each epoch; an async callback (e.g. a checkpoint save) is awaited before the next. */
+  onEpochEnd?(ev: EpochEvent): void | Promise<void>;
+  /** Checked between steps; when it returns true training stops after the current step. */
+  shouldStop?(): boolean;
+}
+
+export interface EvalResult {
+  loss: number;
+  accuracy: number | null;
+  n: number;
+}
+
+/** A non-finite loss: training stopped at `step`. */
+export class DivergenceError extends Error {
+  constructor(
+    readonly step: number,
+    readonly loss: number,
+  ) {
+    super(`Training diverged: the loss became ${loss} at step ${step}. Try a lower learning rate; the last checkpoint (if any) is untouched.`);
+    this.name = 'DivergenceError';
+  }
+}
+
+const EVAL_BATCH = 500;
+const SYNC_EVERY = 8;
+
+/** Check that a dataset's samples and classes fit a model's input and output. */
+function checkData(model: Model, data: Dataset, loss: LossKind | null): void {
+  if (model.inputShapes.length !== 1) throw new Error(`The model has ${model.inputShapes.length} inputs; datasets feed one. Feed it with TrainStep.write or trainer.step.`);
+  if (data.inputShape.join('x') !== model.inputShape.join('x')) {
+    throw new Error(`Dataset "${data.name}" has samples of shape [${data.inputShape.join(', ')}], but the model was built for [${model.inputShape.join(', ')}].`);
+  }
+  const out = model.outputShape.reduce((a, b) => a * b, 1);
+  if (loss === 'softmax_cross_entropy' && data.numClasses !== out) {
+    throw new Error(`Dataset "${data.name}" has ${data.numClasses} classes, but the model outputs ${out} values.`);
+  }
+}
+
+export class Trainer {
+  state: TrainState = { epoch: 0, step: 0, dataSeed: 0 };
+  private steps = new Map<string, TrainStep>();
+  private evalLosses = new Map<number, LossPlan>();
+  private last: TrainStep | null = null;
+
+  private constructor(
+    readonly model: Model,
+    readonly lossKind: LossKind,
+    readonly optimizer: Optimizer,
+  ) {
+    this.state.dataSeed = model.seed;
+  }
+
+  /** A trainer for a built model: allocates the optimizer's state on the GPU. */
+  static async create(model: Model, opts: CompileOptions): Promise<Trainer> {
+    const e = model.engine;
+    if (!e) throw new Error('Build the model before making a Trainer for it (model.build(engine, inputShape)).');
+    const optimizer = new Optimizer(opts.optimizer);
+    await optimizer.attach(e, model.params(), model.stepValues);
+    return new Trainer(model, opts.loss, optimizer);
+  }
+
+  private get engine(): Engine {
+    const e = this.model.engine;
+    if (!e) throw new Error('The model was disposed.');
+    return e;
+  }
+
+  /** Targets per sample expected by the loss. */
+  get targetWidth(): number {
+    return targetWidth(this.lossKind, this.model.outputShape.reduce((a, b) => a * b, 1));
+  }
+
+  /** The step object for a batch size and loss window (made once, then reused). */
+  async trainStep(batch: number, window = 25): Promise<TrainStep> {
+    const key = `${batch}:${window}`;
+    let s = this.steps.get(key);
+    if (!s) {
+      s = await TrainStep.create(this.model, this.optimizer, this.lossKind, this.state, batch, window);
+      this.steps.set(key, s);
+    }
+    return s;
+  }
+
+  /**
+   * One training step on a given batch (x: [batch, ...inputShape] per model input; targets as the
+   * loss wants them: class indices for softmax cross-entropy). Returns the step's mean loss when
+   * `readLoss` (a wait for the GPU), else null. `dropout: false` trains this step with dropout off.
+   */
+  async step(x: Float32Array | Float32Array[], targets: Float32Array, opts: StepOptions & { readLoss?: boolean } = {}): Promise<number | null> {
+    const first = Array.isArray(x) ? x[0] : x;
+    const batch = first.length / sampleSize({ inputShape: [...this.model.inputShape] });
+    if (!Number.isInteger(batch) || batch < 1) throw new Error(`Trainer.step: ${first.length} input values are not a whole number of samples of [${this.model.inputShape.join(', ')}].`);
+    const s = await this.trainStep(batch, 1);
+    if (s.pending) await s.readLosses();
+    s.write(x, targets);
+    s.record(opts);
+    this.last = s;
+    if (!opts.readLoss) return null;
+    const r = await s.readLosses();
+    return r.losses[0];
+  }
+
+  /** The gradient of a parameter (by name, e.g. `layers.0.weight`) after the last step. */
+  async gradient(name: string): Promise<Float32Array> {
+    return (await this.param(name).grad.read()) as Float32Array;
+  }
+
+  private param(name: string): Param {
+    const p = this.model.params().find((q) => q.name === name);
+    if (!p) throw new Error(`The model has no parameter "${name}" (it has: ${this.model.params().map((q) => q.name).join(', ')}).`);
+    return p;
+  }
+
+  /** The model's output (what the loss read: the logits) of the last training step. */
+  async lastOutput(): Promise<Float32Array> {
+    if (!this.last) throw new Error('No training step has run yet.');
+    return this.last.net.lossInput.read();
+  }
+
+  /** Train for `epochs` more epochs (continuing from `state` when resumed). Returns the epoch events. */
+  async fit(data: Dataset, opts: FitOptions): Promise<EpochEvent[]> {
+    const e = this.engine;
+    checkData(this.model, data, this.lossKind);
+    const batchSize = opts.batchSize ?? 64;
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`fit: batchSize must be a positive integer, got ${batchSize}.`);
+    if (!Number.isInteger(opts.epochs) || opts.epochs < 0) throw new Error(`fit: epochs must be a non-negative integer, got ${opts.epochs}.`);
+    if (this.state.step === 0 && opts.seed !== undefined) this.state.dataSeed = opts.seed;
+    const window = Math.max(1, opts.logEvery ?? 25);
+    const bs = Math.min(batchSize, data.train.n);
+    const batcher = new Batcher(data.train, data, { batchSize: bs, shuffle: opts.shuffle ?? true, seed: this.state.dataSeed, dropLast: true, augment: opts.augment });
+    const step = await this.trainStep(bs, window);
+    if (step.pending) await step.readLosses();
+    this.last = step;
+    const xHost = new Float32Array(step.net.input.size);
+    const yHost = new Float32Array(step.loss.targets.size);
+    const events: EpochEvent[] = [];
+    const endEpoch = this.state.epoch + opts.epochs;
+    for (let epoch = this.state.epoch; epoch < endEpoch; epoch++) {
+      const t0 = performance.now();
+      let tWindow = t0;
+      let sumLoss = 0;
+      let sumCorrect = 0;
+      let seen = 0;
+      const readWindow = async (batchIdx: number) => {
+        const steps = step.pending;
+        if (steps === 0) return;
+        const first = this.state.step - steps;
+        const r = await step.readLosses();
+        r.losses.forEach((l, i) => {
+          if (!Number.isFinite(l)) throw new DivergenceError(first + i, l);
+        });
+        const l = r.losses.reduce((a, b) => a + b, 0);
+        const c = r.accuracies.reduce<number>((a, b) => a + (b ?? 0), 0);
+        sumLoss += l * bs;
+        sumCorrect += c * bs;
+        seen += steps * bs;
+        const now = performance.now();
+        const ev: StepEvent = {
+          epoch,
+          batch: batchIdx,
+          batches: batcher.numBatches,
+          step: this.state.step,
+          loss: l / steps,
+          accuracy: step.loss.hasAccuracy ? c / steps : null,
+          samplesPerSecond: (steps * bs) / ((now - tWindow) / 1000),
+          lr: this.optimizer.lrAt(this.state.step - 1),
+        };
+        tWindow = now;
+        await opts.onStep?.(ev);
+      };
+      for (let b = 0; b < batcher.numBatches; b++) {
+        batcher.fill(epoch, b, xHost, yHost);
+        step.write(xHost, yHost);
+        step.record();
+        // Every few steps, wait for the queue to drain: the queue stays bounded, GPU errors and
+        // device loss surface, and the event loop gets a turn. Waiting every step costs more (a
+        // completion callback has latency of its own).
+        if (this.state.step % SYNC_EVERY === 0) await e.sync();
+        if (step.pending >= window) await readWindow(b + 1);
+        if (opts.shouldStop?.()) break;
+      }
+      await readWindow(batcher.numBatches);
+      const seconds = (performance.now() - t0) / 1000;
+      const stopped = opts.shouldStop?.() ?? false;
+      if (stopped && seen < batcher.numBatches * bs) break; // a partial epoch is not counted
+      this.state.epoch = epoch + 1;
+      const ev: EpochEvent = {
+        epoch: epoch + 1,
+        loss: sumLoss / seen,
+        accuracy: step.loss.hasAccuracy ? sumCorrect / seen : null,
+        seconds,
+        samplesPerSecond: seen / seconds,
+        step: this.state.step,
+      };
+      if (opts.validation) {
+        const v = await this.evaluate(opts.validation, data);
+        ev.valLoss = v.loss;
+        ev.valAccuracy = v.accuracy;
+      }
+      events.push(ev);
+      await opts.onEpochEnd?.(ev);
+      if (stopped) break;
+    }
+    await e.sync();
+    return events;
+  }
+
+  /** Mean loss and accuracy over a split, in evaluation mode (dropout off, running statistics). */
+  async evaluate(split: Split, data: Dataset, batchSize = EVAL_BATCH): Promise<EvalResult> {
+    const e = this.engine;
+    checkData(this.model, data, this.lossKind);
+    if (split.n === 0) throw new Error(`evaluate: the split of "${data.name}" is empty.`);
+    const bs = Math.min(batchSize, split.n);
+    const batcher = new Batcher(split, data, { batchSize: bs, shuffle: false, seed: 0 });
+    let sumLoss = 0;
+    let sumCorrect = 0;
+    let hasAcc = false;
+    for (let b = 0; b < batcher.numBatches; b++) {
+      const n = Math.min(bs, split.n - b * bs);
+      const net = await this.model.plan(n, { softmaxInLoss: this.lossKind === 'softmax_cross_entropy' });
+      let loss = this.evalLosses.get(n);
+      if (!loss) {
+        loss = await planLoss(e, this.lossKind, { batch: n, prediction: net.lossInput, dPrediction: net.dOutput }, 1, this.model.stepValues);
+        this.evalLosses.set(n, loss);
+      }
+      const xHost = new Float32Array(net.input.size);
+      const yHost = new Float32Array(loss.targets.size);
+      batcher.fill(0, b, xHost, yHost);
+      e.write(net.input, xHost);
+      e.write(loss.targets, yHost);
+      e.fill(loss.acc, 0);
+      e.run(...net.forwardEval, ...loss.dispatches);
+      const acc = await loss.acc.read();
+      sumLoss += acc[0];
+      sumCorrect += acc[1];
+      hasAcc = loss.hasAccuracy;
+    }
+    return { loss: sumLoss / split.n, accuracy: hasAcc ? sumCorrect / split.n : null, n: split.n };
+  }
+
+  /** Model outputs for `n` samples in evaluation mode (see `predict`). */
+  predict(x: Float32Array, n: number, batchSize = EVAL_BATCH): Promise<Float32Array> {
+    return predict(this.model, x, n, batchSize);
+  }
+
+  /** Free the trainer's plans and the optimizer's state (the model stays). */
+  dispose(): void {
+    for (const s of this.steps.values()) s.dispose();
+    this.steps.clear();
+    for (const l of this.evalLosses.values()) l.dispose();
+    this.evalLosses.clear();
+    this.optimizer.dispose();
+  }
+}
+
+/**
+ * Model outputs for `n` samples given as model inputs (already normalised), [n * outputSize], in
+ * evaluation mode (dropout off, running statistics). For a classifier ending with logits these
+ * are logits; apply softmax for probabilities.
+ */
+export async function predict(model: Model, x: Float32Array, n: number, batchSize = EVAL_BATCH): Promise<Float32Array> {
+  const e = model.engine;
+  if (!e) throw new Error('Build the model before predict().');
+  const inSize = sampleSize({ inputShape: [...model.inputShape] });
+  if (x.length !== n * inSize) throw new Error(`predict: ${n} samples of shape [${model.inputShape.join(', ')}] need ${n * inSize} values, got ${x.length}.`);
+  const outSize = model.outputShape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n * outSize);
+  for (let start = 0; start < n; start += batchSize) {
+    const m = Math.min(batchSize, n - start);
+    const net = await model.plan(m);
+    e.write(net.input, x.subarray(start * inSize, (start + m) * inSize));
+    e.run(...net.forwardEval);
+    out.set(await net.output.read(), start * outSize);
+  }
+  return out;
+}
