@@ -6,7 +6,7 @@
 //   with threshold = floor(p * 2^32) (saturated to 2^32 - 1) and scale = 1 / (1 - p) in f32
 //   (0 when p = 1), so P(keep) = 1 - p up to 2^-32. The keep decision is pure integer arithmetic:
 //   the CPU reference reproduces it exactly.
-// dropout_backward: dx[i] = dy[i] * mask[i]
+// dropout_backward: dx[i] = dy[i] * mask[i]   (dx[i] += ... when the override ACCUM is true)
 // hash(seed, i) = pcg(i + pcg(seed)), pcg being the PCG-RXS-M-XS 32-bit permutation
 // (Jarzynski and Olano, "Hash Functions for GPU Rendering", 2020).
 //
@@ -31,6 +31,7 @@ struct Params { n: u32, p: f32, seed: u32 }
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;
 
 override WG: u32 = 256;
+override ACCUM: bool = false;
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return gid.x + gid.y * nwg.x * WG;
@@ -60,5 +61,10 @@ fn dropout_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 fn dropout_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = index(gid, nwg);
   if (i >= params.n) { return; }
-  dx[i] = dy[i] * mask_in[i];
+  let v = dy[i] * mask_in[i];
+  if (ACCUM) {
+    dx[i] = dx[i] + v;
+  } else {
+    dx[i] = v;
+  }
 }
