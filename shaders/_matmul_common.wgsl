@@ -1,11 +1,16 @@
 // Shared by shaders/matmul.wgsl and shaders/matmul_quad.wgsl (through #include): the params, the
-// bindings, the HAS_BIAS and ACT override constants, and the epilogue that adds the bias, applies
-// the activation (formulas as in shaders/activation.wgsl) and stores an element of C.
+// bindings, the HAS_BIAS, ACT and ACCUM override constants, and the epilogue that adds the bias,
+// applies the activation (formulas as in shaders/activation.wgsl) and stores an element of C.
+//
+// Batches: matrix g of a batch is the workgroup id z (the grid's z size is G; 2-D products
+// dispatch z = 1). Its operands start bsa * g, bsb * g and bsc * g elements into a, b and c; a
+// batch stride of 0 makes every g share one matrix (a 2-D operand of a batched product).
 
 struct Params {
   M: u32, N: u32, K: u32,
   sam: u32, sak: u32, sbk: u32, sbn: u32,
   alpha: f32,
+  bsa: u32, bsb: u32, bsc: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -16,6 +21,16 @@ struct Params {
 
 override HAS_BIAS: bool = false;
 override ACT: u32 = 0u;
+// C = C + act(op(A)·op(B) + bias) instead of C = act(...): gradients that accumulate. Only this
+// path reads C.
+override ACCUM: bool = false;
+
+// Element offsets of matrix g of A, B and C in their buffers.
+struct BatchBase { a: u32, b: u32, c: u32 }
+
+fn batch_base(g: u32) -> BatchBase {
+  return BatchBase(g * params.bsa, g * params.bsb, g * params.bsc);
+}
 
 // ---- epilogue: bias and activation (formulas as in shaders/activation.wgsl) --------------------
 
@@ -45,8 +60,15 @@ fn bias_at(col: u32) -> f32 {
   return 0.0;
 }
 
-fn store_c(row: u32, col: u32, v: f32) {
+// Stores C[row, col] of the matrix that starts `base` elements into c (BatchBase.c).
+fn store_c(base: u32, row: u32, col: u32, v: f32) {
   if (row < params.M && col < params.N) {
-    c[row * params.N + col] = activate(v + bias_at(col));
+    let i = base + row * params.N + col;
+    let r = activate(v + bias_at(col));
+    if (ACCUM) {
+      c[i] = c[i] + r;
+    } else {
+      c[i] = r;
+    }
   }
 }

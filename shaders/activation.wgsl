@@ -2,6 +2,7 @@
 //
 // Forward:  y[i] = f(x[i])                    entries: <act>_forward
 // Backward: dx[i] = dy[i] * f'(x[i])          entries: <act>_backward (x is the forward INPUT)
+//           (dx[i] += ... when the override ACCUM is true: gradients that accumulate)
 // Activations: relu, leaky_relu (slope params.alpha), sigmoid, tanh, gelu (tanh approximation:
 // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), PyTorch's approximate="tanh").
 //
@@ -23,9 +24,19 @@ struct Params { n: u32, alpha: f32 }
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
 
 override WG: u32 = 256;
+override ACCUM: bool = false;
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return gid.x + gid.y * nwg.x * WG;
+}
+
+// dx[i] = v, or dx[i] += v when ACCUM (gradients that accumulate; only then is dx read).
+fn store_dx(i: u32, v: f32) {
+  if (ACCUM) {
+    dx[i] = dx[i] + v;
+  } else {
+    dx[i] = v;
+  }
 }
 
 // Saturating tanh: WGSL's tanh of a large argument may return NaN on some drivers.
@@ -63,7 +74,7 @@ fn relu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 fn relu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = index(gid, nwg);
   if (i >= params.n) { return; }
-  dx[i] = select(0.0, dy[i], x[i] > 0.0);
+  store_dx(i, select(0.0, dy[i], x[i] > 0.0));
 }
 
 @compute @workgroup_size(WG)
@@ -78,7 +89,7 @@ fn leaky_relu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
 fn leaky_relu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = index(gid, nwg);
   if (i >= params.n) { return; }
-  dx[i] = select(params.alpha * dy[i], dy[i], x[i] > 0.0);
+  store_dx(i, select(params.alpha * dy[i], dy[i], x[i] > 0.0));
 }
 
 @compute @workgroup_size(WG)
@@ -93,7 +104,7 @@ fn sigmoid_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
   let i = index(gid, nwg);
   if (i >= params.n) { return; }
   let s = sigmoid_f(x[i]);
-  dx[i] = dy[i] * s * (1.0 - s);
+  store_dx(i, dy[i] * s * (1.0 - s));
 }
 
 @compute @workgroup_size(WG)
@@ -108,7 +119,7 @@ fn tanh_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
   let i = index(gid, nwg);
   if (i >= params.n) { return; }
   let t = tanh_safe(x[i]);
-  dx[i] = dy[i] * (1.0 - t * t);
+  store_dx(i, dy[i] * (1.0 - t * t));
 }
 
 @compute @workgroup_size(WG)
@@ -122,5 +133,5 @@ fn gelu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 fn gelu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = index(gid, nwg);
   if (i >= params.n) { return; }
-  dx[i] = dy[i] * gelu_grad(x[i]);
+  store_dx(i, dy[i] * gelu_grad(x[i]));
 }

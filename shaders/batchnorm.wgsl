@@ -12,6 +12,8 @@
 // Backward (batch statistics), with xhat = (x - mean) * invstd:
 //   dbeta = sum(dy), dgamma = sum(dy * xhat)
 //   dx = gamma * invstd / N * (N * dy - dbeta - xhat * dgamma)
+//   With the override ACCUM true, dx, dgamma and dbeta are added to instead of overwritten
+//   (gradients that accumulate); the sums dbeta and dgamma inside dx are this call's own.
 //
 // Entries and bindings (params: { batch, channels, hw: u32, eps, momentum: f32 }; x, y, dy, dx are
 // [B, C, HW] flattened, every other tensor [C]):
@@ -51,6 +53,8 @@ struct Params {
 
 // Invocations per workgroup (a power of two for the tree).
 const WG: u32 = 64u;
+// batch_norm_backward adds into dx, dgamma and dbeta instead of overwriting them.
+override ACCUM: bool = false;
 
 var<workgroup> partial: array<vec2<f32>, WG>;
 
@@ -149,11 +153,21 @@ fn batch_norm_backward(
     let base = b * plane_step + c * p.hw;
     for (var i = lid; i < p.hw; i += WG) {
       let xhat = (x[base + i] - m) * inv;
-      dx[base + i] = k * (n * dy[base + i] - total.x - xhat * total.y);
+      let v = k * (n * dy[base + i] - total.x - xhat * total.y);
+      if (ACCUM) {
+        dx[base + i] = dx[base + i] + v;
+      } else {
+        dx[base + i] = v;
+      }
     }
   }
   if (lid == 0u) {
-    dbeta[c] = total.x;
-    dgamma[c] = total.y;
+    if (ACCUM) {
+      dbeta[c] = dbeta[c] + total.x;
+      dgamma[c] = dgamma[c] + total.y;
+    } else {
+      dbeta[c] = total.x;
+      dgamma[c] = total.y;
+    }
   }
 }

@@ -1,6 +1,7 @@
 // Bias gradient: column sums of a row-major matrix, deterministic (no atomics).
 //
 //   db[n] = sum over m of dy[m, n]          entry: bias_grad
+//   (db[n] += that sum when the override ACCUM is true: gradients that accumulate)
 //
 // Bindings (f32):
 //   params: { M: u32, N: u32 }
@@ -18,6 +19,7 @@ struct Params { M: u32, N: u32 }
 @group(0) @binding(2) var<storage, read_write> db: array<f32>;
 
 override WG: u32 = 64u;
+override ACCUM: bool = false;
 
 @compute @workgroup_size(WG)
 fn bias_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -32,5 +34,10 @@ fn bias_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
   for (; m < params.M; m++) {
     s.x += dy[m * N + n];
   }
-  db[n] = (s.x + s.y) + (s.z + s.w);
+  let total = (s.x + s.y) + (s.z + s.w);
+  if (ACCUM) {
+    db[n] = db[n] + total;
+  } else {
+    db[n] = total;
+  }
 }

@@ -28,6 +28,8 @@
 //     along in the blocks whose first column is 0.
 // Edge blocks (channels or columns not multiples of 8) read clamped in-range addresses, select
 // zero for them and skip their writes.
+// Gradients that accumulate: with the override ACCUM true, the backward entries add into dx (input
+// gradient) or dw and db (weight gradient) instead of overwriting them; only then are those read.
 
 #include "_conv_params.wgsl"
 
@@ -44,6 +46,8 @@
 override WG: u32 = 64;
 // Invocations per workgroup of the weight-gradient kernels (a power of two for the tree).
 override RW: u32 = 64u;
+// Backward entries add into their outputs instead of overwriting them.
+override ACCUM: bool = false;
 // Block edge: channels and columns per register block.
 const BS: u32 = 8u;
 const LANE = vec4<u32>(0u, 1u, 2u, 3u);
@@ -207,6 +211,20 @@ fn conv2d_forward_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
 
 // ---- gradient of the input ---------------------------------------------------------------------
 
+// out[i] = v, or out[i] += v when ACCUM; one function per written gradient (WGSL cannot pass a
+// storage buffer by pointer to a function shared by several).
+fn store_dx(i: u32, v: f32) {
+  if (ACCUM) { dx[i] = dx[i] + v; } else { dx[i] = v; }
+}
+
+fn store_dw(i: u32, v: f32) {
+  if (ACCUM) { dw[i] = dw[i] + v; } else { dw[i] = v; }
+}
+
+fn store_db(i: u32, v: f32) {
+  if (ACCUM) { db[i] = db[i] + v; } else { db[i] = v; }
+}
+
 // dx[b, ic, ih, iw] = sum over (oc, kh, kw) with oh*SH - PH + kh = ih and ow*SW - PW + kw = iw of
 // dy[b, oc, oh, ow] * w[oc, ic, kh, kw]: the block's channels are input channels, its columns input
 // columns. A (kh, kw) tap contributes to a column only where the stride divides evenly.
@@ -270,16 +288,16 @@ fn write_dx(b: u32, c0: u32, row: u32, col0: u32, m: mat4x4<f32>) {
   if (c0 + 4u <= p.in_c && col0 + 4u <= p.in_w) {
     for (var q = 0u; q < 4u; q++) {
       let o = base + q * plane;
-      dx[o] = t[q].x;
-      dx[o + 1u] = t[q].y;
-      dx[o + 2u] = t[q].z;
-      dx[o + 3u] = t[q].w;
+      store_dx(o, t[q].x);
+      store_dx(o + 1u, t[q].y);
+      store_dx(o + 2u, t[q].z);
+      store_dx(o + 3u, t[q].w);
     }
     return;
   }
   for (var q = 0u; q < 4u && c0 + q < p.in_c; q++) {
     for (var j = 0u; j < 4u && col0 + j < p.in_w; j++) {
-      dx[base + q * plane + j] = t[q][j];
+      store_dx(base + q * plane + j, t[q][j]);
     }
   }
 }
@@ -415,7 +433,7 @@ fn write_dw(oc0: u32, col0: u32, m: mat4x4<f32>) {
     for (var j = 0u; j < 4u; j++) {
       let c = col0 + j;
       if (c >= ncols) { break; }
-      dw[oc * ncols + c] = m[j][q];
+      store_dw(oc * ncols + c, m[j][q]);
     }
   }
 }
@@ -456,7 +474,7 @@ fn conv2d_backward_weight_bias(
     if (blk.col0 == 0u) {
       let sums = array<vec4<f32>, 2>(part_lo[0], part_hi[0]);
       for (var q = 0u; q < BS; q++) {
-        if (blk.oc0 + q < params.out_c) { db[blk.oc0 + q] = sums[q / 4u][q % 4u]; }
+        if (blk.oc0 + q < params.out_c) { store_db(blk.oc0 + q, sums[q / 4u][q % 4u]); }
       }
     }
   }

@@ -10,7 +10,7 @@
 //   params.seed (the layer's seed) and the step number in the per-step values uniform:
 //   seed = (params.seed ^ 0x9e3779b9) + (step + 1) * 0x85ebca6b (u32 wrap-around); when bit 0 of
 //   its flags is clear (dropout switched off for a step) the mask is all ones.
-// dropout_backward: dx[i] = dy[i] * mask[i]
+// dropout_backward: dx[i] = dy[i] * mask[i]   (dx[i] += ... when the override ACCUM is true)
 // hash(seed, i) = pcg(i + pcg(seed)), pcg being the PCG-RXS-M-XS 32-bit permutation
 // (Jarzynski and Olano, "Hash Functions for GPU Rendering", 2020).
 //
@@ -39,6 +39,7 @@ struct Params { n: u32, p: f32, seed: u32 }
 @group(0) @binding(7) var<uniform> step_values: StepValues;
 
 override WG: u32 = 256;
+override ACCUM: bool = false;
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return gid.x + gid.y * nwg.x * WG;
@@ -81,5 +82,10 @@ fn dropout_forward_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
 fn dropout_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = index(gid, nwg);
   if (i >= params.n) { return; }
-  dx[i] = dy[i] * mask_in[i];
+  let v = dy[i] * mask_in[i];
+  if (ACCUM) {
+    dx[i] = dx[i] + v;
+  } else {
+    dx[i] = v;
+  }
 }

@@ -15,8 +15,9 @@
 //   im2col             x, col                  one invocation per row m of col (writes its K values)
 //   col2im             dcol [M, K], dx          one invocation per (b, ih, iw), looping over ic:
 //                      dx[b, ic, ih, iw] = sum of dcol[(b, oh, ow), (ic, kh, kw)] over the window
-//                      positions (oh, ow) that see (ih, iw); overwrites dx. Gather form, a fixed
-//                      order, no atomics: deterministic.
+//                      positions (oh, ow) that see (ih, iw); overwrites dx, or adds into it when
+//                      the override ACCUM is true. Gather form, a fixed order, no atomics:
+//                      deterministic.
 //
 // Dispatch: a 3-D grid, workgroups of WX x WY invocations (overrides, WX * WY = 64, chosen by
 // src/kernels/im2col.ts from the width so that narrow images still fill the lanes). x is the column
@@ -36,6 +37,8 @@
 
 override WX: u32 = 16u;
 override WY: u32 = 4u;
+// col2im adds into dx instead of overwriting it (gradients that accumulate).
+override ACCUM: bool = false;
 
 #include "_window.wgsl"
 
@@ -99,7 +102,11 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
             s += dcol[(row + u32(ow)) * K + k0 + kw];
           }
         }
-        dx[out] = s;
+        if (ACCUM) {
+          dx[out] = dx[out] + s;
+        } else {
+          dx[out] = s;
+        }
         out += plane;
       }
     }

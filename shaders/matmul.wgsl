@@ -7,19 +7,23 @@
 //   op(B)[k, n] = b[k * sbk + n * sbn]   B stored [K, N]: (sbk, sbn) = (N, 1); transposed [N, K]: (1, K)
 // Activations use the formulas of shaders/activation.wgsl (tanh-approximated gelu, leaky slope alpha).
 //
+// A batch of G independent products runs in one dispatch: matrix g is the workgroup id z and its
+// operands start g * (bsa, bsb, bsc) elements into a, b, c (stride 0: one matrix shared by all g).
+//
 // Bindings (f32):
-//   params: { M, N, K, sam, sak, sbk, sbn: u32, alpha: f32 }
-//   a    : array<f32> (M*K)   b: array<f32> (K*N)   c: array<f32> (M*N), row-major [M, N]
+//   params: { M, N, K, sam, sak, sbk, sbn: u32, alpha: f32, bsa, bsb, bsc: u32 }
+//   a    : array<f32> (M*K, or G*M*K)   b: (K*N, or G*K*N)   c: (G*M*N), row-major [G, M, N]
 //   bias : array<f32> (N)     read only when HAS_BIAS (bind any buffer otherwise)
-// Override constants: HAS_BIAS (bool), ACT (0 none, 1 relu, 2 leaky_relu, 3 sigmoid, 4 tanh, 5 gelu).
+// Override constants: HAS_BIAS (bool), ACT (0 none, 1 relu, 2 leaky_relu, 3 sigmoid, 4 tanh, 5 gelu),
+//   ACCUM (bool: add the result into C instead of overwriting it).
 //
 // Entry points and dispatch geometry:
 //   matmul_blocked: every invocation computes a 4x4 block of C from registers, with no workgroup
 //     memory and no barriers (what CPU implementations such as SwiftShader run well).
-//     Workgroup 8x8; dispatch (ceil(N/32), ceil(M/32), 1); x indexes column blocks, y row blocks.
+//     Workgroup 8x8; dispatch (ceil(N/32), ceil(M/32), G); x indexes column blocks, y row blocks.
 //   matmul_tiled: 64x64 tiles of C per workgroup, staged through workgroup memory 16 k at a time,
 //     every invocation accumulating a 4x4 block (what GPUs run well).
-//     Workgroup 16x16; dispatch (ceil(N/64), ceil(M/64), 1).
+//     Workgroup 16x16; dispatch (ceil(N/64), ceil(M/64), G).
 // Any M, N, K >= 1 work: loads clamp their indices, out-of-range k contribute zero, and only
 // in-range elements of C are written.
 
@@ -55,8 +59,10 @@ fn a_col(k: u32, rows: vec4<u32>) -> vec4<f32> {
 fn matmul_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
   let r0 = gid.y * 4u;
   let c0 = gid.x * 4u;
-  let rows = a_rows(r0);
-  let cols = b_cols(c0);
+  let base = batch_base(gid.z);
+  // The batch offsets ride in the operand offsets, so the k loop is the same as a 2-D product's.
+  let rows = a_rows(r0) + vec4<u32>(base.a);
+  let cols = b_cols(c0) + vec4<u32>(base.b);
   // acc[j][i] = C[r0 + i, c0 + j]: column j of the matrix is four rows of output column c0 + j.
   var acc = mat4x4<f32>();
   for (var k = 0u; k < params.K; k += 4u) {
@@ -75,7 +81,7 @@ fn matmul_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
   // One store site for all 16 values keeps the (activation) epilogue code single.
   var out = acc;
   for (var e = 0u; e < 16u; e++) {
-    store_c(r0 + e % 4u, c0 + e / 4u, out[e / 4u][e % 4u]);
+    store_c(base.c, r0 + e % 4u, c0 + e / 4u, out[e / 4u][e % 4u]);
   }
 }
 
@@ -87,14 +93,14 @@ const TK: u32 = 16u;     // k per stage
 var<workgroup> a_tile: array<array<f32, 64>, 16>;   // [TK][TILE]: a_tile[k][m] = op(A)[m0 + m, k0 + k]
 var<workgroup> b_tile: array<array<f32, 64>, 16>;   // [TK][TILE]: b_tile[k][n] = op(B)[k0 + k, n0 + n]
 
-// op(A)[m, k] or zero outside the matrix.
-fn load_a(m: u32, k: u32) -> f32 {
-  let v = a[min(m, params.M - 1u) * params.sam + min(k, params.K - 1u) * params.sak];
+// op(A)[m, k] of the matrix starting `base` elements into a, or zero outside the matrix.
+fn load_a(base: u32, m: u32, k: u32) -> f32 {
+  let v = a[base + min(m, params.M - 1u) * params.sam + min(k, params.K - 1u) * params.sak];
   return select(0.0, v, m < params.M && k < params.K);
 }
 
-fn load_b(k: u32, n: u32) -> f32 {
-  let v = b[min(k, params.K - 1u) * params.sbk + min(n, params.N - 1u) * params.sbn];
+fn load_b(base: u32, k: u32, n: u32) -> f32 {
+  let v = b[base + min(k, params.K - 1u) * params.sbk + min(n, params.N - 1u) * params.sbn];
   return select(0.0, v, k < params.K && n < params.N);
 }
 
@@ -103,6 +109,7 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
                 @builtin(local_invocation_index) li: u32) {
   let m0 = wid.y * TILE;
   let n0 = wid.x * TILE;
+  let base = batch_base(wid.z);
   // This invocation owns rows m0 + lid.y + 16 i and columns n0 + lid.x + 16 j (i, j < 4): strided,
   // so that neighbouring invocations read neighbouring workgroup-memory words.
   var acc0 = vec4<f32>(0.0);   // acc_i[j]
@@ -116,10 +123,10 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
       let e = li + 256u * t;           // 0..1023
       let ka = select(e / TILE, e % TK, params.sak == 1u);
       let ma = select(e % TILE, e / TK, params.sak == 1u);
-      a_tile[ka][ma] = load_a(m0 + ma, k0 + ka);
+      a_tile[ka][ma] = load_a(base.a, m0 + ma, k0 + ka);
       let kb = select(e / TILE, e % TK, params.sbn != 1u);
       let nb = select(e % TILE, e / TK, params.sbn != 1u);
-      b_tile[kb][nb] = load_b(k0 + kb, n0 + nb);
+      b_tile[kb][nb] = load_b(base.b, k0 + kb, n0 + nb);
     }
     workgroupBarrier();
     for (var kk = 0u; kk < TK; kk++) {
@@ -134,6 +141,6 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   // out[i][j] = C[m0 + lid.y + 16 i, n0 + lid.x + 16 j]; one store site (see matmul_blocked).
   var out = mat4x4<f32>(acc0, acc1, acc2, acc3);
   for (var e = 0u; e < 16u; e++) {
-    store_c(m0 + lid.y + 16u * (e / 4u), n0 + lid.x + 16u * (e % 4u), out[e / 4u][e % 4u]);
+    store_c(base.c, m0 + lid.y + 16u * (e / 4u), n0 + lid.x + 16u * (e % 4u), out[e / 4u][e % 4u]);
   }
 }

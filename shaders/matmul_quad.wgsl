@@ -2,7 +2,8 @@
 //
 //   C[M, N] = act(op(A) · op(B) + bias)
 //
-// Same contract as shaders/matmul.wgsl (strided operands, params, bindings, HAS_BIAS and ACT).
+// Same contract as shaders/matmul.wgsl (strided operands, batches along the grid's z, params,
+// bindings, HAS_BIAS, ACT and ACCUM).
 //
 // Why this shape: on CPU implementations of WebGPU (SwiftShader) every storage-buffer load, from any
 // address pattern, is a per-lane gather that costs as much as dozens of multiply-adds, and
@@ -15,15 +16,16 @@
 // matrices and folds four k per step with one matrix product per block.
 //
 // Bindings (f32):
-//   params: { M, N, K, sam, sak, sbk, sbn: u32, alpha: f32 }
-//   a: (M*K)   b: (K*N)   c: (M*N) row-major [M, N]   bias: (N), read only when HAS_BIAS
+//   params: { M, N, K, sam, sak, sbk, sbn: u32, alpha: f32, bsa, bsb, bsc: u32 }
+//   a: (M*K or G*M*K)   b: (K*N or G*K*N)   c: (G*M*N) row-major [G, M, N]   bias: (N), read only when HAS_BIAS
 // Entry points (rows x columns of C per invocation; a quad covers 4x the columns):
 //   matmul_quad32x16: quad tile 32x64   matmul_quad32x8: quad tile 32x32   matmul_quad16x8: 16x32
 // The epilogue loops over one store site: override constants do not remove dead code here, so an
 // unrolled epilogue would compile every activation once per element (seconds of compile time).
 // Dispatch: 1-D, WG invocations per workgroup (a multiple of 4), 4 invocations per quad tile,
 // tiles numbered row-major over ceil(M / tile rows) x ceil(N / tile columns); split over x and y as
-// by grid1d when needed (the kernel linearises with num_workgroups). Any M, N, K >= 1 work.
+// by grid1d when needed (the kernel linearises with num_workgroups x and y); z is the batch index g.
+// Any M, N, K >= 1 work.
 // Lanes of a quad are assumed to be 4 consecutive invocations (true of SwiftShader and common GPUs;
 // the tuner checks a variant's result before choosing it).
 
@@ -41,20 +43,22 @@ fn store_tile(t: QuadTile, blocks: ptr<function, array<mat4x4<f32>, 32>>, row_bl
     let blk = e / 16u;
     let i = (e / 4u) % 4u;
     let j = e % 4u;
-    store_c(t.r0 + 4u * (blk / col_blocks) + i, t.c0 + 16u * (blk % col_blocks) + 4u * j, (*blocks)[blk][i][j]);
+    store_c(t.base.c, t.r0 + 4u * (blk / col_blocks) + i, t.c0 + 16u * (blk % col_blocks) + 4u * j, (*blocks)[blk][i][j]);
   }
 }
 
 // ---- operand blocks ----------------------------------------------------------------------------
 
-// Element offsets of op(A) rows r0..r0+3, clamped to the last row.
-fn a_rows(r0: u32) -> vec4<u32> {
-  return min(vec4<u32>(r0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.M - 1u)) * params.sam;
+// Element offsets in a of op(A) rows t.r0 + dr.. + 3 of the tile's matrix, clamped to the last row.
+// The batch offset rides in here, so the k loops are the same as a 2-D product's.
+fn a_rows(t: QuadTile, dr: u32) -> vec4<u32> {
+  return min(vec4<u32>(t.r0 + dr) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.M - 1u)) * params.sam + vec4<u32>(t.base.a);
 }
 
-// Element offsets of op(B) columns c0, c0+4, c0+8, c0+12 (a lane's interleaved columns), clamped.
-fn b_cols(c0: u32) -> vec4<u32> {
-  return min(vec4<u32>(c0) + vec4<u32>(0u, 4u, 8u, 12u), vec4<u32>(params.N - 1u)) * params.sbn;
+// Element offsets in b of op(B) columns c, c+4, c+8, c+12 (a lane's interleaved columns, c = t.c0 +
+// dc) of the tile's matrix, clamped.
+fn b_cols(t: QuadTile, dc: u32) -> vec4<u32> {
+  return min(vec4<u32>(t.c0 + dc) + vec4<u32>(0u, 4u, 8u, 12u), vec4<u32>(params.N - 1u)) * params.sbn + vec4<u32>(t.base.b);
 }
 
 // op(A)[rows, k + (lane ^ s)] for s = 0..3, as the matrix whose column i is row i over s (so its
@@ -80,14 +84,14 @@ fn b_block(k: u32, lane: u32, cols: vec4<u32>) -> mat4x4<f32> {
   return mat4x4<f32>(b_row(k + lane, cols), b_row(k + (lane ^ 1u), cols), b_row(k + (lane ^ 2u), cols), b_row(k + (lane ^ 3u), cols));
 }
 
-// Which tile this quad computes and which lane of it this invocation is.
-struct QuadTile { r0: u32, c0: u32, lane: u32 }
+// Which tile this quad computes, of which matrix of the batch, and which lane of it this invocation is.
+struct QuadTile { r0: u32, c0: u32, lane: u32, base: BatchBase }
 
 fn quad_tile(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, tile_rows: u32, tile_cols: u32) -> QuadTile {
   let q = (gid.x + gid.y * nwg.x * WG) / 4u;
   let tiles_n = (params.N + tile_cols - 1u) / tile_cols;
   let lane = sid % 4u;
-  return QuadTile((q / tiles_n) * tile_rows, (q % tiles_n) * tile_cols + lane, lane);
+  return QuadTile((q / tiles_n) * tile_rows, (q % tiles_n) * tile_cols + lane, lane, batch_base(gid.z));
 }
 
 // ---- quad32x16: 32 rows x 64 columns per quad tile ---------------------------------------------
@@ -95,12 +99,12 @@ fn quad_tile(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, tile_rows: u32, tile_cols
 // Rows t.r0..t.r0+31 at columns t.c0 + 4j (j < 16): block r * 4 + h of the result holds rows
 // t.r0 + 4r.. at columns t.c0 + 16h + 4j (see store_tile).
 fn tile_32x16(t: QuadTile) -> array<mat4x4<f32>, 32> {
-  let ar0 = a_rows(t.r0 + 0u);    let ar1 = a_rows(t.r0 + 4u);
-  let ar2 = a_rows(t.r0 + 8u);    let ar3 = a_rows(t.r0 + 12u);
-  let ar4 = a_rows(t.r0 + 16u);   let ar5 = a_rows(t.r0 + 20u);
-  let ar6 = a_rows(t.r0 + 24u);   let ar7 = a_rows(t.r0 + 28u);
-  let bc0 = b_cols(t.c0 + 0u);    let bc1 = b_cols(t.c0 + 16u);
-  let bc2 = b_cols(t.c0 + 32u);   let bc3 = b_cols(t.c0 + 48u);
+  let ar0 = a_rows(t, 0u);    let ar1 = a_rows(t, 4u);
+  let ar2 = a_rows(t, 8u);    let ar3 = a_rows(t, 12u);
+  let ar4 = a_rows(t, 16u);   let ar5 = a_rows(t, 20u);
+  let ar6 = a_rows(t, 24u);   let ar7 = a_rows(t, 28u);
+  let bc0 = b_cols(t, 0u);    let bc1 = b_cols(t, 16u);
+  let bc2 = b_cols(t, 32u);   let bc3 = b_cols(t, 48u);
   var acc00 = mat4x4<f32>(); var acc01 = mat4x4<f32>(); var acc02 = mat4x4<f32>(); var acc03 = mat4x4<f32>();
   var acc10 = mat4x4<f32>(); var acc11 = mat4x4<f32>(); var acc12 = mat4x4<f32>(); var acc13 = mat4x4<f32>();
   var acc20 = mat4x4<f32>(); var acc21 = mat4x4<f32>(); var acc22 = mat4x4<f32>(); var acc23 = mat4x4<f32>();
@@ -152,11 +156,11 @@ fn matmul_quad32x16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
 // Rows t.r0..t.r0+31 at columns t.c0 + 4j (j < 8): block r * 2 + h of the result holds rows
 // t.r0 + 4r.. at columns t.c0 + 16h + 4j (see store_tile).
 fn tile_32x8(t: QuadTile) -> array<mat4x4<f32>, 32> {
-  let ar0 = a_rows(t.r0 + 0u);    let ar1 = a_rows(t.r0 + 4u);
-  let ar2 = a_rows(t.r0 + 8u);    let ar3 = a_rows(t.r0 + 12u);
-  let ar4 = a_rows(t.r0 + 16u);   let ar5 = a_rows(t.r0 + 20u);
-  let ar6 = a_rows(t.r0 + 24u);   let ar7 = a_rows(t.r0 + 28u);
-  let bc0 = b_cols(t.c0 + 0u);    let bc1 = b_cols(t.c0 + 16u);
+  let ar0 = a_rows(t, 0u);    let ar1 = a_rows(t, 4u);
+  let ar2 = a_rows(t, 8u);    let ar3 = a_rows(t, 12u);
+  let ar4 = a_rows(t, 16u);   let ar5 = a_rows(t, 20u);
+  let ar6 = a_rows(t, 24u);   let ar7 = a_rows(t, 28u);
+  let bc0 = b_cols(t, 0u);    let bc1 = b_cols(t, 16u);
   var acc00 = mat4x4<f32>(); var acc01 = mat4x4<f32>();
   var acc10 = mat4x4<f32>(); var acc11 = mat4x4<f32>();
   var acc20 = mat4x4<f32>(); var acc21 = mat4x4<f32>();
@@ -202,9 +206,9 @@ fn matmul_quad32x8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 // Rows t.r0..t.r0+15 at columns t.c0 + 4j (j < 8): block r * 2 + h of the result holds rows
 // t.r0 + 4r.. at columns t.c0 + 16h + 4j (see store_tile).
 fn tile_16x8(t: QuadTile) -> array<mat4x4<f32>, 32> {
-  let ar0 = a_rows(t.r0 + 0u);    let ar1 = a_rows(t.r0 + 4u);
-  let ar2 = a_rows(t.r0 + 8u);    let ar3 = a_rows(t.r0 + 12u);
-  let bc0 = b_cols(t.c0 + 0u);    let bc1 = b_cols(t.c0 + 16u);
+  let ar0 = a_rows(t, 0u);    let ar1 = a_rows(t, 4u);
+  let ar2 = a_rows(t, 8u);    let ar3 = a_rows(t, 12u);
+  let bc0 = b_cols(t, 0u);    let bc1 = b_cols(t, 16u);
   var acc00 = mat4x4<f32>(); var acc01 = mat4x4<f32>();
   var acc10 = mat4x4<f32>(); var acc11 = mat4x4<f32>();
   var acc20 = mat4x4<f32>(); var acc21 = mat4x4<f32>();

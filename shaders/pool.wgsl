@@ -20,7 +20,8 @@
 //   global_avg_pool_forward   x, y [B, C]                      one invocation per y element
 //   global_avg_pool_backward  dy [B, C], dx                    one invocation per dx element
 // Backward passes are gathers: each dx element scans the windows that cover it and sums what
-// they send back, in a fixed order (deterministic, no atomics).
+// they send back, in a fixed order (deterministic, no atomics). With the override ACCUM true they
+// add into dx instead of overwriting it (gradients that accumulate).
 // Dispatch: 1-D, WG invocations per workgroup, grid split over x and y (grid1d).
 
 struct Params {
@@ -48,9 +49,19 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;
 
 override WG: u32 = 256;
+override ACCUM: bool = false;
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return gid.x + gid.y * nwg.x * WG;
+}
+
+// dx[i] = v, or dx[i] += v when ACCUM (gradients that accumulate; only then is dx read).
+fn store_dx(i: u32, v: f32) {
+  if (ACCUM) {
+    dx[i] = dx[i] + v;
+  } else {
+    dx[i] = v;
+  }
 }
 
 #include "_window.wgsl"
@@ -112,7 +123,7 @@ fn max_pool2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
       if (argmax_in[o] == me) { s += dy[o]; }
     }
   }
-  dx[i] = s;
+  store_dx(i, s);
 }
 
 // Windows that tile the input (stride = kernel, no padding; MaxPool2d(2) for one): each dx element
@@ -130,7 +141,7 @@ fn max_pool2d_backward_tiled(@builtin(global_invocation_id) gid: vec3<u32>) {
   let inside = oh < p.out_h && ow < p.out_w;
   let o = (gid.z * p.out_h + min(oh, p.out_h - 1u)) * p.out_w + min(ow, p.out_w - 1u);
   let hit = inside && argmax_in[o] == f32(ih * p.in_w + iw);
-  dx[(gid.z * p.in_h + ih) * p.in_w + iw] = select(0.0, dy[o], hit);
+  store_dx((gid.z * p.in_h + ih) * p.in_w + iw, select(0.0, dy[o], hit));
 }
 
 @compute @workgroup_size(WG)
@@ -168,7 +179,7 @@ fn avg_pool2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
       s += dy[out_plane + u32(oh) * p.out_w + u32(ow)] / avg_divisor(u32(oh), u32(ow));
     }
   }
-  dx[i] = s;
+  store_dx(i, s);
 }
 
 @compute @workgroup_size(WG)
@@ -197,5 +208,5 @@ fn global_avg_pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @buil
   let i = linear_id(gid, nwg);
   let hw = p.in_h * p.in_w;
   if (i >= p.batch * p.channels * hw) { return; }
-  dx[i] = dy[i / hw] / f32(hw);
+  store_dx(i, dy[i / hw] / f32(hw));
 }

@@ -1,7 +1,9 @@
-// Softmax over the last dimension of a [B, C] tensor, forward and backward.
+// Softmax over the last dimension, forward and backward: a tensor of any rank is B rows of C values
+// (C the last dimension, B the product of the others).
 //
 // softmax_forward:  y[b, c]  = exp(x[b, c] - max_c x[b, :]) / sum_c' exp(x[b, c'] - max)   (stable)
-// softmax_backward: dx[b, c] = y[b, c] * (dy[b, c] - sum_c' dy[b, c'] y[b, c'])   (y is the forward OUTPUT)
+// softmax_backward: dx[b, c] = y[b, c] * (dy[b, c] - sum_c' dy[b, c'] y[b, c'])   (y is the forward OUTPUT;
+//                   dx[b, c] += ... when the override ACCUM is true: gradients that accumulate)
 //
 // Bindings (f32; B = params.rows >= 1, C = params.cols >= 1; row-major):
 //   params: { rows: u32, cols: u32 }
@@ -24,6 +26,7 @@ struct Params { rows: u32, cols: u32 }
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 
 override WG: u32 = 64;
+override ACCUM: bool = false;
 
 fn row_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return gid.x + gid.y * nwg.x * WG;
@@ -55,5 +58,12 @@ fn softmax_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
   let base = b * C;
   var dot = 0.0;
   for (var c = 0u; c < C; c++) { dot += dy[base + c] * y_in[base + c]; }
-  for (var c = 0u; c < C; c++) { dx[base + c] = y_in[base + c] * (dy[base + c] - dot); }
+  for (var c = 0u; c < C; c++) {
+    let v = y_in[base + c] * (dy[base + c] - dot);
+    if (ACCUM) {
+      dx[base + c] = dx[base + c] + v;
+    } else {
+      dx[base + c] = v;
+    }
+  }
 }

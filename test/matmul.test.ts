@@ -1,6 +1,7 @@
 // Matmul kernels (every variant, every transpose combination, with and without the fused bias and
-// activation) and the bias gradient vs the CPU reference; the reference's backward formulas vs
-// finite differences; shape errors; the tuner's contract (not its choices).
+// activation, 2-D and batched, overwriting and accumulating) and the bias gradient vs the CPU
+// reference; the reference's backward formulas vs finite differences; shape errors; the tuner's
+// contract (not its choices).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../src/gpu/engine.ts';
 import type { Tensor } from '../src/gpu/tensor.ts';
 import { ACTIVATIONS, type Activation } from '../src/kernels/activation.ts';
-import { biasGrad, chooseMatmulVariant, defaultMatmulVariant, matmul, MATMUL_VARIANTS, matmulShapeClass, matmulVariantsFor } from '../src/kernels/matmul.ts';
+import { batchedMatmul, biasGrad, chooseMatmulVariant, defaultMatmulVariant, matmul, MATMUL_VARIANTS, matmulShapeClass, matmulVariantsFor } from '../src/kernels/matmul.ts';
+import { hostTensor } from '../src/reference/host.ts';
 import { adapterKey, forgetTuning, reloadTuneCache, timeDispatch } from '../src/kernels/tune.ts';
 import * as ref from '../src/reference/matmul.ts';
 import { randomUniform } from '../src/util/random.ts';
@@ -131,6 +133,73 @@ describe('matmul variants vs reference', () => {
   });
 });
 
+describe('batched matmul vs reference', () => {
+  // [G, M, N, K, a batched, b batched]: 3-D and 2-D (shared) operands, odd sizes.
+  const BATCHES: [number, number, number, number, boolean, boolean][] = [
+    [1, 1, 1, 1, true, true],
+    [3, 5, 7, 9, true, true],
+    [4, 37, 21, 19, false, true],
+    [5, 33, 65, 17, true, false],
+  ];
+
+  /** Runs one batched case; with `accumulate`, c starts from seeded values and must end at prefill + product. */
+  async function batchedCase(e: Engine, variant: string | undefined, [G, M, N, K, aB, bB]: (typeof BATCHES)[number], transA: boolean, transB: boolean, accumulate: boolean) {
+    const aShape = [...(aB ? [G] : []), ...(transA ? [K, M] : [M, K])];
+    const bShape = [...(bB ? [G] : []), ...(transB ? [N, K] : [K, N])];
+    const a = hostTensor(aShape, randomUniform((aB ? G : 1) * M * K, 1 + M), 'a');
+    const b = hostTensor(bShape, randomUniform((bB ? G : 1) * K * N, 2 + N), 'b');
+    const want = hostTensor([G, M, N], randomUniform(G * M * N, 3 + K), 'c');
+    const [ta, tb] = [e.tensor(a.shape, a.data, 'a'), e.tensor(b.shape, b.data, 'b')];
+    const tc = e.tensor(want.shape, accumulate ? want.data : undefined, 'c');
+    if (!accumulate) e.fill(tc, NaN); // every element must be written
+    ref.batchedMatmul(a, b, want, { transA, transB, accumulate });
+    e.runOnce(await batchedMatmul(e, ta, tb, tc, { transA, transB, accumulate, variant }));
+    const name = `batched ${variant ?? 'default'} G=${G} ${M}x${N}x${K} a${aB ? '3' : '2'}-D b${bB ? '3' : '2'}-D ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}${accumulate ? ' +=' : ''}`;
+    expectClose(await tc.read(), want.data, tolFor(K), name);
+    for (const t of [ta, tb, tc]) t.dispose();
+  }
+
+  for (const variant of MATMUL_VARIANTS) {
+    it(`${variant}: 3-D and shared 2-D operands, every transpose, overwriting and accumulating`, async (ctx) => {
+      const e = await getEngine();
+      if (!supported(e, variant)) ctx.skip();
+      for (const [i, shape] of BATCHES.entries()) {
+        const [transA, transB] = TRANSPOSES[i % 4];
+        await batchedCase(e, variant, shape, transA, transB, false);
+        await batchedCase(e, variant, shape, !transA, transB, true);
+      }
+    });
+  }
+
+  it('the default (tuned) choice; 2-D matmul accumulates too', async () => {
+    const e = await getEngine();
+    await batchedCase(e, undefined, [7, 20, 12, 30, true, true], false, true, false);
+    const [M, N, K] = [29, 13, 31];
+    const a = randomUniform(M * K, 4);
+    const b = randomUniform(K * N, 5);
+    const want = randomUniform(M * N, 6);
+    const [ta, tb, tc] = [e.tensor([M, K], a, 'a'), e.tensor([K, N], b, 'b'), e.tensor([M, N], want, 'c')];
+    e.runOnce(await matmul(e, ta, tb, tc, { accumulate: true }));
+    ref.matmul(a, b, want, M, N, K, { accumulate: true });
+    expectClose(await tc.read(), want, tolFor(K), 'matmul accumulate (default variant)');
+    for (const t of [ta, tb, tc]) t.dispose();
+  });
+
+  it('rejects bad batches, naming the kernel and the shapes', async () => {
+    const e = await getEngine();
+    const t = (shape: number[], label: string) => e.tensor(shape, undefined, label);
+    const [a, b, c] = [t([3, 2, 4], 'q'), t([2, 4, 5], 'k'), t([3, 2, 5], 's')];
+    await expect(batchedMatmul(e, a, b, c)).rejects.toThrow(/matmul \(batched\).*"k" \[2, 4, 5\] holds 2 matrices.*"s" \[3, 2, 5\] holds 3/);
+    const [a2, c2] = [t([3, 2, 6], 'q6'), t([3, 2], 's2')];
+    await expect(batchedMatmul(e, a2, t([4, 5], 'w'), c)).rejects.toThrow(/matmul \(batched\).*inner dimensions differ \(6 and 4\).*"q6" \[3, 2, 6\].*"w" \[4, 5\]/);
+    await expect(batchedMatmul(e, a, t([4, 5], 'w2'), c2)).rejects.toThrow(/matmul \(batched\).*"s2" \[3, 2\] must be 3-D/);
+    // G beyond the grid's z limit: the limit is named.
+    const [ga, gb, gc] = [t([65536, 1, 1], 'ga'), t([1, 1], 'gb'), t([65536, 1, 1], 'gc')];
+    await expect(batchedMatmul(e, ga, gb, gc)).rejects.toThrow(/matmul \(batched\).*"gc" \[65536, 1, 1\] holds 65536 matrices.*at most 65535/);
+    for (const x of [a, b, c, a2, c2, ga, gb, gc]) x.dispose();
+  });
+});
+
 describe('biasGrad vs reference', () => {
   const shapes: [number, number][] = [
     [1, 1],
@@ -154,6 +223,27 @@ describe('biasGrad vs reference', () => {
       db.dispose();
     });
   }
+});
+
+describe('biasGrad accumulates; it sums a broadcast operand\'s gradient', () => {
+  it('db += column sums of dy viewed as [rows, b.size]', async () => {
+    const e = await getEngine();
+    // y = a + b with a [B, T, D] and b [T, D]: db = sum over B of dy, i.e. biasGrad of dy viewed [B, T*D].
+    const [B, T, D] = [5, 3, 7];
+    const dyData = randomUniform(B * T * D, 21);
+    const prefill = randomUniform(T * D, 22);
+    const dy = e.tensor([B, T, D], dyData, 'dy');
+    const db = e.tensor([T, D], prefill, 'db');
+    e.runOnce(await biasGrad(e, dy.view([B, T * D]), db.view([T * D]), { accumulate: true }));
+    const want = Float32Array.from(prefill);
+    ref.biasGrad(dyData, want, B, T * D, { accumulate: true });
+    // The reference, spelled out: prefill + the sum over the broadcast dimension.
+    const direct = prefill.map((p, i) => p + [...Array(B).keys()].reduce((s, b) => s + dyData[b * T * D + i], 0));
+    expectClose(want, direct, {}, 'reference biasGrad accumulate');
+    expectClose(await db.read(), want, {}, 'biasGrad accumulate');
+    dy.dispose();
+    db.dispose();
+  });
 });
 
 describe('Dense backward with the GPU kernels', () => {
@@ -203,6 +293,36 @@ describe('matmul reference gradients by finite differences', () => {
       checkGradient(() => loss(), a, da, {}, 'dA');
       checkGradient(() => loss(), b, db, {}, 'dB');
       checkGradient(() => loss(), bias, dbias, {}, 'dbias');
+    });
+  }
+});
+
+describe('batched matmul reference gradients by finite differences', () => {
+  // One batched and one shared operand each way round, with transposes: the shared operand's
+  // gradient is the sum over the batch.
+  const cases: [boolean, boolean, boolean, boolean][] = [
+    [true, true, false, false],
+    [true, false, true, false],
+    [false, true, false, true],
+  ];
+  for (const [aB, bB, transA, transB] of cases) {
+    it(`a ${aB ? '3' : '2'}-D, b ${bB ? '3' : '2'}-D, transA=${transA} transB=${transB}`, () => {
+      const [G, M, N, K] = [3, 2, 4, 3];
+      const aShape = [...(aB ? [G] : []), ...(transA ? [K, M] : [M, K])];
+      const bShape = [...(bB ? [G] : []), ...(transB ? [N, K] : [K, N])];
+      const a = { shape: aShape, data: Float64Array.from(randomUniform(aShape.reduce((x, y) => x * y), 31)) };
+      const b = { shape: bShape, data: Float64Array.from(randomUniform(bShape.reduce((x, y) => x * y), 32)) };
+      const w = { shape: [G, M, N], data: Float64Array.from(randomUniform(G * M * N, 33)) }; // dL/dC for L = sum(w ⊙ C)
+      const loss = () => {
+        const c = { shape: [G, M, N], data: new Float64Array(G * M * N) };
+        ref.batchedMatmul(a, b, c, { transA, transB });
+        return c.data.reduce((s, v, i) => s + v * w.data[i], 0);
+      };
+      const da = { shape: aShape, data: new Float64Array(a.data.length) };
+      const db = { shape: bShape, data: new Float64Array(b.data.length) };
+      ref.batchedMatmulBackward(a, b, w, da, db, { transA, transB });
+      checkGradient(loss, a.data, da.data, {}, 'dA');
+      checkGradient(loss, b.data, db.data, {}, 'dB');
     });
   }
 });

@@ -1,8 +1,9 @@
 // Elementwise activation kernels (shaders/activation.wgsl): build validated dispatches.
 import { grid1d, type Dispatch, type Engine } from '../gpu/engine.ts';
 import { shapeStr, type Tensor } from '../gpu/tensor.ts';
-
+import type { AccumulateOptions } from '../ops/accumulate.ts';
 import type { Activation } from '../ops/activation.ts';
+import { withAccumulate } from './accumulate.ts';
 
 export { ACTIVATIONS, type Activation } from '../ops/activation.ts';
 
@@ -23,9 +24,9 @@ export async function activationForward(e: Engine, act: Activation, x: Tensor, y
   return e.dispatch(k, { x, y }, grid1d(x.size, WG), params);
 }
 
-/** dx = dy * act'(x), with x the forward input. */
-export async function activationBackward(e: Engine, act: Activation, x: Tensor, dy: Tensor, dx: Tensor, alpha = 0.01): Promise<Dispatch> {
-  const k = await e.kernel('activation', `${act}_backward`, { WG });
+/** dx = dy * act'(x), with x the forward input (dx += ... with accumulate). */
+export async function activationBackward(e: Engine, act: Activation, x: Tensor, dy: Tensor, dx: Tensor, alpha = 0.01, opts: AccumulateOptions = {}): Promise<Dispatch> {
+  const k = await e.kernel('activation', `${act}_backward`, withAccumulate({ WG }, opts));
   sameSize(k.name, x, dy);
   sameSize(k.name, x, dx);
   const params: Record<string, number> = { n: x.size };
@@ -34,12 +35,12 @@ export async function activationBackward(e: Engine, act: Activation, x: Tensor, 
 }
 
 export const reluForward = (e: Engine, x: Tensor, y: Tensor) => activationForward(e, 'relu', x, y);
-export const reluBackward = (e: Engine, x: Tensor, dy: Tensor, dx: Tensor) => activationBackward(e, 'relu', x, dy, dx);
+export const reluBackward = (e: Engine, x: Tensor, dy: Tensor, dx: Tensor, opts?: AccumulateOptions) => activationBackward(e, 'relu', x, dy, dx, 0.01, opts);
 export const leakyReluForward = (e: Engine, x: Tensor, y: Tensor, alpha = 0.01) => activationForward(e, 'leaky_relu', x, y, alpha);
-export const leakyReluBackward = (e: Engine, x: Tensor, dy: Tensor, dx: Tensor, alpha = 0.01) => activationBackward(e, 'leaky_relu', x, dy, dx, alpha);
+export const leakyReluBackward = (e: Engine, x: Tensor, dy: Tensor, dx: Tensor, alpha = 0.01, opts?: AccumulateOptions) => activationBackward(e, 'leaky_relu', x, dy, dx, alpha, opts);
 export const sigmoidForward = (e: Engine, x: Tensor, y: Tensor) => activationForward(e, 'sigmoid', x, y);
-export const sigmoidBackward = (e: Engine, x: Tensor, dy: Tensor, dx: Tensor) => activationBackward(e, 'sigmoid', x, dy, dx);
+export const sigmoidBackward = (e: Engine, x: Tensor, dy: Tensor, dx: Tensor, opts?: AccumulateOptions) => activationBackward(e, 'sigmoid', x, dy, dx, 0.01, opts);
 export const tanhForward = (e: Engine, x: Tensor, y: Tensor) => activationForward(e, 'tanh', x, y);
-export const tanhBackward = (e: Engine, x: Tensor, dy: Tensor, dx: Tensor) => activationBackward(e, 'tanh', x, dy, dx);
+export const tanhBackward = (e: Engine, x: Tensor, dy: Tensor, dx: Tensor, opts?: AccumulateOptions) => activationBackward(e, 'tanh', x, dy, dx, 0.01, opts);
 export const geluForward = (e: Engine, x: Tensor, y: Tensor) => activationForward(e, 'gelu', x, y);
-export const geluBackward = (e: Engine, x: Tensor, dy: Tensor, dx: Tensor) => activationBackward(e, 'gelu', x, dy, dx);
+export const geluBackward = (e: Engine, x: Tensor, dy: Tensor, dx: Tensor, opts?: AccumulateOptions) => activationBackward(e, 'gelu', x, dy, dx, 0.01, opts);

@@ -3,6 +3,7 @@
 // trees inside one workgroup per channel: deterministic.
 import { grid1d, type Dispatch, type Engine } from '../gpu/engine.ts';
 import type { Tensor } from '../gpu/tensor.ts';
+import type { AccumulateOptions } from '../ops/accumulate.ts';
 import {
   batchNormGeometry,
   checkTrainable,
@@ -10,6 +11,7 @@ import {
   type BatchNormGeometry,
   type BatchNormTrainOptions,
 } from '../ops/batchnorm.ts';
+import { withAccumulate } from './accumulate.ts';
 
 export type { BatchNormEvalOptions, BatchNormTrainOptions } from '../ops/batchnorm.ts';
 
@@ -74,7 +76,8 @@ export async function batchNormForwardEval(
 /**
  * Backward of training-mode batch norm, from the forward's saved mean and invstd:
  * dbeta = sum dy, dgamma = sum dy * xhat, dx = gamma * invstd / N * (N dy - dbeta - xhat * dgamma),
- * with xhat = (x - mean) * invstd and N = B * H * W. dx, dgamma, dbeta are overwritten.
+ * with xhat = (x - mean) * invstd and N = B * H * W. dx, dgamma, dbeta are overwritten, or all three
+ * added to with accumulate.
  */
 export async function batchNormBackward(
   e: Engine,
@@ -86,10 +89,11 @@ export async function batchNormBackward(
   dx: Tensor,
   dgamma: Tensor,
   dbeta: Tensor,
+  opts: AccumulateOptions = {},
 ): Promise<Dispatch> {
   const what = 'Kernel batchnorm.batch_norm_backward';
   const g = batchNormGeometry(what, x, [gamma, mean, invstd, dgamma, dbeta], [dy, dx]);
-  const k = await e.kernel('batchnorm', 'batch_norm_backward');
+  const k = await e.kernel('batchnorm', 'batch_norm_backward', withAccumulate({}, opts));
   const buffers = { x, dy, gamma, saved_mean: mean, saved_invstd: invstd, dx, dgamma, dbeta };
   return e.dispatch(k, buffers, grid1d(g.channels * WG, WG), bnParams(g, 0));
 }

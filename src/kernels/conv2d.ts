@@ -3,7 +3,9 @@
 // blocks of 8x8 outputs per invocation; no scratch buffers, no atomics.
 import { grid1d, type Dispatch, type Engine } from '../gpu/engine.ts';
 import type { Tensor } from '../gpu/tensor.ts';
+import type { AccumulateOptions } from '../ops/accumulate.ts';
 import { checkConvTensors, conv2dGeometry, type Conv2dGeometry, type Conv2dOptions } from '../ops/conv.ts';
+import { withAccumulate } from './accumulate.ts';
 
 export { conv2dOutputShape, type Conv2dOptions } from '../ops/conv.ts';
 
@@ -62,29 +64,30 @@ export async function conv2dForward(e: Engine, x: Tensor, w: Tensor, b: Tensor |
 
 /**
  * dx = gradient of the loss with respect to the convolution's input, from dy [B, OC, OH, OW] and
- * w [OC, IC, KH, KW]; dx [B, IC, H, W] is overwritten. Gather form: each dx element is summed by
- * one invocation. `opts.relu` is ignored (apply the ReLU gradient to dy first).
+ * w [OC, IC, KH, KW]; dx [B, IC, H, W] is overwritten (added to with accumulate). Gather form: each
+ * dx element is summed by one invocation. `opts.relu` is ignored (apply the ReLU gradient to dy first).
  */
-export async function conv2dBackwardInput(e: Engine, dy: Tensor, w: Tensor, dx: Tensor, opts: Conv2dOptions = {}): Promise<Dispatch> {
+export async function conv2dBackwardInput(e: Engine, dy: Tensor, w: Tensor, dx: Tensor, opts: Conv2dOptions & AccumulateOptions = {}): Promise<Dispatch> {
   const what = 'Kernel conv2d.conv2d_backward_input';
   const g = conv2dGeometry(what, dx, w, opts);
   checkConvTensors(what, g, dx, w, dy, null);
-  const k = await e.kernel('conv2d', 'conv2d_backward_input', { WG });
+  const k = await e.kernel('conv2d', 'conv2d_backward_input', withAccumulate({ WG }, opts));
   const invocations = g.batch * ceilDiv(g.inC, BLOCK) * g.inH * ceilDiv(g.inW, BLOCK);
   return e.dispatch(k, { dy, w, dx }, grid1d(invocations, WG), conv2dParams(g));
 }
 
 /**
  * dw [OC, IC, KH, KW] = sum over B, OH, OW of dy times the input each weight saw; db [OC] (when
- * given) = sum of dy over B, OH, OW. Both are overwritten. x [B, IC, H, W], dy [B, OC, OH, OW].
+ * given) = sum of dy over B, OH, OW. Both are overwritten, or both added to with accumulate.
+ * x [B, IC, H, W], dy [B, OC, OH, OW].
  */
-export async function conv2dBackwardWeight(e: Engine, x: Tensor, dy: Tensor, dw: Tensor, db: Tensor | null, opts: Conv2dOptions = {}): Promise<Dispatch> {
+export async function conv2dBackwardWeight(e: Engine, x: Tensor, dy: Tensor, dw: Tensor, db: Tensor | null, opts: Conv2dOptions & AccumulateOptions = {}): Promise<Dispatch> {
   const entry = db ? 'conv2d_backward_weight_bias' : 'conv2d_backward_weight';
   const what = `Kernel conv2d.${entry}`;
   const g = conv2dGeometry(what, x, dw, opts);
   checkConvTensors(what, g, x, dw, dy, db);
   const RW = weightGradInvocations(e);
-  const k = await e.kernel('conv2d', entry, { RW });
+  const k = await e.kernel('conv2d', entry, withAccumulate({ RW }, opts));
   const blocks = ceilDiv(g.outC, BLOCK) * ceilDiv(g.inC * g.kH * g.kW, BLOCK);
   const buffers: Record<string, Tensor> = db ? { x, dy, dw, db } : { x, dy, dw };
   return e.dispatch(k, buffers, grid1d(blocks * RW, RW), conv2dParams(g));

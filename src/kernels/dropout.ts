@@ -2,6 +2,8 @@
 // (seed, index). Change the seed every step with `d.setParams(dropoutParams({ p, seed }, n))`.
 import { grid1d, type BufferArg, type Dispatch, type Engine } from '../gpu/engine.ts';
 import { shapeStr, type Tensor } from '../gpu/tensor.ts';
+import type { AccumulateOptions } from '../ops/accumulate.ts';
+import { withAccumulate } from './accumulate.ts';
 
 const WG = 256;
 
@@ -55,11 +57,11 @@ export function dropoutStepSeed(seedBase: number, step: number): number {
   return ((seedBase ^ 0x9e3779b9) + Math.imul(step + 1, 0x85ebca6b)) >>> 0;
 }
 
-/** dx = dy * mask, with the mask the forward pass wrote. dy, mask, dx: [n]. */
-export async function dropoutBackward(e: Engine, dy: Tensor, mask: Tensor, dx: Tensor): Promise<Dispatch> {
+/** dx = dy * mask, with the mask the forward pass wrote (dx += ... with accumulate). dy, mask, dx: [n]. */
+export async function dropoutBackward(e: Engine, dy: Tensor, mask: Tensor, dx: Tensor, opts: AccumulateOptions = {}): Promise<Dispatch> {
   const name = 'dropout.dropout_backward';
   sameSize(name, dy, mask);
   sameSize(name, dy, dx);
-  const k = await e.kernel('dropout', 'dropout_backward', { WG });
+  const k = await e.kernel('dropout', 'dropout_backward', withAccumulate({ WG }, opts));
   return e.dispatch(k, { dy, mask_in: mask, dx }, grid1d(dy.size, WG), { n: dy.size, p: 0, seed: 0 });
 }

@@ -5,8 +5,10 @@
 // with respect to col back onto the input (gather form: deterministic, no atomics).
 import { MAX_WORKGROUPS_PER_DIM, type Dispatch, type Engine } from '../gpu/engine.ts';
 import type { Tensor } from '../gpu/tensor.ts';
+import type { AccumulateOptions } from '../ops/accumulate.ts';
 import { describe } from '../ops/shape.ts';
 import { checkCol, checkTranspose, im2colGeometry, type Im2colOptions } from '../ops/conv.ts';
+import { withAccumulate } from './accumulate.ts';
 import { conv2dParams } from './conv2d.ts';
 
 export { colShape, im2colGeometry, type Im2colOptions } from '../ops/conv.ts';
@@ -60,14 +62,15 @@ export async function im2col(e: Engine, x: Tensor, col: Tensor, opts: Im2colOpti
 
 /**
  * dx [B, IC, H, W] = dcol [B*OH*OW, IC*KH*KW] folded back: each pixel gets the sum of the dcol
- * entries im2col would have copied from it (the adjoint of im2col). Overwrites dx.
+ * entries im2col would have copied from it (the adjoint of im2col). Overwrites dx, or adds into it
+ * with accumulate.
  */
-export async function col2im(e: Engine, dcol: Tensor, dx: Tensor, opts: Im2colOptions): Promise<Dispatch> {
+export async function col2im(e: Engine, dcol: Tensor, dx: Tensor, opts: Im2colOptions & AccumulateOptions): Promise<Dispatch> {
   const what = 'Kernel im2col.col2im';
   const g = im2colGeometry(what, dx, opts);
   checkCol(what, g, dx, dcol);
   const grid = grid3d(what, g.inW, g.inH, g.batch, dx);
-  const k = await e.kernel('im2col', 'col2im', grid.constants);
+  const k = await e.kernel('im2col', 'col2im', withAccumulate(grid.constants, opts));
   return e.dispatch(k, { dcol, dx }, grid.workgroups, conv2dParams(g));
 }
 

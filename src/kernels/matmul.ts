@@ -1,9 +1,12 @@
-// Matmul kernels with fused bias and activation (shaders/matmul.wgsl, shaders/matmul_quad.wgsl) and
-// the bias gradient (shaders/bias_grad.wgsl): shape checks, per-adapter variant selection through
-// the tuner, and validated dispatches built once and replayed.
-import { grid1d, type Dispatch, type Engine } from '../gpu/engine.ts';
+// Matmul kernels with fused bias and activation (shaders/matmul.wgsl, shaders/matmul_quad.wgsl),
+// 2-D and batched, and the bias gradient (shaders/bias_grad.wgsl): shape checks, per-adapter
+// variant selection through the tuner, and validated dispatches built once and replayed.
+import { grid1d, MAX_WORKGROUPS_PER_DIM, type Dispatch, type Engine } from '../gpu/engine.ts';
 import { shapeStr, type Tensor } from '../gpu/tensor.ts';
+import type { AccumulateOptions } from '../ops/accumulate.ts';
+import { batchedMatmulGeometry, type TransposeOptions } from '../ops/matmul.ts';
 import { Rng } from '../util/random.ts';
+import { withAccumulate } from './accumulate.ts';
 import type { Activation } from './activation.ts';
 import { timeDispatch, tunedChoice } from './tune.ts';
 
@@ -20,6 +23,8 @@ export interface MatmulOptions {
   alpha?: number;
   /** Force a variant by name (tests use it); default: the tuned choice for this adapter and shape. */
   variant?: string;
+  /** C = C + act(op(A)·op(B) + bias) instead of overwriting C (gradients that accumulate). */
+  accumulate?: boolean;
 }
 
 interface Variant {
@@ -127,7 +132,42 @@ export async function matmul(e: Engine, a: Tensor, b: Tensor, c: Tensor, opts: M
   return matmulDispatch(e, variant, a, b, c, { M, N, K }, opts);
 }
 
-async function matmulDispatch(e: Engine, variant: string, a: Tensor, b: Tensor, c: Tensor, size: { M: number; N: number; K: number }, opts: MatmulOptions): Promise<Dispatch> {
+/** Options of `batchedMatmul`: the transposes, accumulation, and (for tests) a forced variant. */
+export interface BatchedMatmulOptions extends TransposeOptions, AccumulateOptions {
+  /** Force a variant by name; default: the tuned choice for the per-matrix shape. */
+  variant?: string;
+}
+
+/**
+ * G independent products in one dispatch: C[g] = op(A[g]) · op(B[g]) (plus C[g] with accumulate).
+ * a [G, M, K] (or [G, K, M] with transA), b [G, K, N] (or [G, N, K] with transB), c [G, M, N]; a or b
+ * may be 2-D, the same matrix for every g. G is at most 65,535 (the grid's z). The variant is the
+ * one tuned for a single [M, N, K] product.
+ */
+export async function batchedMatmul(e: Engine, a: Tensor, b: Tensor, c: Tensor, opts: BatchedMatmulOptions = {}): Promise<Dispatch> {
+  const what = 'Kernel matmul (batched)';
+  const g = batchedMatmulGeometry(what, a, b, c, opts);
+  if (g.G > MAX_WORKGROUPS_PER_DIM) {
+    throw new Error(`${what}: output "${c.label}" ${shapeStr(c.shape)} holds ${g.G} matrices; one dispatch takes at most ${MAX_WORKGROUPS_PER_DIM} (the workgroup limit along z). Split the batch.`);
+  }
+  const { M, N, K } = g;
+  const variant = opts.variant ?? (await chooseMatmulVariant(e, M, N, K, opts));
+  const batch = { G: g.G, bsa: g.aBatched ? M * K : 0, bsb: g.bBatched ? K * N : 0, bsc: M * N };
+  return matmulDispatch(e, variant, a, b, c, { M, N, K, ...batch }, { transA: opts.transA, transB: opts.transB, accumulate: opts.accumulate });
+}
+
+/** A product's sizes; G matrices with batch strides bsa, bsb, bsc (elements) when batched. */
+interface MatmulSize {
+  M: number;
+  N: number;
+  K: number;
+  G?: number;
+  bsa?: number;
+  bsb?: number;
+  bsc?: number;
+}
+
+async function matmulDispatch(e: Engine, variant: string, a: Tensor, b: Tensor, c: Tensor, size: MatmulSize, opts: MatmulOptions): Promise<Dispatch> {
   const v = VARIANTS[variant];
   if (!v) throw new Error(`Kernel matmul: no variant "${variant}" (have: ${MATMUL_VARIANTS.join(', ')}).`);
   if (v.needsSubgroups && !e.adapter.features.includes('subgroups')) {
@@ -136,7 +176,7 @@ async function matmulDispatch(e: Engine, variant: string, a: Tensor, b: Tensor, 
   const { M, N, K } = size;
   const constants: Record<string, number> = { HAS_BIAS: opts.bias ? 1 : 0, ACT: opts.activation ? ACT_IDS[opts.activation] : 0 };
   if (v.family === 'matmul_quad') constants.WG = QUAD_WG;
-  const k = await e.kernel(v.family, v.entry, constants);
+  const k = await e.kernel(v.family, v.entry, withAccumulate(constants, opts));
   const params = {
     M,
     N,
@@ -147,10 +187,16 @@ async function matmulDispatch(e: Engine, variant: string, a: Tensor, b: Tensor, 
     sbk: opts.transB ? 1 : N,
     sbn: opts.transB ? K : 1,
     alpha: opts.alpha ?? 0.01,
+    // Matrix g starts g * bs elements into its buffer; 0 for a 2-D product (G = 1) and for a 2-D
+    // operand shared by a batch.
+    bsa: size.bsa ?? 0,
+    bsb: size.bsb ?? 0,
+    bsc: size.bsc ?? 0,
   };
   const buffers: Record<string, Tensor> = { a, b, c };
   if (k.bindings.some((x) => x.name === 'bias')) buffers.bias = opts.bias ?? placeholderBias(e);
-  return e.dispatch(k, buffers, v.workgroups(M, N), params);
+  const [gx, gy] = v.workgroups(M, N);
+  return e.dispatch(k, buffers, [gx, gy, size.G ?? 1], params);
 }
 
 /** Shape class for tuning: log2 buckets of M, N, K and the transposes. */
@@ -233,9 +279,13 @@ function checkSample(variant: string, got: Float32Array, a: Float32Array, b: Flo
 
 const BIAS_GRAD_WG = 64;
 
-/** db[N] = column sums of dy[M,N] (the bias gradient). Deterministic (no float atomics). */
-export async function biasGrad(e: Engine, dy: Tensor, db: Tensor): Promise<Dispatch> {
-  const k = await e.kernel('bias_grad', 'bias_grad', { WG: BIAS_GRAD_WG });
+/**
+ * db[N] = column sums of dy[M,N] (the bias gradient; db += ... with accumulate). Deterministic (no
+ * float atomics). Also the gradient of an operand broadcast along leading dimensions: view dy as
+ * [rows, operand size].
+ */
+export async function biasGrad(e: Engine, dy: Tensor, db: Tensor, opts: AccumulateOptions = {}): Promise<Dispatch> {
+  const k = await e.kernel('bias_grad', 'bias_grad', withAccumulate({ WG: BIAS_GRAD_WG }, opts));
   if (dy.shape.length !== 2) {
     throw new Error(`Kernel ${k.name}: dy "${dy.label}" ${shapeStr(dy.shape)} must be 2-D [M, N] (db "${db.label}" ${shapeStr(db.shape)}).`);
   }

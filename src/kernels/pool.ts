@@ -2,6 +2,7 @@
 // and backward, as validated, replayable dispatches. Backward passes are gathers: deterministic.
 import { grid1d, MAX_WORKGROUPS_PER_DIM, type Dispatch, type Engine } from '../gpu/engine.ts';
 import type { Tensor } from '../gpu/tensor.ts';
+import type { AccumulateOptions } from '../ops/accumulate.ts';
 import { describe } from '../ops/shape.ts';
 import {
   checkGlobalPool,
@@ -11,6 +12,7 @@ import {
   type Pool2dGeometry,
   type Pool2dOptions,
 } from '../ops/pooling.ts';
+import { withAccumulate } from './accumulate.ts';
 
 export { pool2dOutputShape, type AvgPool2dOptions, type Pool2dOptions } from '../ops/pooling.ts';
 
@@ -58,8 +60,8 @@ export async function maxPool2dForward(e: Engine, x: Tensor, y: Tensor, argmax: 
   return e.dispatch(k, { x, y, argmax }, grid1d(y.size, WG), poolParams(g));
 }
 
-/** dx [B, C, H, W] = the dy of every window whose argmax is that element, summed; overwritten. */
-export async function maxPool2dBackward(e: Engine, dy: Tensor, argmax: Tensor, dx: Tensor, opts: Pool2dOptions): Promise<Dispatch> {
+/** dx [B, C, H, W] = the dy of every window whose argmax is that element, summed; overwritten (added to with accumulate). */
+export async function maxPool2dBackward(e: Engine, dy: Tensor, argmax: Tensor, dx: Tensor, opts: Pool2dOptions & AccumulateOptions): Promise<Dispatch> {
   const what = 'Kernel pool.max_pool2d_backward';
   const g = pool2dGeometry(what, dx, opts);
   checkPoolOutput(what, g, dx, dy);
@@ -68,10 +70,10 @@ export async function maxPool2dBackward(e: Engine, dy: Tensor, argmax: Tensor, d
   // Windows that tile the input (the usual MaxPool2d(k)) take a loop-free kernel on a 3-D grid.
   const planes = g.batch * g.channels;
   if (g.strideH === g.kH && g.strideW === g.kW && g.padH === 0 && g.padW === 0 && planes <= MAX_WORKGROUPS_PER_DIM && g.inH <= MAX_WORKGROUPS_PER_DIM) {
-    const k = await e.kernel('pool', 'max_pool2d_backward_tiled', { WG: TILED_WG });
+    const k = await e.kernel('pool', 'max_pool2d_backward_tiled', withAccumulate({ WG: TILED_WG }, opts));
     return e.dispatch(k, { dy, argmax_in: argmax, dx }, [Math.ceil(g.inW / TILED_WG), g.inH, planes], poolParams(g));
   }
-  const k = await e.kernel('pool', 'max_pool2d_backward', { WG });
+  const k = await e.kernel('pool', 'max_pool2d_backward', withAccumulate({ WG }, opts));
   return e.dispatch(k, { dy, argmax_in: argmax, dx }, grid1d(dx.size, WG), poolParams(g));
 }
 
@@ -84,12 +86,12 @@ export async function avgPool2dForward(e: Engine, x: Tensor, y: Tensor, opts: Av
   return e.dispatch(k, { x, y }, grid1d(y.size, WG), poolParams(g, opts.countIncludePad ?? true));
 }
 
-/** dx [B, C, H, W] = sum over the windows covering each element of dy / divisor; overwritten. */
-export async function avgPool2dBackward(e: Engine, dy: Tensor, dx: Tensor, opts: AvgPool2dOptions): Promise<Dispatch> {
+/** dx [B, C, H, W] = sum over the windows covering each element of dy / divisor; overwritten (added to with accumulate). */
+export async function avgPool2dBackward(e: Engine, dy: Tensor, dx: Tensor, opts: AvgPool2dOptions & AccumulateOptions): Promise<Dispatch> {
   const what = 'Kernel pool.avg_pool2d_backward';
   const g = pool2dGeometry(what, dx, opts);
   checkPoolOutput(what, g, dx, dy);
-  const k = await e.kernel('pool', 'avg_pool2d_backward', { WG });
+  const k = await e.kernel('pool', 'avg_pool2d_backward', withAccumulate({ WG }, opts));
   return e.dispatch(k, { dy, dx }, grid1d(dx.size, WG), poolParams(g, opts.countIncludePad ?? true));
 }
 
@@ -107,10 +109,10 @@ export async function globalAvgPoolForward(e: Engine, x: Tensor, y: Tensor): Pro
   return e.dispatch(k, { x, y }, grid1d(y.size, WG), globalParams(x));
 }
 
-/** dx [B, C, H, W] = dy [B, C] / (H*W), broadcast over each plane; overwritten. */
-export async function globalAvgPoolBackward(e: Engine, dy: Tensor, dx: Tensor): Promise<Dispatch> {
+/** dx [B, C, H, W] = dy [B, C] / (H*W), broadcast over each plane; overwritten (added to with accumulate). */
+export async function globalAvgPoolBackward(e: Engine, dy: Tensor, dx: Tensor, opts: AccumulateOptions = {}): Promise<Dispatch> {
   const what = 'Kernel pool.global_avg_pool_backward';
   checkGlobalPool(what, dx, dy);
-  const k = await e.kernel('pool', 'global_avg_pool_backward', { WG });
+  const k = await e.kernel('pool', 'global_avg_pool_backward', withAccumulate({ WG }, opts));
   return e.dispatch(k, { dy, dx }, grid1d(dx.size, WG), globalParams(dx));
 }

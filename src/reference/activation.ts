@@ -1,6 +1,8 @@
 // CPU reference for shaders/activation.wgsl: plain loops in float64, same names and argument
 // order as src/kernels/activation.ts (minus the engine).
+import type { AccumulateOptions } from '../ops/accumulate.ts';
 import type { Activation } from '../ops/activation.ts';
+import { store } from './host.ts';
 
 const GELU_C = Math.sqrt(2 / Math.PI);
 const GELU_K = 0.044715;
@@ -48,7 +50,7 @@ export function activationForward(act: Activation, x: Float32Array, y: Float32Ar
   for (let i = 0; i < x.length; i++) y[i] = activate(act, x[i], alpha);
 }
 
-/** dx = dy * act'(x) */
-export function activationBackward(act: Activation, x: Float32Array, dy: Float32Array, dx: Float32Array, alpha = 0.01): void {
-  for (let i = 0; i < x.length; i++) dx[i] = dy[i] * activateGrad(act, x[i], alpha);
+/** dx = dy * act'(x) (dx += with accumulate) */
+export function activationBackward(act: Activation, x: ArrayLike<number>, dy: ArrayLike<number>, dx: Float32Array | Float64Array, alpha = 0.01, opts: AccumulateOptions = {}): void {
+  for (let i = 0; i < x.length; i++) store(dx, i, dy[i] * activateGrad(act, x[i], alpha), opts.accumulate);
 }

@@ -3,7 +3,8 @@
 // loops with float64 sums (two passes for the variance). Same names and argument order as
 // src/kernels/batchnorm.ts (minus the engine). The shape rules live in src/ops/batchnorm.ts.
 import { batchNormGeometry, checkTrainable, type BatchNormEvalOptions, type BatchNormTrainOptions } from '../ops/batchnorm.ts';
-import type { HostTensor } from './host.ts';
+import type { AccumulateOptions } from '../ops/accumulate.ts';
+import { store, type HostTensor } from './host.ts';
 
 const REF = (name: string) => `Reference ${name}`;
 
@@ -73,7 +74,8 @@ export function batchNormForwardEval(
 /**
  * Gradients of training-mode batch norm (batch statistics), from the mean and invstd saved by
  * the forward pass: dbeta = sum dy, dgamma = sum dy * xhat,
- * dx = gamma * invstd / N * (N dy - dbeta - xhat * dgamma). All three are overwritten.
+ * dx = gamma * invstd / N * (N dy - dbeta - xhat * dgamma). All three are overwritten, or all three
+ * added to with accumulate.
  */
 export function batchNormBackward(
   x: HostTensor,
@@ -84,6 +86,7 @@ export function batchNormBackward(
   dx: HostTensor,
   dgamma: HostTensor,
   dbeta: HostTensor,
+  opts: AccumulateOptions = {},
 ): void {
   const g = batchNormGeometry(REF('batchNormBackward'), x, [gamma, mean, invstd, dgamma, dbeta], [dy, dx]);
   const n = g.batch * g.hw;
@@ -103,10 +106,10 @@ export function batchNormBackward(
       for (let i = 0; i < g.hw; i++) {
         const k = (b * g.channels + c) * g.hw + i;
         const xhat = (x.data[k] - m) * inv;
-        dx.data[k] = ((gamma.data[c] * inv) / n) * (n * dy.data[k] - sumDy - xhat * sumDyXhat);
+        store(dx.data, k, ((gamma.data[c] * inv) / n) * (n * dy.data[k] - sumDy - xhat * sumDyXhat), opts.accumulate);
       }
     }
-    dbeta.data[c] = sumDy;
-    dgamma.data[c] = sumDyXhat;
+    store(dbeta.data, c, sumDy, opts.accumulate);
+    store(dgamma.data, c, sumDyXhat, opts.accumulate);
   }
 }

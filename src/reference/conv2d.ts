@@ -2,7 +2,8 @@
 // in plain loops with float64 sums. Same names and argument order as src/kernels/conv2d.ts (minus
 // the engine). The shape rules live in src/ops/conv.ts.
 import { checkConvTensors, conv2dGeometry, type Conv2dOptions } from '../ops/conv.ts';
-import type { HostTensor } from './host.ts';
+import type { AccumulateOptions } from '../ops/accumulate.ts';
+import { store, storeAll, type HostTensor } from './host.ts';
 
 const REF = (name: string) => `Reference ${name}`;
 
@@ -34,8 +35,8 @@ export function conv2dForward(x: HostTensor, w: HostTensor, b: HostTensor | null
   }
 }
 
-/** dx from dy: each dy element spreads back through the weights onto the inputs it saw. */
-export function conv2dBackwardInput(dy: HostTensor, w: HostTensor, dx: HostTensor, opts: Conv2dOptions = {}): void {
+/** dx from dy: each dy element spreads back through the weights onto the inputs it saw (dx += with accumulate). */
+export function conv2dBackwardInput(dy: HostTensor, w: HostTensor, dx: HostTensor, opts: Conv2dOptions & AccumulateOptions = {}): void {
   const g = conv2dGeometry(REF('conv2dBackwardInput'), dx, w, opts);
   checkConvTensors(REF('conv2dBackwardInput'), g, dx, w, dy, null);
   const acc = new Float64Array(dx.data.length); // [B, IC, H, W]
@@ -59,11 +60,14 @@ export function conv2dBackwardInput(dy: HostTensor, w: HostTensor, dx: HostTenso
       }
     }
   }
-  dx.data.set(acc);
+  storeAll(dx.data, acc, opts.accumulate);
 }
 
-/** dw[oc, ic, kh, kw] = sum over b, oh, ow of dy * the input it saw; db[oc] = sum of dy over b, oh, ow. Both overwritten. */
-export function conv2dBackwardWeight(x: HostTensor, dy: HostTensor, dw: HostTensor, db: HostTensor | null, opts: Conv2dOptions = {}): void {
+/**
+ * dw[oc, ic, kh, kw] = sum over b, oh, ow of dy * the input it saw; db[oc] = sum of dy over b, oh, ow.
+ * Both overwritten, or both added to with accumulate.
+ */
+export function conv2dBackwardWeight(x: HostTensor, dy: HostTensor, dw: HostTensor, db: HostTensor | null, opts: Conv2dOptions & AccumulateOptions = {}): void {
   const g = conv2dGeometry(REF('conv2dBackwardWeight'), x, dw, opts);
   checkConvTensors(REF('conv2dBackwardWeight'), g, x, dw, dy, db);
   for (let oc = 0; oc < g.outC; oc++) {
@@ -82,7 +86,7 @@ export function conv2dBackwardWeight(x: HostTensor, dy: HostTensor, dw: HostTens
               }
             }
           }
-          dw.data[((oc * g.inC + ic) * g.kH + kh) * g.kW + kw] = s;
+          store(dw.data, ((oc * g.inC + ic) * g.kH + kh) * g.kW + kw, s, opts.accumulate);
         }
       }
     }
@@ -91,7 +95,7 @@ export function conv2dBackwardWeight(x: HostTensor, dy: HostTensor, dw: HostTens
       for (let n = 0; n < g.batch; n++) {
         for (let i = 0; i < g.outH * g.outW; i++) s += dy.data[(n * g.outC + oc) * g.outH * g.outW + i];
       }
-      db.data[oc] = s;
+      store(db.data, oc, s, opts.accumulate);
     }
   }
 }

@@ -1,6 +1,8 @@
 // CPU reference for shaders/dropout.wgsl: the same integer hash in 32-bit unsigned arithmetic, so
 // masks match the GPU's bit for bit. Same names and argument order as src/kernels/dropout.ts
 // (minus the engine).
+import type { AccumulateOptions } from '../ops/accumulate.ts';
+import { store } from './host.ts';
 
 /** PCG-RXS-M-XS 32-bit permutation, as in the shader (u32 wrap-around via Math.imul and >>> 0). */
 export function pcg(v: number): number {
@@ -32,7 +34,7 @@ export function dropoutForward(x: Float32Array, y: Float32Array, mask: Float32Ar
   }
 }
 
-/** dx = dy * mask. */
-export function dropoutBackward(dy: Float32Array, mask: Float32Array, dx: Float32Array): void {
-  for (let i = 0; i < dy.length; i++) dx[i] = dy[i] * mask[i];
+/** dx = dy * mask (dx += with accumulate). */
+export function dropoutBackward(dy: ArrayLike<number>, mask: ArrayLike<number>, dx: Float32Array | Float64Array, opts: AccumulateOptions = {}): void {
+  for (let i = 0; i < dy.length; i++) store(dx, i, dy[i] * mask[i], opts.accumulate);
 }

@@ -19,3 +19,16 @@ export function hostTensor(shape: readonly number[], data?: ArrayLike<number>, l
   }
   return { shape: [...shape], data: out, label };
 }
+
+/** A writable array of numbers: Float32Array to mirror the GPU, Float64Array for gradient checks. */
+export type Floats = Float32Array | Float64Array;
+
+/** out[i] = v, or out[i] += v when accumulating (see src/ops/accumulate.ts). */
+export function store(out: Floats, i: number, v: number, accumulate = false): void {
+  out[i] = accumulate ? out[i] + v : v;
+}
+
+/** out = values elementwise, or out += values when accumulating. */
+export function storeAll(out: Floats, values: ArrayLike<number>, accumulate = false): void {
+  for (let i = 0; i < values.length; i++) store(out, i, values[i], accumulate);
+}

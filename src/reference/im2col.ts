@@ -4,7 +4,8 @@
 // argument order as src/kernels/im2col.ts (minus the engine). The shape rules live in
 // src/ops/conv.ts.
 import { checkCol, checkTranspose, colShape, im2colGeometry, type Conv2dGeometry, type Im2colOptions } from '../ops/conv.ts';
-import type { HostTensor } from './host.ts';
+import type { AccumulateOptions } from '../ops/accumulate.ts';
+import { storeAll, type HostTensor } from './host.ts';
 
 const REF = (name: string) => `Reference ${name}`;
 
@@ -43,8 +44,8 @@ export function im2col(x: HostTensor, col: HostTensor, opts: Im2colOptions): voi
   });
 }
 
-/** dx [B, IC, H, W] = the sum of every dcol entry that im2col would have copied from that pixel; overwritten. */
-export function col2im(dcol: HostTensor, dx: HostTensor, opts: Im2colOptions): void {
+/** dx [B, IC, H, W] = the sum of every dcol entry that im2col would have copied from that pixel; overwritten (added to with accumulate). */
+export function col2im(dcol: HostTensor, dx: HostTensor, opts: Im2colOptions & AccumulateOptions): void {
   const g = im2colGeometry(REF('col2im'), dx, opts);
   checkCol(REF('col2im'), g, dx, dcol);
   // Scatter form (the GPU gathers): every dcol entry adds itself to the pixel it came from.
@@ -52,7 +53,7 @@ export function col2im(dcol: HostTensor, dx: HostTensor, opts: Im2colOptions): v
   colSources(g).forEach((i, o) => {
     if (i >= 0) acc[i] += dcol.data[o];
   });
-  dx.data.set(acc);
+  storeAll(dx.data, acc, opts.accumulate);
 }
 
 /** dst [batch, cols, rows] = src [batch, rows, cols] transposed per batch. */

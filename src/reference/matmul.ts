@@ -2,7 +2,10 @@
 // gradient (shaders/bias_grad.wgsl): plain loops with float64 accumulation, the same names and
 // argument order as src/kernels/matmul.ts (minus the engine, plus the sizes M, N, K).
 import type { Activation } from '../ops/activation.ts';
+import { batchedMatmulGeometry, type TransposeOptions } from '../ops/matmul.ts';
+import type { AccumulateOptions } from '../ops/accumulate.ts';
 import { activate } from './activation.ts';
+import { store, type HostTensor } from './host.ts';
 
 export interface MatmulOptions {
   /** A is stored [K, M] and used transposed. */
@@ -14,6 +17,8 @@ export interface MatmulOptions {
   activation?: Activation;
   /** LeakyReLU slope, default 0.01. */
   alpha?: number;
+  /** C = C + act(op(A)·op(B) + bias) instead of overwriting C. */
+  accumulate?: boolean;
 }
 
 /**
@@ -21,7 +26,7 @@ export interface MatmulOptions {
  * and op(B) = B [K, N] or Bᵀ for B stored [N, K] (transB).
  */
 export function matmul(a: ArrayLike<number>, b: ArrayLike<number>, c: Float32Array | Float64Array, M: number, N: number, K: number, opts: MatmulOptions = {}): void {
-  const { transA = false, transB = false, bias, activation, alpha = 0.01 } = opts;
+  const { transA = false, transB = false, bias, activation, alpha = 0.01, accumulate = false } = opts;
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < N; n++) {
       let s = 0;
@@ -31,18 +36,55 @@ export function matmul(a: ArrayLike<number>, b: ArrayLike<number>, c: Float32Arr
         s += av * bv;
       }
       if (bias) s += bias[n];
-      c[m * N + n] = activation ? activate(activation, s, alpha) : s;
+      store(c, m * N + n, activation ? activate(activation, s, alpha) : s, accumulate);
     }
   }
 }
 
-/** db[N] = column sums of dy[M, N]: the gradient of a bias added to every row. */
-export function biasGrad(dy: ArrayLike<number>, db: Float32Array | Float64Array, M: number, N: number): void {
+/** db[N] = column sums of dy[M, N]: the gradient of a bias added to every row (db += with accumulate). */
+export function biasGrad(dy: ArrayLike<number>, db: Float32Array | Float64Array, M: number, N: number, opts: AccumulateOptions = {}): void {
   for (let n = 0; n < N; n++) {
     let s = 0;
     for (let m = 0; m < M; m++) s += dy[m * N + n];
-    db[n] = s;
+    store(db, n, s, opts.accumulate);
   }
+}
+
+/**
+ * C[g] = op(A[g]) · op(B[g]) for every g (C[g] += with accumulate). a [G, M, K] (or [G, K, M] with
+ * transA), b [G, K, N] (or [G, N, K] with transB), c [G, M, N]; a 2-D a or b is the same matrix for
+ * every g.
+ */
+export function batchedMatmul(a: HostTensor, b: HostTensor, c: HostTensor, opts: TransposeOptions & AccumulateOptions = {}): void {
+  const { G, M, N, K, aBatched, bBatched } = batchedMatmulGeometry('Reference batchedMatmul', a, b, c, opts);
+  for (let g = 0; g < G; g++) {
+    const ag = aBatched ? a.data.subarray(g * M * K, (g + 1) * M * K) : a.data;
+    const bg = bBatched ? b.data.subarray(g * K * N, (g + 1) * K * N) : b.data;
+    matmul(ag, bg, c.data.subarray(g * M * N, (g + 1) * M * N), M, N, K, opts);
+  }
+}
+
+/**
+ * Gradients of C = op(A[g]) · op(B[g]) over a batch, given dC [G, M, N]: per g the formulas of
+ * `matmulBackward`; a 2-D (shared) operand's gradient is the sum over g. da and db have a's and b's
+ * shapes; with accumulate they are added to.
+ */
+export function batchedMatmulBackward(a: HostTensor, b: HostTensor, dc: HostTensor, da: HostTensor, db: HostTensor, opts: TransposeOptions & AccumulateOptions = {}): void {
+  const { G, M, N, K, aBatched, bBatched } = batchedMatmulGeometry('Reference batchedMatmulBackward', a, b, dc, opts);
+  const gda = new Float64Array(da.data.length);
+  const gdb = new Float64Array(db.data.length);
+  for (let g = 0; g < G; g++) {
+    const ag = aBatched ? a.data.subarray(g * M * K, (g + 1) * M * K) : a.data;
+    const bg = bBatched ? b.data.subarray(g * K * N, (g + 1) * K * N) : b.data;
+    const dcg = dc.data.subarray(g * M * N, (g + 1) * M * N);
+    const dag = aBatched ? gda.subarray(g * M * K, (g + 1) * M * K) : new Float64Array(M * K);
+    const dbg = bBatched ? gdb.subarray(g * K * N, (g + 1) * K * N) : new Float64Array(K * N);
+    matmulBackward(ag, bg, dcg, dag, dbg, null, M, N, K, opts);
+    if (!aBatched) dag.forEach((v, i) => (gda[i] += v));
+    if (!bBatched) dbg.forEach((v, i) => (gdb[i] += v));
+  }
+  gda.forEach((v, i) => store(da.data, i, v, opts.accumulate));
+  gdb.forEach((v, i) => store(db.data, i, v, opts.accumulate));
 }
 
 /**

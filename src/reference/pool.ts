@@ -2,7 +2,8 @@
 // forward and backward, in plain loops with float64 sums. Same names and argument order as
 // src/kernels/pool.ts (minus the engine). The shape rules live in src/ops/pooling.ts.
 import { checkGlobalPool, checkPoolOutput, pool2dGeometry, type AvgPool2dOptions, type Pool2dGeometry, type Pool2dOptions } from '../ops/pooling.ts';
-import type { HostTensor } from './host.ts';
+import type { AccumulateOptions } from '../ops/accumulate.ts';
+import { store, storeAll, type HostTensor } from './host.ts';
 
 const REF = (name: string) => `Reference ${name}`;
 
@@ -42,18 +43,19 @@ export function maxPool2dForward(x: HostTensor, y: HostTensor, argmax: HostTenso
   }
 }
 
-/** dx = dy routed back to each window's argmax (summed where windows overlap); dx is overwritten. */
-export function maxPool2dBackward(dy: HostTensor, argmax: HostTensor, dx: HostTensor, opts: Pool2dOptions): void {
+/** dx = dy routed back to each window's argmax (summed where windows overlap); dx is overwritten (added to with accumulate). */
+export function maxPool2dBackward(dy: HostTensor, argmax: HostTensor, dx: HostTensor, opts: Pool2dOptions & AccumulateOptions): void {
   const what = REF('maxPool2dBackward');
   const g = pool2dGeometry(what, dx, opts);
   checkPoolOutput(what, g, dx, dy);
   checkPoolOutput(what, g, dx, argmax);
-  dx.data.fill(0);
+  const acc = new Float64Array(dx.data.length); // [B, C, H, W]
   const plane = g.outH * g.outW;
   for (let o = 0; o < dy.data.length; o++) {
     const bc = Math.floor(o / plane);
-    dx.data[bc * g.inH * g.inW + argmax.data[o]] += dy.data[o];
+    acc[bc * g.inH * g.inW + argmax.data[o]] += dy.data[o];
   }
+  storeAll(dx.data, acc, opts.accumulate);
 }
 
 function avgDivisor(g: Pool2dGeometry, oh: number, ow: number, countIncludePad: boolean): number {
@@ -83,8 +85,8 @@ export function avgPool2dForward(x: HostTensor, y: HostTensor, opts: AvgPool2dOp
   }
 }
 
-/** dx = each window's dy / divisor spread over the window's input elements; dx is overwritten. */
-export function avgPool2dBackward(dy: HostTensor, dx: HostTensor, opts: AvgPool2dOptions): void {
+/** dx = each window's dy / divisor spread over the window's input elements; dx is overwritten (added to with accumulate). */
+export function avgPool2dBackward(dy: HostTensor, dx: HostTensor, opts: AvgPool2dOptions & AccumulateOptions): void {
   const what = REF('avgPool2dBackward');
   const g = pool2dGeometry(what, dx, opts);
   checkPoolOutput(what, g, dx, dy);
@@ -101,7 +103,7 @@ export function avgPool2dBackward(dy: HostTensor, dx: HostTensor, opts: AvgPool2
       }
     }
   }
-  dx.data.set(acc);
+  storeAll(dx.data, acc, opts.accumulate);
 }
 
 /** y[b, c] = mean of x[b, c, :, :]. */
@@ -115,9 +117,9 @@ export function globalAvgPoolForward(x: HostTensor, y: HostTensor): void {
   }
 }
 
-/** dx[b, c, h, w] = dy[b, c] / (H*W). */
-export function globalAvgPoolBackward(dy: HostTensor, dx: HostTensor): void {
+/** dx[b, c, h, w] = dy[b, c] / (H*W) (dx += with accumulate). */
+export function globalAvgPoolBackward(dy: HostTensor, dx: HostTensor, opts: AccumulateOptions = {}): void {
   checkGlobalPool(REF('globalAvgPoolBackward'), dx, dy);
   const hw = dx.shape[2] * dx.shape[3];
-  for (let i = 0; i < dx.data.length; i++) dx.data[i] = dy.data[Math.floor(i / hw)] / hw;
+  for (let i = 0; i < dx.data.length; i++) store(dx.data, i, dy.data[Math.floor(i / hw)] / hw, opts.accumulate);
 }

@@ -1,10 +1,12 @@
 // CPU reference for shaders/softmax.wgsl: plain loops in float64, same names and argument order as
-// src/kernels/softmax.ts (minus the engine), plus the row length C, which flat arrays cannot carry.
+// src/kernels/softmax.ts (minus the engine), plus the row length C (the last dimension), which
+// flat arrays cannot carry.
+import type { AccumulateOptions } from '../ops/accumulate.ts';
+import { store, type Floats } from './host.ts';
 
-/** A writable array of numbers: Float32Array to mirror the GPU, Float64Array for gradient checks. */
-export type Floats = Float32Array | Float64Array;
+export type { Floats } from './host.ts';
 
-/** y = softmax(x) over each row of C values. x, y: [B, C]. */
+/** y = softmax(x) over each row of C values. x, y: [..., C]. */
 export function softmaxForward(x: ArrayLike<number>, y: Floats, C: number): void {
   const B = x.length / C;
   for (let b = 0; b < B; b++) {
@@ -17,13 +19,13 @@ export function softmaxForward(x: ArrayLike<number>, y: Floats, C: number): void
   }
 }
 
-/** dx = y * (dy - sum_c dy*y) per row, y the forward output. y, dy, dx: [B, C]. */
-export function softmaxBackward(y: ArrayLike<number>, dy: ArrayLike<number>, dx: Floats, C: number): void {
+/** dx = y * (dy - sum_c dy*y) per row (dx += with accumulate), y the forward output. y, dy, dx: [..., C]. */
+export function softmaxBackward(y: ArrayLike<number>, dy: ArrayLike<number>, dx: Floats, C: number, opts: AccumulateOptions = {}): void {
   const B = y.length / C;
   for (let b = 0; b < B; b++) {
     const base = b * C;
     let dot = 0;
     for (let c = 0; c < C; c++) dot += dy[base + c] * y[base + c];
-    for (let c = 0; c < C; c++) dx[base + c] = y[base + c] * (dy[base + c] - dot);
+    for (let c = 0; c < C; c++) store(dx, base + c, y[base + c] * (dy[base + c] - dot), opts.accumulate);
   }
 }
