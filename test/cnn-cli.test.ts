@@ -40,7 +40,7 @@ describe('CLI: the cnn-cifar preset on CIFAR-10 binary batches', () => {
     const train = await cli(['train', '--dataset', dir, '--model', 'cnn-cifar', '--epochs', '1', '--batch-size', '16', '--lr', '0.01', '--augment', '--save', ckpt, '--metrics-out', metrics, '--quiet']);
     expect(train.code, train.stderr).toBe(0);
     expect(train.stderr).toMatch(/dataset cifar10: 32 train \/ 8 test samples of \[3, 32, 32\]/);
-    expect(train.stderr).toMatch(/Conv2d\s+\[32, 32, 32\]/);
+    expect(train.stderr).toMatch(/Conv2d\+ReLU\s+\[32, 32, 32\]/);
     expect(train.stderr).toMatch(/GlobalAvgPool\s+\[128\]/);
     expect(train.stderr).toMatch(/epoch 1\/1: train loss \d/);
     expect(train.stdout).toMatch(/test accuracy \d+\.\d+%/);

@@ -72,6 +72,7 @@ describe('divergence guard', () => {
     const saved = readFileSync(file);
     // A learning rate this large sends the weights to infinity within a few steps.
     const wild = await Trainer.create(m.model, { loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: 1e30, momentum: 0 } });
+    wild.state = { ...m.state }; // training continues where the first trainer stopped (step 8)
     const err = await wild.fit(data, { epochs: 1, batchSize: 32, logEvery: 4 }).catch((x) => x);
     expect(err).toBeInstanceOf(DivergenceError);
     expect((err as DivergenceError).step).toBeGreaterThanOrEqual(8);
