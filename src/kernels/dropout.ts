@@ -40,7 +40,7 @@ export async function dropoutForward(e: Engine, x: Tensor, y: Tensor, mask: Tens
 /**
  * Training-mode dropout whose seed follows the step: the seed of step t is derived on the GPU from
  * `seedBase` and the step number in the per-step values uniform (`stepValues`, see
- * shaders/_step.wgsl), as `dropoutStepSeed` does on the host; no write per step. When the step's
+ * shaders/_step.wgsl), as `dropoutStepSeed` (src/ops/step.ts) does on the host; no write per step. When the step's
  * flags switch dropout off, y = x.
  */
 export async function dropoutForwardStep(e: Engine, x: Tensor, y: Tensor, mask: Tensor, opts: { p: number; seedBase: number }, stepValues: BufferArg): Promise<Dispatch> {
@@ -50,11 +50,6 @@ export async function dropoutForwardStep(e: Engine, x: Tensor, y: Tensor, mask: 
   const params = dropoutParams({ p: opts.p, seed: opts.seedBase }, x.size);
   const k = await e.kernel('dropout', 'dropout_forward_step', { WG });
   return e.dispatch(k, { x, y, mask, step_values: stepValues }, grid1d(x.size, WG), params);
-}
-
-/** The seed `dropout_forward_step` uses at a (0-based) step, for references and tests. */
-export function dropoutStepSeed(seedBase: number, step: number): number {
-  return ((seedBase ^ 0x9e3779b9) + Math.imul(step + 1, 0x85ebca6b)) >>> 0;
 }
 
 /** dx = dy * mask, with the mask the forward pass wrote (dx += ... with accumulate). dy, mask, dx: [n]. */

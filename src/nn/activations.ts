@@ -7,6 +7,7 @@ import type { Shape } from '../gpu/tensor.ts';
 import { activationBackward, activationForward } from '../kernels/activation.ts';
 import { softmaxBackward, softmaxForward } from '../kernels/softmax.ts';
 import type { Activation as ActivationKind } from '../ops/activation.ts';
+import type { OpSpec } from '../ops/graph.ts';
 import { Layer, LayerShapeError } from './layer.ts';
 import type { OpIO, OpPlan } from './op.ts';
 
@@ -33,6 +34,10 @@ export class Activation extends Layer {
     const forward = [await activationForward(e, this.activation, io.x, io.y, this.alpha)];
     const backward = io.dy && io.dx ? [await activationBackward(e, this.activation, io.x, io.dy, io.dx.tensor, this.alpha, { accumulate: io.dx.accumulate })] : [];
     return { forward, backward, dispose: () => [...forward, ...backward].forEach((d) => d.dispose()) };
+  }
+
+  spec(): OpSpec {
+    return { kind: 'activation', activation: { kind: this.activation, alpha: this.alpha } };
   }
 
   config(): Record<string, unknown> {
@@ -65,6 +70,10 @@ export class Softmax extends Layer {
     return { forward, backward, dispose: () => [...forward, ...backward].forEach((d) => d.dispose()) };
   }
 
+  spec(): OpSpec {
+    return { kind: 'softmax' };
+  }
+
   config(): Record<string, unknown> {
     return {};
   }
@@ -81,6 +90,10 @@ export class Flatten extends Layer {
 
   async plan(): Promise<OpPlan> {
     return noDispatches();
+  }
+
+  spec(): OpSpec {
+    return { kind: 'reshape' };
   }
 
   config(): Record<string, unknown> {

@@ -7,6 +7,7 @@ import type { Dispatch, Engine } from '../gpu/engine.ts';
 import type { Shape, Tensor } from '../gpu/tensor.ts';
 import { batchNormBackward, batchNormForwardEval, batchNormForwardTrain } from '../kernels/batchnorm.ts';
 import { expectImage } from './conv.ts';
+import type { OpSpec } from '../ops/graph.ts';
 import { Layer } from './layer.ts';
 import type { OpIO, OpPlan, Param, StateTensor } from './op.ts';
 
@@ -104,6 +105,10 @@ export class BatchNorm2d extends Layer {
         for (const d of [...forward, ...forwardEval, ...backward]) d.dispose();
       },
     };
+  }
+
+  spec(): OpSpec {
+    return { kind: 'batchnorm2d', weight: this.gamma!.name, bias: this.beta!.name, runningMean: this.runningMean!.name, runningVar: this.runningVar!.name, eps: this.eps, momentum: this.momentum };
   }
 
   config(): Record<string, unknown> {

@@ -52,6 +52,7 @@ import { col2im, im2col, transposeBatched } from '../kernels/im2col.ts';
 import { biasGrad, matmul } from '../kernels/matmul.ts';
 import type { Rng } from '../util/random.ts';
 import { initialize, type Initializer } from './init.ts';
+import type { OpSpec } from '../ops/graph.ts';
 import type { Epilogue, Node } from './graph.ts';
 import { Layer, LayerShapeError } from './layer.ts';
 import type { OpIO, OpPlan, Param } from './op.ts';
@@ -238,10 +239,10 @@ export class Conv2d extends Layer {
     return [this.weight, this.bias].filter((p): p is Param => p !== null);
   }
 
-  /** A ReLU reading only this layer's output is applied in the convolution's epilogue. */
+  /** A ReLU (layer or function) reading only this layer's output is applied in the convolution's epilogue. */
   absorb(node: Node, consumer: Node): Epilogue | null {
-    const a = consumer.op as { activation?: string; kind: string };
-    if (this.opts.activation || node.epilogue || a.kind !== 'ReLU' || a.activation !== 'relu') return null;
+    const s = consumer.op.spec?.(consumer);
+    if (this.opts.activation || node.epilogue || s?.kind !== 'activation' || s.activation.kind !== 'relu') return null;
     return { activation: 'relu', alpha: 0 };
   }
 
@@ -319,6 +320,11 @@ export class Conv2d extends Layer {
       backward.push(await matmul(e, rows, w2d, col)); // dcol [M, OC]·[OC, K] -> [M, K], over col
       backward.push(await col2im(e, col, io.dx.tensor, { ...window, accumulate: io.dx.accumulate }));
     }
+  }
+
+  spec(node: Node): OpSpec {
+    const relu = this.opts.activation === 'relu' || node.epilogue?.activation === 'relu';
+    return { kind: 'conv2d', weight: this.weight!.name, bias: this.bias?.name ?? null, stride: [...this.stride], padding: [...this.padding], relu };
   }
 
   config(): Record<string, unknown> {

@@ -7,6 +7,7 @@ import type { Shape, Tensor } from '../gpu/tensor.ts';
 import { biasGrad, matmul } from '../kernels/matmul.ts';
 import { activationBackward } from '../kernels/activation.ts';
 import type { Activation } from '../ops/activation.ts';
+import type { OpSpec } from '../ops/graph.ts';
 import type { Rng } from '../util/random.ts';
 import type { Epilogue, Node } from './graph.ts';
 import { initialize, type Initializer } from './init.ts';
@@ -55,12 +56,12 @@ export class Dense extends Layer {
     return [this.weight, this.bias].filter((p): p is Param => p !== null);
   }
 
-  /** A ReLU or LeakyReLU reading only this layer's output is applied in the matmul's epilogue. */
+  /** A ReLU or LeakyReLU (layer or function) reading only this layer's output is applied in the matmul's epilogue. */
   absorb(node: Node, consumer: Node): Epilogue | null {
-    const a = consumer.op as { activation?: string; alpha?: number; kind: string };
-    if (this.opts.activation || node.epilogue) return null;
-    if ((a.kind === 'ReLU' || a.kind === 'LeakyReLU') && (a.activation === 'relu' || a.activation === 'leaky_relu')) return { activation: a.activation, alpha: a.alpha ?? 0.01 };
-    return null;
+    const s = consumer.op.spec?.(consumer);
+    if (this.opts.activation || node.epilogue || s?.kind !== 'activation') return null;
+    const { kind, alpha } = s.activation;
+    return kind === 'relu' || kind === 'leaky_relu' ? { activation: kind, alpha } : null;
   }
 
   async plan(e: Engine, io: OpIO): Promise<OpPlan> {
@@ -99,6 +100,12 @@ export class Dense extends Layer {
         for (const d of [...forward, ...backward]) d.dispose();
       },
     };
+  }
+
+  spec(node: Node): OpSpec {
+    const act = this.opts.activation ?? node.epilogue?.activation;
+    const alpha = this.opts.alpha ?? node.epilogue?.alpha ?? 0.01;
+    return { kind: 'dense', weight: this.weight!.name, bias: this.bias?.name ?? null, activation: act ? { kind: act, alpha } : null };
   }
 
   config(): Record<string, unknown> {

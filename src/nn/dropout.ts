@@ -4,7 +4,9 @@
 // with no write of its own, and a resumed run draws the same masks as an uninterrupted one.
 import type { Dispatch, Engine } from '../gpu/engine.ts';
 import type { Shape } from '../gpu/tensor.ts';
-import { dropoutBackward, dropoutForward, dropoutForwardStep, dropoutStepSeed } from '../kernels/dropout.ts';
+import { dropoutBackward, dropoutForward, dropoutForwardStep } from '../kernels/dropout.ts';
+import { dropoutStepSeed } from '../ops/step.ts';
+import type { OpSpec } from '../ops/graph.ts';
 import type { Rng } from '../util/random.ts';
 import { Layer } from './layer.ts';
 import type { OpIO, OpPlan } from './op.ts';
@@ -44,6 +46,10 @@ export class Dropout extends Layer {
         for (const d of [fwd, fwdEval, ...backward]) d.dispose();
       },
     };
+  }
+
+  spec(): OpSpec {
+    return { kind: 'dropout', p: this.p, seedBase: this.seedBase };
   }
 
   config(): Record<string, unknown> {

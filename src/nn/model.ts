@@ -6,6 +6,7 @@ import type { BufferArg, Engine } from '../gpu/engine.ts';
 import { GPUBufferUsageFlags } from '../gpu/buffers.ts';
 import { checkShape, shapeSize, shapeStr, type Shape } from '../gpu/tensor.ts';
 import { Rng } from '../util/random.ts';
+import type { GraphSpec } from '../ops/graph.ts';
 import { Graph, GraphError, withTrace, type Node, type TraceContext, type Value } from './graph.ts';
 import { Module } from './module.ts';
 import type { Param } from './op.ts';
@@ -99,12 +100,17 @@ export abstract class Model extends Module {
       }
     }
     const held = new Set(this.params());
+    const used = new Set<Param>();
     for (const n of graph.nodes) {
       for (const p of n.op.params()) {
+        used.add(p);
         if (!held.has(p)) {
           throw new GraphError(`${n.label} has parameters but is not held by the model: a module with parameters must be a property of the model or of one of its modules (set it in the constructor, not inside forward).`);
         }
       }
+    }
+    for (const p of held) {
+      if (!used.has(p)) throw new GraphError(`Parameter ${p.name} ${shapeStr(p.value.shape)} receives no gradient: no op of the model's forward uses it. Use it, or do not create it.`);
     }
   }
 
@@ -144,6 +150,31 @@ export abstract class Model extends Module {
       );
     }
     return pending;
+  }
+
+  /**
+   * The graph as plain data (ops with their attributes and parameter names, value shapes), after
+   * fusion: what the CPU reference trains from and exporters translate. Throws naming an op that
+   * cannot describe itself.
+   */
+  spec(): GraphSpec {
+    const g = this.graph;
+    if (!g) throw new Error('Build the model before spec().');
+    const shapes: Record<number, number[]> = {};
+    for (const v of g.inputs) shapes[v.id] = [...v.shape];
+    const nodes = this.nodes.map((n) => {
+      if (!n.op.spec) throw new GraphError(`${n.label} cannot be described as plain data (its op has no spec()).`);
+      for (const v of n.outputs) shapes[v.id] = [...v.shape];
+      return { path: n.path, op: n.op.spec(n), inputs: n.inputs.map((v) => v.id), outputs: n.outputs.map((v) => v.id) };
+    });
+    return {
+      inputs: g.inputs.map((v) => ({ id: v.id, shape: [...v.shape] })),
+      shapes,
+      nodes,
+      output: g.outputs[0].id,
+      params: this.params().map((p) => ({ name: p.name, shape: [...p.value.shape], decay: p.decay })),
+      buffers: this.buffers().map((b) => ({ name: b.name, shape: [...b.value.shape] })),
+    };
   }
 
   /** Free the per-batch-size plans (activations and dispatches); parameters stay. */

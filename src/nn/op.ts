@@ -5,6 +5,7 @@
 // tensors whose lifetimes do not overlap.
 import type { BufferArg, Dispatch, Engine } from '../gpu/engine.ts';
 import type { Shape, Tensor } from '../gpu/tensor.ts';
+import type { OpSpec } from '../ops/graph.ts';
 import type { Epilogue, Node } from './graph.ts';
 
 /** A trainable tensor and its gradient (same shape). */
@@ -87,4 +88,6 @@ export interface Op {
   /** Fusion: the epilogue this op can apply for `consumer` (its output's only reader), or null. */
   absorb?(node: Node, consumer: Node): Epilogue | null;
   plan(e: Engine, io: OpIO): Promise<OpPlan>;
+  /** The op as plain data (kind, attributes, parameter names), for the CPU reference and exporters. */
+  spec?(node: Node): OpSpec;
 }

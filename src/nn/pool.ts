@@ -13,6 +13,7 @@ import {
   maxPool2dForward,
 } from '../kernels/pool.ts';
 import { expectImage, size2, slideOut, type Size2 } from './conv.ts';
+import type { OpSpec } from '../ops/graph.ts';
 import { Layer } from './layer.ts';
 import type { OpIO, OpPlan } from './op.ts';
 
@@ -83,6 +84,10 @@ export class MaxPool2d extends Pool2d {
     const backward = io.dy && io.dx ? [await maxPool2dBackward(e, io.dy, argmax, io.dx.tensor, { ...opts, accumulate: io.dx.accumulate })] : [];
     return { forward, backward, dispose: () => [...forward, ...backward].forEach((d) => d.dispose()) };
   }
+
+  spec(): OpSpec {
+    return { kind: 'maxpool2d', kernel: [...this.kernel], stride: [...this.stride], padding: [...this.padding] };
+  }
 }
 
 /** Mean over each window, NCHW. */
@@ -100,6 +105,10 @@ export class AvgPool2d extends Pool2d {
     const forward = [await avgPool2dForward(e, io.x, io.y, opts)];
     const backward = io.dy && io.dx ? [await avgPool2dBackward(e, io.dy, io.dx.tensor, { ...opts, accumulate: io.dx.accumulate })] : [];
     return { forward, backward, dispose: () => [...forward, ...backward].forEach((d) => d.dispose()) };
+  }
+
+  spec(): OpSpec {
+    return { kind: 'avgpool2d', kernel: [...this.kernel], stride: [...this.stride], padding: [...this.padding], countIncludePad: this.countIncludePad };
   }
 
   config(): Record<string, unknown> {
@@ -121,6 +130,10 @@ export class GlobalAvgPool extends Layer {
     const forward = [await globalAvgPoolForward(e, io.x, io.y)];
     const backward = io.dy && io.dx ? [await globalAvgPoolBackward(e, io.dy, io.dx.tensor, { accumulate: io.dx.accumulate })] : [];
     return { forward, backward, dispose: () => [...forward, ...backward].forEach((d) => d.dispose()) };
+  }
+
+  spec(): OpSpec {
+    return { kind: 'globalavgpool' };
   }
 
   config(): Record<string, unknown> {
