@@ -179,6 +179,38 @@ describe('softmax vs reference', () => {
   }
 });
 
+describe('softmax over the last dimension of any rank', () => {
+  // Rank 1 (one row), 3 and 4: rows are the product of the leading dimensions.
+  for (const shape of [[7], [3, 5, 7], [2, 3, 1, 5], [4, 1]]) {
+    it(`forward and backward [${shape.join(', ')}]`, async () => {
+      const e = await getEngine();
+      const n = shape.reduce((a, b) => a * b, 1);
+      const C = shape[shape.length - 1];
+      const xs = randomUniform(n, 71 + n, -5, 5);
+      const dys = randomUniform(n, 72 + n);
+      const [x, y, dy, dx] = [e.tensor(shape, xs, 'x'), e.tensor(shape, undefined, 'y'), e.tensor(shape, dys, 'dy'), e.tensor(shape, undefined, 'dx')];
+      e.runOnce(await softmaxForward(e, x, y));
+      e.runOnce(await softmaxBackward(e, y, dy, dx));
+      const gy = await y.read();
+      const wy = new Float32Array(n);
+      refSoftmax.softmaxForward(xs, wy, C);
+      expectClose(gy, wy, { atol: 1e-7, rtol: 1e-5 }, 'softmax_forward');
+      const wdx = new Float32Array(n);
+      refSoftmax.softmaxBackward(gy, dys, wdx, C);
+      expectClose(await dx.read(), wdx, { atol: 1e-7, rtol: 1e-4 }, 'softmax_backward');
+      for (const t of [x, y, dy, dx]) t.dispose();
+    });
+  }
+
+  it('rejects tensors of different shapes, naming them', async () => {
+    const e = await getEngine();
+    const [x, y] = [e.tensor([2, 3, 4], undefined, 'scores'), e.tensor([6, 4], undefined, 'probs')];
+    await expect(softmaxForward(e, x, y)).rejects.toThrow(/softmax\.softmax_forward.*"scores" \[2, 3, 4\].*"probs" \[6, 4\].*one shape/);
+    x.dispose();
+    y.dispose();
+  });
+});
+
 describe('reference gradients by finite differences', () => {
   const B = 3;
   const C = 5;
