@@ -8,9 +8,10 @@ import { Dense } from '../src/nn/dense.ts';
 import { LayerShapeError } from '../src/nn/layer.ts';
 import { refDense, refTrainStep, type RefOptimizer } from '../src/reference/mlp.ts';
 import { Sequential } from '../src/nn/sequential.ts';
-import { Trainer } from '../src/train/trainer.ts';
+import { predict, Trainer } from '../src/train/trainer.ts';
+import { Dropout } from '../src/nn/dropout.ts';
 import { Rng } from '../src/util/random.ts';
-import { getEngine } from './helpers.ts';
+import { expectClose, getEngine } from './helpers.ts';
 
 function randomDataset(n: number, features: number, classes: number, seed: number): Dataset {
   const rng = new Rng(seed);
@@ -129,5 +130,67 @@ describe('model building errors name the layer and the shapes', () => {
     await expect(t.fit(randomDataset(8, 5, 3, 1), { epochs: 1 })).rejects.toThrow(/samples of shape \[5\].*built for \[4\]/);
     await expect(t.fit(randomDataset(8, 4, 7, 1), { epochs: 1 })).rejects.toThrow(/has 7 classes, but the model outputs 3/);
     m.dispose();
+  });
+});
+
+describe('the explicit training loop', () => {
+  it('fit without shuffling takes the batches in order, as trainer.step does', async () => {
+    const e = await getEngine();
+    const data = randomDataset(24, 5, 3, 9);
+    const losses: number[][] = [];
+    for (const how of ['fit', 'step'] as const) {
+      const model = new Sequential([new Dense(8), new Activation('tanh'), new Dense(3)]);
+      await model.build(e, [5], { seed: 2 });
+      const t = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: 0.1, momentum: 0.9 } });
+      const l: number[] = [];
+      if (how === 'fit') await t.fit(data, { epochs: 1, batchSize: 8, shuffle: false, logEvery: 1, onStep: (ev) => void l.push(ev.loss) });
+      else {
+        for (let b = 0; b < 3; b++) {
+          const x = (data.train.x as Float32Array).slice(b * 40, (b + 1) * 40);
+          const y = Float32Array.from(data.train.y.slice(b * 8, (b + 1) * 8));
+          l.push((await t.step(x, y, { readLoss: true }))!);
+        }
+      }
+      losses.push(l);
+      t.dispose();
+      model.dispose();
+    }
+    expect(losses[0]).toHaveLength(3);
+    for (let s = 0; s < 3; s++) expect(losses[0][s]).toBeCloseTo(losses[1][s], 6);
+  });
+
+  it('a step with dropout off is the step of the same model without dropout; lastOutput and gradient read that step', async () => {
+    const e = await getEngine();
+    const data = randomDataset(8, 5, 3, 4);
+    const x = data.train.x as Float32Array;
+    const y = Float32Array.from(data.train.y);
+    const withDrop = new Sequential([new Dense(6), new Dropout(0.5), new Dense(3)]);
+    const plain = new Sequential([new Dense(6), new Dense(3)]);
+    await withDrop.build(e, [5], { seed: 3 });
+    await plain.build(e, [5], { seed: 3 });
+    // Same weights in both (the dropout layer takes a draw from the build's rng, so copy them).
+    const [a, b] = [withDrop.params(), plain.params()];
+    for (let i = 0; i < a.length; i++) e.write(b[i].value, await a[i].value.read());
+    const opt = { loss: 'softmax_cross_entropy' as const, optimizer: { kind: 'sgd', lr: 0.1, momentum: 0 } };
+    const [td, tp] = [await Trainer.create(withDrop, opt), await Trainer.create(plain, opt)];
+    const before = await predict(plain, x, 8);
+    const lossOff = (await td.step(x, y, { readLoss: true, dropout: false }))!;
+    const lossPlain = (await tp.step(x, y, { readLoss: true }))!;
+    expect(lossOff).toBeCloseTo(lossPlain, 6);
+    expectClose(await td.gradient('layers.0.weight'), await tp.gradient('layers.0.weight'), {}, 'dW with dropout off vs no dropout');
+    expectClose(await tp.lastOutput(), before, {}, 'lastOutput: the logits of the step, before its update');
+    // With dropout on, the same step differs.
+    const lossOn = (await td.step(x, y, { readLoss: true }))!;
+    const lossPlain2 = (await tp.step(x, y, { readLoss: true }))!;
+    expect(Math.abs(lossOn - lossPlain2)).toBeGreaterThan(1e-4);
+    await expect(tp.gradient('nope')).rejects.toThrow(/no parameter "nope" \(it has: layers\.0\.weight, layers\.0\.bias, layers\.1\.weight, layers\.1\.bias\)/);
+    for (const t of [td, tp]) {
+      t.dispose();
+      t.model.dispose();
+    }
+    const fresh = await Trainer.create(await new Sequential([new Dense(3)]).build(e, [5]), opt);
+    await expect(fresh.lastOutput()).rejects.toThrow(/No training step has run yet/);
+    fresh.dispose();
+    fresh.model.dispose();
   });
 });
