@@ -1,7 +1,10 @@
 // Dropout kernels vs the CPU reference: the GPU's hashed mask must match the reference's bit for
 // bit, keep about 1 - p of the elements, and change with the seed.
 import { describe, expect, it } from 'vitest';
-import { dropoutBackward, dropoutForward, dropoutParams } from '../src/kernels/dropout.ts';
+import { GPUBufferUsageFlags } from '../src/gpu/buffers.ts';
+import { dropoutBackward, dropoutForward, dropoutForwardStep, dropoutParams } from '../src/kernels/dropout.ts';
+import { packStepValues } from '../src/kernels/step.ts';
+import { dropoutStepSeed } from '../src/ops/step.ts';
 import * as ref from '../src/reference/dropout.ts';
 import { randomUniform } from '../src/util/random.ts';
 import { expectClose, getEngine } from './helpers.ts';
@@ -55,6 +58,39 @@ describe('dropout vs reference', () => {
       });
     }
   }
+});
+
+describe('dropout whose seed follows the step (the per-step values uniform)', () => {
+  it('draws the mask of dropoutStepSeed(seedBase, step) at each step, and none when the flags switch it off', async () => {
+    const e = await getEngine();
+    const n = 1001;
+    const seedBase = 0xabcdef12;
+    const xs = randomUniform(n, 7, -2, 2);
+    const x = e.tensor([n], xs, 'x');
+    const y = e.tensor([n], undefined, 'y');
+    const mask = e.tensor([n], undefined, 'mask');
+    const buffer = e.pool.acquire(32, GPUBufferUsageFlags.uniform, 'step values');
+    const sv = { buffer, byteLength: 32, label: 'step values' };
+    const d = await dropoutForwardStep(e, x, y, mask, { p: 0.4, seedBase }, sv);
+    const masks: Float32Array[] = [];
+    for (const step of [0, 1, 7, 4_000_000_000]) {
+      e.writeBuffer(sv, packStepValues({ step, dropout: true, lr: 0 }));
+      e.run(d);
+      const want = new Float32Array(n);
+      ref.dropoutForward(xs, new Float32Array(n), want, { p: 0.4, seed: dropoutStepSeed(seedBase, step) });
+      const got = await mask.read();
+      expect(bitMismatches(got, want).slice(0, 5), `step ${step}: mask bits differ at`).toEqual([]);
+      masks.push(got);
+    }
+    expect(bitMismatches(masks[0], masks[1]).length).toBeGreaterThan(n / 4); // a new mask each step
+    e.writeBuffer(sv, packStepValues({ step: 3, dropout: false, lr: 0 }));
+    e.run(d);
+    expect(Array.from(await mask.read()).every((v) => v === 1)).toBe(true);
+    expectClose(await y.read(), xs, { atol: 0, rtol: 0 }, 'y with dropout off');
+    d.dispose();
+    e.releaseBuffer(buffer);
+    for (const t of [x, y, mask]) t.dispose();
+  });
 });
 
 describe('dropout statistics', () => {
