@@ -6,9 +6,8 @@
 import type { Dispatch, Engine } from '../gpu/engine.ts';
 import type { Shape, Tensor } from '../gpu/tensor.ts';
 import { batchNormBackward, batchNormForwardEval, batchNormForwardTrain } from '../kernels/batchnorm.ts';
-import { expectImage } from './conv.ts';
 import type { OpSpec } from '../ops/graph.ts';
-import { Layer } from './layer.ts';
+import { expectImage, Layer } from './layer.ts';
 import type { OpIO, OpPlan, Param, StateTensor } from './op.ts';
 
 /** BatchNorm2d's options, PyTorch's defaults. */

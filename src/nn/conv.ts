@@ -54,11 +54,10 @@ import type { Rng } from '../util/random.ts';
 import { initialize, type Initializer } from './init.ts';
 import type { OpSpec } from '../ops/graph.ts';
 import type { Epilogue, Node } from './graph.ts';
-import { Layer, LayerShapeError } from './layer.ts';
-import type { OpIO, OpPlan, Param } from './op.ts';
+import { expectImage, Layer, size2, slideOut, type Size2 } from './layer.ts';
 
-/** A size per spatial axis: one number for both, or [height, width]. */
-export type Size2 = number | [number, number];
+export { expectImage, size2, slideOut, type Size2 } from './layer.ts';
+import type { OpIO, OpPlan, Param } from './op.ts';
 
 /** How a Conv2d computes: 'auto' picks per shape (see the header comment). */
 export type ConvAlgorithm = 'auto' | 'direct' | 'im2col';
@@ -137,37 +136,6 @@ export interface Conv2dOptions {
    * K = IC*KH*KW >= IM2COL_MIN_K and its scratch fits the adapter, else direct.
    */
   algorithm?: ConvAlgorithm;
-}
-
-/** Normalise a Size2 to [h, w], checking integers >= min; errors name the layer. */
-export function size2(v: Size2 | undefined, fallback: number, layer: string, what: string, min: number): [number, number] {
-  const p: [number, number] = v === undefined ? [fallback, fallback] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
-  if (!Array.isArray(p) || p.some((d) => !Number.isInteger(d) || d < min)) {
-    throw new Error(`${layer}: ${what} ${JSON.stringify(v)} must be an integer >= ${min} or a pair of them.`);
-  }
-  return p;
-}
-
-/**
- * Check that a per-sample input is an image [C, H, W] (NCHW without the batch) and return it.
- * `layer` is the layer's name as errors show it.
- */
-export function expectImage(layer: string, inputShape: Shape): [number, number, number] {
-  if (inputShape.length !== 3) {
-    throw new LayerShapeError(layer, inputShape, `it takes images [C, H, W] per sample (NCHW); got rank ${inputShape.length}. Image datasets give [C, H, W]; do not Flatten before it.`);
-  }
-  return [inputShape[0], inputShape[1], inputShape[2]];
-}
-
-/**
- * Output size of a window (kernel or pooling) sliding along one axis, or a LayerShapeError when
- * the padded input is smaller than the window.
- */
-export function slideOut(layer: string, inputShape: Shape, n: number, k: number, s: number, p: number, axis: string, what: string): number {
-  if (n + 2 * p < k) {
-    throw new LayerShapeError(layer, inputShape, `its ${what} of ${k} along ${axis} is larger than the input's ${n}${p ? ` padded by ${p} on each side (${n + 2 * p})` : ''}.`);
-  }
-  return Math.floor((n + 2 * p - k) / s) + 1;
 }
 
 /** 2-D convolution, NCHW: [IC, H, W] -> [OC, OH, OW] per sample. */

@@ -4,6 +4,7 @@
 // per node and batch size through the op contract (src/nn/op.ts).
 import type { Engine } from '../gpu/engine.ts';
 import { shapeStr, type Shape } from '../gpu/tensor.ts';
+import { windowPositions } from '../ops/shape.ts';
 import type { Rng } from '../util/random.ts';
 import { trace, type Value } from './graph.ts';
 import { Module } from './module.ts';
@@ -63,4 +64,40 @@ export abstract class Layer extends Module implements Op {
     }
     return ctx.graph.node(this, [x], [this.outputShape], this.path || this.kind)[0];
   }
+}
+
+// ---- shape rules of image layers, per sample (the batch dimension is implicit) ---------------
+
+/** A size per spatial axis: one number for both, or [height, width]. */
+export type Size2 = number | [number, number];
+
+/** Normalise a Size2 to [h, w], checking integers >= min; errors name the layer. */
+export function size2(v: Size2 | undefined, fallback: number, layer: string, what: string, min: number): [number, number] {
+  const p: [number, number] = v === undefined ? [fallback, fallback] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
+  if (!Array.isArray(p) || p.some((d) => !Number.isInteger(d) || d < min)) {
+    throw new Error(`${layer}: ${what} ${JSON.stringify(v)} must be an integer >= ${min} or a pair of them.`);
+  }
+  return p;
+}
+
+/**
+ * Check that a per-sample input is an image [C, H, W] (NCHW without the batch) and return it.
+ * `layer` is the layer's name as errors show it.
+ */
+export function expectImage(layer: string, inputShape: Shape): [number, number, number] {
+  if (inputShape.length !== 3) {
+    throw new LayerShapeError(layer, inputShape, `it takes images [C, H, W] per sample (NCHW); got rank ${inputShape.length}. Image datasets give [C, H, W]; do not Flatten before it.`);
+  }
+  return [inputShape[0], inputShape[1], inputShape[2]];
+}
+
+/**
+ * Output size of a window (kernel or pooling) sliding along one axis, or a LayerShapeError when
+ * the padded input is smaller than the window.
+ */
+export function slideOut(layer: string, inputShape: Shape, n: number, k: number, s: number, p: number, axis: string, what: string): number {
+  if (n + 2 * p < k) {
+    throw new LayerShapeError(layer, inputShape, `its ${what} of ${k} along ${axis} is larger than the input's ${n}${p ? ` padded by ${p} on each side (${n + 2 * p})` : ''}.`);
+  }
+  return windowPositions(n, k, s, p);
 }

@@ -12,9 +12,8 @@ import {
   maxPool2dBackward,
   maxPool2dForward,
 } from '../kernels/pool.ts';
-import { expectImage, size2, slideOut, type Size2 } from './conv.ts';
 import type { OpSpec } from '../ops/graph.ts';
-import { Layer } from './layer.ts';
+import { expectImage, Layer, size2, slideOut, type Size2 } from './layer.ts';
 import type { OpIO, OpPlan } from './op.ts';
 
 /** Window options of MaxPool2d and AvgPool2d. */

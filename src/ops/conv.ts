@@ -1,7 +1,7 @@
 // Convolution geometry: output sizes from a window (kernel, stride, padding), the checks every
 // conv entry shares, and the shape rules of im2col / col2im and the batched transpose. Kernel
 // wrappers, layers and the CPU reference all use these.
-import { describe, expectRank, expectShape, pair, type Shaped } from './shape.ts';
+import { describe, expectRank, expectShape, pair, windowPositions, type Shaped } from './shape.ts';
 
 export interface Conv2dOptions {
   /** Stride (sh, sw) or one number for both; default 1. */
@@ -47,8 +47,8 @@ export function conv2dGeometry(what: string, x: Shaped, w: Shaped, opts: Conv2dO
       `${what}: ${describe(x)} padded by [${padH}, ${padW}] is ${inH + 2 * padH}x${inW + 2 * padW}, smaller than the ${kH}x${kW} kernel of ${describe(w)}.`,
     );
   }
-  const outH = Math.floor((inH + 2 * padH - kH) / strideH) + 1;
-  const outW = Math.floor((inW + 2 * padW - kW) / strideW) + 1;
+  const outH = windowPositions(inH, kH, strideH, padH);
+  const outW = windowPositions(inW, kW, strideW, padW);
   return { batch, inC, inH, inW, outC, outH, outW, kH, kW, strideH, strideW, padH, padW };
 }
 

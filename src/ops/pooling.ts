@@ -1,6 +1,6 @@
 // Pooling geometry: window sizes, output shapes and the checks the pooling kernels share, for
 // the GPU wrappers, the layers and the CPU reference alike.
-import { describe, expectRank, expectShape, pair, type Shaped } from './shape.ts';
+import { describe, expectRank, expectShape, pair, windowPositions, type Shaped } from './shape.ts';
 
 export interface Pool2dOptions {
   /** Window (kh, kw), or one number for both. */
@@ -48,8 +48,8 @@ export function pool2dGeometry(what: string, x: Shaped, opts: Pool2dOptions): Po
   if (inH + 2 * padH < kH || inW + 2 * padW < kW) {
     throw new Error(`${what}: ${describe(x)} padded by [${padH}, ${padW}] is ${inH + 2 * padH}x${inW + 2 * padW}, smaller than the ${kH}x${kW} window.`);
   }
-  const outH = Math.floor((inH + 2 * padH - kH) / strideH) + 1;
-  const outW = Math.floor((inW + 2 * padW - kW) / strideW) + 1;
+  const outH = windowPositions(inH, kH, strideH, padH);
+  const outW = windowPositions(inW, kW, strideW, padW);
   return { batch, channels, inH, inW, outH, outW, kH, kW, strideH, strideW, padH, padW };
 }
 

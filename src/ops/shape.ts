@@ -49,3 +49,12 @@ export function pair(v: number | readonly [number, number] | undefined, fallback
   }
   return p;
 }
+
+/**
+ * How many positions a window of size k takes along an axis of n values padded by p on each side,
+ * moving by s: floor((n + 2p - k) / s) + 1; 0 when the window does not fit. Convolutions, pooling
+ * and im2col all use this one rule.
+ */
+export function windowPositions(n: number, k: number, s: number, p: number): number {
+  return n + 2 * p < k ? 0 : Math.floor((n + 2 * p - k) / s) + 1;
+}
