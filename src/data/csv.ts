@@ -3,11 +3,27 @@
 // not numeric (or the caller says so), else regression. Train and test are split by a seeded
 // shuffle, and features are standardised with train statistics only, so nothing of the test split
 // leaks into training. Errors name the file, the line and the column.
+//
+// Real files have quirks: metadata lines above the header (scikit-learn's data files start with
+// `506,13,,,...`), `;` or tab separators, quoted names, no header at all. readCsvTable reads each
+// one when told how (skipRows, header, delimiter), detects the separator when only one reading
+// is consistent, and otherwise refuses with a message naming the command-line option that reads
+// the file (--skip-rows, --no-header, --delimiter; the options of the same names here).
 import { Rng } from '../util/random.ts';
 import { DataError, columnStats, type Dataset } from './dataset.ts';
 
+/** How to read a CSV file's layout (shared by training data and rows to predict). */
+export interface CsvReadOptions {
+  /** Field separator; by default detected among ',', ';' and tab (see detectDelimiter). */
+  delimiter?: string;
+  /** Lines to skip before the header (or before the first data row without a header), e.g. a metadata line. */
+  skipRows?: number;
+  /** Whether the first row read is a header (default true); without one, columns are named 1, 2, ... by position. */
+  header?: boolean;
+}
+
 /** Options for `parseCsv`. */
-export interface CsvOptions {
+export interface CsvOptions extends CsvReadOptions {
   /** Name of the target column (as in the header). */
   target: string;
   /** Force the task; by default classification if any target value is non-numeric, else regression. */
@@ -18,8 +34,8 @@ export interface CsvOptions {
   seed?: number;
   /** Reject NaN and infinite numbers, naming the first one's line and column (default true). */
   checkFinite?: boolean;
-  /** Field separator (default ','). */
-  delimiter?: string;
+  /** Columns that are neither features nor the target (an id, a column not to learn from). */
+  ignoreColumns?: string[];
 }
 
 /** One parsed CSV record and the (1-based) line it starts on. */
@@ -32,12 +48,12 @@ export interface CsvRow {
  * Split CSV text into records: RFC 4180 quoting (`"a, b"`, `""` for a quote, newlines inside
  * quotes), `\n` or `\r\n` line ends, a leading byte-order mark ignored, blank lines skipped.
  */
-export function parseCsvRows(text: string, fileLabel: string, delimiter = ','): CsvRow[] {
+export function parseCsvRows(text: string, fileLabel: string, delimiter = ',', firstLine = 1): CsvRow[] {
   const rows: CsvRow[] = [];
   let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
-  let line = 1;
+  let line = firstLine;
   let cells: string[] = [];
-  let rowLine = 1;
+  let rowLine = firstLine;
   let anyQuoted = false;
   const endRow = () => {
     const blank = !anyQuoted && cells.length === 1 && cells[0].trim() === '';
@@ -122,6 +138,159 @@ export function splitIndices(n: number, testFraction: number, seed: number): { t
   };
 }
 
+/** A CSV file's header and data records, as read with its layout options. */
+export interface CsvTable {
+  /** Column names (trimmed), or '1', '2', ... without a header. */
+  header: string[];
+  /** The (1-based) line of the header, or null without one. */
+  headerLine: number | null;
+  /** Data records, each with its line. */
+  rows: CsvRow[];
+  /** The separator used (given or detected). */
+  delimiter: string;
+}
+
+const DELIMITERS = [',', ';', '\t'];
+const SHOWN_DELIMITER: Record<string, string> = { ',': "','", ';': "';'", '\t': 'tab' };
+const showDelimiter = (d: string) => SHOWN_DELIMITER[d] ?? `'${d}'`;
+const DETECT_LINES = 20;
+
+/** The text after its first `lines` lines (a byte-order mark dropped first). */
+function skipLines(text: string, lines: number, fileLabel: string): string {
+  let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
+  for (let k = 0; k < lines; k++) {
+    const nl = text.indexOf('\n', i);
+    if (nl < 0) {
+      const has = k + (i < text.length ? 1 : 0);
+      throw new DataError(fileLabel, `skipRows ${lines} skips the whole file (it has ${has} line${has === 1 ? '' : 's'})`);
+    }
+    i = nl + 1;
+  }
+  return text.slice(i);
+}
+
+/**
+ * The field separator of CSV text: of ',', ';' and tab, the one that splits each of the first
+ * lines into the same number (at least 2) of fields. When several do, guessing would be unsafe
+ * and it is refused, naming --delimiter; when none does, ',' (the row-length check then names the
+ * line at fault).
+ */
+export function detectDelimiter(text: string, fileLabel: string, firstLine = 1): string {
+  let end = 0;
+  for (let k = 0; k < DETECT_LINES && end >= 0; k++) end = text.indexOf('\n', end + (k ? 1 : 0));
+  const sample = end < 0 ? text : text.slice(0, end);
+  const consistent = DELIMITERS.filter((d) => {
+    let rows: CsvRow[];
+    try {
+      rows = parseCsvRows(sample, fileLabel, d, firstLine);
+    } catch {
+      return false;
+    }
+    return rows.length > 0 && rows[0].cells.length >= 2 && rows.every((r) => r.cells.length === rows[0].cells.length);
+  });
+  if (consistent.length === 1) return consistent[0];
+  if (consistent.length > 1) {
+    const which = consistent.map(showDelimiter).join(' and ');
+    throw new DataError(fileLabel, `the field separator is ambiguous: ${which} each split every one of the first lines into equal rows; pass --delimiter (e.g. --delimiter '${consistent[1] === '\t' ? '\\t' : consistent[1]}')`, { line: firstLine });
+  }
+  return ',';
+}
+
+const isNumberLike = (s: string) => s.trim() !== '' && parseNumber(s) !== null;
+
+/** A record that could be a header: every cell a non-empty name that is not a number. */
+const headerLike = (r: CsvRow) => r.cells.length >= 2 && r.cells.every((c) => c.trim() !== '' && !isNumberLike(c));
+
+/** Short form of a record for messages: its cells joined, cut at 60 characters. */
+function quoteRecord(r: CsvRow, delimiter: string): string {
+  const s = r.cells.join(delimiter === '\t' ? '\\t' : delimiter);
+  return `"${s.length > 60 ? s.slice(0, 57) + '...' : s}"`;
+}
+
+/**
+ * What to pass when the first record read as a header is not one: --skip-rows to a later record
+ * that looks like a header; or, when the records after it are all numbers, --no-header (the
+ * first record is data when it is all numbers too, a metadata line to skip when it holds some).
+ * '' when nothing fits.
+ */
+function headerAdvice(records: CsvRow[]): string {
+  const later = records.slice(1, 6).find(headerLike);
+  if (later) return `the header seems to be on line ${later.line}: pass --skip-rows ${later.line - 1}`;
+  const data = records.slice(1, 6);
+  if (!data.length || !data.every((r) => r.cells.every(isNumberLike))) return '';
+  const first = records[0].cells;
+  if (first.every(isNumberLike)) return 'the file seems to have no header: pass --no-header (columns are then named 1, 2, ...)';
+  if (first.some(isNumberLike)) {
+    return `line ${records[0].line} looks like a metadata line above data without a header: pass --skip-rows ${records[0].line} --no-header (columns are then named 1, 2, ...)`;
+  }
+  return '';
+}
+
+/**
+ * Read CSV text into a header and data records, with its layout: lines skipped, a header or
+ * not, the separator given or detected. A header with empty names is refused with the option
+ * that would read the file (a metadata line above the header: --skip-rows).
+ */
+export function readCsvTable(text: string, fileLabel: string, opts: CsvReadOptions = {}): CsvTable {
+  const skip = opts.skipRows ?? 0;
+  if (!(Number.isInteger(skip) && skip >= 0)) throw new Error(`${fileLabel}: skipRows must be a non-negative integer, got ${skip}`);
+  const d = opts.delimiter;
+  if (d !== undefined && (d.length !== 1 || d === '"' || d === '\n' || d === '\r')) {
+    throw new Error(`${fileLabel}: the delimiter must be one character other than a quote or a line end, got ${JSON.stringify(d)}`);
+  }
+  const body = skipLines(text, skip, fileLabel);
+  const delimiter = d ?? detectDelimiter(body, fileLabel, skip + 1);
+  const records = parseCsvRows(body, fileLabel, delimiter, skip + 1);
+  if (records.length === 0) throw new DataError(fileLabel, skip ? `no rows after the ${skip} skipped lines` : 'file has no rows');
+  if (opts.header === false) {
+    const header = records[0].cells.map((_, c) => String(c + 1));
+    return { header, headerLine: null, rows: records, delimiter };
+  }
+  const first = records[0];
+  const header = first.cells.map((s) => s.trim());
+  const empty = header.map((h, c) => (h === '' ? c + 1 : 0)).filter((c) => c > 0);
+  if (empty.length) {
+    const what = empty.length === 1 ? `column ${empty[0]} has no name` : `${empty.length} of ${header.length} columns have no name`;
+    const advice = headerAdvice(records) || 'name every column in the header (a saved index column can then be skipped with --ignore-columns), pass --skip-rows N if the header is further down, or --no-header if there is none';
+    throw new DataError(fileLabel, `${what} in the header ${quoteRecord(first, delimiter)}; ${advice}`, { line: first.line });
+  }
+  const seen = new Set<string>();
+  for (const h of header) {
+    if (seen.has(h)) throw new DataError(fileLabel, `column name "${h}" appears twice in the header`, { line: first.line });
+    seen.add(h);
+  }
+  return { header, headerLine: first.line, rows: records.slice(1), delimiter };
+}
+
+/** A column not in the header: the error lists the columns there are, and says what else to try. */
+export function missingColumnError(fileLabel: string, table: CsvTable, what: string): DataError {
+  const cols = table.header.join(', ');
+  let hint = '';
+  if (table.headerLine !== null) {
+    const advice = headerAdvice([{ line: table.headerLine, cells: table.header }, ...table.rows.slice(0, 5)]);
+    if (advice) hint = `; ${advice}`;
+    else if (table.header.length === 1) hint = `; the header has one column: if fields are separated by something else, pass --delimiter`;
+  }
+  return new DataError(fileLabel, `${what} not found; the columns are: ${cols}${hint}`, table.headerLine !== null ? { line: table.headerLine } : {});
+}
+
+/** A cell as a number, or the error naming its line and column (non-numeric, empty, or non-finite when checked). */
+export function numericCell(cell: string, fileLabel: string, at: { line: number; column: string }, checkFinite: boolean): number {
+  const v = parseNumber(cell);
+  if (v === null) {
+    const s = cell.trim();
+    const what =
+      s === ''
+        ? 'empty cell (missing values are not supported)'
+        : /^[+-]?\d+,\d+$/.test(s)
+          ? `"${cell}" is not a number (a decimal comma? use a decimal point)`
+          : `"${cell}" is not a number`;
+    throw new DataError(fileLabel, what, at);
+  }
+  if (checkFinite && !Number.isFinite(v)) throw new DataError(fileLabel, `value "${cell.trim()}" is not finite`, at);
+  return v;
+}
+
 /**
  * Parse a CSV table into a dataset. Feature columns must all be numeric; the target column may
  * hold class names or numbers. Classification maps the sorted distinct target values to class
@@ -132,21 +301,19 @@ export function parseCsv(text: string, fileLabel: string, opts: CsvOptions): Dat
   const seed = opts.seed ?? 0;
   const checkFinite = opts.checkFinite ?? true;
   if (!(testFraction > 0 && testFraction < 1)) throw new Error(`${fileLabel}: testFraction must be in (0, 1), got ${testFraction}`);
-  const rows = parseCsvRows(text, fileLabel, opts.delimiter ?? ',');
-  if (rows.length === 0) throw new DataError(fileLabel, 'file has no header row');
-  const header = rows[0].cells.map((s) => s.trim());
-  const seen = new Set<string>();
-  for (const h of header) {
-    if (seen.has(h)) throw new DataError(fileLabel, `column name "${h}" appears twice in the header`, { line: rows[0].line });
-    seen.add(h);
-  }
+  const table = readCsvTable(text, fileLabel, opts);
+  const { header } = table;
+  const at = table.headerLine !== null ? { line: table.headerLine } : {};
   const targetCol = header.indexOf(opts.target);
-  if (targetCol < 0) {
-    throw new DataError(fileLabel, `target column "${opts.target}" not found; the columns are: ${header.join(', ')}`, { line: rows[0].line });
+  if (targetCol < 0) throw missingColumnError(fileLabel, table, `target column "${opts.target}"`);
+  const ignored = new Set(opts.ignoreColumns ?? []);
+  for (const c of ignored) {
+    if (!header.includes(c)) throw missingColumnError(fileLabel, table, `column "${c}" to ignore`);
+    if (c === opts.target) throw new DataError(fileLabel, `column "${c}" is the target; it cannot also be ignored`, at);
   }
-  const featureCols = header.map((_, c) => c).filter((c) => c !== targetCol);
-  if (featureCols.length === 0) throw new DataError(fileLabel, 'no feature columns besides the target', { line: rows[0].line });
-  const body = rows.slice(1);
+  const featureCols = header.map((_, c) => c).filter((c) => c !== targetCol && !ignored.has(header[c]));
+  if (featureCols.length === 0) throw new DataError(fileLabel, 'no feature columns besides the target', at);
+  const body = table.rows;
   const n = body.length;
   const F = featureCols.length;
 
@@ -154,17 +321,10 @@ export function parseCsv(text: string, fileLabel: string, opts: CsvOptions): Dat
   const targets: string[] = [];
   body.forEach((row, r) => {
     if (row.cells.length !== header.length) {
-      throw new DataError(fileLabel, `row has ${row.cells.length} fields, the header has ${header.length}`, { line: row.line });
+      throw new DataError(fileLabel, `row has ${row.cells.length} fields, the ${table.headerLine !== null ? 'header' : 'first row'} has ${header.length}`, { line: row.line });
     }
     featureCols.forEach((c, f) => {
-      const v = parseNumber(row.cells[c]);
-      const at = { line: row.line, column: header[c] };
-      if (v === null) {
-        const what = row.cells[c].trim() === '' ? 'empty cell (missing values are not supported)' : `"${row.cells[c]}" is not a number`;
-        throw new DataError(fileLabel, what, at);
-      }
-      if (checkFinite && !Number.isFinite(v)) throw new DataError(fileLabel, `value "${row.cells[c].trim()}" is not finite`, at);
-      features[r * F + f] = v;
+      features[r * F + f] = numericCell(row.cells[c], fileLabel, { line: row.line, column: header[c] }, checkFinite);
     });
     targets.push(row.cells[targetCol].trim());
   });
@@ -190,6 +350,7 @@ export function parseCsv(text: string, fileLabel: string, opts: CsvOptions): Dat
     name: fileLabel.replace(/^.*[\\/]/, '').replace(/\.csv$/i, ''),
     inputShape: [F],
     featureNames: featureCols.map((c) => header[c]),
+    targetName: opts.target,
     normalization: { kind: 'standardize' as const, ...columnStats(xTrain, train.length, F) },
     source: `${fileLabel}: ${n} rows, target "${opts.target}", seeded split (seed ${seed}): ${train.length} train / ${test.length} test`,
   };
