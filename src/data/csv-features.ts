@@ -3,7 +3,7 @@
 // Values come back raw, in training column order; the caller applies the training normalisation.
 // A file that does not fit is refused per column: the missing ones, the ones training never saw,
 // and each non-numeric cell by line and column.
-import { missingColumnError, numericCell, readCsvTable, type CsvReadOptions, type CsvTable } from './csv.ts';
+import { layoutAdvice, missingColumnError, numericCell, readCsvTable, type CsvReadOptions, type CsvTable } from './csv.ts';
 import { DataError } from './dataset.ts';
 
 export interface CsvFeatureOptions extends CsvReadOptions {
@@ -45,7 +45,8 @@ function columnsByName(fileLabel: string, table: CsvTable, featureNames: string[
     if (missing.length) parts.push(`missing feature column${missing.length > 1 ? 's' : ''} ${list(missing)}`);
     if (extra.length) parts.push(`column${extra.length > 1 ? 's' : ''} ${list(extra)} not in training (skip with --ignore-columns ${extra.join(',')})`);
     const at = table.headerLine !== null ? { line: table.headerLine } : {};
-    throw new DataError(fileLabel, `the columns do not match the model's: ${parts.join('; ')}. The model was trained on ${featureNames.join(', ')}`, at);
+    const advice = layoutAdvice(table);
+    throw new DataError(fileLabel, `the columns do not match the model's: ${parts.join('; ')}. The model was trained on ${featureNames.join(', ')}${advice ? `; ${advice}` : ''}`, at);
   }
   return featureNames.map((f) => header.indexOf(f));
 }

@@ -116,6 +116,11 @@ export function parseCsvRows(text: string, fileLabel: string, delimiter = ',', f
   return rows;
 }
 
+/** One CSV record: cells quoted (RFC 4180) when they hold the delimiter, a quote, a line end or outer spaces. */
+export function formatCsvRow(cells: string[], delimiter = ','): string {
+  return cells.map((c) => (c.includes(delimiter) || /["\r\n]/.test(c) || c !== c.trim() ? `"${c.replaceAll('"', '""')}"` : c)).join(delimiter);
+}
+
 const NON_FINITE = /^[+-]?(nan|inf|infinity)$/i;
 
 /** A cell as a number, or null if it is not one. `NaN`, `inf`, `-Infinity` parse (as non-finite). */
@@ -262,16 +267,18 @@ export function readCsvTable(text: string, fileLabel: string, opts: CsvReadOptio
   return { header, headerLine: first.line, rows: records.slice(1), delimiter };
 }
 
+/** Advice on reading a table whose columns were not the ones expected ('' when there is none to give). */
+export function layoutAdvice(table: CsvTable): string {
+  if (table.headerLine === null) return '';
+  const advice = headerAdvice([{ line: table.headerLine, cells: table.header }, ...table.rows.slice(0, 5)]);
+  if (advice) return advice;
+  return table.header.length === 1 ? 'the header has one column: if fields are separated by something else, pass --delimiter' : '';
+}
+
 /** A column not in the header: the error lists the columns there are, and says what else to try. */
 export function missingColumnError(fileLabel: string, table: CsvTable, what: string): DataError {
-  const cols = table.header.join(', ');
-  let hint = '';
-  if (table.headerLine !== null) {
-    const advice = headerAdvice([{ line: table.headerLine, cells: table.header }, ...table.rows.slice(0, 5)]);
-    if (advice) hint = `; ${advice}`;
-    else if (table.header.length === 1) hint = `; the header has one column: if fields are separated by something else, pass --delimiter`;
-  }
-  return new DataError(fileLabel, `${what} not found; the columns are: ${cols}${hint}`, table.headerLine !== null ? { line: table.headerLine } : {});
+  const advice = layoutAdvice(table);
+  return new DataError(fileLabel, `${what} not found; the columns are: ${table.header.join(', ')}${advice ? `; ${advice}` : ''}`, table.headerLine !== null ? { line: table.headerLine } : {});
 }
 
 /** A cell as a number, or the error naming its line and column (non-numeric, empty, or non-finite when checked). */
@@ -347,7 +354,7 @@ export function parseCsv(text: string, fileLabel: string, opts: CsvOptions): Dat
   const xTrain = gather(train);
   const xTest = gather(test);
   const base = {
-    name: fileLabel.replace(/^.*[\\/]/, '').replace(/\.csv$/i, ''),
+    name: fileLabel.replace(/^.*[\\/]/, '').replace(/\.(csv|tsv)$/i, ''),
     inputShape: [F],
     featureNames: featureCols.map((c) => header[c]),
     targetName: opts.target,
