@@ -85,6 +85,18 @@ describe('classification metrics', () => {
     expect(r.macro.recall).toBeCloseTo(0.5, 12);
   });
 
+  it('macro averages leave out declared classes that occur neither as labels nor as predictions', () => {
+    // Classes 0-4 declared, 0-2 used: the report of the 3-class case above, with two empty rows and columns.
+    const r = classificationReport(confusionMatrix(pred, truth, 5), 5);
+    expect(r.perClass[3]).toEqual({ name: '3', precision: 0, recall: 0, f1: 0, support: 0 });
+    expect(r.macro.recall).toBeCloseTo(7 / 9, 12);
+    expect(r.macro.f1).toBeCloseTo((10 / 13 + 6 / 10 + 8 / 9) / 3, 12);
+    // A class predicted but never a label counts (precision 0, recall 0).
+    const fp = classificationReport(confusionMatrix([0, 2], [0, 0], 3), 3);
+    expect(fp.macro.precision).toBeCloseTo(0.5, 12);
+    expect(fp.macro.recall).toBeCloseTo(0.25, 12);
+  });
+
   it('from scores: argmax (first on ties), the same report, and top-k where there are more than 5 classes', () => {
     // One-hot scores of the predictions above give the same report.
     const scores = new Float32Array(truth.length * 3);

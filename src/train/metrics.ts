@@ -124,7 +124,7 @@ export interface ClassificationReport {
   /** confusion[t][p]: samples of true class t predicted as p */
   confusion: number[][];
   perClass: ClassMetrics[];
-  /** unweighted means over classes */
+  /** unweighted means over the classes that occur (in the labels or the predictions) */
   macro: { precision: number; recall: number; f1: number };
   /** top-k accuracies (see topKFor); empty for few classes */
   topK: { k: number; accuracy: number }[];
@@ -135,7 +135,9 @@ const ratio = (a: number, b: number) => (b === 0 ? 0 : a / b);
 /**
  * Per-class and macro-averaged precision, recall and F1 from a confusion matrix
  * (`counts[t * C + p]`). A ratio with a zero denominator (a class never predicted, or absent) is
- * 0, as scikit-learn's default; macro averages include every class.
+ * 0, as scikit-learn's default. Macro averages are over the classes that occur among the labels or
+ * the predictions, as scikit-learn's: a declared class that never occurs (labels 0-9 of which the
+ * data uses 4) would otherwise pull them down.
  */
 export function classificationReport(counts: ArrayLike<number>, numClasses: number, classNames?: string[]): Omit<ClassificationReport, 'topK'> {
   const C = numClasses;
@@ -144,6 +146,7 @@ export function classificationReport(counts: ArrayLike<number>, numClasses: numb
   const confusion = Array.from({ length: C }, (_, t) => Array.from({ length: C }, (_, p) => counts[t * C + p]));
   let n = 0;
   let correct = 0;
+  const occurring: number[] = [];
   const perClass = names.map((name, c) => {
     let support = 0;
     let predicted = 0;
@@ -154,11 +157,12 @@ export function classificationReport(counts: ArrayLike<number>, numClasses: numb
     const tp = confusion[c][c];
     n += support;
     correct += tp;
+    if (support + predicted > 0) occurring.push(c);
     const precision = ratio(tp, predicted);
     const recall = ratio(tp, support);
     return { name, precision, recall, f1: ratio(2 * precision * recall, precision + recall), support };
   });
-  const mean = (k: 'precision' | 'recall' | 'f1') => perClass.reduce((s, m) => s + m[k], 0) / C;
+  const mean = (k: 'precision' | 'recall' | 'f1') => ratio(occurring.reduce((s, c) => s + perClass[c][k], 0), occurring.length);
   return { n, accuracy: ratio(correct, n), classNames: names, confusion, perClass, macro: { precision: mean('precision'), recall: mean('recall'), f1: mean('f1') } };
 }
 
