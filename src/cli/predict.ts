@@ -3,6 +3,7 @@
 // target column absent or skipped), an IDX images file, or the first test samples of a dataset.
 // Predictions are printed in the target's units or as class names, as JSON lines, or written as
 // CSV (the input rows with the predictions appended) with --out, atomically.
+import { resolve } from 'node:path';
 import { conformToTraining } from '../data/conform.ts';
 import { readCsvFeatures } from '../data/csv-features.ts';
 import { formatCsvRow, parseNumber } from '../data/csv.ts';
@@ -51,6 +52,7 @@ interface Samples {
 }
 
 export async function runPredict(o: PredictOptions): Promise<void> {
+  if (o.out && o.input && resolve(o.out) === resolve(o.input)) throw new UsageError(`--out ${o.out} is the input file; write the predictions to another file.`);
   await withEngine(async (e) => {
     const opened = await openCheckpoint(e, o.checkpoint);
     const { model, terms } = opened;
@@ -159,7 +161,7 @@ function predictionLine(i: number, s: Samples, p: Prediction, terms: DataTerms, 
     const shown = v.map(formatUnits).join(', ');
     return `${s.names[i]}: ${terms.targetName ? `${terms.targetName} ` : ''}${shown}${truth !== null ? `  true: ${formatUnits(truth)}` : ''}`;
   }
-  if (json) return JSON.stringify({ index: i, ...(s.lines ? { line: s.lines[i] } : {}), predicted: p.cls, label: p.label, probability: p.probability, truth });
+  if (json) return JSON.stringify({ index: i, ...(s.lines ? { line: s.lines[i] } : {}), predicted: p.cls, label: p.label, probability: Number(f32(p.probability!)), truth });
   const trueLabel = truth !== null ? (terms.classNames?.[truth] ?? String(truth)) : null;
   return `${s.names[i]}: ${p.label} (${(100 * p.probability!).toFixed(1)}%)${trueLabel !== null ? `  true: ${trueLabel}${truth === p.cls ? '' : '  MISTAKE'}` : ''}`;
 }
