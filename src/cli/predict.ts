@@ -6,7 +6,7 @@
 import { resolve } from 'node:path';
 import { conformToTraining } from '../data/conform.ts';
 import { readCsvFeatures } from '../data/csv-features.ts';
-import { formatCsvRow, parseNumber } from '../data/csv.ts';
+import { formatCsvRow, parseNumber } from '../data/csv-table.ts';
 import { sampleSize, targetSize, type Dataset, type Split } from '../data/dataset.ts';
 import { parseIdx } from '../data/idx.ts';
 import { loadDataset } from '../data/node.ts';

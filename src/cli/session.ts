@@ -1,7 +1,7 @@
 // What the CLI's commands share: an engine destroyed at the end (also on failure) so the process
 // exits by itself, checkpoints opened with what they say about their data, the CSV layout
 // options, and the checks that a dataset fits a checkpoint.
-import type { CsvReadOptions } from '../data/csv.ts';
+import type { CsvReadOptions } from '../data/csv-table.ts';
 import type { Dataset } from '../data/dataset.ts';
 import { Engine } from '../gpu/engine.ts';
 import { readFileChecked } from '../train/atomic.ts';

@@ -3,7 +3,7 @@
 // Values come back raw, in training column order; the caller applies the training normalisation.
 // A file that does not fit is refused per column: the missing ones, the ones training never saw,
 // and each non-numeric cell by line and column.
-import { layoutAdvice, missingColumnError, numericCell, readCsvTable, type CsvReadOptions, type CsvTable } from './csv.ts';
+import { layoutAdvice, missingColumnError, numericCell, readCsvTable, type CsvReadOptions, type CsvTable } from './csv-table.ts';
 import { DataError } from './dataset.ts';
 
 export interface CsvFeatureOptions extends CsvReadOptions {
