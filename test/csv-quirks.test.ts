@@ -3,6 +3,7 @@
 // names, no header, unnamed columns, decimal commas, ignored columns. Then rows to predict: the
 // training feature columns found by name, and mismatches named per column.
 import { describe, expect, it } from 'vitest';
+import { conformToTraining } from '../src/data/conform.ts';
 import { readCsvFeatures } from '../src/data/csv-features.ts';
 import { detectDelimiter, parseCsv, readCsvTable } from '../src/data/csv.ts';
 import { DataError } from '../src/data/dataset.ts';
@@ -151,5 +152,28 @@ describe('CSV rows to predict', () => {
     const headerless = readCsvFeatures('6.5,65.2,296\n', 'new.csv', { ...opts, header: false });
     expect(headerless.byPosition).toBe(true);
     expect(Array.from(headerless.x)).toEqual([6.5, 65.2, 296].map(Math.fround));
+  });
+});
+
+describe('a table read again for a trained model', () => {
+  const trained = parseCsv('x,y,kind\n1,2,ant\n2,3,bee\n3,4,cat\n4,5,ant\n5,6,bee\n6,7,cat\n', 'train.csv', { target: 'kind' });
+
+  it("takes the training standardisation and re-indexes labels to the training classes", () => {
+    // No "ant" here: read alone, "bee" would be class 0 and "cat" class 1.
+    const again = parseCsv('x,y,kind\n10,20,bee\n30,40,cat\n50,60,cat\n70,80,bee\n90,99,cat\n', 'new.csv', { target: 'kind', testFraction: 0.4 });
+    expect(again.classNames).toEqual(['bee', 'cat']);
+    const c = conformToTraining(again, trained, 'new.csv');
+    expect(c.classNames).toEqual(['ant', 'bee', 'cat']);
+    expect(c.numClasses).toBe(3);
+    expect(c.normalization).toEqual(trained.normalization);
+    const names = (s: typeof c.train) => Array.from(s.y, (k) => c.classNames![k]);
+    expect([...names(c.train), ...names(c.test)].sort()).toEqual(['bee', 'bee', 'cat', 'cat', 'cat']);
+  });
+
+  it('refuses classes training never saw and columns that differ, naming them', () => {
+    const owl = parseCsv('x,y,kind\n1,2,owl\n2,3,ant\n3,4,owl\n4,5,ant\n5,6,ant\n', 'owl.csv', { target: 'kind' });
+    expect(errorOf(() => conformToTraining(owl, trained, 'owl.csv'))).toContain('class "owl" never seen in training; the model knows ant, bee, cat');
+    const cols = parseCsv('x,z,kind\n1,2,ant\n2,3,bee\n3,4,cat\n4,5,ant\n5,6,bee\n', 'cols.csv', { target: 'kind' });
+    expect(errorOf(() => conformToTraining(cols, trained, 'cols.csv'))).toContain('the feature columns differ from the model\'s: missing y; not in training z');
   });
 });
