@@ -83,6 +83,20 @@ describe('CLI training run', () => {
     const e = JSON.parse(readFileSync(join(dir, 'eval.json'), 'utf8'));
     expect(e.testAccuracy).toBe(m.testAccuracy);
     expect(e.testLoss).toBeCloseTo(m.testLoss, 5);
+    // The classification report: IDX labels are digits (10 classes, 4 used here), each of the 128
+    // test images counted once; more than 5 classes, so top-3 and top-5 too; the confusion matrix drawn.
+    expect(ev.stdout).toMatch(/true \\ predicted\s+0\s+1\s+2\s+3\s+4\s+5\s+6\s+7\s+8\s+9/);
+    expect(e.classification.confusion.flat().reduce((a: number, b: number) => a + b, 0)).toBe(128);
+    expect(e.classification.perClass.map((c: { support: number }) => c.support)).toEqual([32, 32, 32, 32, 0, 0, 0, 0, 0, 0]);
+    expect(e.classification.accuracy).toBeCloseTo(e.testAccuracy, 6);
+    expect(e.classification.topK.map((t: { k: number }) => t.k)).toEqual([3, 5]);
+    expect(readFileSync(join(dir, 'eval.confusion.svg'), 'utf8')).toMatch(/^<svg/);
+    expect(existsSync(join(dir, 'metrics.confusion.svg'))).toBe(true);
+
+    writeFileSync(join(dir, 'rows.csv'), 'a,b\n1,2\n');
+    const table = await cli(['predict', '--checkpoint', ckpt, '--input', join(dir, 'rows.csv')]);
+    expect(table.code).not.toBe(0);
+    expect(table.stderr).toMatch(/is an image model \(samples \[1, 28, 28\]\); --input takes an IDX images file for it, not a table/);
 
     const pred = await cli(['predict', '--checkpoint', ckpt, '--dataset', dir, '--count', '4', '--json']);
     expect(pred.code, pred.stderr).toBe(0);

@@ -1,47 +1,42 @@
-// The CLI's three jobs. Each loads data, gets an engine, runs the library API and reports; the
-// engine is destroyed at the end (also on failure) so the process exits by itself.
+// The CLI's train and evaluate commands (predict is in predict.ts). Each loads data, gets an
+// engine, runs the library API and reports: loss and accuracy, and the results in the data's own
+// terms (errors in the target's units for regression, a classification report for classifiers),
+// on stdout, in the metrics JSON and as pictures beside it.
 import cliProgress from 'cli-progress';
+import { conformToTraining } from '../data/conform.ts';
 import { loadDataset } from '../data/node.ts';
-import { parseIdx } from '../data/idx.ts';
-import { sampleSize, type Dataset } from '../data/dataset.ts';
-import { Engine } from '../gpu/engine.ts';
+import type { Dataset } from '../data/dataset.ts';
 import { makePreset } from '../nn/presets.ts';
 import type { OptimizerConfig } from '../optim/optimizer.ts';
 import type { ScheduleConfig } from '../optim/schedule.ts';
-import { readFileChecked, writeFileAtomic } from '../train/atomic.ts';
-import type { Model } from '../nn/model.ts';
-import { checkpointBytes, datasetInfo, modelFromCheckpoint, readCheckpoint, trainerFromCheckpoint, type DatasetInfo } from '../train/checkpoint.ts';
-import { predict, Trainer, type EpochEvent, type StepEvent } from '../train/trainer.ts';
+import { writeFileAtomic } from '../train/atomic.ts';
+import { checkpointBytes } from '../train/checkpoint.ts';
+import type { ClassificationReport, RegressionMetrics } from '../train/metrics.ts';
+import { Trainer, type EpochEvent, type StepEvent } from '../train/trainer.ts';
+import { splitOutputs } from '../train/outputs.ts';
 import { UsageError } from './options.ts';
-import { adapterSummary, writeMetrics, type RunMetrics } from './report.ts';
+import { adapterSummary, regressionPoints, writeMetrics, type RegressionReport, type RunMetrics } from './report.ts';
+import {
+  checkKind,
+  classificationResult,
+  formatClassificationSummary,
+  formatClassificationTable,
+  formatConfusion,
+  formatRegression,
+  regressionResult,
+  targetLabel,
+} from './results.ts';
+import { checkDataMatches, csvOptions, isTableFile, openCheckpoint, withEngine, type CsvCliOptions } from './session.ts';
+import { datasetInfo } from '../train/checkpoint.ts';
 
 const log = (s: string) => process.stderr.write(s + '\n');
 const pct = (v: number | null | undefined) => (v === null || v === undefined ? '-' : `${(100 * v).toFixed(2)}%`);
-
-async function withEngine<T>(fn: (e: Engine) => Promise<T>): Promise<T> {
-  const e = await Engine.create();
-  try {
-    return await fn(e);
-  } finally {
-    e.destroy();
-  }
-}
-
-async function openCheckpoint(e: Engine, file: string): Promise<{ trainer: Trainer; dataset: DatasetInfo | null }> {
-  const ckpt = readCheckpoint(await readFileChecked(file), file);
-  return { trainer: await trainerFromCheckpoint(e, ckpt, file), dataset: ckpt.meta.dataset };
-}
-
-async function openModel(e: Engine, file: string): Promise<{ model: Model; dataset: DatasetInfo | null }> {
-  const ckpt = readCheckpoint(await readFileChecked(file), file);
-  return { model: await modelFromCheckpoint(e, ckpt, file), dataset: ckpt.meta.dataset };
-}
 
 function modelName(o: { model: string; hidden: number[]; activation: string }): string {
   return o.model === 'mlp' ? `mlp(${o.hidden.join('-')}, ${o.activation})` : o.model;
 }
 
-export interface TrainOptions {
+export interface TrainOptions extends CsvCliOptions {
   dataset: string;
   target?: string;
   task?: 'classification' | 'regression';
@@ -67,24 +62,29 @@ export interface TrainOptions {
   quiet?: boolean;
 }
 
-function checkDataMatches(data: Dataset, info: DatasetInfo | null, file: string): void {
-  if (!info) return;
-  if (info.inputShape.join('x') !== data.inputShape.join('x') || info.numClasses !== data.numClasses) {
-    throw new UsageError(`checkpoint ${file} was trained on "${info.name}" (samples [${info.inputShape.join(', ')}], ${info.numClasses} outputs); dataset "${data.name}" has samples [${data.inputShape.join(', ')}] and ${data.numClasses} outputs.`);
-  }
+/** Results of a split in the data's terms: errors in target units, or a classification report. */
+interface SplitResults {
+  regression?: RegressionMetrics;
+  classification?: ClassificationReport;
+}
+
+/** The results of the test split from its outputs (of an evaluation that kept them). */
+function splitResults(outputs: Float32Array, data: Dataset): SplitResults {
+  return data.task === 'regression' ? { regression: regressionResult(outputs, data.test, data) } : { classification: classificationResult(outputs, data.test, data) };
 }
 
 export async function runTrain(o: TrainOptions): Promise<void> {
-  if (o.dataset.toLowerCase().endsWith('.csv') && !o.target) throw new UsageError('a .csv dataset needs --target COLUMN.');
+  if (isTableFile(o.dataset) && !o.target) throw new UsageError(`a table dataset (${o.dataset}) needs --target COLUMN.`);
   if (o.nesterov && o.optimizer !== 'sgd') throw new UsageError('--nesterov applies to --optimizer sgd only.');
-  const data = loadDataset(o.dataset, { target: o.target, task: o.task, log });
+  const data = loadDataset(o.dataset, { target: o.target, task: o.task, log, ...csvOptions(o) });
   log(`dataset ${data.name}: ${data.train.n} train / ${data.test.n} test samples of [${data.inputShape.join(', ')}], ${data.task}${data.task === 'classification' ? ` (${data.numClasses} classes)` : ''}`);
   await withEngine(async (e) => {
     let trainer: Trainer;
     if (o.resume) {
-      const opened = await openCheckpoint(e, o.resume);
-      trainer = opened.trainer;
-      checkDataMatches(data, opened.dataset, o.resume);
+      const opened = await openCheckpoint(e, o.resume, { train: true });
+      trainer = opened.trainer!;
+      checkKind(opened.terms, o.resume, data);
+      checkDataMatches(data, opened.info, o.resume);
       log(`resumed ${o.resume}: epoch ${trainer.state.epoch}, step ${trainer.state.step}`);
     } else {
       const stepsPerEpoch = Math.max(1, Math.floor(data.train.n / Math.min(o.batchSize, data.train.n)));
@@ -103,18 +103,27 @@ export async function runTrain(o: TrainOptions): Promise<void> {
       });
     }
     const model = trainer.model;
+    // Plan the training step before the summary, so that it can report dispatches and memory.
     await trainer.trainStep(Math.min(o.batchSize, data.train.n), o.logEvery);
     log(model.summary());
     const remaining = Math.max(0, o.epochs - trainer.state.epoch);
-    const history = await fitWithProgress(trainer, data, o, remaining);
+    const validation: RegressionReport['validation'] = [];
+    const history = await fitWithProgress(trainer, data, o, remaining, validation);
     const t0 = performance.now();
-    const last = history.at(-1);
-    const test = last && last.valLoss !== undefined ? { loss: last.valLoss, accuracy: last.valAccuracy ?? null } : await trainer.evaluate(data.test, data);
-    const testLine = data.task === 'classification' ? `test loss ${test.loss.toFixed(4)}, test accuracy ${pct(test.accuracy)}` : `test loss (MSE, standardised targets) ${test.loss.toFixed(4)}`;
+    // One evaluation of the test split gives the loss and the outputs the results are made of.
+    const test = await trainer.evaluate(data.test, data, { outputs: true });
+    const results = splitResults(test.outputs!, data);
     log('');
-    console.log(testLine);
+    if (data.task === 'classification') {
+      console.log(`test loss ${test.loss.toFixed(4)}, test accuracy ${pct(test.accuracy)}`);
+      console.log(`test ${formatClassificationSummary(results.classification!)}`);
+    } else {
+      console.log(`test loss (MSE, standardised targets) ${test.loss.toFixed(4)}`);
+      console.log(`test ${targetLabel(data)}: ${formatRegression(results.regression!)} (${results.regression!.n} samples)`);
+    }
     if (o.metricsOut) {
       const trained = history.reduce((s, h) => s + h.seconds, 0) + (performance.now() - t0) / 1000;
+      const regression = results.regression ? { target: data.targetName ?? null, test: results.regression, validation } : undefined;
       const metrics: RunMetrics = {
         command: 'train',
         dataset: data.name,
@@ -135,16 +144,23 @@ export async function runTrain(o: TrainOptions): Promise<void> {
         parameters: model.parameterCount,
         peakGpuBytes: e.stats().peakBytesHeld,
         checkpoint: o.save,
+        task: data.task,
+        regression,
+        classification: results.classification,
       };
-      const svg = await writeMetrics(o.metricsOut, metrics, history);
-      log(`metrics written to ${o.metricsOut}${svg ? ` (curves: ${svg})` : ''}`);
+      const pictures = await writeMetrics(o.metricsOut, metrics, history, regression ? regressionPoints(regression) : []);
+      log(`metrics written to ${o.metricsOut}${pictures.length ? ` (pictures: ${pictures.join(', ')})` : ''}`);
     }
     trainer.dispose();
     model.dispose();
   });
 }
 
-async function fitWithProgress(trainer: Trainer, data: Dataset, o: TrainOptions, epochs: number): Promise<EpochEvent[]> {
+/**
+ * fit() with a progress bar on a terminal and a line per epoch; for regression, each epoch's
+ * errors on the test split in the target's units are appended to `validation`.
+ */
+async function fitWithProgress(trainer: Trainer, data: Dataset, o: TrainOptions, epochs: number, validation: RegressionReport['validation']): Promise<EpochEvent[]> {
   const tty = process.stderr.isTTY && !o.quiet;
   let bar: cliProgress.SingleBar | null = null;
   const total = o.epochs;
@@ -178,7 +194,13 @@ async function fitWithProgress(trainer: Trainer, data: Dataset, o: TrainOptions,
         (bar as cliProgress.SingleBar).stop();
         bar = null;
       }
-      const val = data.task === 'classification' ? `test loss ${ev.valLoss?.toFixed(4)} acc ${pct(ev.valAccuracy)}` : `test loss ${ev.valLoss?.toFixed(4)}`;
+      let val = `test loss ${ev.valLoss?.toFixed(4)}`;
+      if (data.task === 'classification') val += ` acc ${pct(ev.valAccuracy)}`;
+      else {
+        const m = regressionResult(await splitOutputs(trainer.model, data.test, data), data.test, data);
+        validation.push({ epoch: ev.epoch, ...m });
+        val += ` | ${formatRegression(m)}`;
+      }
       log(`epoch ${ev.epoch}/${total}: train loss ${ev.loss.toFixed(4)}${ev.accuracy !== null ? ` acc ${pct(ev.accuracy)}` : ''} | ${val} | ${Math.round(ev.samplesPerSecond)} samples/s, ${ev.seconds.toFixed(1)} s`);
       if (o.save) {
         await writeFileAtomic(o.save, await checkpointBytes(trainer, info));
@@ -193,32 +215,43 @@ function augmentOptions(a: TrainOptions['augment']): { pad: number; flip: boolea
   return { pad: kinds.includes('shift') ? 2 : 0, flip: kinds.includes('flip') };
 }
 
-export interface EvaluateOptions {
+export interface EvaluateOptions extends CsvCliOptions {
   checkpoint: string;
   dataset?: string;
   target?: string;
+  task?: 'classification' | 'regression';
   metricsOut?: string;
 }
 
 export async function runEvaluate(o: EvaluateOptions): Promise<void> {
   await withEngine(async (e) => {
-    const { trainer, dataset: info } = await openCheckpoint(e, o.checkpoint);
-    const model = trainer.model;
+    const { trainer, model, info, terms } = await openCheckpoint(e, o.checkpoint, { train: true });
     const spec = o.dataset ?? info?.name;
     if (!spec) throw new UsageError(`checkpoint ${o.checkpoint} does not say which dataset it was trained on; pass --dataset.`);
-    const data = await loadDataset(spec, { target: o.target });
+    if (!o.dataset && info?.featureNames) throw new UsageError(`checkpoint ${o.checkpoint} was trained on the table "${info.name}"; pass --dataset FILE.csv (and --skip-rows, --delimiter or --no-header as in training).`);
+    let data = loadEvaluationData(spec, o, terms);
+    checkKind(terms, o.checkpoint, data);
+    if (info) data = conformToTraining(data, info, spec);
     checkDataMatches(data, info, o.checkpoint);
     const t0 = performance.now();
-    const r = await trainer.evaluate(data.test, data);
+    const r = await trainer!.evaluate(data.test, data, { outputs: true });
+    const results = splitResults(r.outputs!, data);
     const seconds = (performance.now() - t0) / 1000;
     console.log(`${data.name} test: loss ${r.loss.toFixed(4)}${r.accuracy !== null ? `, accuracy ${pct(r.accuracy)}` : ''} (${r.n} samples)`);
+    if (results.regression) console.log(`${targetLabel(data)}: ${formatRegression(results.regression)}`);
+    if (results.classification) {
+      console.log('');
+      console.log(formatClassificationTable(results.classification));
+      console.log('');
+      console.log(formatConfusion(results.classification));
+    }
     if (o.metricsOut) {
       const metrics: RunMetrics = {
         command: 'evaluate',
         dataset: data.name,
         model: model.nodes.map((n) => n.op.kind).join('-'),
         adapter: adapterSummary(e.adapter),
-        epochs: trainer.state.epoch,
+        epochs: trainer!.state.epoch,
         trainLoss: [],
         trainAccuracy: [],
         testLoss: r.loss,
@@ -226,63 +259,30 @@ export async function runEvaluate(o: EvaluateOptions): Promise<void> {
         samplesPerSecond: r.n / seconds,
         seconds,
         checkpoint: o.checkpoint,
+        task: data.task,
+        regression: results.regression ? { target: data.targetName ?? null, test: results.regression, validation: [] } : undefined,
+        classification: results.classification,
       };
-      await writeMetrics(o.metricsOut, metrics, []);
+      const pictures = await writeMetrics(o.metricsOut, metrics, []);
+      log(`metrics written to ${o.metricsOut}${pictures.length ? ` (pictures: ${pictures.join(', ')})` : ''}`);
     }
-    trainer.dispose();
+    trainer!.dispose();
     model.dispose();
   });
 }
 
-export interface PredictOptions {
-  checkpoint: string;
-  input?: string;
-  dataset?: string;
-  count: number;
-  json?: boolean;
-}
-
-export async function runPredict(o: PredictOptions): Promise<void> {
-  await withEngine(async (e) => {
-    const { model, dataset: info } = await openModel(e, o.checkpoint);
-    let x: Float32Array;
-    let n: number;
-    let truth: (number | null)[] = [];
-    const size = sampleSize({ inputShape: [...model.inputShape] });
-    if (o.input) {
-      const idx = parseIdx(await readFileChecked(o.input), o.input, 'images');
-      const per = idx.dims.slice(1).reduce((a, b) => a * b, 1);
-      if (per !== size) throw new UsageError(`${o.input} holds images of ${idx.dims.slice(1).join('x')} = ${per} pixels; the model takes [${model.inputShape.join(', ')}] = ${size}.`);
-      n = Math.min(o.count, idx.dims[0]);
-      x = Float32Array.from(idx.data.subarray(0, n * size), (v) => v / 255);
-      truth = new Array(n).fill(null);
-    } else {
-      const spec = o.dataset ?? info?.name;
-      if (!spec) throw new UsageError('pass --input FILE or --dataset NAME.');
-      const data = await loadDataset(spec, {});
-      checkDataMatches(data, info, o.checkpoint);
-      n = Math.min(o.count, data.test.n);
-      x = new Float32Array(n * size);
-      const { Batcher } = await import('../data/batcher.ts');
-      const b = new Batcher(data.test, data, { batchSize: n, shuffle: false, seed: 0 });
-      const y = new Float32Array(n);
-      b.fill(0, 0, x, y);
-      truth = Array.from(y);
-    }
-    const logits = await predict(model, x, n);
-    const C = logits.length / n;
-    const names = info?.classNames;
-    for (let i = 0; i < n; i++) {
-      const row = logits.subarray(i * C, (i + 1) * C);
-      const max = Math.max(...row);
-      const exps = Array.from(row, (v) => Math.exp(v - max));
-      const sum = exps.reduce((a, b) => a + b, 0);
-      const probs = exps.map((v) => v / sum);
-      const cls = probs.indexOf(Math.max(...probs));
-      const label = names?.[cls] ?? String(cls);
-      if (o.json) console.log(JSON.stringify({ index: i, predicted: cls, label, probability: probs[cls], truth: truth[i] }));
-      else console.log(`#${i}: ${label} (${(100 * probs[cls]).toFixed(1)}%)${truth[i] !== null ? `  true: ${names?.[truth[i]!] ?? truth[i]}${truth[i] === cls ? '' : '  MISTAKE'}` : ''}`);
-    }
-    model.dispose();
-  });
+/**
+ * The dataset to evaluate on. A table is read with the checkpoint's target by default; numeric
+ * targets are read as classes when the checkpoint is a classifier that knows every value as a
+ * class name (labels 0, 1, 2), else as regression targets, so a mismatch can be named.
+ */
+function loadEvaluationData(spec: string, o: EvaluateOptions, terms: { task: Dataset['task']; classNames?: string[]; targetName?: string }): Dataset {
+  const target = o.target ?? terms.targetName;
+  if (isTableFile(spec) && !target) throw new UsageError(`a table dataset (${spec}) needs --target COLUMN: checkpoint does not name its target.`);
+  const opts = { target, task: o.task, log, ...csvOptions(o) };
+  const data = loadDataset(spec, opts);
+  if (o.task || data.task !== 'regression' || terms.task !== 'classification' || !terms.classNames || !data.featureNames) return data;
+  const known = new Set(terms.classNames);
+  const values = [data.train, data.test].flatMap((s) => Array.from(s.y, String));
+  return values.every((v) => known.has(v)) ? loadDataset(spec, { ...opts, task: 'classification' }) : data;
 }

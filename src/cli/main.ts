@@ -5,8 +5,18 @@ import { Command, CommanderError, Option } from 'commander';
 import { ACTIVATIONS } from '../ops/activation.ts';
 import { presetNames } from '../nn/presets.ts';
 import { optimizerKinds } from '../optim/optimizer.ts';
-import { augmentList, intList, nonNegativeInt, numberInRange, oneOf, positiveInt, positiveNumber, UsageError } from './options.ts';
-import { runEvaluate, runPredict, runTrain } from './commands.ts';
+import { augmentList, delimiterOption, intList, nameList, nonNegativeInt, numberInRange, oneOf, positiveInt, positiveNumber, UsageError } from './options.ts';
+import { runEvaluate, runTrain } from './commands.ts';
+import { runPredict } from './predict.ts';
+
+/** How to read a table's layout: the same options for train, evaluate and predict. */
+function csvLayoutOptions(c: Command, what: string): Command {
+  return c
+    .option('--skip-rows <n>', `lines to skip before the header of ${what} (e.g. a metadata line)`, nonNegativeInt('--skip-rows'))
+    .option('--delimiter <char>', `field separator of ${what}: one character or "tab" (default: detected among , ; and tab)`, delimiterOption)
+    .option('--no-header', `${what} has no header line: columns are named 1, 2, ... by position`)
+    .option('--ignore-columns <names>', `columns of ${what} that are neither features nor the target (comma-separated)`, nameList('--ignore-columns'));
+}
 
 function program(): Command {
   const p = new Command('wgtrain')
@@ -14,11 +24,13 @@ function program(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
 
-  p.command('train')
-    .description('train a model on a dataset; prints test loss and accuracy at the end')
-    .option('--dataset <name|path>', 'mnist, fashion-mnist, a directory of IDX files or CIFAR-10 batches, or a .csv file', 'mnist')
-    .option('--target <column>', 'target column of a .csv dataset')
-    .addOption(new Option('--task <task>', 'for .csv data: classification or regression (default: from the target column)').argParser(oneOf('--task', ['classification', 'regression'] as const)))
+  const train = p
+    .command('train')
+    .description('train a model on a dataset; prints test loss and accuracy, and errors in the target\'s units (regression) or per-class figures (classification)')
+    .option('--dataset <name|path>', 'mnist, fashion-mnist, a directory of IDX files or CIFAR-10 batches, or a .csv/.tsv file', 'mnist')
+    .option('--target <column>', 'target column of a table dataset')
+    .addOption(new Option('--task <task>', 'for table data: classification or regression (default: from the target column)').argParser(oneOf('--task', ['classification', 'regression'] as const)));
+  csvLayoutOptions(train, 'a table dataset')
     .addOption(new Option('--model <preset>', `model preset (${presetNames().join(', ')})`).default('mlp'))
     .option('--hidden <sizes>', 'hidden layer widths of the MLP, comma-separated', intList('--hidden'), [256, 128])
     .addOption(new Option('--activation <name>', 'hidden activation').choices(ACTIVATIONS).default('relu'))
@@ -36,27 +48,31 @@ function program(): Command {
     .option('--augment [kinds]', 'image augmentation: shift (random crop of the image padded by 2), flip (horizontal; not for digits); bare: shift,flip', augmentList)
     .option('--save <file>', 'checkpoint (safetensors) written after every epoch, atomically')
     .option('--resume <file>', 'continue training from a checkpoint')
-    .option('--metrics-out <file>', 'write run metrics as JSON, and the loss/accuracy curves as SVG beside it')
+    .option('--metrics-out <file>', 'write run metrics as JSON, the curves as SVG beside it (and a classifier\'s confusion matrix as FILE.confusion.svg)')
     .option('--log-every <steps>', 'read the loss back every this many steps', positiveInt('--log-every'), 25)
     .option('--quiet', 'no progress bar; one line per epoch')
     .action(async (o) => runTrain(o));
 
-  p.command('evaluate')
-    .description('test loss and accuracy of a checkpoint')
+  const evaluate = p
+    .command('evaluate')
+    .description('test loss and accuracy of a checkpoint, with errors in the target\'s units (regression) or per-class figures and the confusion matrix (classification)')
     .requiredOption('--checkpoint <file>', 'checkpoint to evaluate')
-    .option('--dataset <name|path>', 'dataset (default: the one the checkpoint was trained on)')
-    .option('--target <column>', 'target column of a .csv dataset')
-    .option('--metrics-out <file>', 'write the result as JSON')
-    .action(async (o) => runEvaluate(o));
+    .option('--dataset <name|path>', 'dataset (default: the one the checkpoint was trained on; a table file must be given)')
+    .option('--target <column>', 'target column of a table dataset (default: the checkpoint\'s)')
+    .addOption(new Option('--task <task>', 'read a table\'s target as classification or regression (default: as fits the checkpoint)').argParser(oneOf('--task', ['classification', 'regression'] as const)))
+    .option('--metrics-out <file>', 'write the result as JSON (and a classifier\'s confusion matrix as FILE.confusion.svg)');
+  csvLayoutOptions(evaluate, 'a table dataset').action(async (o) => runEvaluate(o));
 
-  p.command('predict')
-    .description('classify images with a checkpoint: an IDX images file, or the first N test samples of a dataset')
+  const predict = p
+    .command('predict')
+    .description('predict with a checkpoint: new rows of a table (.csv), an IDX images file, or the first N test samples of a dataset')
     .requiredOption('--checkpoint <file>', 'checkpoint to use')
-    .option('--input <file>', 'IDX images file (idx3-ubyte, optionally gzipped) to classify')
-    .option('--dataset <name|path>', 'classify test samples of this dataset (default: the checkpoint\'s)')
-    .option('--count <n>', 'how many samples', positiveInt('--count'), 10)
+    .option('--input <file>', 'new data: a .csv table with the training feature columns (the target column absent or skipped), or an IDX images file (idx3-ubyte, optionally gzipped)')
+    .option('--dataset <name|path>', 'predict test samples of this dataset (default: the checkpoint\'s)')
+    .option('--count <n>', 'how many samples (default: all rows of a table, else 10)', positiveInt('--count'))
     .option('--json', 'print predictions as JSON lines')
-    .action(async (o) => runPredict(o));
+    .option('--out <file.csv>', 'write the predictions as CSV (a table\'s rows with the prediction columns appended) instead of printing them');
+  csvLayoutOptions(predict, 'the input table').action(async (o) => runPredict(o));
   return p;
 }
 

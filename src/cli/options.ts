@@ -66,3 +66,19 @@ export function augmentList(v: string): ('shift' | 'flip')[] {
   for (const p of parts) if (p !== 'shift' && p !== 'flip') throw new InvalidArgumentError(`--augment takes shift, flip or shift,flip; got "${v}".`);
   return parts as ('shift' | 'flip')[];
 }
+
+/** A CSV field separator: one character, or `tab` / `\t` for a tab. */
+export function delimiterOption(v: string): string {
+  const d = v === 'tab' || v === '\\t' ? '\t' : v;
+  if (d.length !== 1 || d === '"' || d === '\n' || d === '\r') throw new InvalidArgumentError(`--delimiter takes one character (or "tab"), got "${v}".`);
+  return d;
+}
+
+/** A comma-separated list of column names. */
+export function nameList(name: string) {
+  return (v: string): string[] => {
+    const parts = v.split(',').map((s) => s.trim());
+    if (parts.some((p) => p === '')) throw new InvalidArgumentError(`${name} takes comma-separated column names, got "${v}".`);
+    return parts;
+  };
+}

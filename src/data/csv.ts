@@ -2,12 +2,15 @@
 // columns and one target column chosen by name. The task is classification when the target is
 // not numeric (or the caller says so), else regression. Train and test are split by a seeded
 // shuffle, and features are standardised with train statistics only, so nothing of the test split
-// leaks into training. Errors name the file, the line and the column.
+// leaks into training. Reading the table itself (layouts, quirks, cells) is csv-table.ts's job.
 import { Rng } from '../util/random.ts';
+import { missingColumnError, numericCell, parseNumber, readCsvTable, type CsvReadOptions, type CsvRow } from './csv-table.ts';
 import { DataError, columnStats, type Dataset } from './dataset.ts';
 
+export * from './csv-table.ts';
+
 /** Options for `parseCsv`. */
-export interface CsvOptions {
+export interface CsvOptions extends CsvReadOptions {
   /** Name of the target column (as in the header). */
   target: string;
   /** Force the task; by default classification if any target value is non-numeric, else regression. */
@@ -18,98 +21,8 @@ export interface CsvOptions {
   seed?: number;
   /** Reject NaN and infinite numbers, naming the first one's line and column (default true). */
   checkFinite?: boolean;
-  /** Field separator (default ','). */
-  delimiter?: string;
-}
-
-/** One parsed CSV record and the (1-based) line it starts on. */
-export interface CsvRow {
-  line: number;
-  cells: string[];
-}
-
-/**
- * Split CSV text into records: RFC 4180 quoting (`"a, b"`, `""` for a quote, newlines inside
- * quotes), `\n` or `\r\n` line ends, a leading byte-order mark ignored, blank lines skipped.
- */
-export function parseCsvRows(text: string, fileLabel: string, delimiter = ','): CsvRow[] {
-  const rows: CsvRow[] = [];
-  let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
-  let line = 1;
-  let cells: string[] = [];
-  let rowLine = 1;
-  let anyQuoted = false;
-  const endRow = () => {
-    const blank = !anyQuoted && cells.length === 1 && cells[0].trim() === '';
-    if (!blank) rows.push({ line: rowLine, cells });
-    cells = [];
-    anyQuoted = false;
-  };
-  while (i <= text.length) {
-    // Start of a field.
-    if (cells.length === 0) rowLine = line;
-    let field = '';
-    let j = i;
-    while (j < text.length && (text[j] === ' ' || text[j] === '\t') && text[j] !== delimiter) j++;
-    if (text[j] === '"') {
-      anyQuoted = true;
-      const openLine = line;
-      j++;
-      for (;;) {
-        if (j >= text.length) throw new DataError(fileLabel, 'quoted field is never closed', { line: openLine });
-        const c = text[j];
-        if (c === '"') {
-          if (text[j + 1] === '"') {
-            field += '"';
-            j += 2;
-            continue;
-          }
-          j++;
-          break;
-        }
-        if (c === '\n') line++;
-        field += c;
-        j++;
-      }
-      while (j < text.length && (text[j] === ' ' || text[j] === '\t' || text[j] === '\r') && text[j] !== delimiter && !(text[j] === '\r' && text[j + 1] === '\n')) j++;
-      if (j < text.length && text[j] !== delimiter && text[j] !== '\n' && !(text[j] === '\r' && text[j + 1] === '\n')) {
-        throw new DataError(fileLabel, `unexpected character '${text[j]}' after a closing quote`, { line });
-      }
-    } else {
-      j = i;
-      while (j < text.length && text[j] !== delimiter && text[j] !== '\n') j++;
-      field = text.slice(i, j);
-      if (field.endsWith('\r') && text[j] !== delimiter) field = field.slice(0, -1);
-    }
-    cells.push(field);
-    if (j >= text.length) {
-      endRow();
-      break;
-    }
-    if (text[j] === delimiter) {
-      i = j + 1;
-      continue;
-    }
-    // End of a record: '\n' or '\r\n'.
-    j += text[j] === '\r' ? 2 : 1;
-    endRow();
-    line++;
-    i = j;
-    if (i >= text.length) break;
-  }
-  return rows;
-}
-
-const NON_FINITE = /^[+-]?(nan|inf|infinity)$/i;
-
-/** A cell as a number, or null if it is not one. `NaN`, `inf`, `-Infinity` parse (as non-finite). */
-export function parseNumber(cell: string): number | null {
-  const s = cell.trim();
-  if (s === '') return null;
-  const v = Number(s);
-  if (!Number.isNaN(v)) return v;
-  if (NON_FINITE.test(s)) return /nan/i.test(s) ? NaN : s.startsWith('-') ? -Infinity : Infinity;
-  return null;
+  /** Columns that are neither features nor the target (an id, a column not to learn from). */
+  ignoreColumns?: string[];
 }
 
 /** Row indices of the train and test splits: a seeded shuffle, each split then kept in file order. */
@@ -132,21 +45,19 @@ export function parseCsv(text: string, fileLabel: string, opts: CsvOptions): Dat
   const seed = opts.seed ?? 0;
   const checkFinite = opts.checkFinite ?? true;
   if (!(testFraction > 0 && testFraction < 1)) throw new Error(`${fileLabel}: testFraction must be in (0, 1), got ${testFraction}`);
-  const rows = parseCsvRows(text, fileLabel, opts.delimiter ?? ',');
-  if (rows.length === 0) throw new DataError(fileLabel, 'file has no header row');
-  const header = rows[0].cells.map((s) => s.trim());
-  const seen = new Set<string>();
-  for (const h of header) {
-    if (seen.has(h)) throw new DataError(fileLabel, `column name "${h}" appears twice in the header`, { line: rows[0].line });
-    seen.add(h);
-  }
+  const table = readCsvTable(text, fileLabel, opts);
+  const { header } = table;
+  const at = table.headerLine !== null ? { line: table.headerLine } : {};
   const targetCol = header.indexOf(opts.target);
-  if (targetCol < 0) {
-    throw new DataError(fileLabel, `target column "${opts.target}" not found; the columns are: ${header.join(', ')}`, { line: rows[0].line });
+  if (targetCol < 0) throw missingColumnError(fileLabel, table, `target column "${opts.target}"`);
+  const ignored = new Set(opts.ignoreColumns ?? []);
+  for (const c of ignored) {
+    if (!header.includes(c)) throw missingColumnError(fileLabel, table, `column "${c}" to ignore`);
+    if (c === opts.target) throw new DataError(fileLabel, `column "${c}" is the target; it cannot also be ignored`, at);
   }
-  const featureCols = header.map((_, c) => c).filter((c) => c !== targetCol);
-  if (featureCols.length === 0) throw new DataError(fileLabel, 'no feature columns besides the target', { line: rows[0].line });
-  const body = rows.slice(1);
+  const featureCols = header.map((_, c) => c).filter((c) => c !== targetCol && !ignored.has(header[c]));
+  if (featureCols.length === 0) throw new DataError(fileLabel, 'no feature columns besides the target', at);
+  const body = table.rows;
   const n = body.length;
   const F = featureCols.length;
 
@@ -154,17 +65,10 @@ export function parseCsv(text: string, fileLabel: string, opts: CsvOptions): Dat
   const targets: string[] = [];
   body.forEach((row, r) => {
     if (row.cells.length !== header.length) {
-      throw new DataError(fileLabel, `row has ${row.cells.length} fields, the header has ${header.length}`, { line: row.line });
+      throw new DataError(fileLabel, `row has ${row.cells.length} fields, the ${table.headerLine !== null ? 'header' : 'first row'} has ${header.length}`, { line: row.line });
     }
     featureCols.forEach((c, f) => {
-      const v = parseNumber(row.cells[c]);
-      const at = { line: row.line, column: header[c] };
-      if (v === null) {
-        const what = row.cells[c].trim() === '' ? 'empty cell (missing values are not supported)' : `"${row.cells[c]}" is not a number`;
-        throw new DataError(fileLabel, what, at);
-      }
-      if (checkFinite && !Number.isFinite(v)) throw new DataError(fileLabel, `value "${row.cells[c].trim()}" is not finite`, at);
-      features[r * F + f] = v;
+      features[r * F + f] = numericCell(row.cells[c], fileLabel, { line: row.line, column: header[c] }, checkFinite);
     });
     targets.push(row.cells[targetCol].trim());
   });
@@ -187,9 +91,10 @@ export function parseCsv(text: string, fileLabel: string, opts: CsvOptions): Dat
   const xTrain = gather(train);
   const xTest = gather(test);
   const base = {
-    name: fileLabel.replace(/^.*[\\/]/, '').replace(/\.csv$/i, ''),
+    name: fileLabel.replace(/^.*[\\/]/, '').replace(/\.(csv|tsv)$/i, ''),
     inputShape: [F],
     featureNames: featureCols.map((c) => header[c]),
+    targetName: opts.target,
     normalization: { kind: 'standardize' as const, ...columnStats(xTrain, train.length, F) },
     source: `${fileLabel}: ${n} rows, target "${opts.target}", seeded split (seed ${seed}): ${train.length} train / ${test.length} test`,
   };

@@ -26,6 +26,8 @@ export interface Dataset {
   classNames?: string[];
   /** tabular: the feature column names, in input order */
   featureNames?: string[];
+  /** tabular: the target column's name */
+  targetName?: string;
   train: Split;
   test: Split;
   /** how x values become model inputs: uint8 -> value/255 for images; tabular: (v - mean)/std with train stats */

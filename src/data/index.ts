@@ -4,6 +4,8 @@ export * from './dataset.ts';
 export * from './idx.ts';
 export * from './cifar.ts';
 export * from './csv.ts';
+export * from './csv-features.ts';
+export * from './conform.ts';
 export * from './mnist.ts';
 export * from './augment.ts';
 export * from './batcher.ts';

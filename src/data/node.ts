@@ -152,15 +152,15 @@ export function resolveDataset(name: (typeof NAMED_DATASETS)[number]): Dataset {
 /** Options for loadDataset; `target` is required for CSV files. */
 export type LoadOptions = Partial<CsvOptions> & IdxDatasetOptions & { log?: (msg: string) => void };
 
-const ACCEPTED = `'mnist', 'fashion-mnist', a directory of IDX files (train-images-idx3-ubyte[.gz], ...) or CIFAR-10 batches (data_batch_N.bin, test_batch.bin), or a .csv file (with a target column)`;
+const ACCEPTED = `'mnist', 'fashion-mnist', a directory of IDX files (train-images-idx3-ubyte[.gz], ...) or CIFAR-10 batches (data_batch_N.bin, test_batch.bin), or a .csv/.tsv file (with a target column)`;
 
 /**
  * Load a dataset from a spec: 'mnist' | 'fashion-mnist' | a directory (IDX files or CIFAR-10
- * batches, told apart by the files in it) | a .csv path (opts.target required).
+ * batches, told apart by the files in it) | a .csv or .tsv path (opts.target required).
  */
 export function loadDataset(spec: string, opts: LoadOptions = {}): Dataset {
   if ((NAMED_DATASETS as readonly string[]).includes(spec)) return resolveDataset(spec as (typeof NAMED_DATASETS)[number]);
-  if (/\.csv$/i.test(spec)) {
+  if (/\.(csv|tsv)$/i.test(spec)) {
     if (!opts.target) throw new Error(`${spec}: a CSV dataset needs a target column (option target)`);
     return loadCsvFile(spec, { ...opts, target: opts.target });
   }
@@ -174,6 +174,6 @@ export function loadDataset(spec: string, opts: LoadOptions = {}): Dataset {
     const shown = entries.slice(0, 10).join(', ') + (entries.length > 10 ? `, ... (${entries.length} entries)` : '');
     throw new Error(`${spec}: directory holds neither IDX files nor CIFAR-10 batches (found: ${shown || 'nothing'}); accepted: ${ACCEPTED}`);
   }
-  const why = existsSync(spec) ? 'is not a directory or a .csv file' : 'is not a known dataset name and no such file or directory exists';
+  const why = existsSync(spec) ? 'is not a directory or a .csv/.tsv file' : 'is not a known dataset name and no such file or directory exists';
   throw new Error(`dataset "${spec}" ${why}; accepted: ${ACCEPTED}`);
 }

@@ -25,6 +25,10 @@ export interface DatasetInfo {
   classNames?: string[];
   normalization: Dataset['normalization'];
   targetNormalization?: Dataset['targetNormalization'];
+  /** A table's feature columns, which `predict --input new.csv` matches new rows against by name. */
+  featureNames?: string[];
+  /** A table's target column (whose units regression errors are in). */
+  targetName?: string;
 }
 
 export interface CheckpointMeta {
@@ -51,6 +55,8 @@ export function datasetInfo(d: Dataset): DatasetInfo {
     classNames: d.classNames,
     normalization: d.normalization,
     targetNormalization: d.targetNormalization,
+    ...(d.featureNames ? { featureNames: d.featureNames } : {}),
+    ...(d.targetName !== undefined ? { targetName: d.targetName } : {}),
   };
 }
 

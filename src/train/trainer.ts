@@ -66,6 +66,15 @@ export interface EvalResult {
   loss: number;
   accuracy: number | null;
   n: number;
+  /** The model's outputs for every sample, in split order ([n * outputSize]), when asked for. */
+  outputs?: Float32Array;
+}
+
+export interface EvaluateOptions {
+  /** Samples per evaluation batch (default 500). */
+  batchSize?: number;
+  /** Also return every sample's output (logits, probabilities or predictions): one readback per batch. */
+  outputs?: boolean;
 }
 
 /** A non-finite loss: training stopped at `step`. */
@@ -263,8 +272,12 @@ export class Trainer {
     return events;
   }
 
-  /** Mean loss and accuracy over a split, in evaluation mode (dropout off, running statistics). */
-  async evaluate(split: Split, data: Dataset, batchSize = EVAL_BATCH): Promise<EvalResult> {
+  /**
+   * Mean loss and accuracy over a split, in evaluation mode (dropout off, running statistics);
+   * with `outputs`, also the model's output for every sample.
+   */
+  async evaluate(split: Split, data: Dataset, opts: EvaluateOptions | number = {}): Promise<EvalResult> {
+    const { batchSize = EVAL_BATCH, outputs: keep = false } = typeof opts === 'number' ? { batchSize: opts } : opts;
     const e = this.engine;
     checkData(this.model, data, this.lossKind);
     if (split.n === 0) throw new Error(`evaluate: the split of "${data.name}" is empty.`);
@@ -273,6 +286,8 @@ export class Trainer {
     let sumLoss = 0;
     let sumCorrect = 0;
     let hasAcc = false;
+    const outSize = this.model.outputShape.reduce((a, b) => a * b, 1);
+    const outputs = keep ? new Float32Array(split.n * outSize) : undefined;
     for (let b = 0; b < batcher.numBatches; b++) {
       const n = Math.min(bs, split.n - b * bs);
       const net = await this.model.plan(n, { softmaxInLoss: this.lossKind === 'softmax_cross_entropy' });
@@ -288,12 +303,13 @@ export class Trainer {
       e.write(loss.targets, yHost);
       e.fill(loss.acc, 0);
       e.run(...net.forwardEval, ...loss.dispatches);
+      if (outputs) outputs.set(await net.output.read(), b * bs * outSize);
       const acc = await loss.acc.read();
       sumLoss += acc[0];
       sumCorrect += acc[1];
       hasAcc = loss.hasAccuracy;
     }
-    return { loss: sumLoss / split.n, accuracy: hasAcc ? sumCorrect / split.n : null, n: split.n };
+    return { loss: sumLoss / split.n, accuracy: hasAcc ? sumCorrect / split.n : null, n: split.n, ...(outputs ? { outputs } : {}) };
   }
 
   /** Model outputs for `n` samples in evaluation mode (see `predict`). */

@@ -1,0 +1,67 @@
+// What the CLI's commands share: an engine destroyed at the end (also on failure) so the process
+// exits by itself, checkpoints opened with what they say about their data, the CSV layout
+// options, and the checks that a dataset fits a checkpoint.
+import type { CsvReadOptions } from '../data/csv-table.ts';
+import type { Dataset } from '../data/dataset.ts';
+import { Engine } from '../gpu/engine.ts';
+import { readFileChecked } from '../train/atomic.ts';
+import type { Model } from '../nn/model.ts';
+import { modelFromCheckpoint, readCheckpoint, trainerFromCheckpoint, type DatasetInfo } from '../train/checkpoint.ts';
+import type { Trainer } from '../train/trainer.ts';
+import { UsageError } from './options.ts';
+import type { DataTerms } from './results.ts';
+
+export async function withEngine<T>(fn: (e: Engine) => Promise<T>): Promise<T> {
+  const e = await Engine.create();
+  try {
+    return await fn(e);
+  } finally {
+    e.destroy();
+  }
+}
+
+export interface OpenedCheckpoint {
+  model: Model;
+  /** The model's trainer (loss, optimizer state, where training stood), when opened to train or evaluate. */
+  trainer: Trainer | null;
+  /** what the checkpoint says about its data; null for one saved without it */
+  info: DatasetInfo | null;
+  /** the model's kind and target terms: from the data info, else from its loss */
+  terms: DataTerms & { featureNames?: string[] };
+}
+
+/** Open a checkpoint: its model, and with `train` its trainer too (which needs the saved loss and optimizer). */
+export async function openCheckpoint(e: Engine, file: string, opts: { train?: boolean } = {}): Promise<OpenedCheckpoint> {
+  const ckpt = readCheckpoint(await readFileChecked(file), file);
+  const trainer = opts.train ? await trainerFromCheckpoint(e, ckpt, file) : null;
+  const model = trainer?.model ?? (await modelFromCheckpoint(e, ckpt, file));
+  const info = ckpt.meta.dataset;
+  const outputs = model.outputShape.reduce((a, b) => a * b, 1);
+  const terms = info
+    ? { ...info }
+    : { name: file, task: ckpt.meta.loss === 'mse' ? ('regression' as const) : ('classification' as const), numClasses: outputs };
+  return { model, trainer, info, terms };
+}
+
+/** CSV layout options as the CLI parses them (commander's --no-header gives header: false). */
+export interface CsvCliOptions {
+  skipRows?: number;
+  delimiter?: string;
+  header?: boolean;
+  ignoreColumns?: string[];
+}
+
+/** The CSV reading options of a command. */
+export function csvOptions(o: CsvCliOptions): CsvReadOptions & { ignoreColumns?: string[] } {
+  return { skipRows: o.skipRows, delimiter: o.delimiter, header: o.header, ignoreColumns: o.ignoreColumns };
+}
+
+/** Whether a dataset spec is a table file. */
+export const isTableFile = (spec: string) => /\.(csv|tsv)$/i.test(spec);
+
+export function checkDataMatches(data: Dataset, info: DatasetInfo | null, file: string): void {
+  if (!info) return;
+  if (info.inputShape.join('x') !== data.inputShape.join('x') || info.numClasses !== data.numClasses) {
+    throw new UsageError(`checkpoint ${file} was trained on "${info.name}" (samples [${info.inputShape.join(', ')}], ${info.numClasses} outputs); dataset "${data.name}" has samples [${data.inputShape.join(', ')}] and ${data.numClasses} outputs.`);
+  }
+}
