@@ -396,6 +396,32 @@ describe('a malformed graph is refused, naming what is at fault', () => {
     });
   }
 
+  it("the README's residual block on a stem of the wrong width", async () => {
+    class Block extends Module {
+      conv1 = new Conv2d(16, { kernel: 3, padding: 1, bias: false });
+      bn1 = new BatchNorm2d();
+      conv2 = new Conv2d(16, { kernel: 3, padding: 1, bias: false });
+      bn2 = new BatchNorm2d();
+      forward(x: Value): Value {
+        const h = this.bn2.forward(this.conv2.forward(relu(this.bn1.forward(this.conv1.forward(x)))));
+        return relu(add(h, x));
+      }
+    }
+    class Net extends Model {
+      stem = new Conv2d(32, { kernel: 3, padding: 1 });
+      blocks = [new Block(), new Block()];
+      pool = new GlobalAvgPool();
+      head = new Dense(10);
+      forward(x: Value): Value {
+        let h = relu(this.stem.forward(x));
+        for (const b of this.blocks) h = b.forward(h);
+        return this.head.forward(this.pool.forward(h));
+      }
+    }
+    const err = await new Net().build(await getEngine(), [1, 28, 28]).catch((x: unknown) => x);
+    expect((err as Error).message).toBe('blocks.0.add: cannot add blocks.0.bn2 [16, 28, 28] and relu [32, 28, 28]: the shapes differ (per sample).');
+  });
+
   it('a join inside a module names it by its path', async () => {
     class Inner extends Module {
       fc = new Dense(4);
