@@ -45,6 +45,21 @@ describe('permute vs reference', () => {
     });
   });
 
+  it('more than 65,535 workgroups: a [4097, 4096] transpose (the grid splits over x and y)', async () => {
+    const e = await getEngine();
+    const shape = [4097, 4096]; // 16,781,312 elements: over 65,535 workgroups of 256
+    const data = randomUniform(size(shape), 90);
+    const x = e.tensor(shape, data, 'x');
+    const y = e.tensor([4096, 4097], undefined, 'y');
+    e.fill(y, NaN);
+    e.runOnce(await permute(e, x, y, [1, 0]));
+    const want = hostTensor([4096, 4097]);
+    ref.permute(hostTensor(shape, data), want, [1, 0]);
+    expectClose(await y.read(), want.data, { atol: 0, rtol: 0 }, 'permute over 65,535 workgroups');
+    x.dispose();
+    y.dispose();
+  });
+
   it('collapses axes: size-1 axes dropped, runs that stay in order merged', () => {
     // Every y coordinate must land on the same x offset before and after collapsing.
     for (const [shape, perm] of CASES) {

@@ -69,6 +69,26 @@ describe('slice kernels vs reference: concatenate, then split', () => {
   });
 });
 
+describe('slice kernels past 65,535 workgroups', () => {
+  it('sliceInto [4097, 4096] into [4097, 4099] at 2 along the last axis: the rest of dst untouched', async () => {
+    const e = await getEngine();
+    const [srcShape, dstShape] = [
+      [4097, 4096], // 16,781,312 values copied: over 65,535 workgroups of 256
+      [4097, 4099],
+    ];
+    const srcData = randomUniform(size(srcShape), 95);
+    const prefill = randomUniform(size(dstShape), 96);
+    const src = e.tensor(srcShape, srcData, 'src');
+    const dst = e.tensor(dstShape, prefill, 'dst');
+    e.runOnce(await sliceInto(e, src, dst, -1, 2));
+    const want = hostTensor(dstShape, prefill);
+    ref.sliceInto(hostTensor(srcShape, srcData), want, -1, 2);
+    expectClose(await dst.read(), want.data, EXACT, 'slice_into over 65,535 workgroups');
+    src.dispose();
+    dst.dispose();
+  });
+});
+
 describe('slice reference backward passes by finite differences', () => {
   const f64 = (shape: number[], seed: number) => ({ shape, data: Float64Array.from(randomUniform(size(shape), seed)) });
   const dot = (a: HostTensor, w: HostTensor) => {

@@ -1,6 +1,7 @@
 // CPU reference for the matmul family (shaders/matmul.wgsl, shaders/matmul_quad.wgsl) and the bias
 // gradient (shaders/bias_grad.wgsl): plain loops with float64 accumulation, the same names and
-// argument order as src/kernels/matmul.ts (minus the engine, plus the sizes M, N, K).
+// argument order as src/kernels/matmul.ts (minus the engine; the 2-D functions take flat arrays
+// plus the sizes M, N, K, the batched ones HostTensors, whose shapes carry the sizes).
 import type { Activation } from '../ops/activation.ts';
 import { batchedMatmulGeometry, type TransposeOptions } from '../ops/matmul.ts';
 import type { AccumulateOptions } from '../ops/accumulate.ts';
