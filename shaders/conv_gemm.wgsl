@@ -1,0 +1,496 @@
+// 2-D convolution over NCHW tensors as implicit GEMMs (cross-correlation, as in PyTorch): the
+// forward pass and both gradients are matrix products whose operands are gathered from the
+// tensors as the product runs, with no im2col matrix in memory. Needs 'subgroups' (quad swaps).
+//
+// Geometry (shaders/_conv_params.wgsl): x [B, IC, H, W], w [OC, IC, KH, KW], y and dy
+// [B, OC, OH, OW], stride (SH, SW), zero padding (PH, PW), OH = (H + 2 PH - KH) / SH + 1 (same for W).
+//
+// The three products (m: row of C, n: column, k: the summed index):
+//   forward          y[b, n, oh, ow] = relu?(bias[n] + sum_k x[b, ic, oh SH - PH + kh, ow SW - PW + kw] w[n, k])
+//                    m = (b, oh, ow): M = B OH OW; n < OC; k = (ic, kh, kw): K = IC KH KW.
+//   backward_input   dx[b, n, ih, iw] (+)= sum_k dy[b, oc, oh, ow] w[oc, n, kh, kw] over the taps that
+//                    reach (ih, iw): oh = (ih + PH - kh) / SH where that divides evenly (same for w).
+//                    A transposed convolution in gather form (each dx element is summed by one lane,
+//                    no atomics). Rows are grouped by phase class (ih + PH) mod SH, (iw + PW) mod SW:
+//                    within a class the taps that divide evenly are the same for every row, so a
+//                    tile of one class sums exactly its taps, k = (oc, kh, kw) over them (OC KH KW
+//                    / SH SW on average); stride 1 has one class.
+//   backward_weight  part[s, r, n] = sum over the positions p = (b, oh, ow) of split s of
+//                    x[b, ic, oh SH - PH + kh, ow SW - PW + kw] dy[b, n, oh, ow], r = (ic, kh, kw) < IC KH KW,
+//                    and part[s, IC KH KW, n] = sum of dy[b, n, oh, ow] (the bias gradient, summed
+//                    alongside). The positions B OH OW are cut into S splits (split-K: the weight
+//                    gradient is a small matrix with a long k), then backward_weight_reduce adds
+//                    the S partial sums in a fixed order: dw[n, r] (+)= sum_s part[s, r, n], and
+//                    db[n] (+)= sum_s part[s, IC KH KW, n]. Deterministic.
+//
+// Entries and bindings (params is the included struct; the rest are array<f32>):
+//   conv_gemm_forward                 x, w, bias [OC] (read when HAS_BIAS), y      params.relu: ReLU
+//   conv_gemm_backward_input          dy, w, dx
+//   conv_gemm_backward_weight         x, dy, part [S, IC KH KW + 1, OC]
+//   conv_gemm_backward_weight_reduce  part, dw [OC, IC, KH, KW], db [OC] (written when HAS_BIAS)
+// Override constants: WG (invocations per workgroup, a multiple of 4), RB and CB (the tile, see
+// shaders/_quad_gemm.wgsl), HAS_BIAS, and ACCUM: when true, the gradient entries (backward_input,
+// backward_weight_reduce) add their result to what dx, dw and db hold instead of overwriting it.
+//
+// Dispatch geometry: quads of 4 consecutive invocations each compute one 4 RB x 16 CB tile of C,
+// tiles numbered row-major over ceil(M / 4 RB) x ceil(N / 16 CB) (N = OC, or IC for backward_input).
+//   forward, backward_input: 1-D, 4 invocations per tile, split over x and y as by grid1d (the
+//     kernel linearises with num_workgroups). backward_input numbers the tiles of each phase
+//     class in turn (class (0, 0) first), each class's rows (b, i, j) row-major.
+//   backward_weight: x covers the tiles of dw viewed [IC KH KW, OC] (4 invocations each), y is the
+//     split s (S = num_workgroups.y); split s sums positions [s L, s L + L), L = ceil(B OH OW / S)
+//     rounded up to a multiple of 4.
+//   backward_weight_reduce: 1-D, one invocation per element of part's [IC KH KW + 1, OC], grid1d.
+// Any sizes >= 1 work: loads read clamped in-range addresses and select zero for what lies in the
+// padding or past the end, and only in-range elements are written. Index arithmetic divides with
+// div_small, exact below 2^22: the wrapper checks K, and OH OW plus L, against that.
+
+enable subgroups;
+// Quads run the swaps under loop bounds that vary per tile (backward_input's classes) but never
+// within a quad: every lane of a quad computes the same tile.
+diagnostic(off, subgroup_uniformity);
+
+#include "_conv_params.wgsl"
+#include "_quad_gemm.wgsl"
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read> dy: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(7) var<storage, read_write> part: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(9) var<storage, read_write> db: array<f32>;
+
+override WG: u32 = 32u;
+override HAS_BIAS: bool = false;
+override ACCUM: bool = false;
+
+fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return gid.x + gid.y * nwg.x * WG;
+}
+
+// ---- gathering op(A) ---------------------------------------------------------------------------
+// Every op(A) element is a tensor element at (row's corner) + (k's offset), on a 2-D plane where
+// the row sits at (rh, rw) and k moves it by (dh, dw); zero where that falls off the plane.
+
+// Four rows of op(A): the element offset of their corner (signed: it may lie in the padding) and
+// their coordinates on the plane.
+struct RowBlock { corner: vec4<i32>, rh: vec4<i32>, rw: vec4<i32> }
+
+// The lane's k: offset added to the corner, and the move on the plane.
+struct KCoord { off: i32, dh: i32, dw: i32 }
+
+// Element offsets of the four rows at k (0 off the plane), and which lie on it. One unsigned
+// compare per axis tests 0 <= i < size.
+struct Gather { at: vec4<u32>, ok: vec4<bool> }
+
+fn gather(r: RowBlock, k: KCoord, valid: bool, height: u32, width: u32) -> Gather {
+  let ok = (vec4<u32>(r.rh + k.dh) < vec4<u32>(height)) & (vec4<u32>(r.rw + k.dw) < vec4<u32>(width)) & vec4<bool>(valid);
+  return Gather(select(vec4<u32>(0u), vec4<u32>(r.corner + k.off), ok), ok);
+}
+
+fn a_x(r: RowBlock, k: KCoord, valid: bool) -> mat4x4<f32> {
+  let g = gather(r, k, valid, params.in_h, params.in_w);
+  return spread(select(vec4<f32>(0.0), vec4<f32>(x[g.at.x], x[g.at.y], x[g.at.z], x[g.at.w]), g.ok));
+}
+
+fn a_dy(r: RowBlock, k: KCoord, valid: bool) -> mat4x4<f32> {
+  let g = gather(r, k, valid, params.out_h, params.out_w);
+  return spread(select(vec4<f32>(0.0), vec4<f32>(dy[g.at.x], dy[g.at.y], dy[g.at.z], dy[g.at.w]), g.ok));
+}
+
+fn blocks_x(rows: array<RowBlock, 8>, k: KCoord, valid: bool) -> ABlocks {
+  var a: ABlocks;
+  a.a0 = a_x(rows[0], k, valid);
+  if (RB > 1u) { a.a1 = a_x(rows[1], k, valid); }
+  if (RB > 2u) { a.a2 = a_x(rows[2], k, valid); }
+  if (RB > 3u) { a.a3 = a_x(rows[3], k, valid); }
+  if (RB > 4u) { a.a4 = a_x(rows[4], k, valid); }
+  if (RB > 5u) { a.a5 = a_x(rows[5], k, valid); }
+  if (RB > 6u) { a.a6 = a_x(rows[6], k, valid); }
+  if (RB > 7u) { a.a7 = a_x(rows[7], k, valid); }
+  return a;
+}
+
+fn blocks_dy(rows: array<RowBlock, 8>, k: KCoord, valid: bool) -> ABlocks {
+  var a: ABlocks;
+  a.a0 = a_dy(rows[0], k, valid);
+  if (RB > 1u) { a.a1 = a_dy(rows[1], k, valid); }
+  if (RB > 2u) { a.a2 = a_dy(rows[2], k, valid); }
+  if (RB > 3u) { a.a3 = a_dy(rows[3], k, valid); }
+  if (RB > 4u) { a.a4 = a_dy(rows[4], k, valid); }
+  if (RB > 5u) { a.a5 = a_dy(rows[5], k, valid); }
+  if (RB > 6u) { a.a6 = a_dy(rows[6], k, valid); }
+  if (RB > 7u) { a.a7 = a_dy(rows[7], k, valid); }
+  return a;
+}
+
+// ---- op(B) blocks ------------------------------------------------------------------------------
+
+// Offsets of this lane's four interleaved columns of each column block: column n at n * stride,
+// clamped to the last column (clamped columns are computed and never written).
+fn col_offsets(c0: u32, n: u32, stride: u32) -> array<vec4<u32>, 4> {
+  let last = vec4<u32>(n - 1u);
+  let c = vec4<u32>(c0) + vec4<u32>(0u, 4u, 8u, 12u);
+  return array<vec4<u32>, 4>(min(c, last) * stride, min(c + 16u, last) * stride,
+                             min(c + 32u, last) * stride, min(c + 48u, last) * stride);
+}
+
+// Column s: src[cols + o[s]], op(B) at k + (lane ^ s) when o = quad_u32(the lane's k offset).
+fn w_block(o: vec4<u32>, c: vec4<u32>) -> mat4x4<f32> {
+  return mat4x4<f32>(vec4<f32>(w[c.x + o.x], w[c.y + o.x], w[c.z + o.x], w[c.w + o.x]),
+                     vec4<f32>(w[c.x + o.y], w[c.y + o.y], w[c.z + o.y], w[c.w + o.y]),
+                     vec4<f32>(w[c.x + o.z], w[c.y + o.z], w[c.z + o.z], w[c.w + o.z]),
+                     vec4<f32>(w[c.x + o.w], w[c.y + o.w], w[c.z + o.w], w[c.w + o.w]));
+}
+
+fn dy_block(o: vec4<u32>, c: vec4<u32>) -> mat4x4<f32> {
+  return mat4x4<f32>(vec4<f32>(dy[c.x + o.x], dy[c.y + o.x], dy[c.z + o.x], dy[c.w + o.x]),
+                     vec4<f32>(dy[c.x + o.y], dy[c.y + o.y], dy[c.z + o.y], dy[c.w + o.y]),
+                     vec4<f32>(dy[c.x + o.z], dy[c.y + o.z], dy[c.z + o.z], dy[c.w + o.z]),
+                     vec4<f32>(dy[c.x + o.w], dy[c.y + o.w], dy[c.z + o.w], dy[c.w + o.w]));
+}
+
+// One step of four k for a tile whose op(B) is the weights.
+fn mac_w(t: Tile, a: ABlocks, o: vec4<u32>, cols: array<vec4<u32>, 4>) -> Tile {
+  var r = t;
+  r.c0 = mac(r.c0, w_block(o, cols[0]), a);
+  if (CB > 1u) { r.c1 = mac(r.c1, w_block(o, cols[1]), a); }
+  if (CB > 2u) {
+    r.c2 = mac(r.c2, w_block(o, cols[2]), a);
+    r.c3 = mac(r.c3, w_block(o, cols[3]), a);
+  }
+  return r;
+}
+
+// ---- forward -----------------------------------------------------------------------------------
+
+// Output positions m0..m0+3 (clamped to the last): their window's corner in x.
+fn forward_rows(m0: u32) -> RowBlock {
+  let p = params;
+  let ohw = p.out_h * p.out_w;
+  let m = min(vec4<u32>(m0) + LANES, vec4<u32>(p.batch * ohw - 1u));
+  let b = m / vec4<u32>(ohw);
+  let pos = m - b * ohw;
+  let oh = pos / vec4<u32>(p.out_w);
+  let ow = pos - oh * p.out_w;
+  let ih = vec4<i32>(oh * p.stride_h) - i32(p.pad_h);
+  let iw = vec4<i32>(ow * p.stride_w) - i32(p.pad_w);
+  return RowBlock(vec4<i32>(b * (p.in_c * p.in_h * p.in_w)) + ih * i32(p.in_w) + iw, ih, iw);
+}
+
+fn forward_tile(t: QuadTile) -> Tile {
+  let p = params;
+  var rows: array<RowBlock, 8>;
+  for (var i = 0u; i < RB; i++) { rows[i] = forward_rows(t.r0 + 4u * i); }
+  let khkw = p.k_h * p.k_w;
+  let K = p.in_c * khkw;
+  let cols = col_offsets(t.c0, p.out_c, K);
+  let inv_khkw = 1.0 / f32(khkw);
+  let inv_kw = 1.0 / f32(p.k_w);
+  var tile: Tile;
+  for (var k = 0u; k < K; k += 4u) {
+    // The lane's k = (ic, kh, kw), in the weights' order.
+    let kl = min(k + t.lane, K - 1u);
+    let ic = div_small(kl, khkw, inv_khkw);
+    let tap = kl - ic * khkw;
+    let kh = div_small(tap, p.k_w, inv_kw);
+    let kw = tap - kh * p.k_w;
+    let kc = KCoord(i32(ic * p.in_h * p.in_w + kh * p.in_w + kw), i32(kh), i32(kw));
+    tile = mac_w(tile, blocks_x(rows, kc, k + t.lane < K), quad_u32(kl), cols);
+  }
+  return tile;
+}
+
+fn forward_store(t: QuadTile, tile: Tile) {
+  let p = params;
+  let ohw = p.out_h * p.out_w;
+  let M = p.batch * ohw;
+  var blocks = tile_blocks(tile);
+  for (var rb = 0u; rb < RB; rb++) {
+    let m = vec4<u32>(t.r0 + 4u * rb) + LANES;
+    let b = m / vec4<u32>(ohw);
+    let base = b * (p.out_c * ohw) + (m - b * ohw);
+    for (var e = 0u; e < 16u * CB; e++) {
+      let i = (e / 4u) % 4u;
+      let n = t.c0 + 16u * (e / 16u) + 4u * (e % 4u);
+      if (m[i] < M && n < p.out_c) {
+        var v = blocks[4u * rb + e / 16u][i][e % 4u];
+        if (HAS_BIAS) { v += bias[n]; }
+        if (p.relu != 0u) { v = max(v, 0.0); }
+        y[base[i] + n * ohw] = v;
+      }
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn conv_gemm_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(subgroup_invocation_id) sid: u32) {
+  let t = quad_tile(linear_id(gid, nwg) / 4u, (params.out_c + 16u * CB - 1u) / (16u * CB), sid % 4u);
+  forward_store(t, forward_tile(t));
+}
+
+// ---- gradient of the input ---------------------------------------------------------------------
+
+// One phase class of input rows and columns: the input rows ih with (ih + PH) mod SH = ch are
+// ih0, ih0 + SH, ... (hc of them); the taps that reach them are kh = ch, ch + SH, ... (nkh of
+// them), and tap ch + SH j reads output row qh0 + i - j for input row ih0 + SH i. Same for columns.
+struct PhaseClass {
+  valid: bool,
+  ch: u32, cw: u32,
+  ih0: u32, iw0: u32,
+  hc: u32, wc: u32,
+  nkh: u32, nkw: u32,
+  qh0: i32, qw0: i32,
+  // The class's first tile, and its row count B hc wc.
+  first_tile: u32,
+  rows: u32,
+}
+
+fn phase_class(c: u32) -> PhaseClass {
+  let p = params;
+  var pc: PhaseClass;
+  pc.ch = c / p.stride_w;
+  pc.cw = c % p.stride_w;
+  pc.ih0 = (pc.ch + p.stride_h - p.pad_h % p.stride_h) % p.stride_h;
+  pc.iw0 = (pc.cw + p.stride_w - p.pad_w % p.stride_w) % p.stride_w;
+  pc.hc = select(0u, (p.in_h - pc.ih0 + p.stride_h - 1u) / p.stride_h, p.in_h > pc.ih0);
+  pc.wc = select(0u, (p.in_w - pc.iw0 + p.stride_w - 1u) / p.stride_w, p.in_w > pc.iw0);
+  pc.nkh = select(0u, (p.k_h - pc.ch + p.stride_h - 1u) / p.stride_h, p.k_h > pc.ch);
+  pc.nkw = select(0u, (p.k_w - pc.cw + p.stride_w - 1u) / p.stride_w, p.k_w > pc.cw);
+  pc.qh0 = i32((pc.ih0 + p.pad_h - pc.ch) / p.stride_h);
+  pc.qw0 = i32((pc.iw0 + p.pad_w - pc.cw) / p.stride_w);
+  pc.rows = p.batch * pc.hc * pc.wc;
+  return pc;
+}
+
+// The class of tile `tile` (classes in order, each ceil(rows / 4 RB) x tiles_n tiles); valid is
+// false past the last tile.
+fn class_of_tile(tile: u32, tiles_n: u32) -> PhaseClass {
+  var first = 0u;
+  for (var c = 0u; c < params.stride_h * params.stride_w; c++) {
+    var pc = phase_class(c);
+    let tiles = (pc.rows + 4u * RB - 1u) / (4u * RB) * tiles_n;
+    if (tile < first + tiles) {
+      pc.valid = true;
+      pc.first_tile = first;
+      return pc;
+    }
+    first += tiles;
+  }
+  var none: PhaseClass;
+  none.valid = false;
+  return none;
+}
+
+// Rows m0..m0+3 of class pc (clamped to its last): their corner in dy, and their offset in dx.
+fn input_rows(pc: PhaseClass, m0: u32) -> RowBlock {
+  let p = params;
+  let per_image = pc.hc * pc.wc;
+  let m = min(vec4<u32>(m0) + LANES, vec4<u32>(pc.rows - 1u));
+  let b = m / vec4<u32>(per_image);
+  let rem = m - b * per_image;
+  let i = rem / vec4<u32>(pc.wc);
+  let j = rem - i * pc.wc;
+  let rh = vec4<i32>(i) + pc.qh0;
+  let rw = vec4<i32>(j) + pc.qw0;
+  return RowBlock(vec4<i32>(b * (p.out_c * p.out_h * p.out_w)) + rh * i32(p.out_w) + rw, rh, rw);
+}
+
+fn backward_input_tile(t: QuadTile, pc: PhaseClass) -> Tile {
+  let p = params;
+  var rows: array<RowBlock, 8>;
+  for (var i = 0u; i < RB; i++) { rows[i] = input_rows(pc, t.r0 + 4u * i); }
+  let khkw = p.k_h * p.k_w;
+  let cols = col_offsets(t.c0, p.in_c, khkw);
+  let taps = pc.nkh * pc.nkw;
+  let K = p.out_c * taps;
+  let inv_taps = 1.0 / f32(max(taps, 1u));
+  let inv_nkw = 1.0 / f32(max(pc.nkw, 1u));
+  let ohw = p.out_h * p.out_w;
+  var tile: Tile;
+  for (var k = 0u; k < K; k += 4u) {
+    // The lane's k = (oc, jh, jw): tap (ch + SH jh, cw + SW jw), output (qh - jh, qw - jw).
+    let kl = min(k + t.lane, K - 1u);
+    let oc = div_small(kl, taps, inv_taps);
+    let jt = kl - oc * taps;
+    let jh = div_small(jt, pc.nkw, inv_nkw);
+    let jw = jt - jh * pc.nkw;
+    let kc = KCoord(i32(oc * ohw) - i32(jh * p.out_w + jw), -i32(jh), -i32(jw));
+    let w_off = oc * p.in_c * khkw + (pc.ch + p.stride_h * jh) * p.k_w + pc.cw + p.stride_w * jw;
+    tile = mac_w(tile, blocks_dy(rows, kc, k + t.lane < K), quad_u32(w_off), cols);
+  }
+  return tile;
+}
+
+fn backward_input_store(t: QuadTile, pc: PhaseClass, tile: Tile) {
+  let p = params;
+  let hw = p.in_h * p.in_w;
+  let per_image = pc.hc * pc.wc;
+  var blocks = tile_blocks(tile);
+  for (var rb = 0u; rb < RB; rb++) {
+    let m = vec4<u32>(t.r0 + 4u * rb) + LANES;
+    let b = m / vec4<u32>(per_image);
+    let rem = m - b * per_image;
+    let i = rem / vec4<u32>(pc.wc);
+    let j = rem - i * pc.wc;
+    let base = b * (p.in_c * hw) + (pc.ih0 + p.stride_h * i) * p.in_w + pc.iw0 + p.stride_w * j;
+    for (var e = 0u; e < 16u * CB; e++) {
+      let q = (e / 4u) % 4u;
+      let n = t.c0 + 16u * (e / 16u) + 4u * (e % 4u);
+      if (m[q] < pc.rows && n < p.in_c) {
+        let v = blocks[4u * rb + e / 16u][q][e % 4u];
+        let o = base[q] + n * hw;
+        if (ACCUM) { dx[o] = dx[o] + v; } else { dx[o] = v; }
+      }
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn conv_gemm_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                            @builtin(subgroup_invocation_id) sid: u32) {
+  let tiles_n = (params.in_c + 16u * CB - 1u) / (16u * CB);
+  let tile = linear_id(gid, nwg) / 4u;
+  let pc = class_of_tile(tile, tiles_n);
+  // Whole quads leave together: their four lanes share the tile.
+  if (!pc.valid) { return; }
+  let t = quad_tile(tile - pc.first_tile, tiles_n, sid % 4u);
+  backward_input_store(t, pc, backward_input_tile(t, pc));
+}
+
+// ---- gradient of the weights and bias ----------------------------------------------------------
+
+// Rows r0..r0+3 of dw viewed [IC KH KW, OC] (clamped to the last): r = (ic, kh, kw) reads x at
+// channel ic, shifted by (kh - PH, kw - PW) from each output position's (oh SH, ow SW).
+fn weight_rows(r0: u32) -> RowBlock {
+  let p = params;
+  let khkw = p.k_h * p.k_w;
+  let r = min(vec4<u32>(r0) + LANES, vec4<u32>(p.in_c * khkw - 1u));
+  let ic = r / vec4<u32>(khkw);
+  let tap = r - ic * khkw;
+  let kh = tap / vec4<u32>(p.k_w);
+  let kw = tap - kh * p.k_w;
+  let rh = vec4<i32>(kh) - i32(p.pad_h);
+  let rw = vec4<i32>(kw) - i32(p.pad_w);
+  return RowBlock(vec4<i32>(ic * (p.in_h * p.in_w)) + rh * i32(p.in_w) + rw, rh, rw);
+}
+
+// Positions [start, start + len) of split s of S.
+struct Split { start: u32, len: u32 }
+
+fn split_of(s: u32, S: u32) -> Split {
+  let total = params.batch * params.out_h * params.out_w;
+  let L = ((total + S - 1u) / S + 3u) / 4u * 4u;
+  let start = min(s * L, total);
+  return Split(start, min(L, total - start));
+}
+
+// A tile's sums and, per column block, the sums of dy over the same positions (the bias gradient).
+struct WeightTile { t: Tile, db: array<vec4<f32>, 4> }
+
+fn backward_weight_tile(t: QuadTile, sp: Split) -> WeightTile {
+  let p = params;
+  var rows: array<RowBlock, 8>;
+  for (var i = 0u; i < RB; i++) { rows[i] = weight_rows(t.r0 + 4u * i); }
+  let ohw = p.out_h * p.out_w;
+  let cols = col_offsets(t.c0, p.out_c, ohw);
+  // Positions are decoded relative to the split's first image, so that div_small's operands stay
+  // below OH OW + L.
+  let b0 = sp.start / ohw;
+  let pos0 = sp.start - b0 * ohw;
+  let inv_ohw = 1.0 / f32(ohw);
+  let inv_ow = 1.0 / f32(p.out_w);
+  let x_image = p.in_c * p.in_h * p.in_w;
+  var r: WeightTile;
+  for (var k = 0u; k < sp.len; k += 4u) {
+    // The lane's k: position (b, oh, ow).
+    let valid = k + t.lane < sp.len;
+    let u = pos0 + min(k + t.lane, sp.len - 1u);
+    let q = div_small(u, ohw, inv_ohw);
+    let pos = u - q * ohw;
+    let b = b0 + q;
+    let oh = div_small(pos, p.out_w, inv_ow);
+    let ih = oh * p.stride_h;
+    let iw = (pos - oh * p.out_w) * p.stride_w;
+    let kc = KCoord(i32(b * x_image + ih * p.in_w + iw), i32(ih), i32(iw));
+    let a = blocks_x(rows, kc, valid);
+    let o = quad_u32(b * p.out_c * ohw + pos);
+    // dy at positions past the split's end is a clamped copy: weight it 0 in the bias sums.
+    let keep = quad_f32(select(0.0, 1.0, valid));
+    var bb = dy_block(o, cols[0]);
+    r.t.c0 = mac(r.t.c0, bb, a);
+    if (HAS_BIAS) { r.db[0] += bb * keep; }
+    if (CB > 1u) {
+      bb = dy_block(o, cols[1]);
+      r.t.c1 = mac(r.t.c1, bb, a);
+      if (HAS_BIAS) { r.db[1] += bb * keep; }
+    }
+    if (CB > 2u) {
+      bb = dy_block(o, cols[2]);
+      r.t.c2 = mac(r.t.c2, bb, a);
+      if (HAS_BIAS) { r.db[2] += bb * keep; }
+      bb = dy_block(o, cols[3]);
+      r.t.c3 = mac(r.t.c3, bb, a);
+      if (HAS_BIAS) { r.db[3] += bb * keep; }
+    }
+  }
+  return r;
+}
+
+// part[s, r, n] for r < IC KH KW; the tiles of the first row also write the bias sums at r = IC KH KW.
+fn backward_weight_store(t: QuadTile, s: u32, wt: WeightTile) {
+  let p = params;
+  let R = p.in_c * p.k_h * p.k_w;
+  let base = s * (R + 1u) * p.out_c;
+  var blocks = tile_blocks(wt.t);
+  for (var rb = 0u; rb < RB; rb++) {
+    for (var e = 0u; e < 16u * CB; e++) {
+      let i = (e / 4u) % 4u;
+      let r = t.r0 + 4u * rb + i;
+      let n = t.c0 + 16u * (e / 16u) + 4u * (e % 4u);
+      if (r < R && n < p.out_c) {
+        part[base + r * p.out_c + n] = blocks[4u * rb + e / 16u][i][e % 4u];
+      }
+    }
+  }
+  if (HAS_BIAS && t.r0 == 0u) {
+    for (var e = 0u; e < 4u * CB; e++) {
+      let n = t.c0 + 16u * (e / 4u) + 4u * (e % 4u);
+      if (n < p.out_c) { part[base + R * p.out_c + n] = wt.db[e / 4u][e % 4u]; }
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn conv_gemm_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+                             @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sid: u32) {
+  let t = quad_tile(gid.x / 4u, (params.out_c + 16u * CB - 1u) / (16u * CB), sid % 4u);
+  let sp = split_of(wid.y, nwg.y);
+  backward_weight_store(t, wid.y, backward_weight_tile(t, sp));
+}
+
+@compute @workgroup_size(WG)
+fn conv_gemm_backward_weight_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let p = params;
+  let R = p.in_c * p.k_h * p.k_w;
+  let i = linear_id(gid, nwg);
+  if (i >= (R + 1u) * p.out_c) { return; }
+  // i = n (R + 1) + r: consecutive invocations write consecutive elements of dw.
+  let n = i / (R + 1u);
+  let r = i - n * (R + 1u);
+  let stride = (R + 1u) * p.out_c;
+  let S = arrayLength(&part) / stride;
+  var sum = 0.0;
+  for (var s = 0u; s < S; s++) { sum += part[s * stride + r * p.out_c + n]; }
+  if (r < R) {
+    let o = n * R + r;
+    if (ACCUM) { dw[o] = dw[o] + sum; } else { dw[o] = sum; }
+  } else if (HAS_BIAS) {
+    if (ACCUM) { db[n] = db[n] + sum; } else { db[n] = sum; }
+  }
+}
