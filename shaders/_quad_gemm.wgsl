@@ -89,3 +89,9 @@ fn div_small(n: u32, d: u32, inv: f32) -> u32 {
   let r = i32(n) - i32(q * d);
   return q + select(0u, 1u, r >= i32(d)) - select(0u, 1u, r < 0);
 }
+
+fn div_small4(n: vec4<u32>, d: u32, inv: f32) -> vec4<u32> {
+  let q = vec4<u32>((vec4<f32>(n) + 0.5) * inv);
+  let r = vec4<i32>(n) - vec4<i32>(q * d);
+  return q + select(vec4<u32>(0u), vec4<u32>(1u), r >= vec4<i32>(i32(d))) - select(vec4<u32>(0u), vec4<u32>(1u), r < vec4<i32>(0));
+}

@@ -76,9 +76,11 @@ fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 // Every op(A) element is a tensor element at (row's corner) + (k's offset), on a 2-D plane where
 // the row sits at (rh, rw) and k moves it by (dh, dw); zero where that falls off the plane.
 
-// Four rows of op(A): the element offset of their corner (signed: it may lie in the padding) and
-// their coordinates on the plane.
-struct RowBlock { corner: vec4<i32>, rh: vec4<i32>, rw: vec4<i32> }
+// Four rows of op(A): the element offset of their corner (signed: it may lie in the padding),
+// their coordinates on the plane, and where their results go (the offset of channel 0 in y or dx).
+// Rows are decoded once per tile: the tile's first row with integer divisions, the others from
+// it with div_small, whose operands stay below the plane's size plus a tile's rows.
+struct RowBlock { corner: vec4<i32>, rh: vec4<i32>, rw: vec4<i32>, out: vec4<u32> }
 
 // The lane's k: offset added to the corner, and the move on the plane.
 struct KCoord { off: i32, dh: i32, dw: i32 }
@@ -168,24 +170,33 @@ fn mac_w(t: Tile, a: ABlocks, o: vec4<u32>, cols: array<vec4<u32>, 4>) -> Tile {
 
 // ---- forward -----------------------------------------------------------------------------------
 
-// Output positions m0..m0+3 (clamped to the last): their window's corner in x.
-fn forward_rows(m0: u32) -> RowBlock {
+// The tile's output positions m = (b, oh, ow): their window's corner in x and their offset in y.
+// Rows past the last position read the last image and are never written.
+fn forward_rows(r0: u32) -> array<RowBlock, 8> {
   let p = params;
   let ohw = p.out_h * p.out_w;
-  let m = min(vec4<u32>(m0) + LANES, vec4<u32>(p.batch * ohw - 1u));
-  let b = m / vec4<u32>(ohw);
-  let pos = m - b * ohw;
-  let oh = pos / vec4<u32>(p.out_w);
-  let ow = pos - oh * p.out_w;
-  let ih = vec4<i32>(oh * p.stride_h) - i32(p.pad_h);
-  let iw = vec4<i32>(ow * p.stride_w) - i32(p.pad_w);
-  return RowBlock(vec4<i32>(b * (p.in_c * p.in_h * p.in_w)) + ih * i32(p.in_w) + iw, ih, iw);
+  let b0 = r0 / ohw;
+  let pos0 = r0 - b0 * ohw;
+  let inv_ohw = 1.0 / f32(ohw);
+  let inv_ow = 1.0 / f32(p.out_w);
+  var rows: array<RowBlock, 8>;
+  for (var i = 0u; i < RB; i++) {
+    let n = vec4<u32>(pos0 + 4u * i) + LANES;
+    let q = div_small4(n, ohw, inv_ohw);
+    let b = min(vec4<u32>(b0) + q, vec4<u32>(p.batch - 1u));
+    let pos = n - q * ohw;
+    let oh = div_small4(pos, p.out_w, inv_ow);
+    let ow = pos - oh * p.out_w;
+    let ih = vec4<i32>(oh * p.stride_h) - i32(p.pad_h);
+    let iw = vec4<i32>(ow * p.stride_w) - i32(p.pad_w);
+    let corner = vec4<i32>(b * (p.in_c * p.in_h * p.in_w)) + ih * i32(p.in_w) + iw;
+    rows[i] = RowBlock(corner, ih, iw, b * (p.out_c * ohw) + pos);
+  }
+  return rows;
 }
 
-fn forward_tile(t: QuadTile) -> Tile {
+fn forward_tile(t: QuadTile, rows: array<RowBlock, 8>) -> Tile {
   let p = params;
-  var rows: array<RowBlock, 8>;
-  for (var i = 0u; i < RB; i++) { rows[i] = forward_rows(t.r0 + 4u * i); }
   let khkw = p.k_h * p.k_w;
   let K = p.in_c * khkw;
   let cols = col_offsets(t.c0, p.out_c, K);
@@ -205,23 +216,21 @@ fn forward_tile(t: QuadTile) -> Tile {
   return tile;
 }
 
-fn forward_store(t: QuadTile, tile: Tile) {
+fn forward_store(t: QuadTile, rows: array<RowBlock, 8>, tile: Tile) {
   let p = params;
   let ohw = p.out_h * p.out_w;
   let M = p.batch * ohw;
   var blocks = tile_blocks(tile);
   for (var rb = 0u; rb < RB; rb++) {
-    let m = vec4<u32>(t.r0 + 4u * rb) + LANES;
-    let b = m / vec4<u32>(ohw);
-    let base = b * (p.out_c * ohw) + (m - b * ohw);
+    let out = rows[rb].out;
     for (var e = 0u; e < 16u * CB; e++) {
       let i = (e / 4u) % 4u;
       let n = t.c0 + 16u * (e / 16u) + 4u * (e % 4u);
-      if (m[i] < M && n < p.out_c) {
+      if (t.r0 + 4u * rb + i < M && n < p.out_c) {
         var v = blocks[4u * rb + e / 16u][i][e % 4u];
         if (HAS_BIAS) { v += bias[n]; }
         if (p.relu != 0u) { v = max(v, 0.0); }
-        y[base[i] + n * ohw] = v;
+        y[out[i] + n * ohw] = v;
       }
     }
   }
@@ -231,7 +240,8 @@ fn forward_store(t: QuadTile, tile: Tile) {
 fn conv_gemm_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(subgroup_invocation_id) sid: u32) {
   let t = quad_tile(linear_id(gid, nwg) / 4u, (params.out_c + 16u * CB - 1u) / (16u * CB), sid % 4u);
-  forward_store(t, forward_tile(t));
+  let rows = forward_rows(t.r0);
+  forward_store(t, rows, forward_tile(t, rows));
 }
 
 // ---- gradient of the input ---------------------------------------------------------------------
@@ -251,60 +261,68 @@ struct PhaseClass {
   rows: u32,
 }
 
-fn phase_class(c: u32) -> PhaseClass {
+// The class of tile `tile` (classes in order, (0, 0) first, each ceil(rows / 4 RB) x tiles_n
+// tiles); valid is false past the last tile. Divisions by the stride use div_small.
+fn class_of_tile(tile: u32, tiles_n: u32) -> PhaseClass {
   let p = params;
+  let inv_sh = 1.0 / f32(p.stride_h);
+  let inv_sw = 1.0 / f32(p.stride_w);
+  let ph = p.pad_h - div_small(p.pad_h, p.stride_h, inv_sh) * p.stride_h;
+  let pw = p.pad_w - div_small(p.pad_w, p.stride_w, inv_sw) * p.stride_w;
   var pc: PhaseClass;
-  pc.ch = c / p.stride_w;
-  pc.cw = c % p.stride_w;
-  pc.ih0 = (pc.ch + p.stride_h - p.pad_h % p.stride_h) % p.stride_h;
-  pc.iw0 = (pc.cw + p.stride_w - p.pad_w % p.stride_w) % p.stride_w;
-  pc.hc = select(0u, (p.in_h - pc.ih0 + p.stride_h - 1u) / p.stride_h, p.in_h > pc.ih0);
-  pc.wc = select(0u, (p.in_w - pc.iw0 + p.stride_w - 1u) / p.stride_w, p.in_w > pc.iw0);
-  pc.nkh = select(0u, (p.k_h - pc.ch + p.stride_h - 1u) / p.stride_h, p.k_h > pc.ch);
-  pc.nkw = select(0u, (p.k_w - pc.cw + p.stride_w - 1u) / p.stride_w, p.k_w > pc.cw);
-  pc.qh0 = i32((pc.ih0 + p.pad_h - pc.ch) / p.stride_h);
-  pc.qw0 = i32((pc.iw0 + p.pad_w - pc.cw) / p.stride_w);
-  pc.rows = p.batch * pc.hc * pc.wc;
+  pc.valid = false;
+  var first = 0u;
+  for (var ch = 0u; ch < p.stride_h; ch++) {
+    let h0 = ch + p.stride_h - ph;
+    let ih0 = select(h0, h0 - p.stride_h, h0 >= p.stride_h);
+    let hc = select(0u, div_small(p.in_h - ih0 + p.stride_h - 1u, p.stride_h, inv_sh), p.in_h > ih0);
+    for (var cw = 0u; cw < p.stride_w; cw++) {
+      let w0 = cw + p.stride_w - pw;
+      let iw0 = select(w0, w0 - p.stride_w, w0 >= p.stride_w);
+      let wc = select(0u, div_small(p.in_w - iw0 + p.stride_w - 1u, p.stride_w, inv_sw), p.in_w > iw0);
+      let rows = p.batch * hc * wc;
+      let tiles = (rows + 4u * RB - 1u) / (4u * RB) * tiles_n;
+      if (!pc.valid && tile < first + tiles) {
+        pc = PhaseClass(true, ch, cw, ih0, iw0, hc, wc,
+                        select(0u, div_small(p.k_h - ch + p.stride_h - 1u, p.stride_h, inv_sh), p.k_h > ch),
+                        select(0u, div_small(p.k_w - cw + p.stride_w - 1u, p.stride_w, inv_sw), p.k_w > cw),
+                        i32(div_small(ih0 + p.pad_h - ch, p.stride_h, inv_sh)),
+                        i32(div_small(iw0 + p.pad_w - cw, p.stride_w, inv_sw)),
+                        first, rows);
+      }
+      first += tiles;
+    }
+  }
   return pc;
 }
 
-// The class of tile `tile` (classes in order, each ceil(rows / 4 RB) x tiles_n tiles); valid is
-// false past the last tile.
-fn class_of_tile(tile: u32, tiles_n: u32) -> PhaseClass {
-  var first = 0u;
-  for (var c = 0u; c < params.stride_h * params.stride_w; c++) {
-    var pc = phase_class(c);
-    let tiles = (pc.rows + 4u * RB - 1u) / (4u * RB) * tiles_n;
-    if (tile < first + tiles) {
-      pc.valid = true;
-      pc.first_tile = first;
-      return pc;
-    }
-    first += tiles;
-  }
-  var none: PhaseClass;
-  none.valid = false;
-  return none;
-}
-
-// Rows m0..m0+3 of class pc (clamped to its last): their corner in dy, and their offset in dx.
-fn input_rows(pc: PhaseClass, m0: u32) -> RowBlock {
+// The tile's rows of class pc, (b, i, j) row-major: their corner in dy and their offset in dx.
+fn input_rows(pc: PhaseClass, r0: u32) -> array<RowBlock, 8> {
   let p = params;
-  let per_image = pc.hc * pc.wc;
-  let m = min(vec4<u32>(m0) + LANES, vec4<u32>(pc.rows - 1u));
-  let b = m / vec4<u32>(per_image);
-  let rem = m - b * per_image;
-  let i = rem / vec4<u32>(pc.wc);
-  let j = rem - i * pc.wc;
-  let rh = vec4<i32>(i) + pc.qh0;
-  let rw = vec4<i32>(j) + pc.qw0;
-  return RowBlock(vec4<i32>(b * (p.out_c * p.out_h * p.out_w)) + rh * i32(p.out_w) + rw, rh, rw);
-}
-
-fn backward_input_tile(t: QuadTile, pc: PhaseClass) -> Tile {
-  let p = params;
+  let per_image = max(pc.hc * pc.wc, 1u);
+  let b0 = r0 / per_image;
+  let pos0 = r0 - b0 * per_image;
+  let inv_image = 1.0 / f32(per_image);
+  let inv_wc = 1.0 / f32(max(pc.wc, 1u));
   var rows: array<RowBlock, 8>;
-  for (var i = 0u; i < RB; i++) { rows[i] = input_rows(pc, t.r0 + 4u * i); }
+  for (var r = 0u; r < RB; r++) {
+    let n = vec4<u32>(pos0 + 4u * r) + LANES;
+    let q = div_small4(n, per_image, inv_image);
+    let b = min(vec4<u32>(b0) + q, vec4<u32>(p.batch - 1u));
+    let pos = n - q * per_image;
+    let i = div_small4(pos, pc.wc, inv_wc);
+    let j = pos - i * pc.wc;
+    let rh = vec4<i32>(i) + pc.qh0;
+    let rw = vec4<i32>(j) + pc.qw0;
+    let corner = vec4<i32>(b * (p.out_c * p.out_h * p.out_w)) + rh * i32(p.out_w) + rw;
+    let out = b * (p.in_c * p.in_h * p.in_w) + (pc.ih0 + p.stride_h * i) * p.in_w + pc.iw0 + p.stride_w * j;
+    rows[r] = RowBlock(corner, rh, rw, out);
+  }
+  return rows;
+}
+
+fn backward_input_tile(t: QuadTile, pc: PhaseClass, rows: array<RowBlock, 8>) -> Tile {
+  let p = params;
   let khkw = p.k_h * p.k_w;
   let cols = col_offsets(t.c0, p.in_c, khkw);
   let taps = pc.nkh * pc.nkw;
@@ -327,24 +345,18 @@ fn backward_input_tile(t: QuadTile, pc: PhaseClass) -> Tile {
   return tile;
 }
 
-fn backward_input_store(t: QuadTile, pc: PhaseClass, tile: Tile) {
+fn backward_input_store(t: QuadTile, pc: PhaseClass, rows: array<RowBlock, 8>, tile: Tile) {
   let p = params;
   let hw = p.in_h * p.in_w;
-  let per_image = pc.hc * pc.wc;
   var blocks = tile_blocks(tile);
   for (var rb = 0u; rb < RB; rb++) {
-    let m = vec4<u32>(t.r0 + 4u * rb) + LANES;
-    let b = m / vec4<u32>(per_image);
-    let rem = m - b * per_image;
-    let i = rem / vec4<u32>(pc.wc);
-    let j = rem - i * pc.wc;
-    let base = b * (p.in_c * hw) + (pc.ih0 + p.stride_h * i) * p.in_w + pc.iw0 + p.stride_w * j;
+    let out = rows[rb].out;
     for (var e = 0u; e < 16u * CB; e++) {
-      let q = (e / 4u) % 4u;
+      let i = (e / 4u) % 4u;
       let n = t.c0 + 16u * (e / 16u) + 4u * (e % 4u);
-      if (m[q] < pc.rows && n < p.in_c) {
-        let v = blocks[4u * rb + e / 16u][q][e % 4u];
-        let o = base[q] + n * hw;
+      if (t.r0 + 4u * rb + i < pc.rows && n < p.in_c) {
+        let v = blocks[4u * rb + e / 16u][i][e % 4u];
+        let o = out[i] + n * hw;
         if (ACCUM) { dx[o] = dx[o] + v; } else { dx[o] = v; }
       }
     }
@@ -360,24 +372,35 @@ fn conv_gemm_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @buil
   // Whole quads leave together: their four lanes share the tile.
   if (!pc.valid) { return; }
   let t = quad_tile(tile - pc.first_tile, tiles_n, sid % 4u);
-  backward_input_store(t, pc, backward_input_tile(t, pc));
+  let rows = input_rows(pc, t.r0);
+  backward_input_store(t, pc, rows, backward_input_tile(t, pc, rows));
 }
 
 // ---- gradient of the weights and bias ----------------------------------------------------------
 
-// Rows r0..r0+3 of dw viewed [IC KH KW, OC] (clamped to the last): r = (ic, kh, kw) reads x at
-// channel ic, shifted by (kh - PH, kw - PW) from each output position's (oh SH, ow SW).
-fn weight_rows(r0: u32) -> RowBlock {
+// The tile's rows of dw viewed [IC KH KW, OC]: r = (ic, kh, kw) reads x at channel ic, shifted by
+// (kh - PH, kw - PW) from each output position's (oh SH, ow SW). Rows past the last are clamped
+// to the last channel and never written.
+fn weight_rows(r0: u32) -> array<RowBlock, 8> {
   let p = params;
   let khkw = p.k_h * p.k_w;
-  let r = min(vec4<u32>(r0) + LANES, vec4<u32>(p.in_c * khkw - 1u));
-  let ic = r / vec4<u32>(khkw);
-  let tap = r - ic * khkw;
-  let kh = tap / vec4<u32>(p.k_w);
-  let kw = tap - kh * p.k_w;
-  let rh = vec4<i32>(kh) - i32(p.pad_h);
-  let rw = vec4<i32>(kw) - i32(p.pad_w);
-  return RowBlock(vec4<i32>(ic * (p.in_h * p.in_w)) + rh * i32(p.in_w) + rw, rh, rw);
+  let ic0 = r0 / khkw;
+  let tap0 = r0 - ic0 * khkw;
+  let inv_khkw = 1.0 / f32(khkw);
+  let inv_kw = 1.0 / f32(p.k_w);
+  var rows: array<RowBlock, 8>;
+  for (var i = 0u; i < RB; i++) {
+    let n = vec4<u32>(tap0 + 4u * i) + LANES;
+    let q = div_small4(n, khkw, inv_khkw);
+    let ic = min(vec4<u32>(ic0) + q, vec4<u32>(p.in_c - 1u));
+    let tap = n - q * khkw;
+    let kh = div_small4(tap, p.k_w, inv_kw);
+    let kw = tap - kh * p.k_w;
+    let rh = vec4<i32>(kh) - i32(p.pad_h);
+    let rw = vec4<i32>(kw) - i32(p.pad_w);
+    rows[i] = RowBlock(vec4<i32>(ic * (p.in_h * p.in_w)) + rh * i32(p.in_w) + rw, rh, rw, vec4<u32>(0u));
+  }
+  return rows;
 }
 
 // Positions [start, start + len) of split s of S.
@@ -395,8 +418,7 @@ struct WeightTile { t: Tile, db: array<vec4<f32>, 4> }
 
 fn backward_weight_tile(t: QuadTile, sp: Split) -> WeightTile {
   let p = params;
-  var rows: array<RowBlock, 8>;
-  for (var i = 0u; i < RB; i++) { rows[i] = weight_rows(t.r0 + 4u * i); }
+  let rows = weight_rows(t.r0);
   let ohw = p.out_h * p.out_w;
   let cols = col_offsets(t.c0, p.out_c, ohw);
   // Positions are decoded relative to the split's first image, so that div_small's operands stay

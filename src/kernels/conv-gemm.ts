@@ -49,11 +49,11 @@ export function convGemmShape(g: Conv2dGeometry, pass: ConvPass): { M: number; N
 
 /**
  * The tile without measuring: columns to fit the channels (16, 32, or 64 for wider), 32 rows
- * unless the product has few rows.
+ * unless the product has 16 or fewer.
  */
 export function defaultConvGemmTile(M: number, N: number): ConvGemmTile {
   const cols = N <= 16 ? 16 : N <= 32 ? 32 : 64;
-  return `${M < 512 ? 16 : 32}x${cols}` as ConvGemmTile;
+  return `${M <= 16 ? 16 : 32}x${cols}` as ConvGemmTile;
 }
 
 function tileConstants(what: string, tile: ConvGemmTile): { RB: number; CB: number } {
@@ -132,8 +132,11 @@ export async function convGemmBackwardInput(e: Engine, dy: Tensor, w: Tensor, dx
   return e.dispatch(k, { dy, w, dx }, grid1d(4 * inputGradTiles(g, 4 * RB, 16 * CB), WG), conv2dParams(g));
 }
 
-/** Quads the weight gradient aims for, over all splits: enough work items for every CPU thread (or GPU core) to share. */
-const WEIGHT_GRAD_QUADS = 256;
+/**
+ * Quads the weight gradient aims for, over all splits: a few workgroups per CPU thread on a
+ * software adapter. More splits cost stores of partial sums and a longer reduction.
+ */
+const WEIGHT_GRAD_QUADS = 64;
 /** Fewest positions a split sums: below this the partial sums' stores and reduction outweigh the products. */
 const MIN_SPLIT_POSITIONS = 256;
 
