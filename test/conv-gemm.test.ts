@@ -2,15 +2,38 @@
 // are not multiples of any tile, strides, paddings 0 to 2, 1x1 to 5x5 kernels, batch 33, GEMM sides
 // over 256), in both gradient modes (overwrite and accumulate); errors that name the kernel and the
 // shapes; and the measured choice of algorithm.
-import { describe, expect, it } from 'vitest';
-import type { Engine } from '../src/gpu/engine.ts';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Engine } from '../src/gpu/engine.ts';
+import { defineShader } from '../src/gpu/shaders.ts';
 import type { Tensor } from '../src/gpu/tensor.ts';
+import { buildConvPass, chooseConvAlgorithms, convAlgorithmCandidates, type ConvPass, type ConvSpec } from '../src/kernels/conv-algorithm.ts';
 import { CONV_GEMM_TILES, convGemmBackwardInput, convGemmBackwardWeight, convGemmForward, type ConvGemmTile } from '../src/kernels/conv-gemm.ts';
+import { reloadTuneCache } from '../src/kernels/tune.ts';
 import { conv2dOutputShape, type Conv2dOptions } from '../src/ops/conv.ts';
 import * as ref from '../src/reference/conv2d.ts';
 import { hostTensor, type HostTensor } from '../src/reference/host.ts';
 import { randomUniform } from '../src/util/random.ts';
 import { expectClose, getEngine, type Tolerance } from './helpers.ts';
+
+// Choices measured by these tests go to a scratch cache, not the project's.
+const cacheDir = mkdtempSync(join(tmpdir(), 'wgtrain-conv-tune-'));
+const saved = { dir: process.env.WGTRAIN_CACHE_DIR, tune: process.env.WGTRAIN_TUNE };
+beforeAll(() => {
+  process.env.WGTRAIN_CACHE_DIR = cacheDir;
+  delete process.env.WGTRAIN_TUNE;
+  reloadTuneCache();
+});
+afterAll(() => {
+  for (const [k, v] of [['WGTRAIN_CACHE_DIR', saved.dir], ['WGTRAIN_TUNE', saved.tune]] as const) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  reloadTuneCache();
+  rmSync(cacheDir, { recursive: true, force: true });
+});
 
 interface Case {
   b: number;
@@ -120,5 +143,143 @@ describe('conv_gemm kernels vs reference', () => {
     const e = await getEngine();
     const c: Case = { b: 2, ic: 5, oc: 21, h: 9, w: 7, k: [3, 3], opts: { stride: 2, padding: 1, relu: true }, bias: true };
     for (const tile of CONV_GEMM_TILES) await checkCase(e, c, 7, tile);
+  });
+});
+
+describe('conv_gemm shape checks', () => {
+  it('names the kernel and the tensors with their shapes', async () => {
+    const e = await getEngine();
+    const x = e.tensor([2, 3, 8, 8], undefined, 'x');
+    const w = e.tensor([4, 2, 3, 3], undefined, 'w');
+    const y = e.tensor([2, 4, 6, 6], undefined, 'y');
+    const dw = e.tensor([4, 3, 3, 3], undefined, 'dw');
+    const db = e.tensor([5], undefined, 'db');
+    await expect(convGemmForward(e, x, w, null, y)).rejects.toThrow(/conv_gemm\.conv_gemm_forward.*"x" \[2, 3, 8, 8\].*"w" \[4, 2, 3, 3\]/);
+    await expect(convGemmBackwardInput(e, y, w, x)).rejects.toThrow(/conv_gemm\.conv_gemm_backward_input.*"x" \[2, 3, 8, 8\].*"w" \[4, 2, 3, 3\]/);
+    await expect(convGemmBackwardWeight(e, x, y, dw, db)).rejects.toThrow(/conv_gemm\.conv_gemm_backward_weight.*"db" \[5\] should be \[4\]/);
+    await expect(convGemmForward(e, x, dw, null, y, { stride: 2 })).rejects.toThrow(/conv_gemm_forward.*"y" \[2, 4, 6, 6\] should be \[2, 4, 3, 3\]/);
+    await expect(convGemmForward(e, x, dw, null, y, { tile: '8x8' as ConvGemmTile })).rejects.toThrow(/conv_gemm_forward: no tile "8x8"/);
+    for (const t of [x, w, y, dw, db]) t.dispose();
+  });
+
+  it('names the limit of its index arithmetic when a shape reaches it', async () => {
+    const e = await getEngine();
+    // K = IC*KH*KW = 2^22 exactly: only the shapes are checked, nothing is dispatched.
+    const x = e.tensor([1, 65536, 8, 8], undefined, 'x');
+    const w = e.tensor([1, 65536, 8, 8], undefined, 'w');
+    const y = e.tensor([1, 1, 1, 1], undefined, 'y');
+    await expect(convGemmForward(e, x, w, null, y)).rejects.toThrow(/conv_gemm_forward: K = IC\*KH\*KW = 4194304 reaches the kernel's index limit of 4194304/);
+    for (const t of [x, w, y]) t.dispose();
+  });
+});
+
+describe('conv algorithm choice', () => {
+  const spec: ConvSpec = { input: [3, 5, 9, 8], weight: [18, 5, 3, 3], stride: 2, padding: 1, bias: true, relu: true };
+  const opts = { stride: spec.stride, padding: spec.padding, relu: spec.relu };
+
+  it('every algorithm computes every pass (the dispatches a layer plans with)', async () => {
+    const e = await getEngine();
+    const c: Case = { b: 3, ic: 5, oc: 18, h: 9, w: 8, k: [3, 3], opts, bias: true };
+    const x = both(e, [c.b, c.ic, c.h, c.w], 1, 'x');
+    const w = both(e, [c.oc, c.ic, 3, 3], 2, 'w');
+    const bias = both(e, [c.oc], 3, 'bias');
+    const yShape = conv2dOutputShape(x.host.shape, w.host.shape, opts);
+    const dy = both(e, yShape, 4, 'dy');
+    const want = { y: hostTensor(yShape), dx: hostTensor(x.host.shape), dw: hostTensor(w.host.shape), db: hostTensor([c.oc]) };
+    ref.conv2dForward(x.host, w.host, bias.host, want.y, opts);
+    ref.conv2dBackwardInput(dy.host, w.host, want.dx, opts);
+    ref.conv2dBackwardWeight(x.host, dy.host, want.dw, want.db, opts);
+    for (const algorithm of ['direct', 'im2col', 'gemm']) {
+      const out = { y: e.tensor(yShape, undefined, 'y'), dx: e.tensor(x.host.shape, undefined, 'dx'), dw: e.tensor(w.host.shape, undefined, 'dw'), db: e.tensor([c.oc], undefined, 'db') };
+      const io = { x: x.gpu, w: w.gpu, bias: bias.gpu, dy: dy.gpu, ...out };
+      for (const pass of ['forward', 'backward_input', 'backward_weight'] as ConvPass[]) {
+        const plan = await buildConvPass(e, pass, algorithm, io, opts);
+        e.run(...plan.dispatches);
+        plan.dispose();
+      }
+      expectClose(await out.y.read(), want.y.data, sumTol(45), `${algorithm} forward`);
+      expectClose(await out.dx.read(), want.dx.data, sumTol(162), `${algorithm} input gradient`);
+      expectClose(await out.dw.read(), want.dw.data, sumTol(60), `${algorithm} weight gradient`);
+      expectClose(await out.db.read(), want.db.data, sumTol(60), `${algorithm} bias gradient`);
+      for (const t of Object.values(out)) t.dispose();
+    }
+    for (const t of [x.gpu, w.gpu, bias.gpu, dy.gpu]) t.dispose();
+  });
+
+  it('accumulate is refused where an algorithm cannot add, naming the pass and the algorithm', async () => {
+    const e = await getEngine();
+    const dy = e.tensor([1, 2, 3, 3], undefined, 'dy');
+    const w = e.tensor([2, 1, 3, 3], undefined, 'w');
+    const dx = e.tensor([1, 1, 3, 3], undefined, 'dx');
+    await expect(buildConvPass(e, 'backward_input', 'direct', { dy, w, dx }, { padding: 1, accumulate: true })).rejects.toThrow(/backward_input \(direct\): accumulate is only supported by the implicit GEMM/);
+    await expect(buildConvPass(e, 'backward_input', 'gemm', { dy, w }, { padding: 1 })).rejects.toThrow(/backward_input \(gemm\): tensor "dx" was not given/);
+    for (const t of [dy, w, dx]) t.dispose();
+  });
+
+  it('measures each pass once, says why, and reuses the choice (in memory, then from disk)', async () => {
+    const e = await getEngine();
+    const first = await chooseConvAlgorithms(e, spec);
+    for (const [pass, c] of Object.entries(first)) {
+      expect(c.reason, pass).toMatch(/fastest measured: .*\d ms/);
+      expect(c.reason, pass).toContain(c.tile ? `gemm:${c.tile}` : c.algorithm);
+      // The chosen candidate was measured and was fastest.
+      const mine = c.seconds[c.tile ? `gemm:${c.tile}` : c.algorithm];
+      expect(mine, pass).toBeLessThan(Infinity);
+      for (const s of Object.values(c.seconds)) expect(mine, pass).toBeLessThanOrEqual(s as number);
+      if (c.algorithm === 'direct') expect(c.scratchBytes).toBe(0);
+      if (c.algorithm === 'im2col') expect(c.scratchBytes).toBe(4 * 3 * 5 * 4 * (45 + 18)); // col [M, K] + rows [M, OC], M = 3*5*4
+    }
+    expect(await chooseConvAlgorithms(e, spec)).toEqual(first);
+    // A new engine on the same adapter reads the choice from the disk cache.
+    const other = await Engine.create({ log: () => {} });
+    try {
+      const again = await chooseConvAlgorithms(other, spec);
+      for (const k of Object.keys(first) as (keyof typeof first)[]) {
+        expect(again[k].algorithm).toBe(first[k].algorithm);
+        expect(again[k].tile).toBe(first[k].tile);
+        expect(again[k].reason).toMatch(/earlier run on this adapter/);
+      }
+    } finally {
+      other.destroy();
+    }
+  });
+
+  it('never picks a candidate that computes wrongly, however fast', async () => {
+    // An implicit GEMM that sums only the first four k: the fastest forward by far, and wrong.
+    const source = readFileSync(new URL('../shaders/conv_gemm.wgsl', import.meta.url), 'utf8');
+    const broken = source.replace('for (var k = 0u; k < K; k += 4u) {', 'for (var k = 0u; k < min(K, 4u); k += 4u) {');
+    expect(broken).not.toBe(source);
+    defineShader('conv_gemm', broken);
+    const e = await Engine.create({ log: () => {} });
+    const warn = console.warn;
+    const warnings: string[] = [];
+    console.warn = (m: string) => warnings.push(m);
+    try {
+      const wide: ConvSpec = { input: [2, 16, 10, 10], weight: [32, 16, 3, 3], padding: 1, bias: false, relu: false };
+      const c = await chooseConvAlgorithms(e, wide, { passes: ['forward'] });
+      expect(c.forward.algorithm).not.toBe('gemm');
+      const gemm = Object.entries(c.forward.seconds).filter(([v]) => v.startsWith('gemm'));
+      expect(gemm.length).toBeGreaterThan(0);
+      for (const [, s] of gemm) expect(s).toBe(Infinity);
+      expect(c.forward.reason).toMatch(/gemm:\S+ failed its check/);
+      expect(warnings.join('\n')).toMatch(/candidate gemm:\S+ computed y\[/);
+    } finally {
+      console.warn = warn;
+      defineShader('conv_gemm', source);
+      e.destroy();
+    }
+  });
+
+  it('offers im2col only when its col scratch fits the binding limit, and gemm only with subgroups', () => {
+    const adapter = (limit: number, features: string[]) => ({ adapter: { name: 'test adapter', features, limits: { maxStorageBufferBindingSize: limit } } }) as unknown as Engine;
+    const big = convAlgorithmCandidates(adapter(2 ** 30, ['subgroups']), spec, 'forward');
+    expect(big.candidates).toEqual(['gemm:32x32', 'gemm:32x16', 'im2col', 'direct']);
+    // col [B*OH*OW, IC*KH*KW] = [60, 45] floats: 10,800 bytes.
+    const small = convAlgorithmCandidates(adapter(10799, ['subgroups']), spec, 'backward_weight');
+    expect(small.candidates).not.toContain('im2col');
+    expect(small.excluded.join()).toMatch(/im2col needs col .* = \[60, 45\], 10800 bytes, over the adapter's maxStorageBufferBindingSize of 10799/);
+    const none = convAlgorithmCandidates(adapter(2 ** 30, []), spec, 'forward');
+    expect(none.candidates).toEqual(['im2col', 'direct']);
+    expect(none.excluded.join()).toMatch(/gemm needs 'subgroups'.*"test adapter"/);
   });
 });

@@ -214,8 +214,15 @@ function shapeClass(g: Conv2dGeometry, pass: ConvPass, spec: ConvSpec): string {
   return pass === 'backward_weight' && spec.bias ? `${base}.bias` : base;
 }
 
-/** The candidates of a pass on this adapter, and why any algorithm was left out. */
-function candidatesFor(e: Engine, g: Conv2dGeometry, pass: ConvPass): { candidates: string[]; excluded: string[]; heuristic: string } {
+/**
+ * The candidates of a pass on this engine's adapter ('gemm:<tile>', 'im2col', 'direct'), why any
+ * algorithm was left out, and the choice when measuring is off (the first candidate).
+ */
+export function convAlgorithmCandidates(e: Pick<Engine, 'adapter'>, spec: ConvSpec, pass: ConvPass): { candidates: string[]; excluded: string[]; heuristic: string } {
+  return candidatesFor(e, specGeometry(spec), pass);
+}
+
+function candidatesFor(e: Pick<Engine, 'adapter'>, g: Conv2dGeometry, pass: ConvPass): { candidates: string[]; excluded: string[]; heuristic: string } {
   const candidates: string[] = [];
   const excluded: string[] = [];
   if (e.adapter.features.includes('subgroups')) {
