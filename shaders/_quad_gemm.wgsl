@@ -54,22 +54,46 @@ struct Acc {
   m4: mat4x4<f32>, m5: mat4x4<f32>, m6: mat4x4<f32>, m7: mat4x4<f32>,
 }
 
-// acc + b * a for every row block: b's column s is op(B)[k + (lane ^ s), the lane's columns].
-fn mac(acc: Acc, b: mat4x4<f32>, a: ABlocks) -> Acc {
-  var r = acc;
-  r.m0 += b * a.a0;
-  if (RB > 1u) { r.m1 += b * a.a1; }
-  if (RB > 2u) { r.m2 += b * a.a2; }
-  if (RB > 3u) { r.m3 += b * a.a3; }
-  if (RB > 4u) { r.m4 += b * a.a4; }
-  if (RB > 5u) { r.m5 += b * a.a5; }
-  if (RB > 6u) { r.m6 += b * a.a6; }
-  if (RB > 7u) { r.m7 += b * a.a7; }
-  return r;
-}
-
 // A tile's accumulators, one Acc per column block.
 struct Tile { c0: Acc, c1: Acc, c2: Acc, c3: Acc }
+
+// tile += b[c] * a for every column block c < CB and row block r < RB: b[c]'s column s is
+// op(B)[k + (lane ^ s), the lane's columns of block c]. In place, through a pointer to the whole
+// tile: passing accumulators by value may copy them every step.
+fn mac(t: ptr<function, Tile>, a: ABlocks, b: array<mat4x4<f32>, 4>) {
+  (*t).c0.m0 += b[0] * a.a0;
+  if (RB > 1u) { (*t).c0.m1 += b[0] * a.a1; }
+  if (RB > 2u) { (*t).c0.m2 += b[0] * a.a2; }
+  if (RB > 3u) { (*t).c0.m3 += b[0] * a.a3; }
+  if (RB > 4u) { (*t).c0.m4 += b[0] * a.a4; }
+  if (RB > 5u) { (*t).c0.m5 += b[0] * a.a5; }
+  if (RB > 6u) { (*t).c0.m6 += b[0] * a.a6; }
+  if (RB > 7u) { (*t).c0.m7 += b[0] * a.a7; }
+  if (CB > 1u) { (*t).c1.m0 += b[1] * a.a0; }
+  if (CB > 1u && RB > 1u) { (*t).c1.m1 += b[1] * a.a1; }
+  if (CB > 1u && RB > 2u) { (*t).c1.m2 += b[1] * a.a2; }
+  if (CB > 1u && RB > 3u) { (*t).c1.m3 += b[1] * a.a3; }
+  if (CB > 1u && RB > 4u) { (*t).c1.m4 += b[1] * a.a4; }
+  if (CB > 1u && RB > 5u) { (*t).c1.m5 += b[1] * a.a5; }
+  if (CB > 1u && RB > 6u) { (*t).c1.m6 += b[1] * a.a6; }
+  if (CB > 1u && RB > 7u) { (*t).c1.m7 += b[1] * a.a7; }
+  if (CB > 2u) { (*t).c2.m0 += b[2] * a.a0; }
+  if (CB > 2u && RB > 1u) { (*t).c2.m1 += b[2] * a.a1; }
+  if (CB > 2u && RB > 2u) { (*t).c2.m2 += b[2] * a.a2; }
+  if (CB > 2u && RB > 3u) { (*t).c2.m3 += b[2] * a.a3; }
+  if (CB > 2u && RB > 4u) { (*t).c2.m4 += b[2] * a.a4; }
+  if (CB > 2u && RB > 5u) { (*t).c2.m5 += b[2] * a.a5; }
+  if (CB > 2u && RB > 6u) { (*t).c2.m6 += b[2] * a.a6; }
+  if (CB > 2u && RB > 7u) { (*t).c2.m7 += b[2] * a.a7; }
+  if (CB > 2u) { (*t).c3.m0 += b[3] * a.a0; }
+  if (CB > 2u && RB > 1u) { (*t).c3.m1 += b[3] * a.a1; }
+  if (CB > 2u && RB > 2u) { (*t).c3.m2 += b[3] * a.a2; }
+  if (CB > 2u && RB > 3u) { (*t).c3.m3 += b[3] * a.a3; }
+  if (CB > 2u && RB > 4u) { (*t).c3.m4 += b[3] * a.a4; }
+  if (CB > 2u && RB > 5u) { (*t).c3.m5 += b[3] * a.a5; }
+  if (CB > 2u && RB > 6u) { (*t).c3.m6 += b[3] * a.a6; }
+  if (CB > 2u && RB > 7u) { (*t).c3.m7 += b[3] * a.a7; }
+}
 
 // The tile as an array indexed by 4 * row block + column block, for an epilogue that loops over one
 // store site (an unrolled epilogue would be compiled once per element).

@@ -104,29 +104,29 @@ fn a_dy(r: RowBlock, k: KCoord, valid: bool) -> mat4x4<f32> {
   return spread(select(vec4<f32>(0.0), vec4<f32>(dy[g.at.x], dy[g.at.y], dy[g.at.z], dy[g.at.w]), g.ok));
 }
 
-fn blocks_x(rows: array<RowBlock, 8>, k: KCoord, valid: bool) -> ABlocks {
+fn blocks_x(rows: ptr<function, array<RowBlock, 8>>, k: KCoord, valid: bool) -> ABlocks {
   var a: ABlocks;
-  a.a0 = a_x(rows[0], k, valid);
-  if (RB > 1u) { a.a1 = a_x(rows[1], k, valid); }
-  if (RB > 2u) { a.a2 = a_x(rows[2], k, valid); }
-  if (RB > 3u) { a.a3 = a_x(rows[3], k, valid); }
-  if (RB > 4u) { a.a4 = a_x(rows[4], k, valid); }
-  if (RB > 5u) { a.a5 = a_x(rows[5], k, valid); }
-  if (RB > 6u) { a.a6 = a_x(rows[6], k, valid); }
-  if (RB > 7u) { a.a7 = a_x(rows[7], k, valid); }
+  a.a0 = a_x((*rows)[0], k, valid);
+  if (RB > 1u) { a.a1 = a_x((*rows)[1], k, valid); }
+  if (RB > 2u) { a.a2 = a_x((*rows)[2], k, valid); }
+  if (RB > 3u) { a.a3 = a_x((*rows)[3], k, valid); }
+  if (RB > 4u) { a.a4 = a_x((*rows)[4], k, valid); }
+  if (RB > 5u) { a.a5 = a_x((*rows)[5], k, valid); }
+  if (RB > 6u) { a.a6 = a_x((*rows)[6], k, valid); }
+  if (RB > 7u) { a.a7 = a_x((*rows)[7], k, valid); }
   return a;
 }
 
-fn blocks_dy(rows: array<RowBlock, 8>, k: KCoord, valid: bool) -> ABlocks {
+fn blocks_dy(rows: ptr<function, array<RowBlock, 8>>, k: KCoord, valid: bool) -> ABlocks {
   var a: ABlocks;
-  a.a0 = a_dy(rows[0], k, valid);
-  if (RB > 1u) { a.a1 = a_dy(rows[1], k, valid); }
-  if (RB > 2u) { a.a2 = a_dy(rows[2], k, valid); }
-  if (RB > 3u) { a.a3 = a_dy(rows[3], k, valid); }
-  if (RB > 4u) { a.a4 = a_dy(rows[4], k, valid); }
-  if (RB > 5u) { a.a5 = a_dy(rows[5], k, valid); }
-  if (RB > 6u) { a.a6 = a_dy(rows[6], k, valid); }
-  if (RB > 7u) { a.a7 = a_dy(rows[7], k, valid); }
+  a.a0 = a_dy((*rows)[0], k, valid);
+  if (RB > 1u) { a.a1 = a_dy((*rows)[1], k, valid); }
+  if (RB > 2u) { a.a2 = a_dy((*rows)[2], k, valid); }
+  if (RB > 3u) { a.a3 = a_dy((*rows)[3], k, valid); }
+  if (RB > 4u) { a.a4 = a_dy((*rows)[4], k, valid); }
+  if (RB > 5u) { a.a5 = a_dy((*rows)[5], k, valid); }
+  if (RB > 6u) { a.a6 = a_dy((*rows)[6], k, valid); }
+  if (RB > 7u) { a.a7 = a_dy((*rows)[7], k, valid); }
   return a;
 }
 
@@ -156,16 +156,27 @@ fn dy_block(o: vec4<u32>, c: vec4<u32>) -> mat4x4<f32> {
                      vec4<f32>(dy[c.x + o.w], dy[c.y + o.w], dy[c.z + o.w], dy[c.w + o.w]));
 }
 
-// One step of four k for a tile whose op(B) is the weights.
-fn mac_w(t: Tile, a: ABlocks, o: vec4<u32>, cols: array<vec4<u32>, 4>) -> Tile {
-  var r = t;
-  r.c0 = mac(r.c0, w_block(o, cols[0]), a);
-  if (CB > 1u) { r.c1 = mac(r.c1, w_block(o, cols[1]), a); }
+// The op(B) blocks of one step of four k from the weights, for each column block.
+fn w_blocks(o: vec4<u32>, cols: array<vec4<u32>, 4>) -> array<mat4x4<f32>, 4> {
+  var b: array<mat4x4<f32>, 4>;
+  b[0] = w_block(o, cols[0]);
+  if (CB > 1u) { b[1] = w_block(o, cols[1]); }
   if (CB > 2u) {
-    r.c2 = mac(r.c2, w_block(o, cols[2]), a);
-    r.c3 = mac(r.c3, w_block(o, cols[3]), a);
+    b[2] = w_block(o, cols[2]);
+    b[3] = w_block(o, cols[3]);
   }
-  return r;
+  return b;
+}
+
+fn dy_blocks(o: vec4<u32>, cols: array<vec4<u32>, 4>) -> array<mat4x4<f32>, 4> {
+  var b: array<mat4x4<f32>, 4>;
+  b[0] = dy_block(o, cols[0]);
+  if (CB > 1u) { b[1] = dy_block(o, cols[1]); }
+  if (CB > 2u) {
+    b[2] = dy_block(o, cols[2]);
+    b[3] = dy_block(o, cols[3]);
+  }
+  return b;
 }
 
 // ---- forward -----------------------------------------------------------------------------------
@@ -195,7 +206,7 @@ fn forward_rows(r0: u32) -> array<RowBlock, 8> {
   return rows;
 }
 
-fn forward_tile(t: QuadTile, rows: array<RowBlock, 8>) -> Tile {
+fn forward_tile(t: QuadTile, rows: ptr<function, array<RowBlock, 8>>) -> Tile {
   let p = params;
   let khkw = p.k_h * p.k_w;
   let K = p.in_c * khkw;
@@ -211,18 +222,18 @@ fn forward_tile(t: QuadTile, rows: array<RowBlock, 8>) -> Tile {
     let kh = div_small(tap, p.k_w, inv_kw);
     let kw = tap - kh * p.k_w;
     let kc = KCoord(i32(ic * p.in_h * p.in_w + kh * p.in_w + kw), i32(kh), i32(kw));
-    tile = mac_w(tile, blocks_x(rows, kc, k + t.lane < K), quad_u32(kl), cols);
+    mac(&tile, blocks_x(rows, kc, k + t.lane < K), w_blocks(quad_u32(kl), cols));
   }
   return tile;
 }
 
-fn forward_store(t: QuadTile, rows: array<RowBlock, 8>, tile: Tile) {
+fn forward_store(t: QuadTile, rows: ptr<function, array<RowBlock, 8>>, tile: Tile) {
   let p = params;
   let ohw = p.out_h * p.out_w;
   let M = p.batch * ohw;
   var blocks = tile_blocks(tile);
   for (var rb = 0u; rb < RB; rb++) {
-    let out = rows[rb].out;
+    let out = (*rows)[rb].out;
     for (var e = 0u; e < 16u * CB; e++) {
       let i = (e / 4u) % 4u;
       let n = t.c0 + 16u * (e / 16u) + 4u * (e % 4u);
@@ -240,8 +251,10 @@ fn forward_store(t: QuadTile, rows: array<RowBlock, 8>, tile: Tile) {
 fn conv_gemm_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(subgroup_invocation_id) sid: u32) {
   let t = quad_tile(linear_id(gid, nwg) / 4u, (params.out_c + 16u * CB - 1u) / (16u * CB), sid % 4u);
-  let rows = forward_rows(t.r0);
-  forward_store(t, rows, forward_tile(t, rows));
+  // Quads past the last tile (the grid's rounding) leave at once, whole: their lanes share the tile.
+  if (t.r0 >= params.batch * params.out_h * params.out_w) { return; }
+  var rows = forward_rows(t.r0);
+  forward_store(t, &rows, forward_tile(t, &rows));
 }
 
 // ---- gradient of the input ---------------------------------------------------------------------
@@ -321,7 +334,7 @@ fn input_rows(pc: PhaseClass, r0: u32) -> array<RowBlock, 8> {
   return rows;
 }
 
-fn backward_input_tile(t: QuadTile, pc: PhaseClass, rows: array<RowBlock, 8>) -> Tile {
+fn backward_input_tile(t: QuadTile, pc: PhaseClass, rows: ptr<function, array<RowBlock, 8>>) -> Tile {
   let p = params;
   let khkw = p.k_h * p.k_w;
   let cols = col_offsets(t.c0, p.in_c, khkw);
@@ -340,17 +353,17 @@ fn backward_input_tile(t: QuadTile, pc: PhaseClass, rows: array<RowBlock, 8>) ->
     let jw = jt - jh * pc.nkw;
     let kc = KCoord(i32(oc * ohw) - i32(jh * p.out_w + jw), -i32(jh), -i32(jw));
     let w_off = oc * p.in_c * khkw + (pc.ch + p.stride_h * jh) * p.k_w + pc.cw + p.stride_w * jw;
-    tile = mac_w(tile, blocks_dy(rows, kc, k + t.lane < K), quad_u32(w_off), cols);
+    mac(&tile, blocks_dy(rows, kc, k + t.lane < K), w_blocks(quad_u32(w_off), cols));
   }
   return tile;
 }
 
-fn backward_input_store(t: QuadTile, pc: PhaseClass, rows: array<RowBlock, 8>, tile: Tile) {
+fn backward_input_store(t: QuadTile, pc: PhaseClass, rows: ptr<function, array<RowBlock, 8>>, tile: Tile) {
   let p = params;
   let hw = p.in_h * p.in_w;
   var blocks = tile_blocks(tile);
   for (var rb = 0u; rb < RB; rb++) {
-    let out = rows[rb].out;
+    let out = (*rows)[rb].out;
     for (var e = 0u; e < 16u * CB; e++) {
       let i = (e / 4u) % 4u;
       let n = t.c0 + 16u * (e / 16u) + 4u * (e % 4u);
@@ -369,11 +382,10 @@ fn conv_gemm_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @buil
   let tiles_n = (params.in_c + 16u * CB - 1u) / (16u * CB);
   let tile = linear_id(gid, nwg) / 4u;
   let pc = class_of_tile(tile, tiles_n);
-  // Whole quads leave together: their four lanes share the tile.
   if (!pc.valid) { return; }
   let t = quad_tile(tile - pc.first_tile, tiles_n, sid % 4u);
-  let rows = input_rows(pc, t.r0);
-  backward_input_store(t, pc, rows, backward_input_tile(t, pc, rows));
+  var rows = input_rows(pc, t.r0);
+  backward_input_store(t, pc, &rows, backward_input_tile(t, pc, &rows));
 }
 
 // ---- gradient of the weights and bias ----------------------------------------------------------
@@ -414,11 +426,11 @@ fn split_of(s: u32, S: u32) -> Split {
 }
 
 // A tile's sums and, per column block, the sums of dy over the same positions (the bias gradient).
-struct WeightTile { t: Tile, db: array<vec4<f32>, 4> }
+struct WeightTile { t: Tile, bias_sums: array<vec4<f32>, 4> }
 
 fn backward_weight_tile(t: QuadTile, sp: Split) -> WeightTile {
   let p = params;
-  let rows = weight_rows(t.r0);
+  var rows = weight_rows(t.r0);
   let ohw = p.out_h * p.out_w;
   let cols = col_offsets(t.c0, p.out_c, ohw);
   // Positions are decoded relative to the split's first image, so that div_small's operands stay
@@ -428,7 +440,8 @@ fn backward_weight_tile(t: QuadTile, sp: Split) -> WeightTile {
   let inv_ohw = 1.0 / f32(ohw);
   let inv_ow = 1.0 / f32(p.out_w);
   let x_image = p.in_c * p.in_h * p.in_w;
-  var r: WeightTile;
+  var tile: Tile;
+  var bias_sums: array<vec4<f32>, 4>;
   for (var k = 0u; k < sp.len; k += 4u) {
     // The lane's k: position (b, oh, ow).
     let valid = k + t.lane < sp.len;
@@ -440,28 +453,20 @@ fn backward_weight_tile(t: QuadTile, sp: Split) -> WeightTile {
     let ih = oh * p.stride_h;
     let iw = (pos - oh * p.out_w) * p.stride_w;
     let kc = KCoord(i32(b * x_image + ih * p.in_w + iw), i32(ih), i32(iw));
-    let a = blocks_x(rows, kc, valid);
-    let o = quad_u32(b * p.out_c * ohw + pos);
-    // dy at positions past the split's end is a clamped copy: weight it 0 in the bias sums.
-    let keep = quad_f32(select(0.0, 1.0, valid));
-    var bb = dy_block(o, cols[0]);
-    r.t.c0 = mac(r.t.c0, bb, a);
-    if (HAS_BIAS) { r.db[0] += bb * keep; }
-    if (CB > 1u) {
-      bb = dy_block(o, cols[1]);
-      r.t.c1 = mac(r.t.c1, bb, a);
-      if (HAS_BIAS) { r.db[1] += bb * keep; }
-    }
-    if (CB > 2u) {
-      bb = dy_block(o, cols[2]);
-      r.t.c2 = mac(r.t.c2, bb, a);
-      if (HAS_BIAS) { r.db[2] += bb * keep; }
-      bb = dy_block(o, cols[3]);
-      r.t.c3 = mac(r.t.c3, bb, a);
-      if (HAS_BIAS) { r.db[3] += bb * keep; }
+    let bb = dy_blocks(quad_u32(b * p.out_c * ohw + pos), cols);
+    mac(&tile, blocks_x(&rows, kc, valid), bb);
+    if (HAS_BIAS) {
+      // dy at positions past the split's end is a clamped copy: weight it 0 in the bias sums.
+      let keep = quad_f32(select(0.0, 1.0, valid));
+      bias_sums[0] += bb[0] * keep;
+      if (CB > 1u) { bias_sums[1] += bb[1] * keep; }
+      if (CB > 2u) {
+        bias_sums[2] += bb[2] * keep;
+        bias_sums[3] += bb[3] * keep;
+      }
     }
   }
-  return r;
+  return WeightTile(tile, bias_sums);
 }
 
 // part[s, r, n] for r < IC KH KW; the tiles of the first row also write the bias sums at r = IC KH KW.
@@ -483,7 +488,7 @@ fn backward_weight_store(t: QuadTile, s: u32, wt: WeightTile) {
   if (HAS_BIAS && t.r0 == 0u) {
     for (var e = 0u; e < 4u * CB; e++) {
       let n = t.c0 + 16u * (e / 4u) + 4u * (e % 4u);
-      if (n < p.out_c) { part[base + R * p.out_c + n] = wt.db[e / 4u][e % 4u]; }
+      if (n < p.out_c) { part[base + R * p.out_c + n] = wt.bias_sums[e / 4u][e % 4u]; }
     }
   }
 }
@@ -492,6 +497,7 @@ fn backward_weight_store(t: QuadTile, s: u32, wt: WeightTile) {
 fn conv_gemm_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
                              @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sid: u32) {
   let t = quad_tile(gid.x / 4u, (params.out_c + 16u * CB - 1u) / (16u * CB), sid % 4u);
+  if (t.r0 >= params.in_c * params.k_h * params.k_w) { return; }
   let sp = split_of(wid.y, nwg.y);
   backward_weight_store(t, wid.y, backward_weight_tile(t, sp));
 }

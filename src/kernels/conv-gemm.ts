@@ -26,8 +26,20 @@ export interface ConvGemmGradOptions extends Omit<ConvGemmOptions, 'relu'> {
   accumulate?: boolean;
 }
 
-/** Invocations per workgroup (a multiple of 4). */
-const WG = 32;
+/**
+ * Invocations per workgroup for a dispatch of `invocations` (4 per tile): 32, or fewer (down to
+ * one quad) when the tiles are few, so that there are still enough workgroups for every CPU thread
+ * of a software adapter to take a share: on SwiftShader a workgroup runs on one thread, and 72
+ * tiles in workgroups of 32 ran about 1.5x slower than in workgroups of 4.
+ */
+function workgroupSize(invocations: number): number {
+  let wg = 32;
+  while (wg > 4 && invocations / wg < 64) wg /= 2;
+  return wg;
+}
+
+/** Invocations per workgroup of the weight gradient's reduction (one per element). */
+const REDUCE_WG = 64;
 
 /** div_small in the shader is exact below this; index operands are checked against it. */
 const DIV_LIMIT = 2 ** 22;
@@ -94,8 +106,9 @@ export async function convGemmForward(e: Engine, x: Tensor, w: Tensor, b: Tensor
   const { M, N, K } = convGemmShape(g, 'forward');
   checkDivLimit(what, 'K = IC*KH*KW', K);
   const { RB, CB } = tileConstants(what, opts.tile ?? defaultConvGemmTile(M, N));
-  const k = await e.kernel('conv_gemm', 'conv_gemm_forward', { WG, RB, CB, HAS_BIAS: b ? 1 : 0 });
   const tiles = ceilDiv(M, 4 * RB) * ceilDiv(N, 16 * CB);
+  const WG = workgroupSize(4 * tiles);
+  const k = await e.kernel('conv_gemm', 'conv_gemm_forward', { WG, RB, CB, HAS_BIAS: b ? 1 : 0 });
   return e.dispatch(k, { x, w, bias: b ?? placeholder(e), y }, grid1d(4 * tiles, WG), conv2dParams(g, opts.relu));
 }
 
@@ -128,8 +141,10 @@ export async function convGemmBackwardInput(e: Engine, dy: Tensor, w: Tensor, dx
   const { M, N } = convGemmShape(g, 'backward_input');
   checkDivLimit(what, 'OC*KH*KW', g.outC * g.kH * g.kW);
   const { RB, CB } = tileConstants(what, opts.tile ?? defaultConvGemmTile(M, N));
+  const tiles = inputGradTiles(g, 4 * RB, 16 * CB);
+  const WG = workgroupSize(4 * tiles);
   const k = await e.kernel('conv_gemm', 'conv_gemm_backward_input', { WG, RB, CB, ACCUM: opts.accumulate ? 1 : 0 });
-  return e.dispatch(k, { dy, w, dx }, grid1d(4 * inputGradTiles(g, 4 * RB, 16 * CB), WG), conv2dParams(g));
+  return e.dispatch(k, { dy, w, dx }, grid1d(4 * tiles, WG), conv2dParams(g));
 }
 
 /**
@@ -188,16 +203,17 @@ export async function convGemmBackwardWeight(e: Engine, x: Tensor, dy: Tensor, d
   const { splits, positions, scratchShape } = convGemmWeightSplits(g, tile);
   checkDivLimit(what, 'OH*OW + positions per split', g.outH * g.outW + positions);
   const tiles = ceilDiv(M, 4 * RB) * ceilDiv(N, 16 * CB);
+  const WG = workgroupSize(4 * tiles * splits);
   const groups = ceilDiv(4 * tiles, WG);
   if (groups > MAX_WORKGROUPS_PER_DIM) throw new Error(`${what}: ${tiles} tiles of dw need ${groups} workgroups, over the limit of ${MAX_WORKGROUPS_PER_DIM}.`);
   const hasBias = db ? 1 : 0;
   const products = await e.kernel('conv_gemm', 'conv_gemm_backward_weight', { WG, RB, CB, HAS_BIAS: hasBias });
-  const reduce = await e.kernel('conv_gemm', 'conv_gemm_backward_weight_reduce', { WG, HAS_BIAS: hasBias, ACCUM: opts.accumulate ? 1 : 0 });
+  const reduce = await e.kernel('conv_gemm', 'conv_gemm_backward_weight_reduce', { WG: REDUCE_WG, HAS_BIAS: hasBias, ACCUM: opts.accumulate ? 1 : 0 });
   const part = e.tensor(scratchShape, undefined, `${dw.label}:split-k partial sums`);
   try {
     const params = conv2dParams(g);
     const first = e.dispatch(products, { x, dy, part }, [groups, splits, 1], params);
-    const second = e.dispatch(reduce, { part, dw, db: db ?? placeholder(e) }, grid1d((M + 1) * N, WG), params);
+    const second = e.dispatch(reduce, { part, dw, db: db ?? placeholder(e) }, grid1d((M + 1) * N, REDUCE_WG), params);
     return [first, disposeWith(second, part)];
   } catch (err) {
     part.dispose();
