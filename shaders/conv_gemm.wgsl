@@ -67,6 +67,11 @@ diagnostic(off, subgroup_uniformity);
 override WG: u32 = 32u;
 override HAS_BIAS: bool = false;
 override ACCUM: bool = false;
+// Whether a gathered element can fall off its plane (into the padding, or past the last window):
+// false lets the wrapper drop the test where the geometry rules it out (no padding, and for the
+// input gradient windows that tile the input), the common case of 1x1 projections and patch
+// embeddings.
+override PLANE_CHECK: bool = true;
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return gid.x + gid.y * nwg.x * WG;
@@ -90,7 +95,8 @@ struct KCoord { off: i32, dh: i32, dw: i32 }
 struct Gather { at: vec4<u32>, ok: vec4<bool> }
 
 fn gather(r: RowBlock, k: KCoord, valid: bool, height: u32, width: u32) -> Gather {
-  let ok = (vec4<u32>(r.rh + k.dh) < vec4<u32>(height)) & (vec4<u32>(r.rw + k.dw) < vec4<u32>(width)) & vec4<bool>(valid);
+  var ok = vec4<bool>(valid);
+  if (PLANE_CHECK) { ok &= (vec4<u32>(r.rh + k.dh) < vec4<u32>(height)) & (vec4<u32>(r.rw + k.dw) < vec4<u32>(width)); }
   return Gather(select(vec4<u32>(0u), vec4<u32>(r.corner + k.off), ok), ok);
 }
 
@@ -227,22 +233,43 @@ fn forward_tile(t: QuadTile, rows: ptr<function, array<RowBlock, 8>>) -> Tile {
   return tile;
 }
 
+fn activate(v: vec4<f32>, relu: bool) -> vec4<f32> {
+  return select(v, max(v, vec4<f32>(0.0)), relu);
+}
+
+// y at the lane's four columns of a row (where ok).
+fn store_y(at: vec4<u32>, v: vec4<f32>, ok: vec4<bool>) {
+  if (ok.x) { y[at.x] = v.x; }
+  if (ok.y) { y[at.y] = v.y; }
+  if (ok.z) { y[at.z] = v.z; }
+  if (ok.w) { y[at.w] = v.w; }
+}
+
+// The epilogue stores block by block, each with 16 store sites of constant indices: indexing the
+// tile per element costs a per-lane gather from private memory for every value.
 fn forward_store(t: QuadTile, rows: ptr<function, array<RowBlock, 8>>, tile: Tile) {
   let p = params;
   let ohw = p.out_h * p.out_w;
   let M = p.batch * ohw;
   var blocks = tile_blocks(tile);
-  for (var rb = 0u; rb < RB; rb++) {
-    let out = (*rows)[rb].out;
-    for (var e = 0u; e < 16u * CB; e++) {
-      let i = (e / 4u) % 4u;
-      let n = t.c0 + 16u * (e / 16u) + 4u * (e % 4u);
-      if (t.r0 + 4u * rb + i < M && n < p.out_c) {
-        var v = blocks[4u * rb + e / 16u][i][e % 4u];
-        if (HAS_BIAS) { v += bias[n]; }
-        if (p.relu != 0u) { v = max(v, 0.0); }
-        y[out[i] + n * ohw] = v;
-      }
+  for (var cb = 0u; cb < CB; cb++) {
+    let n = vec4<u32>(t.c0 + 16u * cb) + vec4<u32>(0u, 4u, 8u, 12u);
+    let col_ok = n < vec4<u32>(p.out_c);
+    var b = vec4<f32>(0.0);
+    if (HAS_BIAS) {
+      let nc = min(n, vec4<u32>(p.out_c - 1u));
+      b = vec4<f32>(bias[nc.x], bias[nc.y], bias[nc.z], bias[nc.w]);
+    }
+    let relu = p.relu != 0u;
+    let col = n * ohw;
+    for (var rb = 0u; rb < RB; rb++) {
+      let out = (*rows)[rb].out;
+      let row_ok = vec4<u32>(t.r0 + 4u * rb) + LANES < vec4<u32>(M);
+      let m = blocks[4u * rb + cb];
+      store_y(col + out.x, activate(m[0] + b, relu), col_ok & vec4<bool>(row_ok.x));
+      store_y(col + out.y, activate(m[1] + b, relu), col_ok & vec4<bool>(row_ok.y));
+      store_y(col + out.z, activate(m[2] + b, relu), col_ok & vec4<bool>(row_ok.z));
+      store_y(col + out.w, activate(m[3] + b, relu), col_ok & vec4<bool>(row_ok.w));
     }
   }
 }
@@ -358,20 +385,54 @@ fn backward_input_tile(t: QuadTile, pc: PhaseClass, rows: ptr<function, array<Ro
   return tile;
 }
 
+fn store_dx(at: vec4<u32>, v: vec4<f32>, ok: vec4<bool>) {
+  if (ACCUM) {
+    if (ok.x) { dx[at.x] = dx[at.x] + v.x; }
+    if (ok.y) { dx[at.y] = dx[at.y] + v.y; }
+    if (ok.z) { dx[at.z] = dx[at.z] + v.z; }
+    if (ok.w) { dx[at.w] = dx[at.w] + v.w; }
+  } else {
+    if (ok.x) { dx[at.x] = v.x; }
+    if (ok.y) { dx[at.y] = v.y; }
+    if (ok.z) { dx[at.z] = v.z; }
+    if (ok.w) { dx[at.w] = v.w; }
+  }
+}
+
+fn backward_input_zeros(t: QuadTile, pc: PhaseClass, rows: ptr<function, array<RowBlock, 8>>) {
+  let p = params;
+  let hw = p.in_h * p.in_w;
+  for (var cb = 0u; cb < CB; cb++) {
+    let n = vec4<u32>(t.c0 + 16u * cb) + vec4<u32>(0u, 4u, 8u, 12u);
+    let col_ok = n < vec4<u32>(p.in_c);
+    let col = n * hw;
+    for (var rb = 0u; rb < RB; rb++) {
+      let out = (*rows)[rb].out;
+      let row_ok = vec4<u32>(t.r0 + 4u * rb) + LANES < vec4<u32>(pc.rows);
+      store_dx(col + out.x, vec4<f32>(0.0), col_ok & vec4<bool>(row_ok.x));
+      store_dx(col + out.y, vec4<f32>(0.0), col_ok & vec4<bool>(row_ok.y));
+      store_dx(col + out.z, vec4<f32>(0.0), col_ok & vec4<bool>(row_ok.z));
+      store_dx(col + out.w, vec4<f32>(0.0), col_ok & vec4<bool>(row_ok.w));
+    }
+  }
+}
+
 fn backward_input_store(t: QuadTile, pc: PhaseClass, rows: ptr<function, array<RowBlock, 8>>, tile: Tile) {
   let p = params;
   let hw = p.in_h * p.in_w;
   var blocks = tile_blocks(tile);
-  for (var rb = 0u; rb < RB; rb++) {
-    let out = (*rows)[rb].out;
-    for (var e = 0u; e < 16u * CB; e++) {
-      let i = (e / 4u) % 4u;
-      let n = t.c0 + 16u * (e / 16u) + 4u * (e % 4u);
-      if (t.r0 + 4u * rb + i < pc.rows && n < p.in_c) {
-        let v = blocks[4u * rb + e / 16u][i][e % 4u];
-        let o = out[i] + n * hw;
-        if (ACCUM) { dx[o] = dx[o] + v; } else { dx[o] = v; }
-      }
+  for (var cb = 0u; cb < CB; cb++) {
+    let n = vec4<u32>(t.c0 + 16u * cb) + vec4<u32>(0u, 4u, 8u, 12u);
+    let col_ok = n < vec4<u32>(p.in_c);
+    let col = n * hw;
+    for (var rb = 0u; rb < RB; rb++) {
+      let out = (*rows)[rb].out;
+      let row_ok = vec4<u32>(t.r0 + 4u * rb) + LANES < vec4<u32>(pc.rows);
+      let m = blocks[4u * rb + cb];
+      store_dx(col + out.x, m[0], col_ok & vec4<bool>(row_ok.x));
+      store_dx(col + out.y, m[1], col_ok & vec4<bool>(row_ok.y));
+      store_dx(col + out.z, m[2], col_ok & vec4<bool>(row_ok.z));
+      store_dx(col + out.w, m[3], col_ok & vec4<bool>(row_ok.w));
     }
   }
 }
@@ -383,9 +444,16 @@ fn conv_gemm_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @buil
   let tile = linear_id(gid, nwg) / 4u;
   let pc = class_of_tile(tile, tiles_n);
   if (!pc.valid) { return; }
+  // A class no tap reaches (a stride larger than the kernel) holds zeros: nothing to add with ACCUM.
+  let reached = pc.nkh * pc.nkw > 0u;
+  if (ACCUM && !reached) { return; }
   let t = quad_tile(tile - pc.first_tile, tiles_n, sid % 4u);
   var rows = input_rows(pc, t.r0);
-  backward_input_store(t, pc, &rows, backward_input_tile(t, pc, &rows));
+  if (reached) {
+    backward_input_store(t, pc, &rows, backward_input_tile(t, pc, &rows));
+  } else {
+    backward_input_zeros(t, pc, &rows);
+  }
 }
 
 // ---- gradient of the weights and bias ----------------------------------------------------------
@@ -469,27 +537,33 @@ fn backward_weight_tile(t: QuadTile, sp: Split) -> WeightTile {
   return WeightTile(tile, bias_sums);
 }
 
+fn store_part(at: vec4<u32>, v: vec4<f32>, ok: vec4<bool>) {
+  if (ok.x) { part[at.x] = v.x; }
+  if (ok.y) { part[at.y] = v.y; }
+  if (ok.z) { part[at.z] = v.z; }
+  if (ok.w) { part[at.w] = v.w; }
+}
+
 // part[s, r, n] for r < IC KH KW; the tiles of the first row also write the bias sums at r = IC KH KW.
 fn backward_weight_store(t: QuadTile, s: u32, wt: WeightTile) {
   let p = params;
   let R = p.in_c * p.k_h * p.k_w;
   let base = s * (R + 1u) * p.out_c;
   var blocks = tile_blocks(wt.t);
-  for (var rb = 0u; rb < RB; rb++) {
-    for (var e = 0u; e < 16u * CB; e++) {
-      let i = (e / 4u) % 4u;
-      let r = t.r0 + 4u * rb + i;
-      let n = t.c0 + 16u * (e / 16u) + 4u * (e % 4u);
-      if (r < R && n < p.out_c) {
-        part[base + r * p.out_c + n] = blocks[4u * rb + e / 16u][i][e % 4u];
-      }
+  for (var cb = 0u; cb < CB; cb++) {
+    let n = vec4<u32>(t.c0 + 16u * cb) + vec4<u32>(0u, 4u, 8u, 12u);
+    let col_ok = n < vec4<u32>(p.out_c);
+    for (var rb = 0u; rb < RB; rb++) {
+      let r = vec4<u32>(t.r0 + 4u * rb) + LANES;
+      let row_ok = r < vec4<u32>(R);
+      let out = vec4<u32>(base) + r * p.out_c;
+      let m = blocks[4u * rb + cb];
+      store_part(n + out.x, m[0], col_ok & vec4<bool>(row_ok.x));
+      store_part(n + out.y, m[1], col_ok & vec4<bool>(row_ok.y));
+      store_part(n + out.z, m[2], col_ok & vec4<bool>(row_ok.z));
+      store_part(n + out.w, m[3], col_ok & vec4<bool>(row_ok.w));
     }
-  }
-  if (HAS_BIAS && t.r0 == 0u) {
-    for (var e = 0u; e < 4u * CB; e++) {
-      let n = t.c0 + 16u * (e / 4u) + 4u * (e % 4u);
-      if (n < p.out_c) { part[base + R * p.out_c + n] = wt.bias_sums[e / 4u][e % 4u]; }
-    }
+    if (HAS_BIAS && t.r0 == 0u) { store_part(n + base + R * p.out_c, wt.bias_sums[cb], col_ok); }
   }
 }
 

@@ -10,9 +10,9 @@ import { Engine } from '../src/gpu/engine.ts';
 import { defineShader } from '../src/gpu/shaders.ts';
 import type { Tensor } from '../src/gpu/tensor.ts';
 import { buildConvPass, chooseConvAlgorithms, convAlgorithmCandidates, type ConvPass, type ConvSpec } from '../src/kernels/conv-algorithm.ts';
-import { CONV_GEMM_TILES, convGemmBackwardInput, convGemmBackwardWeight, convGemmForward, type ConvGemmTile } from '../src/kernels/conv-gemm.ts';
+import { CONV_GEMM_TILES, convGemmBackwardInput, convGemmBackwardWeight, convGemmForward, needsPlaneCheck, type ConvGemmTile } from '../src/kernels/conv-gemm.ts';
 import { reloadTuneCache } from '../src/kernels/tune.ts';
-import { conv2dOutputShape, type Conv2dOptions } from '../src/ops/conv.ts';
+import { conv2dGeometry, conv2dOutputShape, type Conv2dOptions } from '../src/ops/conv.ts';
 import * as ref from '../src/reference/conv2d.ts';
 import { hostTensor, type HostTensor } from '../src/reference/host.ts';
 import { randomUniform } from '../src/util/random.ts';
@@ -62,6 +62,12 @@ const CASES: Case[] = [
   { b: 1, ic: 2, oc: 260, h: 5, w: 4, k: [3, 3], opts: { padding: 1 }, bias: true },
   // K = IC*KH*KW = 333 over 256 (forward), and the weight gradient's M = 333 rows.
   { b: 2, ic: 37, oc: 6, h: 5, w: 5, k: [3, 3], opts: { stride: 2, padding: 1 }, bias: false },
+  // 1x1 images, 40 of them: a tile's 32 rows span many images.
+  { b: 40, ic: 3, oc: 5, h: 1, w: 1, k: [1, 1], opts: {}, bias: true },
+  // Patch embeddings (stride = kernel, no padding): the windows tile the input exactly, so the
+  // kernels skip the plane test; then one that leaves a remainder (9 = 2*4 + 1), where dx needs it.
+  { b: 2, ic: 3, oc: 20, h: 8, w: 12, k: [4, 4], opts: { stride: 4 }, bias: true },
+  { b: 2, ic: 3, oc: 5, h: 9, w: 8, k: [4, 4], opts: { stride: 4 }, bias: false },
 ];
 
 function caseName(c: Case): string {
@@ -143,6 +149,38 @@ describe('conv_gemm kernels vs reference', () => {
     const e = await getEngine();
     const c: Case = { b: 2, ic: 5, oc: 21, h: 9, w: 7, k: [3, 3], opts: { stride: 2, padding: 1, relu: true }, bias: true };
     for (const tile of CONV_GEMM_TILES) await checkCase(e, c, 7, tile);
+  });
+});
+
+describe('conv_gemm plane test', () => {
+  it('is dropped only where no gather can fall off its plane (every small geometry, by enumeration)', () => {
+    // Enumerate what each pass reads: forward and weight gradient x at oh*s - p + kh, the input
+    // gradient dy at (ih + p - kh) / s for the taps that divide evenly.
+    let dropped = 0;
+    for (let n = 1; n <= 9; n++) {
+      for (let k = 1; k <= Math.min(n + 2, 5); k++) {
+        for (let s = 1; s <= 5; s++) {
+          for (let p = 0; p <= 2; p++) {
+            if (n + 2 * p < k) continue;
+            const g = conv2dGeometry('test', { shape: [1, 1, n, 2] }, { shape: [1, 1, k, 1] }, { stride: [s, 1], padding: [p, 0] });
+            let fwdLeaves = false;
+            let dxLeaves = false;
+            for (let o = 0; o < g.outH; o++) for (let t = 0; t < k; t++) if (o * s - p + t < 0 || o * s - p + t >= n) fwdLeaves = true;
+            for (let i = 0; i < n; i++) {
+              for (let t = 0; t < k; t++) {
+                const q = i + p - t;
+                if (q % s === 0 && (q < 0 || q / s >= g.outH)) dxLeaves = true;
+              }
+            }
+            expect(needsPlaneCheck(g, 'forward'), `n ${n} k ${k} s ${s} p ${p}`).toBe(fwdLeaves);
+            expect(needsPlaneCheck(g, 'backward_weight'), `n ${n} k ${k} s ${s} p ${p}`).toBe(fwdLeaves);
+            expect(needsPlaneCheck(g, 'backward_input'), `n ${n} k ${k} s ${s} p ${p}`).toBe(dxLeaves);
+            if (!dxLeaves) dropped++;
+          }
+        }
+      }
+    }
+    expect(dropped).toBeGreaterThan(0);
   });
 });
 

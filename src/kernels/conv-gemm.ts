@@ -86,6 +86,27 @@ function checkDivLimit(what: string, name: string, value: number): void {
 
 const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
 
+/**
+ * Whether a pass's gathers can fall off their plane (PLANE_CHECK in the shader). Forward and
+ * weight gradient read x only inside the windows, so only padding can put them off it. The input
+ * gradient reads dy at oh = q0 + i - j for the rows i and taps j of each phase class (as the shader
+ * counts them); it stays inside when every class's extremes do.
+ */
+export function needsPlaneCheck(g: Conv2dGeometry, pass: ConvPass): boolean {
+  if (pass !== 'backward_input') return g.padH > 0 || g.padW > 0;
+  const axisLeaves = (n: number, k: number, s: number, p: number, out: number) => {
+    for (let c = 0; c < s; c++) {
+      const first = (c + s - (p % s)) % s;
+      const rows = n > first ? ceilDiv(n - first, s) : 0;
+      const taps = k > c ? ceilDiv(k - c, s) : 0;
+      const q0 = (first + p - c) / s;
+      if (rows > 0 && taps > 0 && (q0 - (taps - 1) < 0 || q0 + rows - 1 > out - 1)) return true;
+    }
+    return false;
+  };
+  return axisLeaves(g.inH, g.kH, g.strideH, g.padH, g.outH) || axisLeaves(g.inW, g.kW, g.strideW, g.padW, g.outW);
+}
+
 // Placeholders bound where a shader declares bias / db but the call has none (never read or written).
 const placeholders = new WeakMap<Engine, Tensor>();
 function placeholder(e: Engine): Tensor {
@@ -108,7 +129,7 @@ export async function convGemmForward(e: Engine, x: Tensor, w: Tensor, b: Tensor
   const { RB, CB } = tileConstants(what, opts.tile ?? defaultConvGemmTile(M, N));
   const tiles = ceilDiv(M, 4 * RB) * ceilDiv(N, 16 * CB);
   const WG = workgroupSize(4 * tiles);
-  const k = await e.kernel('conv_gemm', 'conv_gemm_forward', { WG, RB, CB, HAS_BIAS: b ? 1 : 0 });
+  const k = await e.kernel('conv_gemm', 'conv_gemm_forward', { WG, RB, CB, HAS_BIAS: b ? 1 : 0, PLANE_CHECK: needsPlaneCheck(g, 'forward') ? 1 : 0 });
   return e.dispatch(k, { x, w, bias: b ?? placeholder(e), y }, grid1d(4 * tiles, WG), conv2dParams(g, opts.relu));
 }
 
@@ -143,7 +164,7 @@ export async function convGemmBackwardInput(e: Engine, dy: Tensor, w: Tensor, dx
   const { RB, CB } = tileConstants(what, opts.tile ?? defaultConvGemmTile(M, N));
   const tiles = inputGradTiles(g, 4 * RB, 16 * CB);
   const WG = workgroupSize(4 * tiles);
-  const k = await e.kernel('conv_gemm', 'conv_gemm_backward_input', { WG, RB, CB, ACCUM: opts.accumulate ? 1 : 0 });
+  const k = await e.kernel('conv_gemm', 'conv_gemm_backward_input', { WG, RB, CB, ACCUM: opts.accumulate ? 1 : 0, PLANE_CHECK: needsPlaneCheck(g, 'backward_input') ? 1 : 0 });
   return e.dispatch(k, { dy, w, dx }, grid1d(4 * tiles, WG), conv2dParams(g));
 }
 
@@ -207,7 +228,7 @@ export async function convGemmBackwardWeight(e: Engine, x: Tensor, dy: Tensor, d
   const groups = ceilDiv(4 * tiles, WG);
   if (groups > MAX_WORKGROUPS_PER_DIM) throw new Error(`${what}: ${tiles} tiles of dw need ${groups} workgroups, over the limit of ${MAX_WORKGROUPS_PER_DIM}.`);
   const hasBias = db ? 1 : 0;
-  const products = await e.kernel('conv_gemm', 'conv_gemm_backward_weight', { WG, RB, CB, HAS_BIAS: hasBias });
+  const products = await e.kernel('conv_gemm', 'conv_gemm_backward_weight', { WG, RB, CB, HAS_BIAS: hasBias, PLANE_CHECK: needsPlaneCheck(g, 'backward_weight') ? 1 : 0 });
   const reduce = await e.kernel('conv_gemm', 'conv_gemm_backward_weight_reduce', { WG: REDUCE_WG, HAS_BIAS: hasBias, ACCUM: opts.accumulate ? 1 : 0 });
   const part = e.tensor(scratchShape, undefined, `${dw.label}:split-k partial sums`);
   try {
