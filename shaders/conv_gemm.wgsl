@@ -2,6 +2,13 @@
 // forward pass and both gradients are matrix products whose operands are gathered from the
 // tensors as the product runs, with no im2col matrix in memory. Needs 'subgroups' (quad swaps).
 //
+// Why this shape: the tuned matmul's quad tiles (shaders/_quad_gemm.wgsl) with the load stage
+// replaced by a gather. The gathered operand (op(A): x or dy) is the one the quad shares through
+// swaps, so each gathered element is loaded once per quad; op(B) (the weights, or dy for the
+// weight gradient) is read at plain offsets. Every lane walks k one element apart, decoding its
+// own k into tensor coordinates with div_small (f32 arithmetic: integer division by a runtime
+// value is emulated lane by lane on CPU adapters), so any channel count fills the steps of four.
+//
 // Geometry (shaders/_conv_params.wgsl): x [B, IC, H, W], w [OC, IC, KH, KW], y and dy
 // [B, OC, OH, OW], stride (SH, SW), zero padding (PH, PW), OH = (H + 2 PH - KH) / SH + 1 (same for W).
 //
@@ -29,8 +36,9 @@
 //   conv_gemm_backward_weight         x, dy, part [S, IC KH KW + 1, OC]
 //   conv_gemm_backward_weight_reduce  part, dw [OC, IC, KH, KW], db [OC] (written when HAS_BIAS)
 // Override constants: WG (invocations per workgroup, a multiple of 4), RB and CB (the tile, see
-// shaders/_quad_gemm.wgsl), HAS_BIAS, and ACCUM: when true, the gradient entries (backward_input,
-// backward_weight_reduce) add their result to what dx, dw and db hold instead of overwriting it.
+// shaders/_quad_gemm.wgsl), HAS_BIAS, PLANE_CHECK (below), and ACCUM: when true, the gradient
+// entries (backward_input, backward_weight_reduce) add their result to what dx, dw and db hold
+// instead of overwriting it (out = out + result).
 //
 // Dispatch geometry: quads of 4 consecutive invocations each compute one 4 RB x 16 CB tile of C,
 // tiles numbered row-major over ceil(M / 4 RB) x ceil(N / 16 CB) (N = OC, or IC for backward_input).
@@ -41,9 +49,11 @@
 //     split s (S = num_workgroups.y); split s sums positions [s L, s L + L), L = ceil(B OH OW / S)
 //     rounded up to a multiple of 4.
 //   backward_weight_reduce: 1-D, one invocation per element of part's [IC KH KW + 1, OC], grid1d.
-// Any sizes >= 1 work: loads read clamped in-range addresses and select zero for what lies in the
-// padding or past the end, and only in-range elements are written. Index arithmetic divides with
-// div_small, exact below 2^22: the wrapper checks K, and OH OW plus L, against that.
+// Quads past the last tile (the grid rounded up to whole workgroups) return at once.
+// Any sizes >= 1 work: loads read in-range addresses (0 where an element lies off its plane) and
+// select zero there and past the end of k; rows past the end are clamped and never written. Index
+// arithmetic divides with div_small, exact below 2^22: the wrapper checks K, OC KH KW, and
+// OH OW plus L, against that; the planes (H W, OH OW) plus a tile's rows stay below it too.
 
 enable subgroups;
 // Quads run the swaps under loop bounds that vary per tile (backward_input's classes) but never

@@ -29,8 +29,9 @@ export interface ConvGemmGradOptions extends Omit<ConvGemmOptions, 'relu'> {
 /**
  * Invocations per workgroup for a dispatch of `invocations` (4 per tile): 32, or fewer (down to
  * one quad) when the tiles are few, so that there are still enough workgroups for every CPU thread
- * of a software adapter to take a share: on SwiftShader a workgroup runs on one thread, and 72
- * tiles in workgroups of 32 ran about 1.5x slower than in workgroups of 4.
+ * of a software adapter to take a share (SwiftShader runs a workgroup on one thread; the weight
+ * gradient's few tiles ran markedly faster in workgroups of 4 than of 32). GPUs have few tiles to
+ * share out only on small convolutions, where the size matters little.
  */
 function workgroupSize(invocations: number): number {
   let wg = 32;
@@ -126,6 +127,7 @@ export async function convGemmForward(e: Engine, x: Tensor, w: Tensor, b: Tensor
   requireSubgroups(e, what);
   const { M, N, K } = convGemmShape(g, 'forward');
   checkDivLimit(what, 'K = IC*KH*KW', K);
+  checkDivLimit(what, 'OH*OW + 32 (an image plus a tile of rows)', g.outH * g.outW + 32);
   const { RB, CB } = tileConstants(what, opts.tile ?? defaultConvGemmTile(M, N));
   const tiles = ceilDiv(M, 4 * RB) * ceilDiv(N, 16 * CB);
   const WG = workgroupSize(4 * tiles);
@@ -161,6 +163,7 @@ export async function convGemmBackwardInput(e: Engine, dy: Tensor, w: Tensor, dx
   requireSubgroups(e, what);
   const { M, N } = convGemmShape(g, 'backward_input');
   checkDivLimit(what, 'OC*KH*KW', g.outC * g.kH * g.kW);
+  checkDivLimit(what, 'H*W + 32 (an image plus a tile of rows)', g.inH * g.inW + 32);
   const { RB, CB } = tileConstants(what, opts.tile ?? defaultConvGemmTile(M, N));
   const tiles = inputGradTiles(g, 4 * RB, 16 * CB);
   const WG = workgroupSize(4 * tiles);
