@@ -260,7 +260,8 @@ const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
  * use (a few runs of each candidate on random data of this exact shape; each checked on sampled
  * elements against CPU sums, so a candidate that computes wrongly is never chosen), then
  * remembered per engine and in the tuner's disk cache per adapter (WGTRAIN_TUNE=0: no measuring,
- * the implicit GEMM where the adapter has subgroups, else direct). Call it when planning a layer.
+ * the implicit GEMM where the adapter has subgroups, else im2col where its scratch fits, else
+ * direct). Call it when planning a layer.
  * `passes` limits the work to some passes (the others get the heuristic, marked as such).
  */
 export async function chooseConvAlgorithms(e: Engine, spec: ConvSpec, opts: { passes?: readonly ConvPass[] } = {}): Promise<ConvAlgorithmChoices> {
