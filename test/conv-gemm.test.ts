@@ -308,6 +308,23 @@ describe('conv algorithm choice', () => {
     }
   });
 
+  it('WGTRAIN_TUNE=0 takes the first candidate without measuring, and says so', async () => {
+    const e = await getEngine();
+    process.env.WGTRAIN_TUNE = '0';
+    try {
+      const fresh: ConvSpec = { input: [2, 3, 6, 5], weight: [7, 3, 3, 3], padding: 1, bias: false, relu: false };
+      const c = await chooseConvAlgorithms(e, fresh);
+      for (const pass of ['forward', 'backward_input', 'backward_weight'] as ConvPass[]) {
+        const key = pass === 'forward' ? 'forward' : pass === 'backward_input' ? 'backwardInput' : 'backwardWeight';
+        expect(`${c[key].algorithm}${c[key].tile ? `:${c[key].tile}` : ''}`).toBe(convAlgorithmCandidates(e, fresh, pass).heuristic);
+        expect(c[key].seconds).toEqual({});
+        expect(c[key].reason).toMatch(/WGTRAIN_TUNE=0/);
+      }
+    } finally {
+      delete process.env.WGTRAIN_TUNE;
+    }
+  });
+
   it('offers im2col only when its col scratch fits the binding limit, and gemm only with subgroups', () => {
     const adapter = (limit: number, features: string[]) => ({ adapter: { name: 'test adapter', features, limits: { maxStorageBufferBindingSize: limit } } }) as unknown as Engine;
     const big = convAlgorithmCandidates(adapter(2 ** 30, ['subgroups']), spec, 'forward');
