@@ -249,7 +249,7 @@ describe('conv algorithm choice', () => {
     const dy = e.tensor([1, 2, 3, 3], undefined, 'dy');
     const w = e.tensor([2, 1, 3, 3], undefined, 'w');
     const dx = e.tensor([1, 1, 3, 3], undefined, 'dx');
-    await expect(buildConvPass(e, 'backward_input', 'direct', { dy, w, dx }, { padding: 1, accumulate: true })).rejects.toThrow(/backward_input \(direct\): accumulate is only supported by the implicit GEMM/);
+    await expect(buildConvPass(e, 'backward_input', 'direct', { dy, w, dx }, { padding: 1, accumulate: true })).rejects.toThrow(/backward_input \(direct\): accumulate is not supported by 'direct' \(algorithms that accumulate: gemm\)/);
     await expect(buildConvPass(e, 'backward_input', 'gemm', { dy, w }, { padding: 1 })).rejects.toThrow(/backward_input \(gemm\): tensor "dx" was not given/);
     for (const t of [dy, w, dx]) t.dispose();
   });
@@ -336,5 +336,12 @@ describe('conv algorithm choice', () => {
     const none = convAlgorithmCandidates(adapter(2 ** 30, []), spec, 'forward');
     expect(none.candidates).toEqual(['im2col', 'direct']);
     expect(none.excluded.join()).toMatch(/gemm needs 'subgroups'.*"test adapter"/);
+    // A layer whose gradients must add up gets only algorithms that accumulate, for the backward passes.
+    const summing = { ...spec, accumulate: true };
+    expect(convAlgorithmCandidates(adapter(2 ** 30, ['subgroups']), summing, 'forward').candidates).toEqual(big.candidates);
+    const dx = convAlgorithmCandidates(adapter(2 ** 30, ['subgroups']), summing, 'backward_input');
+    expect(dx.candidates).toEqual(['gemm:32x16']);
+    expect(dx.excluded.join()).toMatch(/im2col cannot accumulate.*direct cannot accumulate/);
+    expect(() => convAlgorithmCandidates(adapter(2 ** 30, []), summing, 'backward_weight')).toThrow(/backward_weight: no algorithm can accumulate here \(gemm needs 'subgroups'/);
   });
 });
