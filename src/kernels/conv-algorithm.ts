@@ -116,7 +116,7 @@ function need(what: string, t: ConvTensors, names: (keyof ConvTensors)[]): void 
 /** Parse 'direct' | 'im2col' | 'gemm' | 'gemm:<tile>' into an algorithm and tile. */
 function parseVariant(v: string): { algorithm: ConvAlgorithm; tile?: ConvGemmTile } {
   const [algorithm, tile] = v.split(':') as [ConvAlgorithm, ConvGemmTile | undefined];
-  if (!['direct', 'im2col', 'gemm'].includes(algorithm)) throw new Error(`Convolution: no algorithm "${v}" (have: direct, im2col, gemm[:tile]).`);
+  if (!ALGORITHMS.includes(algorithm)) throw new Error(`Convolution: no algorithm "${v}" (have: direct, im2col, gemm[:tile]).`);
   return { algorithm, tile };
 }
 
