@@ -95,15 +95,20 @@ export interface BuildOptions {
   padding?: number | readonly [number, number];
   /** Forward: ReLU after the bias. */
   relu?: boolean;
-  /** Gradients: add into dx / dw / db instead of overwriting (implicit GEMM only, for now). */
+  /** Gradients: add into dx / dw / db instead of overwriting. */
   accumulate?: boolean;
+  /**
+   * Where the pass's scratch comes from (im2col's col and rows, the implicit GEMM's split-K partial
+   * sums): a model's planner shares it by lifetime. Default: tensors of its own, released by dispose.
+   */
+  scratch?: (shape: number[], label: string) => Tensor;
 }
 
 /**
- * Which algorithms can add their gradients into the output buffers. The direct and im2col kernels
- * overwrite (for now): a layer that needs the sum gets the implicit GEMM for its backward passes.
+ * Which algorithms can add their gradients into the output buffers (every one, through the
+ * kernels' ACCUM override): kept so that an algorithm that cannot is never chosen for a sum.
  */
-export const CONV_ACCUMULATES: Readonly<Record<ConvAlgorithm, boolean>> = { gemm: true, direct: false, im2col: false };
+export const CONV_ACCUMULATES: Readonly<Record<ConvAlgorithm, boolean>> = { gemm: true, direct: true, im2col: true };
 
 const PASS_KEYS: Record<ConvPass, keyof ConvAlgorithmChoices> = { forward: 'forward', backward_input: 'backwardInput', backward_weight: 'backwardWeight' };
 const PASSES: readonly ConvPass[] = ['forward', 'backward_input', 'backward_weight'];
@@ -137,6 +142,12 @@ export async function buildConvPass(e: Engine, pass: ConvPass, algorithm: string
   const geometry = { stride: opts.stride, padding: opts.padding };
   const dispatches: Dispatch[] = [];
   const scratch: Tensor[] = [];
+  const alloc = (shape: number[], label: string): Tensor => {
+    if (opts.scratch) return opts.scratch(shape, label);
+    const s = e.tensor(shape, undefined, label);
+    scratch.push(s);
+    return s;
+  };
   const plan: ConvPassPlan = {
     dispatches,
     scratchBytes: 0,
@@ -157,7 +168,7 @@ export async function buildConvPass(e: Engine, pass: ConvPass, algorithm: string
       else if (alg === 'gemm') dispatches.push(await convGemmForward(e, x, w, bias, y, { ...geometry, relu: opts.relu, tile }));
       else {
         const g = conv2dGeometry(what, x, w, geometry);
-        const { col, rows, P } = im2colTensors(e, g, scratch, x.label);
+        const { col, rows, P } = im2colTensors(e, g, alloc, x.label);
         const [, K] = colShape(g);
         dispatches.push(await im2col(e, x, col, { kernel: [g.kH, g.kW], ...geometry }));
         dispatches.push(await matmul(e, col, w.view([g.outC, K], `${w.label} as [OC, K]`), rows, { transB: true, bias: bias ?? undefined, activation: opts.relu ? 'relu' : undefined }));
@@ -166,33 +177,33 @@ export async function buildConvPass(e: Engine, pass: ConvPass, algorithm: string
     } else if (pass === 'backward_input') {
       need(what, t, ['dy', 'w', 'dx']);
       const { dy, w, dx } = t as Required<ConvTensors>;
-      if (alg === 'direct') dispatches.push(await conv2dBackwardInput(e, dy, w, dx, geometry));
+      if (alg === 'direct') dispatches.push(await conv2dBackwardInput(e, dy, w, dx, { ...geometry, accumulate: opts.accumulate }));
       else if (alg === 'gemm') dispatches.push(await convGemmBackwardInput(e, dy, w, dx, { ...geometry, tile, accumulate: opts.accumulate }));
       else {
         const g = conv2dGeometry(what, dx, w, geometry);
-        const { col, rows, P } = im2colTensors(e, g, scratch, dx.label);
+        const { col, rows, P } = im2colTensors(e, g, alloc, dx.label);
         const [, K] = colShape(g);
         dispatches.push(await transposeBatched(e, dy.view([g.batch, g.outC, P], `${dy.label} as [B, OC, P]`), rows.view([g.batch, P, g.outC])));
         dispatches.push(await matmul(e, rows, w.view([g.outC, K], `${w.label} as [OC, K]`), col)); // dcol [M, OC]·[OC, K]
-        dispatches.push(await col2im(e, col, dx, { kernel: [g.kH, g.kW], ...geometry }));
+        dispatches.push(await col2im(e, col, dx, { kernel: [g.kH, g.kW], ...geometry, accumulate: opts.accumulate }));
       }
     } else {
       need(what, t, ['x', 'dy', 'dw']);
       const { x, dy, dw } = t as Required<ConvTensors>;
       const db = t.db ?? null;
-      if (alg === 'direct') dispatches.push(await conv2dBackwardWeight(e, x, dy, dw, db, geometry));
+      if (alg === 'direct') dispatches.push(await conv2dBackwardWeight(e, x, dy, dw, db, { ...geometry, accumulate: opts.accumulate }));
       else if (alg === 'gemm') {
-        const ds = await convGemmBackwardWeight(e, x, dy, dw, db, { ...geometry, tile, accumulate: opts.accumulate });
+        const ds = await convGemmBackwardWeight(e, x, dy, dw, db, { ...geometry, tile, accumulate: opts.accumulate, scratch: opts.scratch });
         dispatches.push(...ds);
         plan.scratchBytes += convGemmScratchBytes(conv2dGeometry(what, x, dw, geometry), tile);
       } else {
         const g = conv2dGeometry(what, x, dw, geometry);
-        const { col, rows, P } = im2colTensors(e, g, scratch, dw.label);
+        const { col, rows, P } = im2colTensors(e, g, alloc, dw.label);
         const [, K] = colShape(g);
         dispatches.push(await transposeBatched(e, dy.view([g.batch, g.outC, P], `${dy.label} as [B, OC, P]`), rows.view([g.batch, P, g.outC])));
         dispatches.push(await im2col(e, x, col, { kernel: [g.kH, g.kW], ...geometry }));
-        dispatches.push(await matmul(e, rows, col, dw.view([g.outC, K], `${dw.label} as [OC, K]`), { transA: true })); // [OC, M]·[M, K]
-        if (db) dispatches.push(await biasGrad(e, rows, db));
+        dispatches.push(await matmul(e, rows, col, dw.view([g.outC, K], `${dw.label} as [OC, K]`), { transA: true, accumulate: opts.accumulate })); // [OC, M]·[M, K]
+        if (db) dispatches.push(await biasGrad(e, rows, db, { accumulate: opts.accumulate }));
       }
     }
   } catch (err) {
@@ -204,15 +215,13 @@ export async function buildConvPass(e: Engine, pass: ConvPass, algorithm: string
 }
 
 /** col [M, K] and rows [M, OC] for the im2col path, checked against the binding limit first. */
-function im2colTensors(e: Engine, g: Conv2dGeometry, scratch: Tensor[], label: string | undefined): { col: Tensor; rows: Tensor; P: number } {
+function im2colTensors(e: Engine, g: Conv2dGeometry, alloc: (shape: number[], label: string) => Tensor, label: string | undefined): { col: Tensor; rows: Tensor; P: number } {
   const [M, K] = colShape(g);
   const limit = e.adapter.limits.maxStorageBufferBindingSize;
   const { colBytes } = im2colScratch(g);
   if (colBytes > limit) throw new Error(`Convolution im2col: col [B*OH*OW, IC*KH*KW] = [${M}, ${K}] needs ${colBytes} bytes, over the adapter's maxStorageBufferBindingSize of ${limit} bytes.`);
-  const col = e.tensor([M, K], undefined, `${label ?? 'conv'}:col`);
-  scratch.push(col);
-  const rows = e.tensor([M, g.outC], undefined, `${label ?? 'conv'}:rows`);
-  scratch.push(rows);
+  const col = alloc([M, K], `${label ?? 'conv'}:col`);
+  const rows = alloc([M, g.outC], `${label ?? 'conv'}:rows`);
   return { col, rows, P: g.outH * g.outW };
 }
 

@@ -22,6 +22,8 @@ export interface ConvGemmOptions extends Conv2dOptions {
 }
 
 export interface ConvGemmGradOptions extends Omit<ConvGemmOptions, 'relu'> {
+  /** Where the weight gradient's partial sums come from (a planner's scratch); default: its own tensor. */
+  scratch?: (shape: number[], label: string) => Tensor;
   /** Add the gradient to what the output buffers hold (ACCUM in the shader) instead of overwriting. */
   accumulate?: boolean;
 }
@@ -233,14 +235,15 @@ export async function convGemmBackwardWeight(e: Engine, x: Tensor, dy: Tensor, d
   const hasBias = db ? 1 : 0;
   const products = await e.kernel('conv_gemm', 'conv_gemm_backward_weight', { WG, RB, CB, HAS_BIAS: hasBias, PLANE_CHECK: needsPlaneCheck(g, 'backward_weight') ? 1 : 0 });
   const reduce = await e.kernel('conv_gemm', 'conv_gemm_backward_weight_reduce', { WG: REDUCE_WG, HAS_BIAS: hasBias, ACCUM: opts.accumulate ? 1 : 0 });
-  const part = e.tensor(scratchShape, undefined, `${dw.label}:split-k partial sums`);
+  const own = !opts.scratch;
+  const part = opts.scratch ? opts.scratch(scratchShape, `${dw.label}:split-k partial sums`) : e.tensor(scratchShape, undefined, `${dw.label}:split-k partial sums`);
   try {
     const params = conv2dParams(g);
     const first = e.dispatch(products, { x, dy, part }, [groups, splits, 1], params);
     const second = e.dispatch(reduce, { part, dw, db: db ?? placeholder(e) }, grid1d((M + 1) * N, REDUCE_WG), params);
-    return [first, disposeWith(second, part)];
+    return [first, own ? disposeWith(second, part) : second];
   } catch (err) {
-    part.dispose();
+    if (own) part.dispose();
     throw err;
   }
 }
