@@ -76,7 +76,7 @@ describe('presets train like the CPU reference of their graph', () => {
 describe('presets refuse inputs they cannot take, before any GPU work', () => {
   const cases: [string, () => Model, number[], RegExp][] = [
     ['a ViT whose patch does not divide the image', () => makePreset('vit', 10, { patch: 5 }), [1, 28, 28], /vit: --patch 5 does not divide the image \[1, 28, 28\] \(patch sizes that do: 2, 4, 7\)/],
-    ['a ViT width that the heads do not divide', () => makePreset('vit', 10, { width: 50, heads: 4 }), [1, 28, 28], /vit: --width 50 is not a multiple of --heads 4 \(try a width of 48\)/],
+    ['a ViT width that the heads do not divide', () => makePreset('vit', 10, { width: 50, heads: 4 }), [1, 28, 28], /vit: --width 50 is not a multiple of --heads 4 \(try a width of 52\)/],
     ['too few pixels for the ResNet strides', () => makePreset('resnet', 10), [1, 3, 3], /resnet: takes images \[C, H, W\] of at least 4x4 pixels.*got \[1, 3, 3\]/],
   ];
   for (const [what, make, shape, want] of cases) {
