@@ -7,7 +7,7 @@
 export type OpSpec =
   | { kind: 'dense'; weight: string; bias: string | null; activation: ActivationSpec | null }
   | { kind: 'conv2d'; weight: string; bias: string | null; stride: [number, number]; padding: [number, number]; relu: boolean }
-  | { kind: 'batchnorm2d'; weight: string; bias: string; runningMean: string; runningVar: string; eps: number; momentum: number }
+  | { kind: 'batchnorm2d'; weight: string; bias: string; runningMean: string; runningVar: string; eps: number; momentum: number; relu: boolean }
   | { kind: 'activation'; activation: ActivationSpec }
   | { kind: 'maxpool2d'; kernel: [number, number]; stride: [number, number]; padding: [number, number] }
   | { kind: 'avgpool2d'; kernel: [number, number]; stride: [number, number]; padding: [number, number]; countIncludePad: boolean }

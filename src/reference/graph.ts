@@ -156,8 +156,8 @@ export class RefGraph {
         if (train) {
           s.mean = this.tensor([C]);
           s.invstd = this.tensor([C]);
-          batchNormForwardTrain(x, g, b, y, s.mean, s.invstd, rm, rv, { eps: op.eps, momentum: op.momentum });
-        } else batchNormForwardEval(x, g, b, rm, rv, y, { eps: op.eps });
+          batchNormForwardTrain(x, g, b, y, s.mean, s.invstd, rm, rv, { eps: op.eps, momentum: op.momentum, relu: op.relu });
+        } else batchNormForwardEval(x, g, b, rm, rv, y, { eps: op.eps, relu: op.relu });
         return;
       }
       case 'activation':
@@ -320,7 +320,7 @@ export class RefGraph {
         const C = x.shape[1];
         const dg = this.tensor([C]);
         const db = this.tensor([C]);
-        batchNormBackward(x, dy, this.param(op.weight), s.mean!, s.invstd!, dx, dg, db);
+        batchNormBackward(x, dy, this.param(op.weight), s.mean!, s.invstd!, dx, dg, db, { reluOutput: op.relu ? y : undefined });
         addGrad(op.weight, dg.data);
         addGrad(op.bias, db.data);
         return;
