@@ -1,0 +1,192 @@
+// Long runs in the library: stopping within an epoch and resuming from a checkpoint taken there
+// gives the same weights bit for bit as an uninterrupted run (data order, augmentation, dropout
+// masks, BatchNorm statistics, the schedule); a mid-epoch state refuses data it was not cut from
+// before any step; the divergence guards stop before a bad state can be saved.
+import { describe, expect, it } from 'vitest';
+import type { Dataset } from '../src/data/dataset.ts';
+import type { Engine } from '../src/gpu/engine.ts';
+import { Activation, Flatten } from '../src/nn/activations.ts';
+import { BatchNorm2d } from '../src/nn/batchnorm.ts';
+import { Conv2d } from '../src/nn/conv.ts';
+import { Dense } from '../src/nn/dense.ts';
+import { Dropout } from '../src/nn/dropout.ts';
+import { Sequential } from '../src/nn/sequential.ts';
+import { checkpointBytes, datasetInfo, readCheckpoint, trainerFromCheckpoint } from '../src/train/checkpoint.ts';
+import { DivergenceError, DivergenceGuard } from '../src/train/divergence.ts';
+import { ResumeMismatchError, Trainer, type FitOptions } from '../src/train/trainer.ts';
+import { Rng } from '../src/util/random.ts';
+import { getEngine } from './helpers.ts';
+
+/** Tiny 8x8 one-channel images of 3 classes (a bright square in a class-dependent corner) with noise. */
+export function tinyImages(n: number, seed: number): Dataset {
+  const rng = new Rng(seed);
+  const make = (m: number) => {
+    const x = new Uint8Array(m * 64);
+    const y = new Uint8Array(m);
+    for (let i = 0; i < m; i++) {
+      const c = i % 3;
+      y[i] = c;
+      for (let k = 0; k < 64; k++) x[i * 64 + k] = rng.int(60);
+      const r0 = c === 2 ? 4 : 1;
+      const c0 = c === 1 ? 4 : 1;
+      for (let r = 0; r < 3; r++) for (let q = 0; q < 3; q++) x[i * 64 + (r0 + r) * 8 + c0 + q] = 180 + rng.int(70);
+    }
+    return { n: m, x, y };
+  };
+  return { name: 'tiny-images', task: 'classification', inputShape: [1, 8, 8], numClasses: 3, train: make(n), test: make(24), normalization: { kind: 'scale255' } };
+}
+
+/** Conv - BatchNorm - ReLU - Flatten - Dropout - Dense, with Adam on a cosine schedule: every kind of state a resume must restore. */
+async function newTrainer(e: Engine, totalSteps: number): Promise<Trainer> {
+  const m = new Sequential([new Conv2d(4, { kernel: 3, padding: 1 }), new BatchNorm2d(), new Activation('relu'), new Flatten(), new Dropout(0.3), new Dense(3)]);
+  await m.build(e, [1, 8, 8], { seed: 11 });
+  return Trainer.create(m, { loss: 'softmax_cross_entropy', optimizer: { kind: 'adam', lr: 0.01, schedule: { kind: 'cosine', warmupSteps: 3, totalSteps } } });
+}
+
+const FIT: Omit<FitOptions, 'epochs'> = { batchSize: 8, augment: { pad: 1, flip: true }, logEvery: 4, seed: 3 };
+
+/** Every parameter, running statistic and optimizer moment, by name. */
+async function everything(t: Trainer): Promise<Map<string, Float32Array>> {
+  const named = [...t.model.params(), ...t.model.buffers(), ...t.optimizer.state()];
+  return new Map(await Promise.all(named.map(async (p) => [p.name, await p.value.read()] as [string, Float32Array])));
+}
+
+function expectBitEqual(got: Map<string, Float32Array>, want: Map<string, Float32Array>): void {
+  expect([...got.keys()]).toEqual([...want.keys()]);
+  for (const [name, w] of want) {
+    const g = got.get(name)!;
+    const same = Buffer.from(g.buffer, g.byteOffset, g.byteLength).equals(Buffer.from(w.buffer, w.byteOffset, w.byteLength));
+    if (!same) {
+      const i = g.findIndex((v, k) => v !== w[k]);
+      throw new Error(`${name} differs from the uninterrupted run: first at [${i}]: ${g[i]} vs ${w[i]}`);
+    }
+  }
+}
+
+function dispose(t: Trainer): void {
+  t.dispose();
+  t.model.dispose();
+}
+
+async function resume(e: Engine, bytes: Uint8Array): Promise<Trainer> {
+  return trainerFromCheckpoint(e, readCheckpoint(bytes, 'mid.safetensors'), 'mid.safetensors');
+}
+
+describe('mid-epoch checkpoints resume exactly', () => {
+  const data = tinyImages(100, 1); // 12 batches of 8 per epoch (the last 4 samples dropped)
+  const EPOCHS = 2;
+  const total = EPOCHS * 12;
+  let want: Map<string, Float32Array>;
+  let wantEvents: { loss: number }[];
+
+  it('a stop within the epoch leaves the state there; resuming ends where an uninterrupted run ends, bit for bit', async () => {
+    const e = await getEngine();
+    const straight = await newTrainer(e, total);
+    wantEvents = await straight.fit(data, { ...FIT, epochs: EPOCHS });
+    want = await everything(straight);
+    expect(straight.state.step).toBe(total);
+    dispose(straight);
+
+    for (const stopAt of [5, 17]) {
+      const first = await newTrainer(e, total);
+      const events = await first.fit(data, { ...FIT, epochs: EPOCHS, shouldStop: () => first.state.step >= stopAt });
+      expect(first.state).toMatchObject({ step: stopAt, epoch: Math.floor(stopAt / 12), batch: stopAt % 12 });
+      expect(events).toHaveLength(Math.floor(stopAt / 12));
+      const bytes = await checkpointBytes(first, datasetInfo(data));
+      dispose(first);
+      const back = await resume(e, bytes);
+      expect(back.state.batch).toBe(stopAt % 12);
+      const rest = await back.fit(data, { ...FIT, epochs: EPOCHS - back.state.epoch });
+      expect(back.state).toMatchObject({ step: total, epoch: EPOCHS, batch: 0 });
+      expectBitEqual(await everything(back), want);
+      // The resumed epoch reports all of its batches (those before the stop come from the checkpoint).
+      const resumedEpoch = rest[0];
+      expect(resumedEpoch.loss).toBeCloseTo(wantEvents[resumedEpoch.epoch - 1].loss, 5);
+      dispose(back);
+    }
+  });
+
+  it('checkpoints every N steps: resuming from one (as after a kill) ends bit-exact', async () => {
+    const e = await getEngine();
+    const saved: { step: number; bytes: Uint8Array }[] = [];
+    const t = await newTrainer(e, total);
+    await t.fit(data, {
+      ...FIT,
+      epochs: EPOCHS,
+      checkpointEvery: { steps: 5 },
+      onCheckpoint: async (ev) => {
+        saved.push({ step: ev.step, bytes: await checkpointBytes(t, datasetInfo(data)) });
+      },
+    });
+    // Steps 5, 10 (epoch 1), 15, 20 (epoch 2); never at an epoch's last batch (12, 24).
+    expect(saved.map((s) => s.step)).toEqual([5, 10, 15, 20]);
+    expectBitEqual(await everything(t), want);
+    dispose(t);
+    const back = await resume(e, saved[2].bytes); // epoch 2, batch 3
+    expect(back.state).toMatchObject({ epoch: 1, batch: 3, step: 15 });
+    await back.fit(data, { ...FIT, epochs: EPOCHS - back.state.epoch });
+    expectBitEqual(await everything(back), want);
+    dispose(back);
+  });
+
+  it('refuses, before any step, to continue an epoch on other data or batching', async () => {
+    const e = await getEngine();
+    const t = await newTrainer(e, total);
+    await t.fit(data, { ...FIT, epochs: 1, shouldStop: () => t.state.step >= 7 });
+    const bytes = await checkpointBytes(t, datasetInfo(data));
+    dispose(t);
+    const other = tinyImages(100, 2); // same size, other samples
+    const cases: [string, Dataset, Partial<FitOptions>, RegExp][] = [
+      ['fewer samples', tinyImages(90, 1), {}, /100 training samples, this data has 90/],
+      ['other samples', other, {}, /other training data of the same size/],
+      ['another batch size', data, { batchSize: 4 }, /batches of 8, this run's are of 4/],
+      ['no augmentation', data, { augment: undefined }, /augmentation shift by up to 1 \+ flip, this run's is none/],
+    ];
+    for (const [what, d, change, want] of cases) {
+      const back = await resume(e, bytes);
+      const err = await back.fit(d, { ...FIT, ...change, epochs: 1 }).catch((x) => x);
+      expect(err, what).toBeInstanceOf(ResumeMismatchError);
+      expect((err as Error).message).toMatch(want);
+      expect((err as Error).message).toMatch(/epoch 1, batch 7 of 12/);
+      expect(back.state.step, `${what}: no step ran`).toBe(7);
+      dispose(back);
+    }
+  });
+});
+
+describe('divergence guard on a growing loss', () => {
+  it('trips on a window mean more than `factor` times the lowest of the last `window` steps', () => {
+    const g = new DivergenceGuard({ factor: 3, window: 100 });
+    g.check(25, 2.0);
+    g.check(50, 1.0);
+    g.check(75, 2.9); // under 3x the lowest (1.0)
+    expect(() => g.check(100, 3.1)).toThrow(/grew 3\.10-fold, from 1\.000 \(steps to 50\) to 3\.100 \(steps to 100\)/);
+    // The lowest is only looked for within the window: 1.0 at step 50 is out of reach of step 200.
+    const h = new DivergenceGuard({ factor: 3, window: 100 });
+    h.check(50, 1.0);
+    h.check(120, 2.5);
+    expect(() => h.check(200, 3.5)).not.toThrow();
+    expect(() => new DivergenceGuard({ factor: 1, window: 10 })).toThrow(/factor must be > 1/);
+  });
+
+  it('stops fit with DivergenceError, and a non-finite weight is never encoded as a checkpoint', async () => {
+    const e = await getEngine();
+    const data = tinyImages(100, 1);
+    const t = await newTrainer(e, 24);
+    // A learning rate that grows 4x every 3 steps: the loss climbs for a while before it overflows.
+    const wild = await Trainer.create(t.model, { loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: 0.05, momentum: 0, schedule: { kind: 'step', everySteps: 3, gamma: 4 } } });
+    const err = await wild.fit(data, { ...FIT, epochs: 3, logEvery: 2, divergence: { factor: 2, window: 50 } }).catch((x) => x);
+    expect(err).toBeInstanceOf(DivergenceError);
+    // Seeded: the growth guard trips while the loss is still finite, before the NaN guard would.
+    expect((err as Error).message).toMatch(/diverged: the mean loss grew \d\.\d+-fold, from .* \(steps to \d+\) to .* over the limit of 2-fold within 50 steps/);
+    expect(Number.isFinite((err as DivergenceError).loss)).toBe(true);
+    // Push the weights past float range: the checkpoint refuses to encode them.
+    const huge = await Trainer.create(t.model, { loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: 1e38, momentum: 0 } });
+    await huge.step(new Float32Array(8 * 64).fill(1), new Float32Array(8).fill(1)).catch(() => {});
+    await huge.step(new Float32Array(8 * 64).fill(1), new Float32Array(8).fill(2)).catch(() => {});
+    await expect(checkpointBytes(huge, null, { requireFinite: true })).rejects.toThrow(/holds (NaN|-?Infinity) \(at index \d+\) after step \d+, so no checkpoint was written/);
+    wild.dispose();
+    huge.dispose();
+    dispose(t);
+  });
+});
