@@ -1,10 +1,15 @@
 // Long runs in the library: stopping within an epoch and resuming from a checkpoint taken there
 // gives the same weights bit for bit as an uninterrupted run (data order, augmentation, dropout
 // masks, BatchNorm statistics, the schedule); a mid-epoch state refuses data it was not cut from
-// before any step; the divergence guards stop before a bad state can be saved.
+// before any step; the divergence guards stop before a bad state can be saved. A run (runTraining)
+// writes checkpoints every N steps keeping the last K, stops cleanly when asked, and after losing
+// its GPU device moves to a new one and still ends bit-exact.
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Dataset } from '../src/data/dataset.ts';
-import type { Engine } from '../src/gpu/engine.ts';
+import { Engine } from '../src/gpu/engine.ts';
 import { Activation, Flatten } from '../src/nn/activations.ts';
 import { BatchNorm2d } from '../src/nn/batchnorm.ts';
 import { Conv2d } from '../src/nn/conv.ts';
@@ -12,6 +17,8 @@ import { Dense } from '../src/nn/dense.ts';
 import { Dropout } from '../src/nn/dropout.ts';
 import { Sequential } from '../src/nn/sequential.ts';
 import { checkpointBytes, datasetInfo, readCheckpoint, trainerFromCheckpoint } from '../src/train/checkpoint.ts';
+import { CheckpointFiles } from '../src/train/checkpoint-files.ts';
+import { runTraining } from '../src/train/run.ts';
 import { DivergenceError, DivergenceGuard } from '../src/train/divergence.ts';
 import { ResumeMismatchError, Trainer, type FitOptions } from '../src/train/trainer.ts';
 import { Rng } from '../src/util/random.ts';
@@ -188,5 +195,99 @@ describe('divergence guard on a growing loss', () => {
     wild.dispose();
     huge.dispose();
     dispose(t);
+  });
+});
+
+describe('a training run (runTraining)', () => {
+  const data = tinyImages(100, 1);
+  const EPOCHS = 2;
+  const total = EPOCHS * 12;
+  const info = datasetInfo(data);
+
+  async function baseline(): Promise<Map<string, Float32Array>> {
+    const e = await getEngine();
+    const t = await newTrainer(e, total);
+    await t.fit(data, { ...FIT, epochs: EPOCHS });
+    const w = await everything(t);
+    dispose(t);
+    return w;
+  }
+
+  it('saves every N steps and at epoch ends, keeps the last K by step, and stops cleanly mid-epoch', async () => {
+    const e = await getEngine();
+    const dir = mkdtempSync(join(tmpdir(), 'wgtrain-run-'));
+    const path = join(dir, 'ck.safetensors');
+    const t = await newTrainer(e, total);
+    const saves: string[] = [];
+    const r = await runTraining(t, data, {
+      epochs: EPOCHS,
+      fit: FIT,
+      dataset: info,
+      store: new CheckpointFiles(path, 3),
+      saveEvery: { steps: 5 },
+      stopRequested: () => (t.state.step >= 17 ? 'test stop' : null),
+      onSaved: (s, why) => saves.push(`${why}@${s.step}`),
+    });
+    expect(r.outcome).toBe('stopped');
+    expect(r.stopReason).toBe('test stop');
+    expect(saves).toEqual(['interval@5', 'interval@10', 'epoch@12', 'interval@15', 'stop@17']);
+    expect(r.history.map((h) => h.epoch)).toEqual([1]);
+    expect(r.last).toMatchObject({ path, state: { step: 17, epoch: 1, batch: 5 } });
+    // The newest at the path, the two before it beside it; older ones pruned.
+    expect(readdirSync(dir).sort()).toEqual(['ck-step12.safetensors', 'ck-step15.safetensors', 'ck.safetensors']);
+    expect(readCheckpoint(new Uint8Array(readFileSync(join(dir, 'ck-step15.safetensors'))), 'kept').meta.state).toMatchObject({ step: 15, batch: 3 });
+    expect(readCheckpoint(new Uint8Array(readFileSync(path)), path).meta.state).toMatchObject({ step: 17, batch: 5 });
+    dispose(r.trainer);
+  });
+
+  it('after losing the GPU device mid-epoch, resumes on a new one from the last checkpoint and ends bit-exact', async () => {
+    const want = await baseline();
+    const dir = mkdtempSync(join(tmpdir(), 'wgtrain-lost-'));
+    const e1 = await Engine.create({ log: () => {} });
+    const engines: Engine[] = [e1];
+    const t = await newTrainer(e1, total);
+    const logs: string[] = [];
+    const r = await runTraining(t, data, {
+      epochs: EPOCHS,
+      fit: { ...FIT, onStep: () => void (t.state.step >= 19 && !e1.isLost && e1.device.destroy()) },
+      dataset: info,
+      store: new CheckpointFiles(join(dir, 'ck.safetensors')),
+      saveEvery: { steps: 5 },
+      newEngine: async () => {
+        const e = await Engine.create({ log: () => {} });
+        engines.push(e);
+        return e;
+      },
+      log: (l) => logs.push(l),
+    });
+    expect(r.outcome, r.error?.message).toBe('finished');
+    expect(r.recovered).toBe(true);
+    expect(r.trainer).not.toBe(t);
+    expect(logs[0]).toMatch(/GPU device was lost at step \d+ .*resume from .*ck\.safetensors \(epoch 2, batch 3 of 12\)/);
+    expect(logs[1]).toMatch(/New device ready: resumed from .*ck\.safetensors at step 15/);
+    expectBitEqual(await everything(r.trainer), want);
+    dispose(r.trainer);
+    for (const e of engines) e.destroy();
+  });
+
+  it('when no new device can be had, ends naming the checkpoint to resume from', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wgtrain-lost-'));
+    const e1 = await Engine.create({ log: () => {} });
+    const t = await newTrainer(e1, total);
+    const r = await runTraining(t, data, {
+      epochs: EPOCHS,
+      fit: { ...FIT, onStep: () => void (t.state.step >= 8 && !e1.isLost && e1.device.destroy()) },
+      dataset: info,
+      store: new CheckpointFiles(join(dir, 'ck.safetensors')),
+      saveEvery: { steps: 5 },
+      newEngine: async () => {
+        throw new Error('no adapter');
+      },
+    });
+    expect(r.outcome).toBe('device-lost');
+    expect(r.error?.message).toMatch(/GPU device was lost.*no new device could take over: no adapter/);
+    expect(r.last).toMatchObject({ path: join(dir, 'ck.safetensors'), state: { step: 5 } });
+    expect(existsSync(join(dir, 'ck.safetensors'))).toBe(true);
+    e1.destroy();
   });
 });
