@@ -3,8 +3,10 @@
 // masks, BatchNorm statistics, the schedule); a mid-epoch state refuses data it was not cut from
 // before any step; the divergence guards stop before a bad state can be saved. A run (runTraining)
 // writes checkpoints every N steps keeping the last K, stops cleanly when asked, and after losing
-// its GPU device moves to a new one and still ends bit-exact.
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+// its GPU device moves to a new one and still ends bit-exact. Pre-flight checks refuse outputs
+// that cannot be written and models over the adapter's or the host's limits, naming what and by
+// how much; the CLI's option values and the resume command it prints.
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -15,7 +17,11 @@ import { BatchNorm2d } from '../src/nn/batchnorm.ts';
 import { Conv2d } from '../src/nn/conv.ts';
 import { Dense } from '../src/nn/dense.ts';
 import { Dropout } from '../src/nn/dropout.ts';
+import { makePreset, mlp } from '../src/nn/presets.ts';
 import { Sequential } from '../src/nn/sequential.ts';
+import { durationOption, factorOption, formatDuration, saveEveryOption } from '../src/cli/options.ts';
+import { resumeCommand } from '../src/cli/long-run.ts';
+import { checkFootprint, checkOutputs, graphFootprint, sequentialFootprint, type OutputFile } from '../src/train/preflight.ts';
 import { checkpointBytes, datasetInfo, readCheckpoint, trainerFromCheckpoint } from '../src/train/checkpoint.ts';
 import { CheckpointFiles } from '../src/train/checkpoint-files.ts';
 import { runTraining } from '../src/train/run.ts';
@@ -221,7 +227,7 @@ describe('a training run (runTraining)', () => {
     const saves: string[] = [];
     const r = await runTraining(t, data, {
       epochs: EPOCHS,
-      fit: FIT,
+      fit: () => FIT,
       dataset: info,
       store: new CheckpointFiles(path, 3),
       saveEvery: { steps: 5 },
@@ -249,7 +255,7 @@ describe('a training run (runTraining)', () => {
     const logs: string[] = [];
     const r = await runTraining(t, data, {
       epochs: EPOCHS,
-      fit: { ...FIT, onStep: () => void (t.state.step >= 19 && !e1.isLost && e1.device.destroy()) },
+      fit: () => ({ ...FIT, onStep: () => void (t.state.step >= 19 && !e1.isLost && e1.device.destroy()) }),
       dataset: info,
       store: new CheckpointFiles(join(dir, 'ck.safetensors')),
       saveEvery: { steps: 5 },
@@ -276,7 +282,7 @@ describe('a training run (runTraining)', () => {
     const t = await newTrainer(e1, total);
     const r = await runTraining(t, data, {
       epochs: EPOCHS,
-      fit: { ...FIT, onStep: () => void (t.state.step >= 8 && !e1.isLost && e1.device.destroy()) },
+      fit: () => ({ ...FIT, onStep: () => void (t.state.step >= 8 && !e1.isLost && e1.device.destroy()) }),
       dataset: info,
       store: new CheckpointFiles(join(dir, 'ck.safetensors')),
       saveEvery: { steps: 5 },
@@ -289,5 +295,110 @@ describe('a training run (runTraining)', () => {
     expect(r.last).toMatchObject({ path: join(dir, 'ck.safetensors'), state: { step: 5 } });
     expect(existsSync(join(dir, 'ck.safetensors'))).toBe(true);
     e1.destroy();
+  });
+});
+
+describe('pre-flight: outputs', () => {
+  it('refuses a missing directory (unless --mkdir), a directory, a path under a file, one file named twice; writes nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wgtrain-out-'));
+    writeFileSync(join(dir, 'a-file'), 'x');
+    const refusals: [OutputFile[], RegExp][] = [
+      [[{ option: '--save', path: join(dir, 'no/such/ck.safetensors') }], /--save .*no\/such\/ck\.safetensors: the directory .*no\/such does not exist; create it, or pass --mkdir/],
+      [[{ option: '--save', path: dir }], /--save .*: is a directory; name a file in it/],
+      [[{ option: '--metrics-out', path: join(dir, 'a-file/deeper/m.json') }], /--metrics-out .*: .*\/a-file is a file, not a directory/],
+      [
+        [
+          { option: '--save', path: join(dir, 'x.json') },
+          { option: '--metrics-out', path: join(dir, '.', 'x.json') },
+        ],
+        /--save and --metrics-out both name .*x\.json: give each its own file/,
+      ],
+    ];
+    for (const [files, want] of refusals) await expect(checkOutputs(files)).rejects.toThrow(want);
+    expect(readdirSync(dir)).toEqual(['a-file']);
+    const made = await checkOutputs([{ option: '--save', path: join(dir, 'new/deep/ck.safetensors') }], { mkdir: true });
+    expect(made).toEqual([join(dir, 'new/deep')]);
+    expect(readdirSync(join(dir, 'new/deep'))).toEqual([]); // the probe file is gone
+  });
+});
+
+describe('pre-flight: the model against the adapter and the host', () => {
+  const limits = { maxBufferSize: 2 ** 30, maxStorageBufferBindingSize: 2 ** 30 };
+  const target = { batch: 64, evalBatch: 500, optimizerSlots: 2, limits, software: true, hostBytes: 64 * 2 ** 30, checkpoints: true };
+
+  it('follows the layers of the presets before they are built: the same parameters and shapes as the built graph', async () => {
+    const e = await getEngine();
+    const cases: [string, number[], Record<string, unknown>][] = [
+      ['mlp', [1, 28, 28], { hidden: [32, 16], dropout: 0.1 }],
+      ['cnn', [1, 28, 28], {}],
+      ['cnn-cifar', [3, 32, 32], {}],
+    ];
+    for (const [name, shape, opts] of cases) {
+      const m = makePreset(name, 10, opts);
+      const before = sequentialFootprint(m, shape)!;
+      expect(before, name).not.toBeNull();
+      await m.build(e, shape, { seed: 1 });
+      const after = graphFootprint(m);
+      const params = (f: typeof before) => f.layers.flatMap((l) => l.params.map((p) => `${p.name} [${p.shape.join(', ')}]`));
+      expect(params(before), name).toEqual(params(after));
+      // Fusion folds ReLUs into their producer: compare the outputs of the ops that remain.
+      const outputs = new Map(before.layers.map((l) => [l.name.split(' ')[0], l.output.join('x')]));
+      for (const l of after.layers) expect(outputs.get(l.name.split(' ')[0]), `${name} ${l.name}`).toBe(l.output.join('x'));
+      m.dispose();
+    }
+  });
+
+  it('names the layer, its bytes and the limit: weights, activations, and the host', () => {
+    const big = sequentialFootprint(mlp(10, { hidden: [200000, 200000] }), [1, 28, 28])!;
+    expect(() => checkFootprint(big, target)).toThrow(
+      'layers.3 (Dense 200000→200000): 149.0 GiB (160,000,000,000 bytes) of weights (layers.3.weight [200000, 200000]); this adapter allows 1.0 GiB (1,073,741,824 bytes) per buffer (maxStorageBufferBindingSize), at most 268,435,456 values per tensor: make the layer smaller.',
+    );
+    // 784 -> 100,000 fits as weights (314 MB) but not as activations of 4,096 samples (1.6 GB).
+    const wide = sequentialFootprint(mlp(10, { hidden: [100000] }), [1, 28, 28])!;
+    expect(() => checkFootprint(wide, { ...target, batch: 4096, evalBatch: 10 })).toThrow(
+      /^layers\.1 \(Dense 784→100000\): its output for a training batch of 4096 \[4096, 100000\] is 1\.5 GiB \(1,638,400,000 bytes\); this adapter allows 1\.0 GiB .*: a batch size of at most 2684 fits\.$/,
+    );
+    expect(() => checkFootprint(wide, target)).not.toThrow();
+    // On a software adapter the "GPU" memory is host memory. Parameters: 784·100000 + 100000 +
+    // 100000·10 + 10 = 79,500,010 values, 318,000,040 bytes; held 4 times (value, gradient, Adam's
+    // m and v), plus the largest activation and its gradient (500 · 100000 · 4 bytes, twice):
+    // 1,672,000,160 bytes. Checkpoints: 3 copies of weights and 2 Adam slots: 2,862,000,360 bytes.
+    expect(() => checkFootprint(wide, { ...target, hostBytes: 2 ** 30 })).toThrow(
+      /^the model needs at least 4\.2 GiB \(4,534,000,520 bytes\) of host memory \(1\.6 GiB \(1,672,000,160 bytes\) of parameters, gradients, optimizer state and activations, which a software adapter keeps in host memory, plus 2\.7 GiB \(2,862,000,360 bytes\) for checkpoints .*\), and this machine has 1\.0 GiB \(1,073,741,824 bytes\): make the model smaller\.$/,
+    );
+    expect(() => checkFootprint(wide, { ...target, hostBytes: 2 ** 30, software: false, checkpoints: false })).not.toThrow();
+  });
+
+  it('cannot follow custom layers before the build (checked on the graph once built)', () => {
+    expect(sequentialFootprint(new Sequential([new Flatten(), new Dense(3)]), [4])).not.toBeNull();
+    // A module that is not one of the known layers (here a nested model) cannot be followed.
+    expect(sequentialFootprint(new Sequential([new Flatten(), new Sequential([new Dense(3)])]), [4])).toBeNull();
+    expect(sequentialFootprint(new Sequential([new Dense(3)]), [1, 4, 4])).toBeNull(); // Dense on an image: the build names that
+  });
+});
+
+describe('CLI option values and the resume command', () => {
+  it('--save-every takes steps or a time; --max-time a time; --stop-on-divergence a factor above 1', () => {
+    expect(saveEveryOption('500')).toEqual({ steps: 500 });
+    expect(saveEveryOption('10m')).toEqual({ seconds: 600 });
+    expect(saveEveryOption('1h30m')).toEqual({ seconds: 5400 });
+    for (const bad of ['0', 'often', '-5', '1.5', '10 minutes', '']) expect(() => saveEveryOption(bad), bad).toThrow(/--save-every takes a number of steps \(e\.g\. 500\) or a time/);
+    const maxTime = durationOption('--max-time');
+    expect(maxTime('90')).toBe(90);
+    expect(maxTime('2h')).toBe(7200);
+    expect(maxTime('1.5m')).toBe(90);
+    for (const bad of ['0', 'soon', '2x', '-1']) expect(() => maxTime(bad), bad).toThrow(/--max-time takes a time such as 2h/);
+    const factor = factorOption('--stop-on-divergence');
+    expect(factor('3')).toBe(3);
+    for (const bad of ['1', '0.5', 'x']) expect(() => factor(bad), bad).toThrow(/--stop-on-divergence takes a factor above 1/);
+    expect(formatDuration(300)).toBe('5m');
+    expect(formatDuration(5400)).toBe('1h30m');
+  });
+
+  it('the resume command: this command line with --resume set to the checkpoint, quoted for a shell', () => {
+    expect(resumeCommand(['train', '--dataset', 'my data.csv', '--resume', 'old.safetensors', '--save', 'ck.safetensors', '--epochs', '5'], 'ck.safetensors')).toBe(
+      "wgtrain train --resume ck.safetensors --dataset 'my data.csv' --save ck.safetensors --epochs 5",
+    );
+    expect(resumeCommand(['train', '--resume=old', '--save', "it's.safetensors"], "it's.safetensors")).toBe(`wgtrain train --resume 'it'\\''s.safetensors' --save 'it'\\''s.safetensors'`);
   });
 });

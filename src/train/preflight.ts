@@ -248,9 +248,18 @@ async function statOrNull(path: string, at: string) {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return null;
-    if (code === 'ENOTDIR') throw new PreflightError(`${at}: a part of the path is a file, not a directory.`);
+    if (code === 'ENOTDIR') throw new PreflightError(`${at}: ${await fileAncestor(path)} is a file, not a directory.`);
     throw new PreflightError(`${at}: cannot look at ${path} (${errText(err)}).`);
   }
+}
+
+/** The nearest ancestor of `path` that exists: a file, when stat said ENOTDIR. */
+async function fileAncestor(path: string): Promise<string> {
+  for (let p = dirname(path); p !== dirname(p); p = dirname(p)) {
+    const s = await stat(p).catch(() => null);
+    if (s) return p;
+  }
+  return path;
 }
 
 /** Create and remove a file in `dir`: the only test of writability that holds for root, ACLs and read-only mounts alike. */

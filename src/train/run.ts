@@ -21,7 +21,8 @@ export interface CheckpointStore {
 export interface RunOptions {
   /** Epochs to reach in total (the trainer's state.epoch counts those done). */
   epochs: number;
-  fit: Omit<FitOptions, 'epochs' | 'shouldStop' | 'onCheckpoint' | 'checkpointEvery'>;
+  /** fit's options for a trainer: called for the first one, and for its successor after a lost device. */
+  fit(trainer: Trainer): Omit<FitOptions, 'epochs' | 'shouldStop' | 'onCheckpoint' | 'checkpointEvery'>;
   /** What checkpoints say about the data. */
   dataset: DatasetInfo;
   /** Where checkpoints go; null keeps them in memory only (for recovery from a lost device). */
@@ -32,8 +33,8 @@ export interface RunOptions {
   stopRequested?(): string | null;
   /** A new engine after the device is lost; asked at most once. Absent: a lost device ends the run. */
   newEngine?(): Promise<Engine>;
-  /** The checkpoint the trainer was made from (a resumed file's bytes); else one is taken before the first step. */
-  startFrom?: Uint8Array;
+  /** The checkpoint the trainer was made from (a resumed file: its bytes and path); else one is taken, in memory, before the first step. */
+  startFrom?: { bytes: Uint8Array; path: string | null };
   /** Each checkpoint written (to the store, or to memory when there is none). */
   onSaved?(state: TrainState, why: 'interval' | 'epoch' | 'stop'): void;
   log?(line: string): void;
@@ -60,9 +61,8 @@ export interface RunResult {
 /** Run `trainer` on `data` up to `opts.epochs` epochs; never throws for the outcomes above. */
 export async function runTraining(trainer: Trainer, data: Dataset, opts: RunOptions): Promise<RunResult> {
   const history: EpochEvent[] = [];
-  const label = opts.store?.path ?? 'the in-memory checkpoint';
-  let lastBytes = opts.startFrom ?? (await checkpointBytes(trainer, opts.dataset));
-  let last = { state: snapshot(trainer.state), path: opts.startFrom ? (opts.store?.path ?? null) : null };
+  let lastBytes = opts.startFrom?.bytes ?? (await checkpointBytes(trainer, opts.dataset));
+  let last = { state: snapshot(trainer.state), path: opts.startFrom?.path ?? null };
   let recovered = false;
 
   const save = async (t: Trainer, why: 'interval' | 'epoch' | 'stop') => {
@@ -77,16 +77,17 @@ export async function runTraining(trainer: Trainer, data: Dataset, opts: RunOpti
 
   for (;;) {
     const t = trainer;
+    const fit = opts.fit(t);
     try {
       await t.fit(data, {
-        ...opts.fit,
+        ...fit,
         epochs: Math.max(0, opts.epochs - t.state.epoch),
         checkpointEvery: opts.saveEvery,
         onCheckpoint: () => save(t, 'interval'),
         shouldStop: () => opts.stopRequested?.() != null,
         onEpochEnd: async (ev) => {
           history.push(ev);
-          await opts.fit.onEpochEnd?.(ev);
+          await fit.onEpochEnd?.(ev);
           await save(t, 'epoch');
         },
       });
@@ -96,16 +97,16 @@ export async function runTraining(trainer: Trainer, data: Dataset, opts: RunOpti
       if (!lost) return result('failed', { error: err as Error });
       if (recovered || !opts.newEngine) return result('device-lost', { error: err as Error });
       recovered = true;
+      const label = last.path ?? 'the checkpoint held in memory';
       opts.log?.(`The GPU device was lost at step ${t.state.step} (${(err as Error).message.split('. ')[0]}). Asking for a new device, to resume from ${label} (${describePosition(last.state)}).`);
       try {
         const e2 = await opts.newEngine();
         trainer = await trainerFromCheckpoint(e2, readCheckpoint(lastBytes, label), label);
       } catch (err2) {
         return result('device-lost', { error: new Error(`${(err as Error).message.split('. ')[0]}; no new device could take over: ${(err2 as Error).message}`) });
-      } finally {
-        release(t);
       }
-      opts.log?.(`New device ready: resumed from ${label} at step ${trainer.state.step} (${describePosition(trainer.state)}).`);
+      release(t);
+      opts.log?.(`New device ready: resumed from ${last.path ?? 'the checkpoint held in memory'} at step ${trainer.state.step} (${describePosition(trainer.state)}).`);
       continue;
     }
     if (t.state.epoch >= opts.epochs) return result('finished');
