@@ -177,7 +177,7 @@ async function trainWithCheckpoints(
   newEngine: () => Promise<Engine>,
 ): Promise<RunResult> {
   const store = o.save ? new CheckpointFiles(o.save, o.keep, resumesFromSave(o) ? trainer.state.step : null) : null;
-  const quietLog = !process.stderr.isTTY || o.quiet;
+  const progress = new Progress(o, o.epochs);
   const batches = Math.floor(data.train.n / Math.min(o.batchSize, data.train.n));
   const every = 'steps' in o.saveEvery ? `every ${o.saveEvery.steps} steps` : `every ${formatDuration(o.saveEvery.seconds)}`;
   // The last line before the first step.
@@ -186,9 +186,9 @@ async function trainWithCheckpoints(
       (o.save ? `checkpoints to ${o.save} ${every} and at epoch ends${o.keep > 1 ? `, keeping ${o.keep}` : ''}` : 'no --save, so nothing to resume from will be written') +
       (o.maxTime !== undefined ? `; stopping after ${formatDuration(o.maxTime)}` : ''),
   );
-  return runTraining(trainer, data, {
+  const r = await runTraining(trainer, data, {
     epochs: o.epochs,
-    fit: (t) => fitOptions(t, data, o, validation),
+    fit: (t) => fitOptions(t, data, o, progress, validation),
     dataset: datasetInfo(data),
     store,
     saveEvery: o.saveEvery,
@@ -196,10 +196,16 @@ async function trainWithCheckpoints(
     newEngine,
     startFrom,
     onSaved: (s, why) => {
-      if (store && why === 'interval' && quietLog) log(`checkpoint ${store.path}: ${describePosition(s)} (step ${s.step})`);
+      // On a terminal the bar shows progress; elsewhere (logs, --quiet) a line per checkpoint does.
+      if (store && why === 'interval' && !progress.shown) log(`checkpoint ${store.path}: ${describePosition(s)} (step ${s.step})`);
     },
-    log,
+    log: (line) => {
+      progress.stop();
+      log(line);
+    },
   });
+  progress.stop();
+  return r;
 }
 
 /**
@@ -279,26 +285,47 @@ async function report(r: RunResult, stops: StopRequests, validation: RegressionR
   throw r.error!;
 }
 
+/** The progress bar of a terminal run: one per epoch, drawn as loss windows are read. */
+class Progress {
+  private bar: cliProgress.SingleBar | null = null;
+  readonly shown: boolean;
+
+  constructor(
+    o: TrainOptions,
+    private readonly total: number,
+  ) {
+    this.shown = Boolean(process.stderr.isTTY) && !o.quiet;
+  }
+
+  update(ev: StepEvent): void {
+    if (!this.shown) return;
+    if (!this.bar) {
+      this.bar = new cliProgress.SingleBar(
+        {
+          format: `epoch ${ev.epoch + 1}/${this.total} {bar} {value}/{total} | loss {loss} | acc {acc} | {sps} samples/s`,
+          hideCursor: true,
+          clearOnComplete: true,
+          stream: process.stderr,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      this.bar.start(ev.batches, 0, { loss: '-', acc: '-', sps: '-' });
+    }
+    this.bar.update(ev.batch, { loss: ev.loss.toFixed(4), acc: pct(ev.accuracy), sps: Math.round(ev.samplesPerSecond) });
+  }
+
+  /** Take the bar off the terminal (and give the cursor back): at an epoch end, or when training stops. */
+  stop(): void {
+    this.bar?.stop();
+    this.bar = null;
+  }
+}
+
 /**
- * fit()'s options for a trainer: a progress bar on a terminal and a line per epoch; for regression,
- * each epoch's errors on the test split in the target's units are appended to `validation`.
+ * fit()'s options for a trainer: the progress bar and a line per epoch; for regression, each
+ * epoch's errors on the test split in the target's units are appended to `validation`.
  */
-function fitOptions(trainer: Trainer, data: Dataset, o: TrainOptions, validation: RegressionReport['validation']): Omit<FitOptions, 'epochs'> {
-  const tty = process.stderr.isTTY && !o.quiet;
-  let bar: cliProgress.SingleBar | null = null;
-  const total = o.epochs;
-  const startBar = (epoch: number, batches: number) => {
-    bar = new cliProgress.SingleBar(
-      {
-        format: `epoch ${epoch}/${total} {bar} {value}/{total} | loss {loss} | acc {acc} | {sps} samples/s`,
-        hideCursor: true,
-        clearOnComplete: true,
-        stream: process.stderr,
-      },
-      cliProgress.Presets.shades_classic,
-    );
-    bar.start(batches, 0, { loss: '-', acc: '-', sps: '-' });
-  };
+function fitOptions(trainer: Trainer, data: Dataset, o: TrainOptions, progress: Progress, validation: RegressionReport['validation']): Omit<FitOptions, 'epochs'> {
   const factor = o.stopOnDivergence === true ? 3 : o.stopOnDivergence;
   return {
     batchSize: o.batchSize,
@@ -307,16 +334,9 @@ function fitOptions(trainer: Trainer, data: Dataset, o: TrainOptions, validation
     logEvery: o.logEvery,
     augment: augmentOptions(o.augment),
     ...(factor ? { divergence: { factor, window: o.divergenceWindow } } : {}),
-    onStep: (ev: StepEvent) => {
-      if (!tty) return;
-      if (!bar) startBar(ev.epoch + 1, ev.batches);
-      bar!.update(ev.batch, { loss: ev.loss.toFixed(4), acc: pct(ev.accuracy), sps: Math.round(ev.samplesPerSecond) });
-    },
+    onStep: (ev: StepEvent) => progress.update(ev),
     onEpochEnd: async (ev: EpochEvent) => {
-      if (bar) {
-        (bar as cliProgress.SingleBar).stop();
-        bar = null;
-      }
+      progress.stop();
       let val = `test loss ${ev.valLoss?.toFixed(4)}`;
       if (data.task === 'classification') val += ` acc ${pct(ev.valAccuracy)}`;
       else {
@@ -324,7 +344,7 @@ function fitOptions(trainer: Trainer, data: Dataset, o: TrainOptions, validation
         validation.push({ epoch: ev.epoch, ...m });
         val += ` | ${formatRegression(m)}`;
       }
-      log(`epoch ${ev.epoch}/${total}: train loss ${ev.loss.toFixed(4)}${ev.accuracy !== null ? ` acc ${pct(ev.accuracy)}` : ''} | ${val} | ${Math.round(ev.samplesPerSecond)} samples/s, ${ev.seconds.toFixed(1)} s`);
+      log(`epoch ${ev.epoch}/${o.epochs}: train loss ${ev.loss.toFixed(4)}${ev.accuracy !== null ? ` acc ${pct(ev.accuracy)}` : ''} | ${val} | ${Math.round(ev.samplesPerSecond)} samples/s, ${ev.seconds.toFixed(1)} s`);
     },
   };
 }
