@@ -6,6 +6,7 @@
 // its GPU device moves to a new one and still ends bit-exact. Pre-flight checks refuse outputs
 // that cannot be written and models over the adapter's or the host's limits, naming what and by
 // how much; the CLI's option values and the resume command it prints.
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,7 @@ import { durationOption, factorOption, formatDuration, saveEveryOption } from '.
 import { resumeCommand } from '../src/cli/long-run.ts';
 import { checkFootprint, checkOutputs, graphFootprint, sequentialFootprint, type OutputFile } from '../src/train/preflight.ts';
 import { checkpointBytes, datasetInfo, readCheckpoint, trainerFromCheckpoint } from '../src/train/checkpoint.ts';
+import { removeStaleTemporaryFiles } from '../src/train/atomic.ts';
 import { CheckpointFiles } from '../src/train/checkpoint-files.ts';
 import { runTraining } from '../src/train/run.ts';
 import { DivergenceError, DivergenceGuard } from '../src/train/divergence.ts';
@@ -319,6 +321,21 @@ describe('pre-flight: outputs', () => {
     const made = await checkOutputs([{ option: '--save', path: join(dir, 'new/deep/ck.safetensors') }], { mkdir: true });
     expect(made).toEqual([join(dir, 'new/deep')]);
     expect(readdirSync(join(dir, 'new/deep'))).toEqual([]); // the probe file is gone
+  });
+});
+
+describe('temporary files of interrupted writes', () => {
+  it('those of dead writers are removed beside the checkpoint; a live writer\'s and other files stay', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wgtrain-tmp-'));
+    const path = join(dir, 'ck.safetensors');
+    // A process id that was just in use and has exited: its writes can no longer finish.
+    const child = spawn(process.execPath, ['-e', '']);
+    const dead = child.pid!;
+    await new Promise((r) => child.on('exit', r));
+    const names = [`.ck.safetensors.tmp-${dead}-0a1b2c`, `.ck.safetensors.tmp-${process.ppid}-0a1b2c`, `.other.safetensors.tmp-${dead}-0a1b2c`, 'ck.safetensors'];
+    for (const n of names) writeFileSync(join(dir, n), 'x');
+    removeStaleTemporaryFiles(path);
+    expect(readdirSync(dir).sort()).toEqual(names.slice(1).sort());
   });
 });
 
