@@ -3,7 +3,6 @@
 // terms (errors in the target's units for regression, a classification report for classifiers),
 // on stdout, in the metrics JSON and as pictures beside it.
 import { resolve } from 'node:path';
-import cliProgress from 'cli-progress';
 import { conformToTraining } from '../data/conform.ts';
 import { loadDataset } from '../data/node.ts';
 import type { Dataset } from '../data/dataset.ts';
@@ -19,8 +18,9 @@ import { describePosition } from '../train/resume.ts';
 import { runTraining, type RunResult } from '../train/run.ts';
 import { Trainer, type EpochEvent, type FitOptions, type StepEvent } from '../train/trainer.ts';
 import { splitOutputs } from '../train/outputs.ts';
-import { checkModelFits, checkOutputFiles, checkResumeData, resumeCommand, StopRequests, trainOutputs, unbuiltFromCheckpoint } from './long-run.ts';
-import { ExitStatus, formatDuration, UsageError, type SaveEvery } from './options.ts';
+import { checkModelFits, checkOutputFiles, checkResumeData, endEarly, StopRequests, trainOutputs, unbuiltFromCheckpoint } from './long-run.ts';
+import { Progress } from './progress.ts';
+import { formatDuration, UsageError, type SaveEvery } from './options.ts';
 import { adapterSummary, regressionPoints, writeMetrics, type RegressionReport, type RunMetrics } from './report.ts';
 import {
   checkKind,
@@ -177,7 +177,7 @@ async function trainWithCheckpoints(
   newEngine: () => Promise<Engine>,
 ): Promise<RunResult> {
   const store = o.save ? new CheckpointFiles(o.save, o.keep, resumesFromSave(o) ? trainer.state.step : null) : null;
-  const progress = new Progress(o, o.epochs);
+  const progress = new Progress(o.epochs, o.quiet ?? false);
   const batches = Math.floor(data.train.n / Math.min(o.batchSize, data.train.n));
   const every = 'steps' in o.saveEvery ? `every ${o.saveEvery.steps} steps` : `every ${formatDuration(o.saveEvery.seconds)}`;
   // The last line before the first step.
@@ -264,61 +264,7 @@ async function report(r: RunResult, stops: StopRequests, validation: RegressionR
     const pictures = await writeMetrics(o.metricsOut, metrics, history, regression ? regressionPoints(regression) : []);
     log(`metrics${stopped ? ' so far' : ''} written to ${o.metricsOut}${pictures.length ? ` (pictures: ${pictures.join(', ')})` : ''}`);
   }
-  if (r.outcome === 'finished') return;
-  const where = r.last.path ? `the checkpoint ${r.last.path} (${describePosition(r.last.state)}, step ${r.last.state.step})` : null;
-  const resume = r.last.path ? `Resume with: ${resumeCommand(process.argv.slice(2), r.last.path)}` : 'No checkpoint was written (no --save): this run cannot be resumed; pass --save FILE to make runs resumable.';
-  if (r.outcome === 'stopped') {
-    log(`Stopped: ${r.stopReason}${where ? `; ${where} holds the run so far` : ''}.`);
-    log(resume);
-    throw new ExitStatus(stops.exitCode);
-  }
-  if (r.outcome === 'diverged') {
-    log(`error: ${r.error!.message}`);
-    if (where) log(`The last good checkpoint is ${where}; it was not overwritten.`);
-    throw new ExitStatus(1);
-  }
-  if (r.outcome === 'device-lost') {
-    log(`error: ${r.error!.message}`);
-    log(where ? `${resume[0].toUpperCase()}${resume.slice(1)} (${where})` : resume);
-    throw new ExitStatus(1);
-  }
-  throw r.error!;
-}
-
-/** The progress bar of a terminal run: one per epoch, drawn as loss windows are read. */
-class Progress {
-  private bar: cliProgress.SingleBar | null = null;
-  readonly shown: boolean;
-
-  constructor(
-    o: TrainOptions,
-    private readonly total: number,
-  ) {
-    this.shown = Boolean(process.stderr.isTTY) && !o.quiet;
-  }
-
-  update(ev: StepEvent): void {
-    if (!this.shown) return;
-    if (!this.bar) {
-      this.bar = new cliProgress.SingleBar(
-        {
-          format: `epoch ${ev.epoch + 1}/${this.total} {bar} {value}/{total} | loss {loss} | acc {acc} | {sps} samples/s`,
-          hideCursor: true,
-          clearOnComplete: true,
-          stream: process.stderr,
-        },
-        cliProgress.Presets.shades_classic,
-      );
-      this.bar.start(ev.batches, 0, { loss: '-', acc: '-', sps: '-' });
-    }
-    this.bar.update(ev.batch, { loss: ev.loss.toFixed(4), acc: pct(ev.accuracy), sps: Math.round(ev.samplesPerSecond) });
-  }
-
-  /** Take the bar off the terminal (and give the cursor back): at an epoch end, or when training stops. */
-  stop(): void {
-    this.bar?.stop();
-    this.bar = null;
-  }
+  if (r.outcome !== 'finished') endEarly(r, stops, log);
 }
 
 /**

@@ -13,8 +13,9 @@ import type { Checkpoint } from '../train/checkpoint.ts';
 import { OUTPUT_CHUNK } from '../train/outputs.ts';
 import { checkFootprint, checkOutputs, graphFootprint, hostMemoryBytes, PreflightError, sequentialFootprint, type Footprint, type OutputFile } from '../train/preflight.ts';
 import { describePosition, epochData, resumeMismatch } from '../train/resume.ts';
+import type { RunResult } from '../train/run.ts';
 import { EVAL_BATCH } from '../train/trainer.ts';
-import { formatDuration, UsageError } from './options.ts';
+import { ExitStatus, formatDuration, UsageError } from './options.ts';
 import { picturePaths } from './report.ts';
 
 /** Exit status of a run stopped before its end, resumable: by --max-time. Signals use 128 + their number, as shells do. */
@@ -187,4 +188,30 @@ export function resumeCommand(argv: string[], checkpoint: string): string {
 
 function shellQuote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The end of a run that stopped before its last epoch: where its checkpoint stands and the command
+ * that resumes it (or why there is none), then the exit status: the stop's for a requested stop,
+ * 1 for divergence and a lost device; any other error is rethrown.
+ */
+export function endEarly(r: RunResult, stops: StopRequests, log: (s: string) => void): never {
+  const where = r.last.path ? `the checkpoint ${r.last.path} (${describePosition(r.last.state)}, step ${r.last.state.step})` : null;
+  const resume = r.last.path ? `Resume with: ${resumeCommand(process.argv.slice(2), r.last.path)}` : 'No checkpoint was written (no --save): this run cannot be resumed; pass --save FILE to make runs resumable.';
+  if (r.outcome === 'stopped') {
+    log(`Stopped: ${r.stopReason}${where ? `; ${where} holds the run so far` : ''}.`);
+    log(resume);
+    throw new ExitStatus(stops.exitCode);
+  }
+  if (r.outcome === 'diverged') {
+    log(`error: ${r.error!.message}`);
+    if (where) log(`The last good checkpoint is ${where}; it was not overwritten.`);
+    throw new ExitStatus(1);
+  }
+  if (r.outcome === 'device-lost') {
+    log(`error: ${r.error!.message}`);
+    log(where ? `${resume} (from ${where})` : resume);
+    throw new ExitStatus(1);
+  }
+  throw r.error!;
 }
