@@ -324,6 +324,31 @@ describe('pre-flight: outputs', () => {
   });
 });
 
+describe('checkpoint files (--keep)', () => {
+  it('keeps the one it replaces when it knows its step (written by this run, or resumed from), never one it does not', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wgtrain-keep-'));
+    const path = join(dir, 'ck.safetensors');
+    const bytes = (v: number) => new Uint8Array([v]);
+    // A file from some earlier run: its step is unknown, so it is replaced, not kept under a guessed name.
+    writeFileSync(path, bytes(1));
+    const fresh = new CheckpointFiles(path, 3);
+    await fresh.write(bytes(2), 100);
+    expect(readdirSync(dir)).toEqual(['ck.safetensors']);
+    await fresh.write(bytes(3), 200);
+    expect(readdirSync(dir).sort()).toEqual(['ck-step100.safetensors', 'ck.safetensors']);
+    // A run resumed from the file at step 200 knows it: the next write keeps it, and prunes to 3 in all.
+    const resumed = new CheckpointFiles(path, 3, 200);
+    await resumed.write(bytes(4), 250);
+    await resumed.write(bytes(5), 300);
+    expect(readdirSync(dir).sort()).toEqual(['ck-step200.safetensors', 'ck-step250.safetensors', 'ck.safetensors']);
+    expect([...readFileSync(join(dir, 'ck-step250.safetensors'))]).toEqual([4]);
+    expect([...readFileSync(path)]).toEqual([5]);
+    // The same step twice (a stop right after an interval save) keeps nothing twice.
+    await resumed.write(bytes(6), 300);
+    expect(readdirSync(dir).sort()).toEqual(['ck-step200.safetensors', 'ck-step250.safetensors', 'ck.safetensors']);
+  });
+});
+
 describe('temporary files of interrupted writes', () => {
   it('those of dead writers are removed beside the checkpoint; a live writer\'s and other files stay', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wgtrain-tmp-'));
