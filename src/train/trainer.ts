@@ -143,7 +143,17 @@ function checkData(model: Model, data: Dataset, loss: LossKind | null): void {
 }
 
 export class Trainer {
-  state: TrainState = { epoch: 0, step: 0, dataSeed: 0 };
+  private readonly current: TrainState = { epoch: 0, step: 0, dataSeed: 0 };
+
+  /** Where training stands. Its planned steps hold this same object: assigning one copies it in. */
+  get state(): TrainState {
+    return this.current;
+  }
+
+  set state(s: TrainState) {
+    for (const k of Object.keys(this.current) as (keyof TrainState)[]) delete this.current[k];
+    Object.assign(this.current, structuredClone(s));
+  }
   private steps = new Map<string, TrainStep>();
   private evalLosses = new Map<number, LossPlan>();
   private last: TrainStep | null = null;
