@@ -169,15 +169,88 @@ export async function batchedMatmul(e: Engine, a: Tensor, b: Tensor, c: Tensor, 
   return matmulDispatch(e, variant, a, b, c, { M, N, K, ...batch }, { transA: opts.transA, transB: opts.transB, accumulate: opts.accumulate });
 }
 
-/** A product's sizes; G matrices with batch strides bsa, bsb, bsc (elements) when batched. */
+/** One operand of `stridedMatmul`: a tensor and where each of its matrices' elements lie (in elements). */
+export interface StridedOperand {
+  tensor: Tensor;
+  /** Where matrix (0, 0) starts. */
+  offset: number;
+  /** From one group of matrices to the next (attention: one sample to the next). */
+  group: number;
+  /** From one matrix of a group to the next (attention: one head to the next). */
+  matrix: number;
+  /** From one row of the operand as used (op(A)'s m, op(B)'s k, C's m) to the next. */
+  row: number;
+  /** From one column (op(A)'s k, op(B)'s n) to the next; C's columns are always 1 apart. */
+  col: number;
+}
+
+/** Sizes of a strided product: groups x perGroup matrices C = op(A) op(B), each [M, N] with inner size K. */
+export interface StridedDims {
+  M: number;
+  N: number;
+  K: number;
+  groups: number;
+  perGroup: number;
+}
+
+/**
+ * groups x perGroup products, C = op(A)·op(B) (C += ... with accumulate), whose operands are strided
+ * views of larger tensors: one head's q, k or v inside a [T, 3D] projection, one head's output
+ * inside [T, D]. Each operand is checked to lie within its tensor; the error names the tensor.
+ */
+export async function stridedMatmul(e: Engine, a: StridedOperand, b: StridedOperand, c: Omit<StridedOperand, 'col'>, dims: StridedDims, opts: AccumulateOptions & { variant?: string } = {}): Promise<Dispatch> {
+  const what = 'Kernel matmul (strided)';
+  const { M, N, K, groups, perGroup } = dims;
+  for (const [k, v] of Object.entries(dims)) if (!Number.isInteger(v) || v < 1) throw new Error(`${what}: ${k} = ${v} must be a positive integer.`);
+  const reach = (o: Omit<StridedOperand, 'col'> & { col?: number }, rows: number, cols: number) =>
+    o.offset + (groups - 1) * o.group + (perGroup - 1) * o.matrix + (rows - 1) * o.row + (cols - 1) * (o.col ?? 1);
+  for (const [name, o, rows, cols] of [['A', a, M, K], ['B', b, K, N], ['C', c, M, N]] as const) {
+    const last = reach(o, rows, cols);
+    if ([o.offset, o.group, o.matrix, o.row, 'col' in o ? o.col : 1].some((x) => !Number.isInteger(x) || x < 0) || last >= o.tensor.size) {
+      throw new Error(`${what}: ${name} "${o.tensor.label}" ${shapeStr(o.tensor.shape)} holds ${o.tensor.size} elements, but ${groups}x${perGroup} matrices of ${rows}x${cols} at offset ${o.offset} (strides: group ${o.group}, matrix ${o.matrix}, row ${o.row}${'col' in o ? `, col ${o.col}` : ''}) reach element ${last}.`);
+    }
+  }
+  const G = groups * perGroup;
+  const transA = a.col !== 1;
+  const transB = b.col !== 1;
+  const variant = opts.variant ?? (await chooseMatmulVariant(e, M, N, K, { transA, transB }));
+  if (!VARIANTS[variant]?.quads && G > MAX_WORKGROUPS_PER_DIM) {
+    throw new Error(`${what}: ${G} matrices; variant ${variant} takes at most ${MAX_WORKGROUPS_PER_DIM} per dispatch (the workgroup limit along z).`);
+  }
+  const size: MatmulSize = {
+    M, N, K, G, gi: perGroup,
+    oa: a.offset, bsa2: a.group, bsa: a.matrix, sam: a.row, sak: a.col,
+    ob: b.offset, bsb2: b.group, bsb: b.matrix, sbk: b.row, sbn: b.col,
+    oc: c.offset, bsc2: c.group, bsc: c.matrix, ldc: c.row,
+  };
+  return matmulDispatch(e, variant, a.tensor, b.tensor, c.tensor, size, { accumulate: opts.accumulate });
+}
+
+/**
+ * A product's sizes, and where its matrices lie: G matrices in groups of gi, matrix g at offset
+ * o + (g / gi) * bs2 + (g % gi) * bs of each operand (elements); the rows of C ldc apart; A's and
+ * B's element strides in sam, sak, sbk, sbn (default: packed, by the transposes).
+ */
 interface MatmulSize {
   M: number;
   N: number;
   K: number;
   G?: number;
+  gi?: number;
   bsa?: number;
   bsb?: number;
   bsc?: number;
+  bsa2?: number;
+  bsb2?: number;
+  bsc2?: number;
+  oa?: number;
+  ob?: number;
+  oc?: number;
+  ldc?: number;
+  sam?: number;
+  sak?: number;
+  sbk?: number;
+  sbn?: number;
 }
 
 async function matmulDispatch(e: Engine, variant: string, a: Tensor, b: Tensor, c: Tensor, size: MatmulSize, opts: MatmulOptions): Promise<Dispatch> {
@@ -197,10 +270,10 @@ async function matmulDispatch(e: Engine, variant: string, a: Tensor, b: Tensor, 
     N,
     K,
     // op(A)[m, k] = a[m * sam + k * sak]; op(B)[k, n] = b[k * sbk + n * sbn]
-    sam: opts.transA ? 1 : K,
-    sak: opts.transA ? M : 1,
-    sbk: opts.transB ? 1 : N,
-    sbn: opts.transB ? K : 1,
+    sam: size.sam ?? (opts.transA ? 1 : K),
+    sak: size.sak ?? (opts.transA ? M : 1),
+    sbk: size.sbk ?? (opts.transB ? 1 : N),
+    sbn: size.sbn ?? (opts.transB ? K : 1),
     alpha: opts.alpha ?? 0.01,
     // Matrix g starts g * bs elements into its buffer; 0 for a 2-D product (G = 1) and for a 2-D
     // operand shared by a batch.
@@ -208,6 +281,15 @@ async function matmulDispatch(e: Engine, variant: string, a: Tensor, b: Tensor, 
     bsb: size.bsb ?? 0,
     bsc: size.bsc ?? 0,
     G,
+    // Without groups, one group of all G matrices: matrix g at o + g * bs.
+    gi: size.gi ?? G,
+    bsa2: size.bsa2 ?? 0,
+    bsb2: size.bsb2 ?? 0,
+    bsc2: size.bsc2 ?? 0,
+    oa: size.oa ?? 0,
+    ob: size.ob ?? 0,
+    oc: size.oc ?? 0,
+    ldc: size.ldc ?? N,
   };
   const buffers: Record<string, Tensor> = { a, b, c };
   if (k.bindings.some((x) => x.name === 'bias')) buffers.bias = opts.bias ?? placeholderBias(e);
