@@ -468,6 +468,12 @@ describe('tuning', () => {
       forgetTuning(e);
       reloadTuneCache();
       expect(await chooseMatmulVariant(e, 40, 50, 60, { transB: true })).toBe(v);
+      // A batch of products is its own class, timed as a batch.
+      const vb = await chooseMatmulVariant(e, 40, 50, 60, { transB: true, G: 100 });
+      const classes = Object.keys(JSON.parse(readFileSync(join(dir, 'tune.json'), 'utf8'))[adapterKey(e.adapter)]);
+      expect(classes).toEqual([`matmul@2:${matmulShapeClass(40, 50, 60, false, true)}`, `matmul@2:${matmulShapeClass(40, 50, 60, false, true, 100)}`]);
+      expect(classes[1]).toMatch(/\.g7$/);
+      expect(matmulVariantsFor(e)).toContain(vb);
     } finally {
       process.env.WGTRAIN_CACHE_DIR = saved.dir;
       if (saved.tune !== undefined) process.env.WGTRAIN_TUNE = saved.tune;

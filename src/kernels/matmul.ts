@@ -155,7 +155,7 @@ export interface BatchedMatmulOptions extends TransposeOptions, AccumulateOption
  * G independent products in one dispatch: C[g] = op(A[g]) · op(B[g]) (plus C[g] with accumulate).
  * a [G, M, K] (or [G, K, M] with transA), b [G, K, N] (or [G, N, K] with transB), c [G, M, N]; a or b
  * may be 2-D, the same matrix for every g. G is at most 65,535 (the grid's z). The variant is the
- * one tuned for a single [M, N, K] product.
+ * one tuned for G products of [M, N, K].
  */
 export async function batchedMatmul(e: Engine, a: Tensor, b: Tensor, c: Tensor, opts: BatchedMatmulOptions = {}): Promise<Dispatch> {
   const what = 'Kernel matmul (batched)';
@@ -164,7 +164,7 @@ export async function batchedMatmul(e: Engine, a: Tensor, b: Tensor, c: Tensor, 
     throw new Error(`${what}: output "${c.label}" ${shapeStr(c.shape)} holds ${g.G} matrices; one dispatch takes at most ${MAX_WORKGROUPS_PER_DIM} (the workgroup limit along z). Split the batch.`);
   }
   const { M, N, K } = g;
-  const variant = opts.variant ?? (await chooseMatmulVariant(e, M, N, K, opts));
+  const variant = opts.variant ?? (await chooseMatmulVariant(e, M, N, K, { transA: opts.transA, transB: opts.transB, G: g.G }));
   const batch = { G: g.G, bsa: g.aBatched ? M * K : 0, bsb: g.bBatched ? K * N : 0, bsc: M * N };
   return matmulDispatch(e, variant, a, b, c, { M, N, K, ...batch }, { transA: opts.transA, transB: opts.transB, accumulate: opts.accumulate });
 }
@@ -213,7 +213,7 @@ export async function stridedMatmul(e: Engine, a: StridedOperand, b: StridedOper
   const G = groups * perGroup;
   const transA = a.col !== 1;
   const transB = b.col !== 1;
-  const variant = opts.variant ?? (await chooseMatmulVariant(e, M, N, K, { transA, transB }));
+  const variant = opts.variant ?? (await chooseMatmulVariant(e, M, N, K, { transA, transB, G }));
   if (!VARIANTS[variant]?.quads && G > MAX_WORKGROUPS_PER_DIM) {
     throw new Error(`${what}: ${G} matrices; variant ${variant} takes at most ${MAX_WORKGROUPS_PER_DIM} per dispatch (the workgroup limit along z).`);
   }
@@ -298,10 +298,10 @@ async function matmulDispatch(e: Engine, variant: string, a: Tensor, b: Tensor, 
   return e.dispatch(k, buffers, [gx, gy, G], params);
 }
 
-/** Shape class for tuning: log2 buckets of M, N, K and the transposes. */
-export function matmulShapeClass(M: number, N: number, K: number, transA = false, transB = false): string {
+/** Shape class for tuning: log2 buckets of M, N, K (and of G for a batch of products) and the transposes. */
+export function matmulShapeClass(M: number, N: number, K: number, transA = false, transB = false, G = 1): string {
   const l = (x: number) => Math.ceil(Math.log2(x));
-  return `m${l(M)}.n${l(N)}.k${l(K)}.${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`;
+  return `m${l(M)}.n${l(N)}.k${l(K)}.${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}${G > 1 ? `.g${l(G)}` : ''}`;
 }
 
 /**
@@ -312,16 +312,26 @@ export function matmulShapeClass(M: number, N: number, K: number, transA = false
  */
 const TUNE_MACS = 1 << 27;
 
-/** The variant the tuner picks for this adapter and shape (measured once per shape class). */
-export async function chooseMatmulVariant(e: Engine, M: number, N: number, K: number, opts: Pick<MatmulOptions, 'transA' | 'transB'> = {}): Promise<string> {
+/** What `chooseMatmulVariant` tunes for: the transposes, and G for a batch of G products in one dispatch. */
+export interface MatmulTuneOptions extends Pick<MatmulOptions, 'transA' | 'transB'> {
+  G?: number;
+}
+
+/**
+ * The variant the tuner picks for this adapter and shape (measured once per shape class). A batch
+ * is timed as a batch: the quad kernels fold it into wide workgroups, so the best variant for 128
+ * small products is not the best for one.
+ */
+export async function chooseMatmulVariant(e: Engine, M: number, N: number, K: number, opts: MatmulTuneOptions = {}): Promise<string> {
+  const G = opts.G ?? 1;
   const heuristic = defaultMatmulVariant(e, M, N);
   // Likely fastest first, so that clearly slower variants are cut short after one run. Software
   // adapters run workgroup barriers as coroutine switches: the tiled kernel is several times slower
   // there (bench/matmul.ts) and takes seconds to compile, so it is not tried.
   const order = e.adapter.isSoftware ? ['quad32x16', 'quad32x8', 'quad16x8', 'blocked'] : ['tiled', 'quad32x16', 'quad32x8', 'quad16x8', 'blocked'];
   const supported = matmulVariantsFor(e);
-  const candidates = [heuristic, ...order.filter((v) => v !== heuristic && supported.includes(v))];
-  const Kt = Math.min(K, Math.max(16, Math.floor(TUNE_MACS / (M * N))));
+  const candidates = [heuristic, ...order.filter((v) => v !== heuristic && supported.includes(v) && (G <= MAX_WORKGROUPS_PER_DIM || VARIANTS[v].quads))];
+  const Kt = Math.min(K, Math.max(16, Math.floor(TUNE_MACS / (M * N * G))));
   // Tuning operands, made at the first measurement (none when the choice is remembered).
   const held: { inputs?: { a: Tensor; b: Tensor; c: Tensor; ad: Float32Array; bd: Float32Array } } = {};
   try {
@@ -329,28 +339,29 @@ export async function chooseMatmulVariant(e: Engine, M: number, N: number, K: nu
       family: 'matmul',
       // 2: timed at a longer K, in two passes, with waits that no longer spin the main thread.
       version: 2,
-      shapeClass: matmulShapeClass(M, N, K, opts.transA, opts.transB),
+      shapeClass: matmulShapeClass(M, N, K, opts.transA, opts.transB, G),
       candidates,
       heuristic,
       measure: async (variant, best) => {
         if (!held.inputs) {
           const rng = new Rng(1234);
-          const ad = Float32Array.from({ length: M * Kt }, () => rng.uniform(-1, 1));
-          const bd = Float32Array.from({ length: Kt * N }, () => rng.uniform(-1, 1));
+          const ad = Float32Array.from({ length: G * M * Kt }, () => rng.uniform(-1, 1));
+          const bd = Float32Array.from({ length: G * Kt * N }, () => rng.uniform(-1, 1));
           held.inputs = {
-            a: e.tensor(opts.transA ? [Kt, M] : [M, Kt], ad, 'tune:a'),
-            b: e.tensor(opts.transB ? [N, Kt] : [Kt, N], bd, 'tune:b'),
-            c: e.tensor([M, N], undefined, 'tune:c'),
+            a: e.tensor([G * M * Kt], ad, 'tune:a'),
+            b: e.tensor([G * Kt * N], bd, 'tune:b'),
+            c: e.tensor([G * M * N], undefined, 'tune:c'),
             ad,
             bd,
           };
         }
         const { a, b, c, ad, bd } = held.inputs;
         // Plain product (no bias, no activation): the choice holds for every epilogue.
-        const d = await matmulDispatch(e, variant, a, b, c, { M, N, K: Kt }, { transA: opts.transA, transB: opts.transB });
+        const size = { M, N, K: Kt, G, bsa: M * Kt, bsb: Kt * N, bsc: M * N };
+        const d = await matmulDispatch(e, variant, a, b, c, size, { transA: opts.transA, transB: opts.transB });
         try {
           const s = await timeDispatch(e, d, { repeats: 2, giveUpAfter: 2 * best });
-          checkSample(variant, await c.read(), ad, bd, M, N, Kt, opts);
+          checkSample(variant, await c.read(), ad, bd, G, M, N, Kt, opts);
           return s;
         } finally {
           d.dispose();
@@ -363,15 +374,17 @@ export async function chooseMatmulVariant(e: Engine, M: number, N: number, K: nu
 }
 
 /** A variant must compute the product before it can win: check a few entries against the CPU. */
-function checkSample(variant: string, got: Float32Array, a: Float32Array, b: Float32Array, M: number, N: number, K: number, opts: Pick<MatmulOptions, 'transA' | 'transB'>): void {
+function checkSample(variant: string, got: Float32Array, a: Float32Array, b: Float32Array, G: number, M: number, N: number, K: number, opts: Pick<MatmulOptions, 'transA' | 'transB'>): void {
   const rng = new Rng(99);
   for (let s = 0; s < 16; s++) {
+    const g = rng.int(G);
     const m = rng.int(M);
     const n = rng.int(N);
+    const [oa, ob, oc] = [g * M * K, g * K * N, g * M * N + m * N + n];
     let want = 0;
-    for (let k = 0; k < K; k++) want += (opts.transA ? a[k * M + m] : a[m * K + k]) * (opts.transB ? b[n * K + k] : b[k * N + n]);
-    if (!(Math.abs(got[m * N + n] - want) <= 1e-3 * Math.sqrt(K) + 1e-3 * Math.abs(want))) {
-      throw new Error(`variant ${variant} computed C[${m}, ${n}] = ${got[m * N + n]}, expected ${want}`);
+    for (let k = 0; k < K; k++) want += (opts.transA ? a[oa + k * M + m] : a[oa + m * K + k]) * (opts.transB ? b[ob + n * K + k] : b[ob + k * N + n]);
+    if (!(Math.abs(got[oc] - want) <= 1e-3 * Math.sqrt(K) + 1e-3 * Math.abs(want))) {
+      throw new Error(`variant ${variant} computed C[${g}, ${m}, ${n}] = ${got[oc]}, expected ${want}`);
     }
   }
 }
