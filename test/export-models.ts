@@ -42,11 +42,16 @@ class BasicBlock extends Module {
 
 /** A custom graph with skip connections (identity and projection shortcuts). */
 export class SkipNet extends Model {
-  stem = new Conv2d(4, { kernel: 3, padding: 1 });
+  stem: Conv2d;
   bn = new BatchNorm2d();
   blocks = [new BasicBlock(4, 4, 1), new BasicBlock(4, 6, 2)];
   pool = new GlobalAvgPool();
   head = new Dense(10);
+  /** stemBias false: no bias before the batch norm (whose gradient would be zero, its values rounding noise). */
+  constructor(opts: { stemBias?: boolean } = {}) {
+    super();
+    this.stem = new Conv2d(4, { kernel: 3, padding: 1, bias: opts.stemBias ?? true });
+  }
   forward(x: Value): Value {
     let h = relu(this.bn.forward(this.stem.forward(x)));
     for (const b of this.blocks) h = b.forward(h);

@@ -9,7 +9,8 @@ import type { Dataset } from '../data/dataset.ts';
 import { makePreset } from '../nn/presets.ts';
 import type { OptimizerConfig } from '../optim/optimizer.ts';
 import type { ScheduleConfig } from '../optim/schedule.ts';
-import { writeFileAtomic } from '../train/atomic.ts';
+import { loadStateDict } from '../export/state-dict.ts';
+import { readFileChecked, writeFileAtomic } from '../train/atomic.ts';
 import { checkpointBytes } from '../train/checkpoint.ts';
 import type { ClassificationReport, RegressionMetrics } from '../train/metrics.ts';
 import { Trainer, type EpochEvent, type StepEvent } from '../train/trainer.ts';
@@ -57,6 +58,8 @@ export interface TrainOptions extends CsvCliOptions {
   augment?: ('shift' | 'flip')[] | true;
   save?: string;
   resume?: string;
+  /** Start from the weights of a state_dict saved as safetensors (names and shapes must match). */
+  initFrom?: string;
   metricsOut?: string;
   logEvery: number;
   quiet?: boolean;
@@ -76,6 +79,7 @@ function splitResults(outputs: Float32Array, data: Dataset): SplitResults {
 export async function runTrain(o: TrainOptions): Promise<void> {
   if (isTableFile(o.dataset) && !o.target) throw new UsageError(`a table dataset (${o.dataset}) needs --target COLUMN.`);
   if (o.nesterov && o.optimizer !== 'sgd') throw new UsageError('--nesterov applies to --optimizer sgd only.');
+  if (o.initFrom && o.resume) throw new UsageError('--init-from starts a new run from weights and --resume continues a run: give one of them.');
   const data = loadDataset(o.dataset, { target: o.target, task: o.task, log, ...csvOptions(o) });
   log(`dataset ${data.name}: ${data.train.n} train / ${data.test.n} test samples of [${data.inputShape.join(', ')}], ${data.task}${data.task === 'classification' ? ` (${data.numClasses} classes)` : ''}`);
   await withEngine(async (e) => {
@@ -97,6 +101,11 @@ export async function runTrain(o: TrainOptions): Promise<void> {
       const outputs = data.numClasses;
       const model = makePreset(o.model, outputs, { hidden: o.hidden, activation: o.activation as never, dropout: o.dropout });
       await model.build(e, data.inputShape, { seed: o.seed });
+      if (o.initFrom) {
+        const { ignored, converted } = loadStateDict(model, await readFileChecked(o.initFrom), o.initFrom);
+        const notes = [...(ignored.length ? [`set aside ${ignored.join(', ')}`] : []), ...(converted.length ? [`converted to float32: ${converted.join(', ')}`] : [])];
+        log(`weights from ${o.initFrom}${notes.length ? ` (${notes.join('; ')})` : ''}`);
+      }
       trainer = await Trainer.create(model, {
         loss: data.task === 'classification' ? 'softmax_cross_entropy' : 'mse',
         optimizer: { kind: o.optimizer, lr: o.lr, momentum: o.momentum, nesterov: o.nesterov, weightDecay: o.weightDecay, schedule },
@@ -177,6 +186,7 @@ async function fitWithProgress(trainer: Trainer, data: Dataset, o: TrainOptions,
     bar.start(batches, 0, { loss: '-', acc: '-', sps: '-' });
   };
   const info = datasetInfo(data);
+  const training = { dataset: o.dataset, batchSize: o.batchSize, epochs: o.epochs, augment: augmentOptions(o.augment) ?? null, ...(isTableFile(o.dataset) ? { csv: csvOptions(o) } : {}) };
   return trainer.fit(data, {
     epochs,
     batchSize: o.batchSize,
@@ -203,7 +213,7 @@ async function fitWithProgress(trainer: Trainer, data: Dataset, o: TrainOptions,
       }
       log(`epoch ${ev.epoch}/${total}: train loss ${ev.loss.toFixed(4)}${ev.accuracy !== null ? ` acc ${pct(ev.accuracy)}` : ''} | ${val} | ${Math.round(ev.samplesPerSecond)} samples/s, ${ev.seconds.toFixed(1)} s`);
       if (o.save) {
-        await writeFileAtomic(o.save, await checkpointBytes(trainer, info));
+        await writeFileAtomic(o.save, await checkpointBytes(trainer, info, training));
       }
     },
   });

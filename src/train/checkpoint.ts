@@ -31,6 +31,19 @@ export interface DatasetInfo {
   targetName?: string;
 }
 
+/** How a run was set up beyond the model and optimizer: what an export needs to continue it elsewhere. */
+export interface TrainingRecord {
+  /** The dataset as given to the trainer (a name, a directory or a table file). */
+  dataset: string;
+  batchSize: number;
+  /** Total epochs the run was set to reach. */
+  epochs: number;
+  /** Image augmentation: crop of the image padded by `pad`, horizontal flip; null for none. */
+  augment: { pad: number; flip: boolean } | null;
+  /** How a table was read. */
+  csv?: { skipRows?: number; delimiter?: string; header?: boolean; ignoreColumns?: string[] };
+}
+
 export interface CheckpointMeta {
   format: string;
   /** The model's config: a Sequential's layers, or the class of a model that cannot be rebuilt. */
@@ -39,6 +52,8 @@ export interface CheckpointMeta {
   optimizer: OptimizerConfig | null;
   state: TrainState;
   dataset: DatasetInfo | null;
+  /** Batch size, epochs, augmentation and data source of the run (absent in older checkpoints). */
+  training?: TrainingRecord;
 }
 
 export interface Checkpoint {
@@ -61,7 +76,7 @@ export function datasetInfo(d: Dataset): DatasetInfo {
 }
 
 /** Read every parameter, buffer and optimizer state from the GPU and encode them with the metadata. */
-export async function checkpointBytes(source: Trainer | Model, dataset?: DatasetInfo | null): Promise<Uint8Array> {
+export async function checkpointBytes(source: Trainer | Model, dataset?: DatasetInfo | null, training?: TrainingRecord): Promise<Uint8Array> {
   const trainer = source instanceof Trainer ? source : null;
   const model = trainer?.model ?? (source as Model);
   const named: [string, { value: { shape: readonly number[]; read(): Promise<Float32Array> } }][] = [
@@ -79,6 +94,7 @@ export async function checkpointBytes(source: Trainer | Model, dataset?: Dataset
     optimizer: trainer ? { ...trainer.optimizer.config } : null,
     state: trainer ? { ...trainer.state } : { epoch: 0, step: 0, dataSeed: model.seed },
     dataset: dataset ?? null,
+    ...(training ? { training } : {}),
   };
   const metadata: Record<string, string> = {};
   // Every entry but the format tag is JSON (parseMeta parses them back), strings such as the loss included.
@@ -99,7 +115,8 @@ function parseMeta(metadata: Record<string, string>, label: string): CheckpointM
   };
   const model = json('model');
   if (!model || !Array.isArray(model.inputShape)) throw new CheckpointError(label, 'metadata "model" has no inputShape.');
-  return { format: metadata.format, model, loss: json('loss'), optimizer: json('optimizer'), state: json('state') ?? { epoch: 0, step: 0, dataSeed: 0 }, dataset: json('dataset') };
+  const training = json('training');
+  return { format: metadata.format, model, loss: json('loss'), optimizer: json('optimizer'), state: json('state') ?? { epoch: 0, step: 0, dataSeed: 0 }, dataset: json('dataset'), ...(training ? { training } : {}) };
 }
 
 /** Decode and validate a checkpoint file's bytes. */
