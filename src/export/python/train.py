@@ -272,6 +272,10 @@ def main():
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # launched by torchrun
         run(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)), args)
     elif args.nproc > 1:
+        with open(os.path.join(HERE, "settings.json")) as f:
+            batch = args.batch_size or json.load(f)["batchSize"]
+        if batch % args.nproc:  # refused before any process starts
+            raise SystemExit(f"train.py: the global batch size {batch} does not split evenly over {args.nproc} processes")
         with socket.socket() as s:  # a free port for the processes to meet on
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
