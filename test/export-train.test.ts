@@ -10,7 +10,9 @@ import { augmentChoice } from '../src/data/augment.ts';
 import { Batcher } from '../src/data/batcher.ts';
 import { splitIndices } from '../src/data/csv.ts';
 import { encodeIdx } from '../src/data/idx.ts';
-import { loadIdxDir } from '../src/data/node.ts';
+import { encodeCifarBatch } from '../src/data/cifar.ts';
+import type { Dataset } from '../src/data/dataset.ts';
+import { loadCifar10Dir, loadCsvFile, loadIdxDir } from '../src/data/node.ts';
 import { exportPytorch } from '../src/export/pytorch.ts';
 import type { Model } from '../src/nn/model.ts';
 import { makePreset } from '../src/nn/presets.ts';
@@ -143,5 +145,51 @@ print(json.dumps({
     expect(got.choices).toEqual(choices);
     const { train, test } = splitIndices(101, 0.2, 0);
     expect(got.split).toEqual([train, test]);
+  });
+});
+
+describe('train.py reads the dataset formats as the engine does', () => {
+  /** train.py --eval-only on the exported starting weights reports the test loss and accuracy our evaluate gives. */
+  async function sameEvaluation(name: string, data: Dataset, spec: string, loss: 'softmax_cross_entropy' | 'mse', csv?: object) {
+    const e = await getEngine();
+    const model = makePreset('mlp', data.numClasses, { hidden: [8] });
+    await model.build(e, data.inputShape, { seed: 2 });
+    const trainer = await Trainer.create(model, { loss, optimizer: { kind: 'sgd', lr: 0.1 } });
+    const ours = await trainer.evaluate(data.test, data);
+    const out = join(dir, `eval-${name}`);
+    mkdirSync(out);
+    for (const [f, bytes] of await exportPytorch(trainer, { dataset: datasetInfo(data), training: { dataset: spec, ...(csv ? { csv } : {}) } })) writeFileSync(join(out, f), bytes);
+    const { stdout } = await runPython([join(out, 'train.py'), '--eval-only']);
+    const m = /test loss ([\d.]+)(?:, test accuracy ([\d.]+)%)? \((\d+) samples\)/.exec(stdout);
+    expect(m, stdout).not.toBeNull();
+    expect(Number(m![3])).toBe(data.test.n);
+    expect(Math.abs(Number(m![1]) - ours.loss)).toBeLessThanOrEqual(1e-4);
+    if (ours.accuracy !== null) expect(Number(m![2])).toBeCloseTo(100 * ours.accuracy, 2);
+    trainer.dispose();
+    model.dispose();
+  }
+
+  it('CIFAR-10 binary batches', async () => {
+    const at = join(dir, 'cifar');
+    mkdirSync(at);
+    const rng = new Rng(5);
+    const batch = (n: number) => encodeCifarBatch(Uint8Array.from({ length: n * 3072 }, () => rng.int(256)), Uint8Array.from({ length: n }, () => rng.int(10)));
+    writeFileSync(join(at, 'data_batch_1.bin'), batch(30));
+    writeFileSync(join(at, 'data_batch_2.bin'), batch(20));
+    writeFileSync(join(at, 'test_batch.bin'), batch(25));
+    await sameEvaluation('cifar', loadCifar10Dir(at, { log: () => {} }), at, 'softmax_cross_entropy');
+  });
+
+  it('CSV tables: class names, the seeded split and the standardisation; regression targets standardised', async () => {
+    const rng = new Rng(8);
+    const rows = Array.from({ length: 53 }, (_, i) => [rng.uniform(-3, 9).toFixed(3), (rng.normal() * 40).toFixed(2), String(i % 7), ['setosa', 'versicolor', 'virginica'][rng.int(3)], (rng.uniform(0, 100)).toFixed(1)]);
+    const file = join(dir, 'table.csv');
+    writeFileSync(file, `id,"width",depth,kind,price\n${rows.map((r) => r.join(',')).join('\n')}\n`);
+    const csv = { ignoreColumns: ['id'] };
+    await sameEvaluation('csv-class', loadCsvFile(file, { target: 'kind', ...csv }), file, 'softmax_cross_entropy', csv);
+    const semi = join(dir, 'table-semicolon.csv');
+    writeFileSync(semi, `meta line\nid;width;depth;kind;price\n${rows.map((r) => r.join(';')).join('\n')}\n`);
+    const semiCsv = { skipRows: 1, ignoreColumns: ['id', 'kind'] };
+    await sameEvaluation('csv-regression', loadCsvFile(semi, { target: 'price', ...semiCsv }), semi, 'mse', semiCsv);
   });
 });
