@@ -22,10 +22,15 @@ export interface StateDictLoad {
 export function loadStateDict(model: Model, bytes: Uint8Array, label: string): StateDictLoad {
   const e = model.engine;
   if (!e) throw new Error('Build the model before loading a state_dict into it.');
-  if (looksLikeOnnx(bytes)) {
-    throw new CheckpointError(label, 'is an ONNX model, not safetensors: give a state_dict saved with safetensors.torch.save_file(model.state_dict(), FILE).');
+  let decoded: ReturnType<typeof decodeSafetensors>;
+  try {
+    decoded = decodeSafetensors(bytes, label);
+  } catch (err) {
+    // Only bytes that are not safetensors are asked whether they are ONNX, to say so plainly.
+    if (looksLikeOnnx(bytes)) throw new CheckpointError(label, 'is an ONNX model, not safetensors: give a state_dict saved with safetensors.torch.save_file(model.state_dict(), FILE).');
+    throw err;
   }
-  const { tensors, dtypes } = decodeSafetensors(bytes, label);
+  const { tensors, dtypes } = decoded;
   const targets = [...model.params(), ...model.buffers()].map((t) => ({ name: t.name, shape: [...t.value.shape], value: t.value }));
   const names = new Set(targets.map((t) => t.name));
   const kept = new Map<string, NamedTensor>();
