@@ -14,12 +14,16 @@
 //   dx = gamma * invstd / N * (N * dy - dbeta - xhat * dgamma)
 //   With the override ACCUM true, dx, dgamma and dbeta are added to instead of overwritten
 //   (gradients that accumulate); the sums dbeta and dgamma inside dx are this call's own.
+// With the override RELU true a ReLU follows the normalisation (fused: BatchNorm then ReLU in one
+// pass): the forward entries write max(y, 0), and backward first masks dy where that output,
+// bound as y_relu, is 0 (the ReLU's gradient, read off its output).
 //
 // Entries and bindings (params: { batch, channels, hw: u32, eps, momentum: f32 }; x, y, dy, dx are
 // [B, C, HW] flattened, every other tensor [C]):
 //   batch_norm_forward_train   x, gamma, beta, y, mean, invstd, running_mean, running_var
 //   batch_norm_forward_eval    x, gamma, beta, stat_mean, stat_var, y
-//   batch_norm_backward        x, dy, gamma, saved_mean, saved_invstd, dx, dgamma, dbeta
+//   batch_norm_backward        x, dy, gamma, saved_mean, saved_invstd, dx, dgamma, dbeta, y_relu
+//                              (y_relu: the forward output; read only when RELU)
 // Dispatch: train and backward run one workgroup of WG invocations per channel (workgroups
 // numbered x + y * num_workgroups.x, split as grid1d does); the invocations stride over the
 // channel's values, then add their partial sums with a fixed-order tree in workgroup memory
@@ -50,11 +54,25 @@ struct Params {
 @group(0) @binding(14) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(15) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(16) var<storage, read_write> dbeta: array<f32>;
+@group(0) @binding(17) var<storage, read> y_relu: array<f32>;
 
 // Invocations per workgroup (a power of two for the tree).
 const WG: u32 = 64u;
 // batch_norm_backward adds into dx, dgamma and dbeta instead of overwriting them.
 override ACCUM: bool = false;
+// A ReLU after the normalisation, fused.
+override RELU: bool = false;
+
+fn activate(v: f32) -> f32 {
+  if (RELU) { return max(v, 0.0); }
+  return v;
+}
+
+// dy at element i, through the fused ReLU's gradient when there is one.
+fn grad_at(i: u32) -> f32 {
+  if (RELU) { return select(0.0, dy[i], y_relu[i] > 0.0); }
+  return dy[i];
+}
 
 var<workgroup> partial: array<vec2<f32>, WG>;
 
@@ -104,7 +122,7 @@ fn batch_norm_forward_train(
   for (var b = 0u; b < p.batch; b++) {
     let base = b * plane_step + c * p.hw;
     for (var i = lid; i < p.hw; i += WG) {
-      y[base + i] = (x[base + i] - m) * scale + offset;
+      y[base + i] = activate((x[base + i] - m) * scale + offset);
     }
   }
   if (lid == 0u) {
@@ -123,7 +141,7 @@ fn batch_norm_forward_eval(@builtin(global_invocation_id) gid: vec3<u32>, @built
   if (i >= p.batch * p.channels * p.hw) { return; }
   let c = (i / p.hw) % p.channels;
   let scale = gamma[c] * inverseSqrt(stat_var[c] + p.eps);
-  y[i] = (x[i] - stat_mean[c]) * scale + beta[c];
+  y[i] = activate((x[i] - stat_mean[c]) * scale + beta[c]);
 }
 
 @compute @workgroup_size(WG)
@@ -142,7 +160,7 @@ fn batch_norm_backward(
   for (var b = 0u; b < p.batch; b++) {
     let base = b * plane_step + c * p.hw;
     for (var i = lid; i < p.hw; i += WG) {
-      let g = dy[base + i];
+      let g = grad_at(base + i);
       s += vec2<f32>(g, g * (x[base + i] - m) * inv);
     }
   }
@@ -153,7 +171,7 @@ fn batch_norm_backward(
     let base = b * plane_step + c * p.hw;
     for (var i = lid; i < p.hw; i += WG) {
       let xhat = (x[base + i] - m) * inv;
-      let v = k * (n * dy[base + i] - total.x - xhat * total.y);
+      let v = k * (n * grad_at(base + i) - total.x - xhat * total.y);
       if (ACCUM) {
         dx[base + i] = dx[base + i] + v;
       } else {

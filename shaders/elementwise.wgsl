@@ -3,6 +3,7 @@
 //   add_forward:   y[i] = alpha * a[i] + beta * b[i % nb]
 //   mul_forward:   y[i] = a[i] * b[i % nb]
 //   scale_forward: y[i] = alpha * x[i]        (a copy when alpha = 1)
+//   fill_forward:  y[i] = alpha               (zeros before a part of y is written)
 // b repeats along a's leading dimensions when it has fewer values (nb < n: a [B, T, D], b [T, D]);
 // the override BROADCAST is then true, so the common case (nb = n) has no modulo. With the
 // override ACCUM true every entry adds into y (y[i] += ...) instead of overwriting it: gradients
@@ -12,6 +13,7 @@
 //   params: { n: u32 (elements of y), nb: u32 (elements of b; n for scale_forward), alpha: f32, beta: f32 }
 //   a: array<f32> (n)   b: array<f32> (nb, nb divides n)   (add_forward, mul_forward)
 //   x: array<f32> (n)                                      (scale_forward)
+//   (fill_forward binds y alone)
 //   y: array<f32> (n), written (read too when ACCUM)
 // Dispatch: 1-D, one element per invocation, WG invocations per workgroup, grid split over x and y
 // (grid1d) so that n > 65535 * WG works.
@@ -65,4 +67,11 @@ fn scale_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
   let i = index(gid, nwg);
   if (i >= params.n) { return; }
   store_y(i, params.alpha * x[i]);
+}
+
+@compute @workgroup_size(WG)
+fn fill_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = index(gid, nwg);
+  if (i >= params.n) { return; }
+  store_y(i, params.alpha);
 }

@@ -1,9 +1,10 @@
 // Losses over a batch: per-sample loss AND the gradient of the MEAN loss with respect to the
 // network's output, in one pass.
 //
-// softmax_cross_entropy: rows of C class scores, labels are class indices stored as f32.
-//   losses[b]    = logsumexp(z[b, :]) - z[b, label[b]]           (stable: max subtracted first)
-//   dlogits[b,c] = (softmax(z[b, :])[c] - (c == label[b])) / B
+// softmax_cross_entropy: rows of C class scores, labels are class indices stored as f32, with
+//   label smoothing e = params.smoothing (0: none): the target is q_c = (1 - e) (c == label) + e / C.
+//   losses[b]    = logsumexp(z[b, :]) - sum_c q_c z[b, c]         (stable: max subtracted first)
+//   dlogits[b,c] = (softmax(z[b, :])[c] - q_c) / B
 //   correct[b]   = 1 if the first argmax of z[b, :] is label[b], else 0
 //   A label that is not an integer in [0, C) (negative, too large, fractional, NaN, inf) is never
 //   used as an index: losses[b] = NaN (so a divergence guard sees it), dlogits[b, :] = 0,
@@ -15,7 +16,7 @@
 //   correct[b]   = fraction of d with (z > 0) == (t > 0.5)
 //
 // Bindings (f32; B = params.rows >= 1, C or D = params.cols >= 1; row-major):
-//   params : { rows: u32, cols: u32 }
+//   params : { rows: u32, cols: u32, smoothing: f32 (softmax_cross_entropy; 0 for the others) }
 //   logits : array<f32> (B*C or B*D)   softmax_cross_entropy, bce_logits
 //   labels : array<f32> (B)            softmax_cross_entropy
 //   targets: array<f32> (B*D)          mse, bce_logits
@@ -28,7 +29,7 @@
 // barriers or workgroup memory: cheap on software adapters, and classification rows are short),
 // WG invocations per workgroup, grid split over x and y by grid1d.
 
-struct Params { rows: u32, cols: u32 }
+struct Params { rows: u32, cols: u32, smoothing: f32 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
@@ -91,7 +92,13 @@ fn softmax_cross_entropy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     if (z > zmax) { zmax = z; arg = c; }
   }
   var sum = 0.0;
-  for (var c = 0u; c < C; c++) { sum += exp(logits[base + c] - zmax); }
+  var zsum = 0.0;
+  for (var c = 0u; c < C; c++) {
+    let z = logits[base + c];
+    sum += exp(z - zmax);
+    zsum += z - zmax;
+  }
+  let e = params.smoothing;
 
   let label_f = labels[b];
   if (!is_class_index(label_f, C)) {
@@ -102,14 +109,16 @@ fn softmax_cross_entropy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
   }
   let label = min(u32(label_f), C - 1u);
 
-  // log(sum) - (z_label - zmax) == logsumexp - z_label, without cancelling two large numbers.
-  losses[b] = log(sum) - (logits[base + label] - zmax);
+  // log(sum) - sum_c q_c (z_c - zmax) == logsumexp - sum_c q_c z_c (the q_c sum to 1), without
+  // cancelling two large numbers.
+  losses[b] = log(sum) - ((1.0 - e) * (logits[base + label] - zmax) + e * zsum / f32(C));
   correct[b] = select(0.0, 1.0, arg == label);
   let inv_sum = 1.0 / sum;
   let inv_b = 1.0 / f32(B);
+  let off = e / f32(C);
   for (var c = 0u; c < C; c++) {
     let p = exp(logits[base + c] - zmax) * inv_sum;
-    dlogits[base + c] = (p - select(0.0, 1.0, c == label)) * inv_b;
+    dlogits[base + c] = (p - (off + select(0.0, 1.0 - e, c == label))) * inv_b;
   }
 }
 

@@ -98,6 +98,71 @@ describe('batchnorm kernels vs reference', () => {
   });
 });
 
+describe('batchnorm with a fused ReLU', () => {
+  it('forward (train and eval) and backward vs the reference, accumulate included', async () => {
+    const e = await getEngine();
+    const shape = [3, 4, 5, 7];
+    const c = shape[1];
+    const x = both(e, shape, randomUniform(size(shape), 71, -1, 2), 'x');
+    const dy = both(e, shape, randomUniform(size(shape), 72), 'dy');
+    const gamma = both(e, [c], randomUniform(c, 73, 0.5, 1.5), 'gamma');
+    const beta = both(e, [c], randomUniform(c, 74, -0.5, 0.5), 'beta');
+    const runMean = both(e, [c], new Float32Array(c), 'running_mean');
+    const runVar = both(e, [c], new Float32Array(c).fill(1), 'running_var');
+    const opts = { ...OPTS, relu: true };
+    const y = e.tensor(shape, undefined, 'y');
+    const yEval = e.tensor(shape, undefined, 'y_eval');
+    const [mean, invstd] = [e.tensor([c], undefined, 'mean'), e.tensor([c], undefined, 'invstd')];
+    const prefill = randomUniform(size(shape), 75);
+    const dx = e.tensor(shape, prefill, 'dx');
+    const dgamma = e.tensor([c], new Float32Array(c).fill(0.5), 'dgamma');
+    const dbeta = e.tensor([c], new Float32Array(c).fill(-0.5), 'dbeta');
+    e.runOnce(await batchNormForwardTrain(e, x.gpu, gamma.gpu, beta.gpu, y, mean, invstd, runMean.gpu, runVar.gpu, opts));
+    e.runOnce(await batchNormForwardEval(e, x.gpu, gamma.gpu, beta.gpu, runMean.gpu, runVar.gpu, yEval, opts));
+    e.runOnce(await batchNormBackward(e, x.gpu, dy.gpu, gamma.gpu, mean, invstd, dx, dgamma, dbeta, { accumulate: true, reluOutput: y }));
+    const want = { y: hostTensor(shape), yEval: hostTensor(shape), mean: hostTensor([c]), invstd: hostTensor([c]), dx: hostTensor(shape, prefill), dgamma: hostTensor([c], new Float32Array(c).fill(0.5)), dbeta: hostTensor([c], new Float32Array(c).fill(-0.5)) };
+    ref.batchNormForwardTrain(x.host, gamma.host, beta.host, want.y, want.mean, want.invstd, runMean.host, runVar.host, opts);
+    ref.batchNormForwardEval(x.host, gamma.host, beta.host, runMean.host, runVar.host, want.yEval, opts);
+    ref.batchNormBackward(x.host, dy.host, gamma.host, want.mean, want.invstd, want.dx, want.dgamma, want.dbeta, { accumulate: true, reluOutput: want.y });
+    const gy = await y.read();
+    expect(gy.some((v) => v === 0) && gy.some((v) => v > 0)).toBe(true); // the ReLU cuts some values
+    expectClose(gy, want.y.data, {}, 'y (train)');
+    expectClose(await yEval.read(), want.yEval.data, {}, 'y (eval)');
+    // Sums over B*H*W = 105 values per channel in another order than the reference.
+    expectClose(await dx.read(), want.dx.data, { atol: 5e-5, rtol: 3e-4 }, 'dx');
+    expectClose(await dgamma.read(), want.dgamma.data, { atol: 1e-4, rtol: 3e-4 }, 'dgamma');
+    expectClose(await dbeta.read(), want.dbeta.data, { atol: 1e-4, rtol: 1e-4 }, 'dbeta');
+    for (const t of [x, dy, gamma, beta, runMean, runVar]) t.gpu.dispose();
+    for (const t of [y, yEval, mean, invstd, dx, dgamma, dbeta]) t.dispose();
+  });
+
+  it('the reference backward is the gradient of sum(r * relu(batchnorm(x)))', () => {
+    const shape = [3, 2, 2, 3];
+    const f64 = (s: number[], seed: number, lo = -1, hi = 1): HostTensor => ({ shape: s, data: Float64Array.from(randomUniform(size(s), seed, lo, hi)) });
+    const x = f64(shape, 11, -1, 2);
+    const gamma = f64([2], 12, 0.5, 1.5);
+    const beta = f64([2], 13, -0.3, 0.3);
+    const r = f64(shape, 14);
+    const stats = () => ({ shape: [2], data: new Float64Array(2) });
+    const forward = (y: HostTensor, mean: HostTensor, invstd: HostTensor) =>
+      ref.batchNormForwardTrain(x, gamma, beta, y, mean, invstd, stats(), stats(), { eps: 1e-5, momentum: 0.1, relu: true });
+    const loss = () => {
+      const y = { shape, data: new Float64Array(size(shape)) };
+      forward(y, stats(), stats());
+      return y.data.reduce((s, v, i) => s + r.data[i] * v, 0);
+    };
+    const [mean, invstd] = [stats(), stats()];
+    const y = { shape, data: new Float64Array(size(shape)) };
+    forward(y, mean, invstd);
+    const dx = { shape, data: new Float64Array(size(shape)) };
+    const [dgamma, dbeta] = [stats(), stats()];
+    ref.batchNormBackward(x, r, gamma, mean, invstd, dx, dgamma, dbeta, { reluOutput: y });
+    checkGradient(loss, x.data as Float64Array, dx.data, {}, 'relu(batchnorm) dx');
+    checkGradient(loss, gamma.data as Float64Array, dgamma.data, {}, 'relu(batchnorm) dgamma');
+    checkGradient(loss, beta.data as Float64Array, dbeta.data, {}, 'relu(batchnorm) dbeta');
+  });
+});
+
 describe('batchnorm reference gradients by finite differences', () => {
   const shape = [3, 2, 2, 3];
   const f64 = (s: number[], seed: number, lo = -1, hi = 1): HostTensor => ({ shape: s, data: Float64Array.from(randomUniform(size(s), seed, lo, hi)) });

@@ -4,7 +4,7 @@
 // kernel's name and the shapes.
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../src/gpu/engine.ts';
-import { addForward, mulForward, scaleForward } from '../src/kernels/elementwise.ts';
+import { addForward, fillForward, mulForward, scaleForward } from '../src/kernels/elementwise.ts';
 import * as ref from '../src/reference/elementwise.ts';
 import { hostTensor, type HostTensor } from '../src/reference/host.ts';
 import { randomUniform } from '../src/util/random.ts';
@@ -74,6 +74,27 @@ describe('elementwise kernels vs reference', () => {
       expectClose(await y.read(), want.data, {}, `scale_forward s=${s}${accumulate ? ' +=' : ''}`);
     }
     x.gpu.dispose();
+    y.dispose();
+  });
+
+  it('fillForward: a constant, or a constant added', async () => {
+    const e = await getEngine();
+    const shape = [2, 3, 7];
+    const prefill = randomUniform(size(shape), 44);
+    const y = e.tensor(shape, undefined, 'y');
+    for (const [v, accumulate] of [
+      [0, false],
+      [-1.5, false],
+      [2.25, true],
+    ] as const) {
+      if (accumulate) e.write(y, prefill);
+      else e.fill(y, NaN);
+      e.runOnce(await fillForward(e, y, v, { accumulate }));
+      const want = hostTensor(shape, accumulate ? prefill : undefined);
+      ref.fillForward(want, v, { accumulate });
+      expectClose(await y.read(), want.data, {}, `fill_forward ${v}${accumulate ? ' +=' : ''}`);
+    }
+    await expect(fillForward(e, y, NaN)).rejects.toThrow(/elementwise\.fill_forward: the value NaN/);
     y.dispose();
   });
 

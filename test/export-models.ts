@@ -124,6 +124,8 @@ const PRESETS: [string, number[]][] = [
 
 export const EXPORT_CASES: ExportCase[] = [
   ...PRESETS.filter(([name]) => presetNames().includes(name)).map(([name, inputShape]) => ({ name, inputShape, make: () => makePreset(name, 10, { hidden: [32, 16] }) })),
+  // A class token: a parameter as a value of every sample, sliced back out before the head.
+  ...(presetNames().includes('vit') ? [{ name: 'vit-cls-token', inputShape: [1, 28, 28], make: () => makePreset('vit', 10, { pool: 'cls', depth: 1, width: 32, heads: 2, patch: 7 } as never) }] : []),
   { name: 'mlp-gelu', inputShape: [1, 28, 28], make: () => makePreset('mlp', 10, { hidden: [24], activation: 'gelu', dropout: 0.2 }) },
   { name: 'skip-connections', inputShape: [3, 12, 12], make: () => new SkipNet() },
   { name: 'primitives', inputShape: [5, 6], make: () => new Primitives() },

@@ -166,6 +166,34 @@ describe('residual models train like the CPU reference of the same graph, step b
   });
 });
 
+describe('label smoothing and gradient clipping', () => {
+  it('train like the reference for 6 steps; the trainer reports the norm it clipped', async () => {
+    const e = await getEngine();
+    const model = new ResidualMlp();
+    await model.build(e, [7], { seed: 4 });
+    const opts = { labelSmoothing: 0.1, clipNorm: 0.3 };
+    const trainer = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: 0.1, momentum: 0.9 }, ...opts });
+    const ref = await refOf(model);
+    const data = batches(6, [7], 4, 8, 5);
+    const sgd: RefOptimizer = { kind: 'sgd', lr: 0.1, momentum: 0.9 };
+    let clipped = 0;
+    for (let s = 0; s < 6; s++) {
+      const gpu = (await trainer.step(data[s].x, data[s].y, { readLoss: true }))!;
+      const want = ref.trainStep([data[s].x], data[s].y, 8, 'softmax_cross_entropy', sgd, s, opts);
+      expect(Math.abs(gpu - want), `step ${s}`).toBeLessThanOrEqual(1e-4 * (1 + want));
+      const norm = await trainer.gradientNorm();
+      if (norm > opts.clipNorm) clipped++;
+      // The clipped gradients' norm is the limit (or less).
+      const sq = (await Promise.all(model.params().map((p) => p.grad.read()))).reduce((t, g) => t + g.reduce((u, v) => u + v * v, 0), 0);
+      expect(Math.sqrt(sq)).toBeLessThanOrEqual(opts.clipNorm * 1.0001);
+    }
+    expect(clipped).toBeGreaterThan(0); // the limit was low enough to act
+    for (const p of model.params()) expectClose(await p.value.read(), ref.params.get(p.name)!.value, { atol: 1e-4, rtol: 1e-3 }, p.name);
+    trainer.dispose();
+    model.dispose();
+  });
+});
+
 /** h = tanh(fc(x)) read three times: y = head(h*h + h + 0.5 h) (h*h counts twice). */
 class ThreeUses extends Model {
   fc = new Dense(5);

@@ -10,7 +10,7 @@ import type { Tensor } from '../src/gpu/tensor.ts';
 import { conv2dParams } from '../src/kernels/conv2d.ts';
 import { col2im, colShape, im2col, im2colGeometry, transposeBatched, type Im2colOptions } from '../src/kernels/im2col.ts';
 import { Activation, Flatten } from '../src/nn/activations.ts';
-import { Conv2d, chooseConvAlgorithm, IM2COL_MIN_K, type Conv2dOptions } from '../src/nn/conv.ts';
+import { Conv2d, type Conv2dOptions } from '../src/nn/conv.ts';
 import { Dense } from '../src/nn/dense.ts';
 import type { Layer } from '../src/nn/layer.ts';
 import { MaxPool2d } from '../src/nn/pool.ts';
@@ -179,7 +179,7 @@ async function readHost(t: Tensor): Promise<HostTensor> {
   return hostTensor(t.shape, await t.read(), t.label);
 }
 
-describe('Conv2d: im2col and direct vs the CPU convolution reference', () => {
+describe('Conv2d: every algorithm vs the CPU convolution reference', () => {
   const cases: { name: string; batch: number; input: number[]; oc: number; opts: Conv2dOptions; relu: boolean; withDx?: boolean }[] = [
     { name: '3->5, 3x2 kernel, stride [2,1], padding [1,0], bias', batch: 3, input: [3, 7, 9], oc: 5, opts: { kernel: [3, 2], stride: [2, 1], padding: [1, 0] }, relu: false },
     { name: '1->3, 5x5 kernel, padding 2, no bias, fused ReLU', batch: 2, input: [1, 6, 5], oc: 3, opts: { kernel: 5, padding: 2, bias: false }, relu: true },
@@ -188,7 +188,7 @@ describe('Conv2d: im2col and direct vs the CPU convolution reference', () => {
     { name: '30->9, 3x3 kernel, padding 1, bias, ReLU, K = 270 (first layer: no dx)', batch: 3, input: [30, 5, 6], oc: 9, opts: { kernel: 3, padding: 1 }, relu: true, withDx: false },
   ];
   for (const c of cases) {
-    for (const algorithm of ['im2col', 'direct'] as const) {
+    for (const algorithm of ['im2col', 'direct', 'gemm'] as const) {
       it(`${algorithm}: ${c.name}`, async () => {
         const e = await getEngine();
         const t = await planConv(e, { ...c.opts, algorithm }, c.oc, c.batch, c.input, c.relu, c.withDx ?? true);
@@ -221,56 +221,32 @@ describe('Conv2d: im2col and direct vs the CPU convolution reference', () => {
 });
 
 describe("Conv2d algorithm choice ('auto')", () => {
-  const limit = 1 << 30;
-  const shape = (ic: number, kh = 3, kw = 3, batch: number | null = 64) => ({ batch, input: [ic, 16, 16], output: [64, 16, 16], kernel: [kh, kw] as [number, number] });
-
-  it(`picks im2col for K = IC*KH*KW >= ${IM2COL_MIN_K} and direct below`, () => {
-    expect(IM2COL_MIN_K).toBe(256);
-    expect(chooseConvAlgorithm('L', 'auto', shape(1), limit).algorithm).toBe('direct'); // K = 9
-    expect(chooseConvAlgorithm('L', 'auto', shape(16), limit).algorithm).toBe('direct'); // K = 144
-    expect(chooseConvAlgorithm('L', 'auto', shape(28), limit).algorithm).toBe('direct'); // K = 252
-    expect(chooseConvAlgorithm('L', 'auto', shape(256, 1, 1), limit).algorithm).toBe('im2col'); // K = 256
-    const c = chooseConvAlgorithm('L', 'auto', shape(32), limit); // K = 288
-    expect(c.algorithm).toBe('im2col');
-    expect(c.reason).toMatch(/K = IC\*KH\*KW = 32\*3\*3 = 288 >= 256.*col scratch \[16384, 288\] = 18\.0 MiB/);
-    expect(chooseConvAlgorithm('L', 'direct', shape(64), limit).algorithm).toBe('direct');
-    expect(chooseConvAlgorithm('L', 'im2col', shape(1), limit).algorithm).toBe('im2col');
-    // Before planning (no batch yet) the choice is by K alone.
-    expect(chooseConvAlgorithm('L', 'auto', shape(32, 3, 3, null), 1).algorithm).toBe('im2col');
-  });
-
-  it('falls back to direct, saying why, when the col scratch exceeds maxStorageBufferBindingSize', () => {
-    const bytes = 64 * 16 * 16 * 288 * 4; // 18,874,368
-    const c = chooseConvAlgorithm('3:Conv2d', 'auto', shape(32), bytes - 4);
-    expect(c.algorithm).toBe('direct');
-    expect(c.reason).toContain(`needs ${bytes} bytes, over the adapter's maxStorageBufferBindingSize of ${bytes - 4} bytes`);
-    expect(chooseConvAlgorithm('3:Conv2d', 'auto', shape(32), bytes).algorithm).toBe('im2col');
-  });
-
-  it("throws when 'im2col' is forced and the scratch is over the limit, naming the layer, shapes, bytes and limit", () => {
-    const bytes = 64 * 16 * 16 * 288 * 4;
-    expect(() => chooseConvAlgorithm('3:Conv2d', 'im2col', shape(32), 1 << 20)).toThrow(
-      new RegExp(
-        `^Layer 3:Conv2d: algorithm 'im2col' cannot be used: its col scratch \\[B\\*OH\\*OW, IC\\*KH\\*KW\\] = \\[16384, 288\\] \\(input \\[64, 32, 16, 16\\] -> \\[64, 64, 16, 16\\], 3x3 kernel\\) needs ${bytes} bytes, over the adapter's maxStorageBufferBindingSize of 1048576 bytes`,
-      ),
-    );
-  });
-
-  it('the layer resolves auto at build, confirms it at plan, and the summary shows it', async () => {
+  it('measures each pass when the layer is planned, and the summary shows the choice', async () => {
     const e = await getEngine();
     const model = new Sequential([new Conv2d(8, { kernel: 3, padding: 1 }), new Activation('relu'), new Conv2d(4, { kernel: 3, padding: 1 }), new Flatten(), new Dense(3)]);
-    await model.build(e, [32, 4, 4], { seed: 1 }); // K = 288, then K = 72
-    const [big, , small] = model.layers as Conv2d[];
-    expect(big.algorithm).toBe('im2col');
-    expect(small.algorithm).toBe('direct');
-    expect(small.algorithmReason).toMatch(/auto: K = IC\*KH\*KW = 8\*3\*3 = 72 < 256/);
+    await model.build(e, [5, 4, 4], { seed: 1 });
+    const [first, , second] = model.layers as Conv2d[];
+    expect(first.algorithm).toBeNull(); // nothing measured before a plan
+    await model.plan(2);
+    for (const c of [first, second]) {
+      const all = c.algorithms!;
+      for (const p of [all.forward, all.backwardInput, all.backwardWeight]) expect(['direct', 'im2col', 'gemm']).toContain(p.algorithm);
+      expect(c.algorithmReason).toMatch(/^forward: .+; input gradient: .+; weight gradient: .+/);
+    }
     const summary = model.summary();
     expect(summary).toMatch(/Params\s+Algorithm\n/);
-    expect(summary).toMatch(/layers\.0\s+Conv2d\+ReLU\s+\[8, 4, 4\]\s+2312\s+im2col\n/);
-    expect(summary).toMatch(/layers\.2\s+Conv2d\s+\[4, 4, 4\]\s+292\s+direct\n/);
-    await model.plan(2);
-    expect(big.algorithm).toBe('im2col');
-    expect(big.algorithmReason).toMatch(/col scratch \[32, 288\]/);
+    expect(summary).toMatch(new RegExp(`layers\\.0\\s+Conv2d\\+ReLU\\s+\\[8, 4, 4\\]\\s+368\\s+${first.algorithm!.replace(/\//g, '\\/')}\\n`));
+    model.dispose();
+  });
+
+  it("a forced 'im2col' whose scratch is over the adapter's limit is refused, naming the sizes and the limit", async () => {
+    const e = await getEngine();
+    const limit = e.adapter.limits.maxStorageBufferBindingSize;
+    // col [B*OH*OW, IC*KH*KW] with IC*KH*KW = 9 * 512 and B*OH*OW = 64 * 32 * 32: 18.9 GB, over any limit.
+    const model = new Sequential([new Conv2d(1, { kernel: 3, padding: 1, algorithm: 'im2col' }), new Flatten(), new Dense(2)]);
+    await model.build(e, [512, 32, 32]);
+    const err = await model.plan(64).catch((x: unknown) => x);
+    expect((err as Error).message).toMatch(new RegExp(`im2col: col \\[B\\*OH\\*OW, IC\\*KH\\*KW\\] = \\[65536, 4608\\] needs \\d+ bytes, over the adapter's maxStorageBufferBindingSize of ${limit} bytes`));
     model.dispose();
   });
 
@@ -279,7 +255,7 @@ describe("Conv2d algorithm choice ('auto')", () => {
     const c = layerToConfig(new Conv2d(4, { algorithm: 'im2col' }));
     expect(c.config.algorithm).toBe('im2col');
     expect((layerFromConfig(c) as Conv2d).opts.algorithm).toBe('im2col');
-    expect(() => new Conv2d(4, { algorithm: 'winograd' as never })).toThrow(/Conv2d: algorithm "winograd" must be one of 'auto', 'direct', 'im2col'/);
+    expect(() => new Conv2d(4, { algorithm: 'winograd' as never })).toThrow(/Conv2d: algorithm "winograd" must be one of 'auto', 'direct', 'im2col', 'gemm'/);
   });
 });
 
@@ -291,13 +267,14 @@ function imageDataset(n: number, shape: number[], classes: number, seed: number)
   return { name: 'random-images', task: 'classification', inputShape: shape, numClasses: classes, train: { n, x, y }, test: { n, x, y }, normalization: { kind: 'scale255' } };
 }
 
-describe('a CNN trains the same with im2col and direct convolutions', () => {
+describe('a CNN trains the same with every convolution algorithm', () => {
   it('6 SGD steps: losses and weights agree', async () => {
     const e = await getEngine();
     const B = 4;
     const shape = [3, 9, 7];
     const data = imageDataset(6 * B, shape, 4, 9);
-    const layers = (algorithm: 'im2col' | 'direct'): Layer[] => [
+    type Forced = 'im2col' | 'direct' | 'gemm';
+    const layers = (algorithm: Forced): Layer[] => [
       new Conv2d(6, { kernel: 3, padding: 1, algorithm }), // first layer: no dx
       new Activation('relu'),
       new MaxPool2d({ kernel: 2 }),
@@ -305,7 +282,7 @@ describe('a CNN trains the same with im2col and direct convolutions', () => {
       new Flatten(),
       new Dense(4),
     ];
-    const run = async (algorithm: 'im2col' | 'direct') => {
+    const run = async (algorithm: Forced) => {
       const model = new Sequential(layers(algorithm));
       await model.build(e, shape, { seed: 3 });
       const trainer = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9 } });
@@ -317,10 +294,12 @@ describe('a CNN trains the same with im2col and direct convolutions', () => {
       model.dispose();
       return { losses, params };
     };
-    const a = await run('im2col');
     const d = await run('direct');
-    expect(a.losses).toHaveLength(6);
-    for (let s = 0; s < 6; s++) expect(Math.abs(a.losses[s] - d.losses[s]), `step ${s}: im2col ${a.losses[s]} direct ${d.losses[s]}`).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(d.losses[s]));
-    for (let i = 0; i < a.params.length; i++) expectClose(a.params[i], d.params[i], { atol: 1e-5, rtol: 1e-4 }, `param ${i}`);
+    for (const other of ['im2col', 'gemm'] as const) {
+      const a = await run(other);
+      expect(a.losses).toHaveLength(6);
+      for (let s = 0; s < 6; s++) expect(Math.abs(a.losses[s] - d.losses[s]), `step ${s}: ${other} ${a.losses[s]} direct ${d.losses[s]}`).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(d.losses[s]));
+      for (let i = 0; i < a.params.length; i++) expectClose(a.params[i], d.params[i], { atol: 1e-5, rtol: 1e-4 }, `${other} param ${i}`);
+    }
   });
 });

@@ -61,6 +61,27 @@ describe('softmax_cross_entropy vs reference', () => {
     });
   }
 
+  it('label smoothing 0.1 on [33, 7] matches the reference; a smoothing outside [0, 1) is refused', async () => {
+    const e = await getEngine();
+    const [B, C] = [33, 7];
+    const zs = randomUniform(B * C, 21, -5, 5);
+    const ls = randomLabels(B, C, 22);
+    const logits = e.tensor([B, C], zs, 'logits');
+    const labels = e.tensor([B], ls, 'labels');
+    const losses = e.tensor([B], undefined, 'losses');
+    const dlogits = e.tensor([B, C], undefined, 'dlogits');
+    const correct = e.tensor([B], undefined, 'correct');
+    e.runOnce(await softmaxCrossEntropy(e, logits, labels, losses, dlogits, correct, { labelSmoothing: 0.1 }));
+    const [gl, gd] = await readAll(losses, dlogits);
+    const wl = new Float32Array(B);
+    const wd = new Float32Array(B * C);
+    ref.softmaxCrossEntropy(zs, ls, wl, wd, new Float32Array(B), { labelSmoothing: 0.1 });
+    expectClose(gl, wl, { atol: 1e-5, rtol: 1e-4 }, 'losses'); // exp and log a few ulp each, summed over 7 terms
+    expectClose(gd, wd, { atol: 1e-6, rtol: 1e-4 }, 'dlogits');
+    await expect(softmaxCrossEntropy(e, logits, labels, losses, dlogits, correct, { labelSmoothing: 1 })).rejects.toThrow(/label smoothing 1 must be in \[0, 1\)/);
+    for (const t of [logits, labels, losses, dlogits, correct]) t.dispose();
+  });
+
   it('first maximum wins for correct[]', async () => {
     const e = await getEngine();
     // Row 0: tie between classes 1 and 3, label 1 -> correct; row 1: same tie, label 3 -> wrong.
@@ -233,6 +254,30 @@ describe('reference gradients by finite differences', () => {
       return mean(losses);
     };
     checkGradient(f, z, Float64Array.from(dz), {}, 'softmax cross-entropy');
+  });
+
+  it('softmax cross-entropy with label smoothing: the gradient of the smoothed loss; 0 smoothing is plain', () => {
+    const z = Float64Array.from(randomUniform(B * C, 64, -3, 3));
+    const labels = [1, 3, 0];
+    const losses = new Float64Array(B);
+    const dz = new Float64Array(B * C);
+    const correct = new Float64Array(B);
+    ref.softmaxCrossEntropy(z, labels, losses, dz, correct, { labelSmoothing: 0.2 });
+    const f = (zz: Float64Array) => {
+      ref.softmaxCrossEntropy(zz, labels, losses, new Float64Array(B * C), correct, { labelSmoothing: 0.2 });
+      return mean(losses);
+    };
+    checkGradient(f, z, Float64Array.from(dz), {}, 'smoothed softmax cross-entropy');
+    // The smoothed loss is the mix of the plain loss and the mean over classes of -log p.
+    const plain = new Float64Array(B);
+    ref.softmaxCrossEntropy(z, labels, plain, new Float64Array(B * C), correct);
+    ref.softmaxCrossEntropy(z, labels, losses, new Float64Array(B * C), correct, { labelSmoothing: 0.2 });
+    for (let b = 0; b < B; b++) {
+      const row = Array.from(z.subarray(b * C, (b + 1) * C));
+      const lse = Math.log(row.reduce((s, v) => s + Math.exp(v), 0));
+      const uniform = row.reduce((s, v) => s + (lse - v), 0) / C;
+      expect(losses[b]).toBeCloseTo(0.8 * plain[b] + 0.2 * uniform, 12);
+    }
   });
 
   it('mse: dpred is the gradient of the mean loss', () => {

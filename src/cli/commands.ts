@@ -6,6 +6,8 @@ import cliProgress from 'cli-progress';
 import { conformToTraining } from '../data/conform.ts';
 import { loadDataset } from '../data/node.ts';
 import type { Dataset } from '../data/dataset.ts';
+import { GraphError } from '../nn/graph.ts';
+import type { Model } from '../nn/model.ts';
 import { makePreset } from '../nn/presets.ts';
 import type { OptimizerConfig } from '../optim/optimizer.ts';
 import type { ScheduleConfig } from '../optim/schedule.ts';
@@ -45,6 +47,14 @@ export interface TrainOptions extends CsvCliOptions {
   hidden: number[];
   activation: string;
   dropout: number;
+  depth?: number;
+  width?: number;
+  heads?: number;
+  patch?: number;
+  mlpRatio?: number;
+  pool?: 'cls' | 'mean';
+  labelSmoothing: number;
+  clipNorm?: number;
   optimizer: OptimizerConfig['kind'];
   lr: number;
   momentum?: number;
@@ -99,8 +109,15 @@ export async function runTrain(o: TrainOptions): Promise<void> {
             ? { kind: 'step', everySteps: Math.max(1, Math.ceil((o.epochs * stepsPerEpoch) / 3)), gamma: 0.1 }
             : { kind: 'constant' };
       const outputs = data.numClasses;
-      const model = makePreset(o.model, outputs, { hidden: o.hidden, activation: o.activation as never, dropout: o.dropout });
-      await model.build(e, data.inputShape, { seed: o.seed });
+      let model: Model;
+      try {
+        model = makePreset(o.model, outputs, { hidden: o.hidden, activation: o.activation as never, dropout: o.dropout, depth: o.depth, width: o.width, heads: o.heads, patch: o.patch, mlpRatio: o.mlpRatio, pool: o.pool });
+        await model.build(e, data.inputShape, { seed: o.seed });
+      } catch (err) {
+        // A preset's option that does not fit the data is the user's to change: a usage error.
+        if (err instanceof GraphError) throw new UsageError(err.message);
+        throw err;
+      }
       if (o.initFrom) {
         const { ignored, converted } = loadStateDict(model, await readFileChecked(o.initFrom), o.initFrom);
         const notes = [...(ignored.length ? [`set aside ${ignored.join(', ')}`] : []), ...(converted.length ? [`converted to float32: ${converted.join(', ')}`] : [])];
@@ -109,6 +126,8 @@ export async function runTrain(o: TrainOptions): Promise<void> {
       trainer = await Trainer.create(model, {
         loss: data.task === 'classification' ? 'softmax_cross_entropy' : 'mse',
         optimizer: { kind: o.optimizer, lr: o.lr, momentum: o.momentum, nesterov: o.nesterov, weightDecay: o.weightDecay, schedule },
+        labelSmoothing: data.task === 'classification' ? o.labelSmoothing : undefined,
+        clipNorm: o.clipNorm,
       });
     }
     const model = trainer.model;
@@ -186,7 +205,7 @@ async function fitWithProgress(trainer: Trainer, data: Dataset, o: TrainOptions,
     bar.start(batches, 0, { loss: '-', acc: '-', sps: '-' });
   };
   const info = datasetInfo(data);
-  const training = { dataset: o.dataset, batchSize: o.batchSize, epochs: o.epochs, augment: augmentOptions(o.augment) ?? null, ...(isTableFile(o.dataset) ? { csv: csvOptions(o) } : {}) };
+  const run = { dataset: o.dataset, batchSize: o.batchSize, epochs: o.epochs, augment: augmentOptions(o.augment) ?? null, ...(isTableFile(o.dataset) ? { csv: csvOptions(o) } : {}) };
   return trainer.fit(data, {
     epochs,
     batchSize: o.batchSize,
@@ -213,7 +232,7 @@ async function fitWithProgress(trainer: Trainer, data: Dataset, o: TrainOptions,
       }
       log(`epoch ${ev.epoch}/${total}: train loss ${ev.loss.toFixed(4)}${ev.accuracy !== null ? ` acc ${pct(ev.accuracy)}` : ''} | ${val} | ${Math.round(ev.samplesPerSecond)} samples/s, ${ev.seconds.toFixed(1)} s`);
       if (o.save) {
-        await writeFileAtomic(o.save, await checkpointBytes(trainer, info, training));
+        await writeFileAtomic(o.save, await checkpointBytes(trainer, info, run));
       }
     },
   });

@@ -104,7 +104,7 @@ function bundledMnistFiles(): Map<string, Uint8Array> {
 }
 
 function trainingSettings(ckpt: Checkpoint, o: ExportOptions): { settings: Partial<PytorchTrainingSettings>; extra: Map<string, Uint8Array> } {
-  const rec = ckpt.meta.training;
+  const rec = ckpt.meta.run;
   const name = o.dataset ?? rec?.dataset ?? ckpt.meta.dataset?.name ?? null;
   const extra = name === 'mnist' ? bundledMnistFiles() : new Map<string, Uint8Array>();
   const augment = o.augment ? (o.augment === true ? ['shift', 'flip'] : o.augment) : null;

@@ -82,6 +82,14 @@ class OnnxBuilder {
     return this.floats(name, [], Float32Array.of(v));
   }
 
+  private batch: string | null = null;
+
+  /** [batch] as a 1-D int64 value: the first dimension of `input` (made once). */
+  batchDim(input: string): string {
+    this.batch ??= this.node('Shape', [input], [this.fresh('batch')], 'batch', { start: 0, end: 1 });
+    return this.batch;
+  }
+
   /** Add a node; returns its (first) output. */
   node(op: string, inputs: string[], outputs: string[], path: string, attrs: Record<string, Attr> = {}): string {
     const attribute = Object.entries(attrs).map(([name, v]) => {
@@ -105,6 +113,8 @@ interface Emit<K extends OpSpec['kind']> {
   inShapes: number[][];
   /** Per-sample shapes of the node's outputs. */
   outShapes: number[][];
+  /** The first model input, whose first dimension is the batch. */
+  batchOf: string;
 }
 
 /** `x` reshaped to [batch, ...shape] (Reshape's 0 copies the batch dimension from x). */
@@ -174,7 +184,25 @@ const TRANSLATORS: Translators = {
   },
   batchnorm2d: ({ b, node, op, ins, outs }) => {
     // Inference: normalised with the running statistics (training_mode 0, the default).
-    b.node('BatchNormalization', [ins[0], op.weight, op.bias, op.runningMean, op.runningVar], outs, node.path, { epsilon: { float: op.eps } });
+    const pre = op.relu ? b.fresh(`${node.path}.normalised`) : outs[0];
+    b.node('BatchNormalization', [ins[0], op.weight, op.bias, op.runningMean, op.runningVar], [pre], node.path, { epsilon: { float: op.eps } });
+    if (op.relu) b.node('Relu', [pre], outs, node.path);
+  },
+  layernorm: ({ b, node, op, ins, outs }) => {
+    b.node('LayerNormalization', [ins[0], op.weight, op.bias], outs, node.path, { axis: -1, epsilon: { float: op.eps } });
+  },
+  scaled_softmax: ({ b, node, op, ins, outs }) => {
+    const scaled = b.node('Mul', [ins[0], b.scalar(`${node.path}.factor`, op.factor)], [b.fresh(`${node.path}.scaled`)], node.path);
+    b.node('Softmax', [scaled], outs, node.path, { axis: -1 });
+  },
+  param: ({ b, node, op, outs, outShapes, batchOf }) => {
+    // A parameter as a value of every sample: expanded to [batch, ...shape], the batch taken from the first input.
+    const shape = b.node('Concat', [b.batchDim(batchOf), b.ints(`${node.path}.shape`, outShapes[0])], [b.fresh(`${node.path}.expanded_shape`)], node.path, { axis: 0 });
+    b.node('Expand', [op.param, shape], outs, node.path);
+  },
+  slice: ({ b, node, op, ins, outs }) => {
+    const c = (what: string, v: number) => b.ints(`${node.path}.${what}`, [v]);
+    b.node('Slice', [ins[0], c('start', op.start), c('end', op.start + op.length), c('axis', op.axis + 1)], outs, node.path);
   },
   activation: ({ b, node, op, ins, outs }) => {
     activation(b, op.activation, ins[0], outs[0], node.path);
@@ -287,7 +315,7 @@ export function onnxFromGraph(spec: GraphSpec, tensors: ReadonlyMap<string, Arra
       return n;
     });
     const outs = node.outputs.map((id, i) => (id === spec.output ? outputName : b.fresh(node.outputs.length > 1 ? `${node.path}.${i}` : node.path)));
-    translate({ b, node, op: node.op, ins, outs, inShapes: node.inputs.map((id) => spec.shapes[id]), outShapes: node.outputs.map((id) => spec.shapes[id]) });
+    translate({ b, node, op: node.op, ins, outs, inShapes: node.inputs.map((id) => spec.shapes[id]), outShapes: node.outputs.map((id) => spec.shapes[id]), batchOf: names.get(spec.inputs[0].id)! });
     node.outputs.forEach((id, i) => names.set(id, outs[i]));
   }
   if (!names.has(spec.output)) throw new ExportError(`ONNX export: no op writes the output value ${spec.output}.`);

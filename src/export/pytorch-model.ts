@@ -81,24 +81,14 @@ function leafFor(spec: GraphSpec, op: OpSpec): Leaf | null {
       const [c] = shapeOf(spec, op.weight);
       return { path, ctor: `BatchNorm2d(${c}, eps=${pyNumber(op.eps)}, momentum=${pyNumber(op.momentum)})`, owns: new Set(['weight', 'bias', 'running_mean', 'running_var']) };
     }
+    case 'layernorm': {
+      const [path, last] = split(op.weight);
+      if (last !== 'weight' || !path || op.bias !== `${path}.bias`) return null;
+      const [d] = shapeOf(spec, op.weight);
+      return { path, ctor: `nn.LayerNorm(${d}, eps=${pyNumber(op.eps)})`, owns: new Set(['weight', 'bias']) };
+    }
     default:
       return null;
-  }
-}
-
-/** Parameter and buffer names an op reads. */
-function tensorsOf(op: OpSpec): string[] {
-  switch (op.kind) {
-    case 'dense':
-    case 'conv2d':
-      return [op.weight, ...(op.bias ? [op.bias] : [])];
-    case 'batchnorm2d':
-      return [op.weight, op.bias, op.runningMean, op.runningVar];
-    case 'add_param':
-    case 'mul_param':
-      return [op.param];
-    default:
-      return [];
   }
 }
 
@@ -222,6 +212,8 @@ interface PyEmit<K extends OpSpec['kind']> {
   call: boolean;
   /** Whether this is the final Softmax that the training loss skips (it reads the logits). */
   lossSkips: boolean;
+  /** The first model input, whose first dimension is the batch. */
+  batchOf: string;
 }
 
 const batchShape = (x: string, shape: number[]) => `${x}.shape[0], ${shape.join(', ')}`;
@@ -236,10 +228,20 @@ const EMITTERS: { [K in OpSpec['kind']]?: (e: PyEmit<K>) => string } = {
     const y = call ? `${t.expr(split(op.weight)[0])}(${ins[0]})` : `F.conv2d(${ins[0]}, ${t.tensor(op.weight)}, ${op.bias ? t.tensor(op.bias) : 'None'}, stride=${tuple(op.stride)}, padding=${tuple(op.padding)})`;
     return op.relu ? `F.relu(${y})` : y;
   },
-  batchnorm2d: ({ t, op, ins, call }) =>
+  batchnorm2d: ({ t, op, ins, call }) => {
+    const y = call
+      ? `${t.expr(split(op.weight)[0])}(${ins[0]})`
+      : `F.batch_norm(${ins[0]}, ${t.tensor(op.runningMean)}, ${t.tensor(op.runningVar)}, ${t.tensor(op.weight)}, ${t.tensor(op.bias)}, self.training, ${pyNumber(op.momentum)}, ${pyNumber(op.eps)})`;
+    return op.relu ? `F.relu(${y})` : y;
+  },
+  layernorm: ({ t, op, ins, call, inShapes }) =>
     call
       ? `${t.expr(split(op.weight)[0])}(${ins[0]})`
-      : `F.batch_norm(${ins[0]}, ${t.tensor(op.runningMean)}, ${t.tensor(op.runningVar)}, ${t.tensor(op.weight)}, ${t.tensor(op.bias)}, self.training, ${pyNumber(op.momentum)}, ${pyNumber(op.eps)})`,
+      : `F.layer_norm(${ins[0]}, (${inShapes[0].at(-1)},), ${t.tensor(op.weight)}, ${t.tensor(op.bias)}, ${pyNumber(op.eps)})`,
+  scaled_softmax: ({ op, ins }) => `F.softmax(${ins[0]} * ${pyNumber(op.factor)}, dim=-1)`,
+  // A parameter as a value of every sample (a class token): repeated over the batch of the first input.
+  param: ({ t, op, batchOf, outShapes }) => `${t.tensor(op.param)}.expand(${batchOf}.shape[0], ${outShapes[0].join(', ')})`,
+  slice: ({ op, ins }) => `${ins[0]}.narrow(${op.axis + 1}, ${op.start}, ${op.length})`,
   activation: ({ op, ins }) => pyActivation(op.activation, ins[0]),
   maxpool2d: ({ op, ins }) => `F.max_pool2d(${ins[0]}, ${tuple(op.kernel)}, ${tuple(op.stride)}, ${tuple(op.padding)})`,
   avgpool2d: ({ op, ins }) => `F.avg_pool2d(${ins[0]}, ${tuple(op.kernel)}, ${tuple(op.stride)}, ${tuple(op.padding)}, count_include_pad=${op.countIncludePad ? 'True' : 'False'})`,
@@ -292,7 +294,7 @@ export function pytorchModelSource(spec: GraphSpec, opts: ModelSourceOptions = {
     });
     let expr: string;
     try {
-      expr = emit({ t, node, op: node.op, ins, inShapes: node.inputs.map((id) => spec.shapes[id]), outShapes: node.outputs.map((id) => spec.shapes[id]), call: t.calls.has(node), lossSkips: lossSkips && node === last });
+      expr = emit({ t, node, op: node.op, ins, inShapes: node.inputs.map((id) => spec.shapes[id]), outShapes: node.outputs.map((id) => spec.shapes[id]), call: t.calls.has(node), lossSkips: lossSkips && node === last, batchOf: inputNames[0] });
     } catch (err) {
       if (err instanceof ExportError && !err.message.startsWith(node.path)) throw new ExportError(`${node.path}: ${err.message}`);
       throw err;

@@ -7,10 +7,10 @@ import { readFileSync } from 'node:fs';
 import type { Model } from '../nn/model.ts';
 import { endsWithSoftmax } from '../nn/planner.ts';
 import { withDefaults } from '../optim/optimizer.ts';
-import { CHECKPOINT_FORMAT, type CheckpointMeta, type DatasetInfo } from '../train/checkpoint.ts';
-import { encodeSafetensors, type NamedTensor } from '../train/safetensors.ts';
+import { checkpointBytes, readCheckpoint, type CheckpointMeta, type DatasetInfo } from '../train/checkpoint.ts';
+import { decodeSafetensors, encodeSafetensors, type NamedTensor } from '../train/safetensors.ts';
 import { Trainer } from '../train/trainer.ts';
-import { ExportError, readTensors } from './onnx.ts';
+import { ExportError } from './onnx.ts';
 import { pytorchModelSource } from './pytorch-model.ts';
 
 /** How training continues in PyTorch: what settings.json holds (train.py's flags override some). */
@@ -25,8 +25,10 @@ export interface PytorchTrainingSettings {
   epochs: number;
   /** Image augmentation: crop of the image padded by `pad`, horizontal flip. */
   augment: { pad: number; flip: boolean } | null;
-  /** Label smoothing of the cross-entropy (the engine trains with none). */
+  /** Label smoothing of the cross-entropy (default: the trainer's). */
   labelSmoothing: number;
+  /** Gradients clipped to this global norm before each step (default: the trainer's); null for none. */
+  clipNorm: number | null;
 }
 
 export interface PytorchExportOptions {
@@ -69,20 +71,14 @@ export async function exportPytorch(source: Trainer | Model, opts: PytorchExport
   if (!model.graph) throw new ExportError('PyTorch export: build the model first.');
   const spec = model.spec();
   const modelPy = pytorchModelSource(spec, { lossSkipsFinalSoftmax: endsWithSoftmax(model.graph) });
-  const tensors = await readTensors(model);
-  const weights: [string, NamedTensor][] = [...spec.params, ...spec.buffers].map((t) => [t.name, { shape: [...t.shape], data: tensors.get(t.name)! }]);
-  const optim: [string, NamedTensor][] = [];
-  for (const s of trainer?.optimizer.state() ?? []) optim.push([s.name, { shape: [...s.value.shape], data: (await s.value.read()) as Float32Array }]);
-  const state = trainer ? { ...trainer.state } : { epoch: 0, step: 0, dataSeed: model.seed };
-  const config = model.config();
-  const meta: CheckpointMeta = {
-    format: CHECKPOINT_FORMAT,
-    model: { inputShape: [...model.inputShape], seed: model.seed, ...(config ?? { class: model.constructor.name }) },
-    loss: trainer?.lossKind ?? null,
-    optimizer: trainer ? { ...trainer.optimizer.config } : null,
-    state,
-    dataset: opts.dataset ?? null,
-  };
+  // The engine's own checkpoint, split in two: the state_dict alone (loadable strictly), and the
+  // optimizer state with the metadata (model config, loss, optimizer, training state, dataset).
+  const bytes = await checkpointBytes(trainer ?? model, opts.dataset ?? null);
+  const ckpt = decodeSafetensors(bytes, 'checkpoint');
+  const meta = readCheckpoint(bytes, 'checkpoint').meta;
+  const weights: [string, NamedTensor][] = [...spec.params, ...spec.buffers].map((t) => [t.name, ckpt.tensors.get(t.name)!]);
+  const optim = [...ckpt.tensors].filter(([name]) => name.startsWith('optim.'));
+  const state = meta.state;
   const t = opts.training ?? {};
   const settings = {
     dataset: t.dataset ?? null,
@@ -90,20 +86,19 @@ export async function exportPytorch(source: Trainer | Model, opts: PytorchExport
     batchSize: t.batchSize ?? 64,
     epochs: t.epochs ?? state.epoch + 10,
     augment: t.augment ?? null,
-    labelSmoothing: t.labelSmoothing ?? 0,
+    labelSmoothing: t.labelSmoothing ?? trainer?.settings.labelSmoothing ?? 0,
+    clipNorm: t.clipNorm ?? trainer?.settings.clipNorm ?? null,
     seed: state.dataSeed,
     loss: meta.loss,
     optimizer: meta.optimizer ? withDefaults(meta.optimizer) : null,
     noDecay: spec.params.filter((p) => !p.decay).map((p) => p.name),
   };
-  const metadata: Record<string, string> = {};
-  for (const [k, v] of Object.entries(meta)) metadata[k] = k === 'format' ? String(v) : JSON.stringify(v);
   const files = new Map<string, Uint8Array>([
     ['model.py', text(modelPy)],
     ['train.py', python('train.py')],
     ['wgtrain_io.py', python('wgtrain_io.py')],
     ['weights.safetensors', encodeSafetensors(weights)],
-    ['optimizer.safetensors', encodeSafetensors(optim, metadata)],
+    ['optimizer.safetensors', encodeSafetensors(optim, ckpt.metadata)],
     ['settings.json', text(`${JSON.stringify(settings, null, 2)}\n`)],
     ['README.md', text(readme(meta, settings))],
   ]);

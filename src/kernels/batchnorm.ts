@@ -49,7 +49,7 @@ export async function batchNormForwardTrain(
   checkTrainable(what, g, x);
   checkEps(what, opts.eps);
   if (!(opts.momentum >= 0 && opts.momentum <= 1)) throw new Error(`${what}: momentum must be in [0, 1] (got ${opts.momentum}).`);
-  const k = await e.kernel('batchnorm', 'batch_norm_forward_train');
+  const k = await e.kernel('batchnorm', 'batch_norm_forward_train', opts.relu ? { RELU: 1 } : {});
   const buffers = { x, gamma, beta, y, mean, invstd, running_mean: runningMean, running_var: runningVar };
   return e.dispatch(k, buffers, grid1d(g.channels * WG, WG), bnParams(g, opts.eps, opts.momentum));
 }
@@ -68,7 +68,7 @@ export async function batchNormForwardEval(
   const what = 'Kernel batchnorm.batch_norm_forward_eval';
   const g = batchNormGeometry(what, x, [gamma, beta, runningMean, runningVar], [y]);
   checkEps(what, opts.eps);
-  const k = await e.kernel('batchnorm', 'batch_norm_forward_eval');
+  const k = await e.kernel('batchnorm', 'batch_norm_forward_eval', opts.relu ? { RELU: 1 } : {});
   const buffers = { x, gamma, beta, stat_mean: runningMean, stat_var: runningVar, y };
   return e.dispatch(k, buffers, grid1d(x.size, WG), bnParams(g, opts.eps));
 }
@@ -77,7 +77,8 @@ export async function batchNormForwardEval(
  * Backward of training-mode batch norm, from the forward's saved mean and invstd:
  * dbeta = sum dy, dgamma = sum dy * xhat, dx = gamma * invstd / N * (N dy - dbeta - xhat * dgamma),
  * with xhat = (x - mean) * invstd and N = B * H * W. dx, dgamma, dbeta are overwritten, or all three
- * added to with accumulate.
+ * added to with accumulate. With `reluOutput` (the forward output of a BatchNorm with a fused ReLU)
+ * dy is first masked where that output is 0.
  */
 export async function batchNormBackward(
   e: Engine,
@@ -89,11 +90,12 @@ export async function batchNormBackward(
   dx: Tensor,
   dgamma: Tensor,
   dbeta: Tensor,
-  opts: AccumulateOptions = {},
+  opts: AccumulateOptions & { reluOutput?: Tensor } = {},
 ): Promise<Dispatch> {
   const what = 'Kernel batchnorm.batch_norm_backward';
-  const g = batchNormGeometry(what, x, [gamma, mean, invstd, dgamma, dbeta], [dy, dx]);
-  const k = await e.kernel('batchnorm', 'batch_norm_backward', withAccumulate({}, opts));
-  const buffers = { x, dy, gamma, saved_mean: mean, saved_invstd: invstd, dx, dgamma, dbeta };
+  const g = batchNormGeometry(what, x, [gamma, mean, invstd, dgamma, dbeta], [dy, dx, ...(opts.reluOutput ? [opts.reluOutput] : [])]);
+  const k = await e.kernel('batchnorm', 'batch_norm_backward', withAccumulate(opts.reluOutput ? { RELU: 1 } : {}, opts));
+  // Without a fused ReLU the shader never reads y_relu: dy stands in for it.
+  const buffers = { x, dy, gamma, saved_mean: mean, saved_invstd: invstd, dx, dgamma, dbeta, y_relu: opts.reluOutput ?? dy };
   return e.dispatch(k, buffers, grid1d(g.channels * WG, WG), bnParams(g, 0));
 }

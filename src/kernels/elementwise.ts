@@ -42,3 +42,10 @@ export async function scaleForward(e: Engine, x: Tensor, y: Tensor, s: number, o
   const k = await e.kernel('elementwise', 'scale_forward', withAccumulate({ WG }, opts));
   return e.dispatch(k, { x, y }, grid1d(x.size, WG), { n: x.size, nb: x.size, alpha: s, beta: 0 });
 }
+
+/** y = value everywhere (y += value with accumulate). */
+export async function fillForward(e: Engine, y: Tensor, value: number, opts: AccumulateOptions = {}): Promise<Dispatch> {
+  if (!Number.isFinite(value)) throw new Error(`Kernel elementwise.fill_forward: the value ${value} must be a finite number (filling ${describe(y)}).`);
+  const k = await e.kernel('elementwise', 'fill_forward', withAccumulate({ WG }, opts));
+  return e.dispatch(k, { y }, grid1d(y.size, WG), { n: y.size, nb: y.size, alpha: value, beta: 0 });
+}

@@ -30,20 +30,23 @@ function onePerRow(kernel: string, rows: Tensor, perRow: Tensor): void {
 }
 
 /**
- * Softmax cross-entropy, mean over the batch: losses[b] = logsumexp(z_b) - z_b[label_b],
- * dlogits = (softmax(z) - onehot) / B, correct[b] = 1 when the first argmax is the label.
+ * Softmax cross-entropy, mean over the batch, with label smoothing e (`labelSmoothing`, default 0):
+ * the target is q = (1 - e) onehot + e / C; losses[b] = logsumexp(z_b) - q·z_b,
+ * dlogits = (softmax(z) - q) / B, correct[b] = 1 when the first argmax is the label.
  * logits [B, C], labels [B] (class indices as f32), losses [B], dlogits [B, C], correct [B].
  * An invalid label (not an integer in [0, C)) gives losses[b] = NaN and a zero gradient row.
  */
-export async function softmaxCrossEntropy(e: Engine, logits: Tensor, labels: Tensor, losses: Tensor, dlogits: Tensor, correct: Tensor): Promise<Dispatch> {
+export async function softmaxCrossEntropy(e: Engine, logits: Tensor, labels: Tensor, losses: Tensor, dlogits: Tensor, correct: Tensor, opts: { labelSmoothing?: number } = {}): Promise<Dispatch> {
+  const smoothing = opts.labelSmoothing ?? 0;
   const name = 'loss.softmax_cross_entropy';
+  if (!(smoothing >= 0 && smoothing < 1)) throw new Error(`Kernel ${name}: label smoothing ${smoothing} must be in [0, 1).`);
   const [B, C] = matrix(name, logits, '[B, C]');
   onePerRow(name, logits, labels);
   onePerRow(name, logits, losses);
   onePerRow(name, logits, correct);
   sameShape(name, logits, dlogits);
   const k = await e.kernel('loss', 'softmax_cross_entropy', { WG });
-  return e.dispatch(k, { logits, labels, losses, dlogits, correct }, grid1d(B, WG), { rows: B, cols: C });
+  return e.dispatch(k, { logits, labels, losses, dlogits, correct }, grid1d(B, WG), { rows: B, cols: C, smoothing });
 }
 
 /**
@@ -57,7 +60,7 @@ export async function mse(e: Engine, pred: Tensor, target: Tensor, losses: Tenso
   onePerRow(name, pred, losses);
   const B = pred.shape[0];
   const k = await e.kernel('loss', 'mse', { WG });
-  return e.dispatch(k, { pred, targets: target, losses, dpred }, grid1d(B, WG), { rows: B, cols: pred.size / B });
+  return e.dispatch(k, { pred, targets: target, losses, dpred }, grid1d(B, WG), { rows: B, cols: pred.size / B, smoothing: 0 });
 }
 
 /**
@@ -73,5 +76,5 @@ export async function bceLogits(e: Engine, logits: Tensor, targets: Tensor, loss
   onePerRow(name, logits, correct);
   const B = logits.shape[0];
   const k = await e.kernel('loss', 'bce_logits', { WG });
-  return e.dispatch(k, { logits, targets, losses, dlogits, correct }, grid1d(B, WG), { rows: B, cols: logits.size / B });
+  return e.dispatch(k, { logits, targets, losses, dlogits, correct }, grid1d(B, WG), { rows: B, cols: logits.size / B, smoothing: 0 });
 }

@@ -118,15 +118,17 @@ export interface TimingOptions {
 }
 
 /**
- * Seconds per run of a dispatch, from wall-clock time around queue.onSubmittedWorkDone: one warm-up
- * run, then the minimum over a few timed batches (short kernels are batched so that submission
- * overhead does not dominate). Work already recorded on the engine is finished first.
+ * Seconds per run of a dispatch (or of a sequence of dispatches run in order), from wall-clock time
+ * around queue.onSubmittedWorkDone: one warm-up run, then the minimum over a few timed batches
+ * (short kernels are batched so that submission overhead does not dominate). Work already recorded
+ * on the engine is finished first.
  */
-export async function timeDispatch(e: Engine, d: Dispatch, opts: TimingOptions = {}): Promise<number> {
+export async function timeDispatch(e: Engine, d: Dispatch | readonly Dispatch[], opts: TimingOptions = {}): Promise<number> {
   const { repeats = 3, giveUpAfter = Infinity, minBatchSeconds = 0.002 } = opts;
+  const run = Array.isArray(d) ? () => e.run(...(d as readonly Dispatch[])) : () => e.run(d as Dispatch);
   await e.sync();
   let t0 = performance.now();
-  e.run(d);
+  run();
   await e.sync();
   const warm = (performance.now() - t0) / 1000;
   if (warm > giveUpAfter) return warm;
@@ -134,7 +136,7 @@ export async function timeDispatch(e: Engine, d: Dispatch, opts: TimingOptions =
   let best = warm;
   for (let r = 0; r < repeats; r++) {
     t0 = performance.now();
-    for (let i = 0; i < batch; i++) e.run(d);
+    for (let i = 0; i < batch; i++) run();
     await e.sync();
     best = Math.min(best, (performance.now() - t0) / 1000 / batch);
   }

@@ -7,6 +7,7 @@ import type { Dispatch, Engine } from '../gpu/engine.ts';
 import type { Shape, Tensor } from '../gpu/tensor.ts';
 import { batchNormBackward, batchNormForwardEval, batchNormForwardTrain } from '../kernels/batchnorm.ts';
 import type { OpSpec } from '../ops/graph.ts';
+import type { Epilogue, Node } from './graph.ts';
 import { expectImage, Layer } from './layer.ts';
 import type { OpIO, OpPlan, Param, StateTensor } from './op.ts';
 
@@ -59,7 +60,8 @@ export class BatchNorm2d extends Layer {
   async plan(e: Engine, io: OpIO): Promise<OpPlan> {
     if (!this.gamma || !this.beta || !this.runningMean || !this.runningVar) throw new Error(`Layer ${this.name}: plan() before build().`);
     const C = this.inputShape[0];
-    const forwardEval = [await batchNormForwardEval(e, io.x, this.gamma.value, this.beta.value, this.runningMean.value, this.runningVar.value, io.y, { eps: this.eps })];
+    const relu = io.epilogue?.activation === 'relu';
+    const forwardEval = [await batchNormForwardEval(e, io.x, this.gamma.value, this.beta.value, this.runningMean.value, this.runningVar.value, io.y, { eps: this.eps, relu })];
     const perChannel = (io.x.size / io.batch / C) * io.batch;
     // A batch with one value per channel has no variance to normalise by (and an undefined
     // unbiased running variance): such a plan evaluates and predicts, but refuses to train.
@@ -81,6 +83,7 @@ export class BatchNorm2d extends Layer {
       await batchNormForwardTrain(e, io.x, this.gamma.value, this.beta.value, io.y, mean, invstd, this.runningMean.value, this.runningVar.value, {
         eps: this.eps,
         momentum: this.momentum,
+        relu,
       }),
     ];
     const backward: Dispatch[] = [];
@@ -94,7 +97,7 @@ export class BatchNorm2d extends Layer {
       if (dx.accumulate !== gg.accumulate || gb.accumulate !== gg.accumulate) {
         throw new Error(`Layer ${this.name}: its input gradient and its parameter gradients must both be written or both be added to (a BatchNorm2d called twice on a value used elsewhere is not supported).`);
       }
-      backward.push(await batchNormBackward(e, io.x, io.dy, this.gamma.value, mean, invstd, dx.tensor, gg.tensor, gb.tensor, { accumulate: gg.accumulate }));
+      backward.push(await batchNormBackward(e, io.x, io.dy, this.gamma.value, mean, invstd, dx.tensor, gg.tensor, gb.tensor, { accumulate: gg.accumulate, reluOutput: relu ? io.y : undefined }));
     }
     return {
       forward,
@@ -106,8 +109,15 @@ export class BatchNorm2d extends Layer {
     };
   }
 
-  spec(): OpSpec {
-    return { kind: 'batchnorm2d', weight: this.gamma!.name, bias: this.beta!.name, runningMean: this.runningMean!.name, runningVar: this.runningVar!.name, eps: this.eps, momentum: this.momentum };
+  spec(node: Node): OpSpec {
+    return { kind: 'batchnorm2d', weight: this.gamma!.name, bias: this.beta!.name, runningMean: this.runningMean!.name, runningVar: this.runningVar!.name, eps: this.eps, momentum: this.momentum, relu: node.epilogue?.activation === 'relu' };
+  }
+
+  /** A ReLU (layer or function) reading only this layer's output runs in the same pass. */
+  absorb(node: Node, consumer: Node): Epilogue | null {
+    const s = consumer.op.spec?.(consumer);
+    if (node.epilogue || s?.kind !== 'activation' || s.activation.kind !== 'relu') return null;
+    return { activation: 'relu', alpha: 0 };
   }
 
   config(): Record<string, unknown> {

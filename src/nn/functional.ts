@@ -6,12 +6,12 @@
 import type { Dispatch, Engine } from '../gpu/engine.ts';
 import { shapeSize, shapeStr, type Shape, type Tensor } from '../gpu/tensor.ts';
 import { activationBackward, activationForward } from '../kernels/activation.ts';
-import { addForward, mulForward, scaleForward } from '../kernels/elementwise.ts';
+import { addForward, fillForward, mulForward, scaleForward } from '../kernels/elementwise.ts';
 import { batchedMatmul, biasGrad } from '../kernels/matmul.ts';
 import { inversePermutation, permute as permuteKernel } from '../kernels/permute.ts';
 import { broadcastAxes, reduceAxes } from '../kernels/reduce.ts';
 import { sliceFrom, sliceInto } from '../kernels/slice.ts';
-import { softmaxBackward, softmaxForward } from '../kernels/softmax.ts';
+import { scaledSoftmaxBackward, scaledSoftmaxForward, softmaxBackward, softmaxForward } from '../kernels/softmax.ts';
 import type { Activation as ActivationKind } from '../ops/activation.ts';
 import type { OpSpec } from '../ops/graph.ts';
 import { GraphError, opPath, trace, Value, type Node } from './graph.ts';
@@ -487,4 +487,92 @@ export function sum(x: Value, axes: number | readonly number[], opts: { keepDims
 /** Mean over per-sample axes (keepDims: reduced axes stay with size 1). */
 export function mean(x: Value, axes: number | readonly number[], opts: { keepDims?: boolean } = {}): Value {
   return reduction('mean', x, axes, Boolean(opts.keepDims));
+}
+
+// ---- parameters as values -------------------------------------------------------------------
+
+/** A parameter repeated for every sample (a class token): its gradient sums over the batch. */
+class BroadcastParamOp implements Op {
+  readonly kind = 'param';
+  readonly accumulates = true;
+  constructor(readonly param: Param) {}
+  params(): Param[] {
+    return [this.param];
+  }
+  async plan(e: Engine, io: OpIO): Promise<OpPlan> {
+    const p = this.param;
+    const n = p.value.size;
+    const geometry = { outer: 1, reduce: io.batch, inner: n };
+    const forward = [await broadcastAxes(e, p.value.view([1, n], `${p.name} as [1, n]`), io.y, geometry)];
+    const backward: Dispatch[] = [];
+    if (io.dy) {
+      const g = io.grad(p);
+      backward.push(await reduceAxes(e, io.dy, g.tensor.view([1, n], `${g.tensor.label} as [1, n]`), { ...geometry, accumulate: g.accumulate }));
+    }
+    return plan(forward, backward);
+  }
+  spec(): OpSpec {
+    return { kind: 'param', param: this.param.name };
+  }
+}
+
+/** A parameter as a value of every sample (shape: the parameter's), e.g. a class token to concatenate with tokens. */
+export function broadcast(p: Param): Value {
+  if (!isParam(p)) throw new GraphError(`${pathFor('param')}: broadcast() takes a parameter (made with Module.parameter).`);
+  return apply('param', new BroadcastParamOp(p), [], [p.value.shape])[0];
+}
+
+class SliceOp extends Primitive {
+  readonly kind = 'slice';
+  constructor(
+    readonly axis: number,
+    readonly start: number,
+  ) {
+    super();
+  }
+  async plan(e: Engine, io: OpIO): Promise<OpPlan> {
+    const forward = [await sliceFrom(e, io.x, io.y, this.axis + 1, this.start)];
+    const backward: Dispatch[] = [];
+    if (io.dy && io.dx) {
+      // Only the slice's part of dx gets a gradient: a first contribution zeroes the rest.
+      if (!io.dx.accumulate) backward.push(await fillForward(e, io.dx.tensor, 0));
+      backward.push(await sliceInto(e, io.dy, io.dx.tensor, this.axis + 1, this.start, { accumulate: true }));
+    }
+    return plan(forward, backward);
+  }
+  spec(node: Node): OpSpec {
+    return { kind: 'slice', axis: this.axis, start: this.start, length: node.outputs[0].shape[this.axis] };
+  }
+}
+
+/** The part of x along a per-sample axis from `start`, `length` long (the rest gets no gradient). */
+export function slice(x: Value, axis: number, start: number, length: number): Value {
+  expectValue('slice', x, 'its argument');
+  const a = axisOf('slice', x, axis);
+  if (!Number.isInteger(start) || !Number.isInteger(length) || start < 0 || length < 1 || start + length > x.shape[a]) {
+    throw new GraphError(`${pathFor('slice')}: [${start}, ${start + length}) is not a part of axis ${a} of ${x} (0..${x.shape[a]}).`);
+  }
+  return apply('slice', new SliceOp(a, start), [x], [x.shape.map((d, i) => (i === a ? length : d))])[0];
+}
+
+class ScaledSoftmaxOp extends Primitive {
+  readonly kind = 'scaled_softmax';
+  constructor(readonly factor: number) {
+    super();
+  }
+  async plan(e: Engine, io: OpIO): Promise<OpPlan> {
+    const forward = [await scaledSoftmaxForward(e, io.x, io.y, this.factor)];
+    const backward = io.dy && io.dx ? [await scaledSoftmaxBackward(e, io.y, io.dy, io.dx.tensor, this.factor, { accumulate: io.dx.accumulate })] : [];
+    return plan(forward, backward);
+  }
+  spec(): OpSpec {
+    return { kind: 'scaled_softmax', factor: this.factor };
+  }
+}
+
+/** softmax(s * x) over the last dimension, in one pass (attention's scaled scores). */
+export function scaledSoftmax(x: Value, s: number): Value {
+  expectValue('scaledSoftmax', x, 'its argument');
+  if (!Number.isFinite(s)) throw new GraphError(`${pathFor('scaled_softmax')}: the scale ${s} is not a finite number.`);
+  return apply('scaled_softmax', new ScaledSoftmaxOp(s), [x], [x.shape])[0];
 }

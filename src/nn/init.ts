@@ -2,8 +2,8 @@
 // PyTorch: for a weight [out, in, ...kernel], fanIn = in * prod(kernel), fanOut = out * prod(kernel).
 import { Rng } from '../util/random.ts';
 
-export type Initializer = 'glorot_uniform' | 'glorot_normal' | 'he_uniform' | 'he_normal' | 'zeros' | 'ones';
-export const INITIALIZERS: readonly Initializer[] = ['glorot_uniform', 'glorot_normal', 'he_uniform', 'he_normal', 'zeros', 'ones'];
+export type Initializer = 'glorot_uniform' | 'glorot_normal' | 'he_uniform' | 'he_normal' | 'zeros' | 'ones' | 'normal_002';
+export const INITIALIZERS: readonly Initializer[] = ['glorot_uniform', 'glorot_normal', 'he_uniform', 'he_normal', 'zeros', 'ones', 'normal_002'];
 
 /** Fill `n` values for a tensor with the given fans. */
 export function initialize(kind: Initializer, n: number, fanIn: number, fanOut: number, rng: Rng): Float32Array {
@@ -26,6 +26,12 @@ export function initialize(kind: Initializer, n: number, fanIn: number, fanOut: 
     case 'he_uniform': {
       const a = Math.sqrt(6 / fanIn);
       for (let i = 0; i < n; i++) out[i] = rng.uniform(-a, a);
+      return out;
+    }
+    case 'normal_002': {
+      // N(0, 0.02²) regardless of the fans: what vision transformers start position embeddings
+      // and class tokens from.
+      for (let i = 0; i < n; i++) out[i] = 0.02 * rng.normal();
       return out;
     }
     case 'he_normal': {

@@ -7,7 +7,9 @@ import { Dense } from './dense.ts';
 import { Dropout } from './dropout.ts';
 import type { Layer } from './layer.ts';
 import type { Model } from './model.ts';
+import { ResNet } from './resnet.ts';
 import { Sequential } from './sequential.ts';
+import { VisionTransformer, type VitOptions } from './transformer.ts';
 
 export interface PresetOptions {
   /** Hidden layer widths for the MLP (default [256, 128]). */
@@ -15,6 +17,18 @@ export interface PresetOptions {
   activation?: ActivationKind;
   /** Dropout after each hidden layer (0 = none). */
   dropout?: number;
+  /** resnet: 6n + 2 weighted layers; vit: transformer blocks. */
+  depth?: number;
+  /** vit: token width. */
+  width?: number;
+  /** vit: attention heads. */
+  heads?: number;
+  /** vit: patch size. */
+  patch?: number;
+  /** vit: MLP width per token width. */
+  mlpRatio?: number;
+  /** vit: 'cls' token or 'mean' over tokens. */
+  pool?: VitOptions['pool'];
 }
 
 type Preset = (outputs: number, opts: PresetOptions) => Model;
@@ -38,6 +52,8 @@ const presets = new Map<string, Preset>([
   ['mlp', mlp],
   ['cnn', cnn],
   ['cnn-cifar', cnnCifar],
+  ['resnet', (outputs, o) => new ResNet(outputs, { depth: o.depth })],
+  ['vit', (outputs, o) => new VisionTransformer(outputs, { depth: o.depth, width: o.width, heads: o.heads, patch: o.patch, mlpRatio: o.mlpRatio, pool: o.pool })],
 ]);
 
 /** Add a preset. */

@@ -6,10 +6,14 @@ export interface BatchNormTrainOptions {
   eps: number;
   /** Weight of the batch statistics in the running averages; PyTorch's default is 0.1. */
   momentum: number;
+  /** A ReLU after the normalisation, fused: y = max(0, normalised). */
+  relu?: boolean;
 }
 
 export interface BatchNormEvalOptions {
   eps: number;
+  /** A ReLU after the normalisation, fused. */
+  relu?: boolean;
 }
 
 /** Sizes of a batch-norm problem: x is [batch, channels, ...spatial] with hw spatial values. */

@@ -7,7 +7,7 @@
 export type OpSpec =
   | { kind: 'dense'; weight: string; bias: string | null; activation: ActivationSpec | null }
   | { kind: 'conv2d'; weight: string; bias: string | null; stride: [number, number]; padding: [number, number]; relu: boolean }
-  | { kind: 'batchnorm2d'; weight: string; bias: string; runningMean: string; runningVar: string; eps: number; momentum: number }
+  | { kind: 'batchnorm2d'; weight: string; bias: string; runningMean: string; runningVar: string; eps: number; momentum: number; relu: boolean }
   | { kind: 'activation'; activation: ActivationSpec }
   | { kind: 'maxpool2d'; kernel: [number, number]; stride: [number, number]; padding: [number, number] }
   | { kind: 'avgpool2d'; kernel: [number, number]; stride: [number, number]; padding: [number, number]; countIncludePad: boolean }
@@ -15,15 +15,19 @@ export type OpSpec =
   | { kind: 'reshape' }
   | { kind: 'dropout'; p: number; seedBase: number }
   | { kind: 'softmax' }
+  | { kind: 'scaled_softmax'; factor: number }
   | { kind: 'add' }
   | { kind: 'mul' }
   | { kind: 'scale'; factor: number }
+  | { kind: 'param'; param: string }
+  | { kind: 'layernorm'; weight: string; bias: string; eps: number }
   | { kind: 'add_param'; param: string }
   | { kind: 'mul_param'; param: string }
   | { kind: 'matmul'; transA: boolean; transB: boolean }
   | { kind: 'permute'; dims: number[] }
   | { kind: 'concat'; axis: number }
   | { kind: 'split'; axis: number; sizes: number[] }
+  | { kind: 'slice'; axis: number; start: number; length: number }
   | { kind: 'reduce'; axis: number; count: number; mean: boolean };
 
 /** An activation applied by an op (its own, or fused into it). */

@@ -13,3 +13,8 @@ export function softmaxRows(what: string, x: Shaped, ...others: Shaped[]): [numb
   const cols = x.shape[x.shape.length - 1];
   return [x.shape.slice(0, -1).reduce((a, b) => a * b, 1), cols];
 }
+
+/** The scale of a scaled softmax (softmax(scale * x)) must be a finite number. */
+export function checkSoftmaxScale(what: string, scale: number, x: Shaped): void {
+  if (!Number.isFinite(scale)) throw new Error(`${what}: the scale ${scale} must be a finite number (softmax of ${describe(x)}).`);
+}

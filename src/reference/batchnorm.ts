@@ -44,7 +44,8 @@ export function batchNormForwardTrain(
     for (let b = 0; b < g.batch; b++) {
       for (let i = 0; i < g.hw; i++) {
         const k = (b * g.channels + c) * g.hw + i;
-        y.data[k] = (x.data[k] - m) * inv * gamma.data[c] + beta.data[c];
+        const v = (x.data[k] - m) * inv * gamma.data[c] + beta.data[c];
+        y.data[k] = opts.relu ? Math.max(v, 0) : v;
       }
     }
     mean.data[c] = m;
@@ -67,7 +68,8 @@ export function batchNormForwardEval(
   const g = batchNormGeometry(REF('batchNormForwardEval'), x, [gamma, beta, runningMean, runningVar], [y]);
   for (let k = 0; k < x.data.length; k++) {
     const c = Math.floor(k / g.hw) % g.channels;
-    y.data[k] = ((x.data[k] - runningMean.data[c]) / Math.sqrt(runningVar.data[c] + opts.eps)) * gamma.data[c] + beta.data[c];
+    const v = ((x.data[k] - runningMean.data[c]) / Math.sqrt(runningVar.data[c] + opts.eps)) * gamma.data[c] + beta.data[c];
+    y.data[k] = opts.relu ? Math.max(v, 0) : v;
   }
 }
 
@@ -86,10 +88,13 @@ export function batchNormBackward(
   dx: HostTensor,
   dgamma: HostTensor,
   dbeta: HostTensor,
-  opts: AccumulateOptions = {},
+  opts: AccumulateOptions & { reluOutput?: HostTensor } = {},
 ): void {
   const g = batchNormGeometry(REF('batchNormBackward'), x, [gamma, mean, invstd, dgamma, dbeta], [dy, dx]);
   const n = g.batch * g.hw;
+  // A fused ReLU: its gradient, read off its output, first.
+  const r = opts.reluOutput;
+  const grad = (k: number) => (r && !(r.data[k] > 0) ? 0 : dy.data[k]);
   for (let c = 0; c < g.channels; c++) {
     const m = mean.data[c];
     const inv = invstd.data[c];
@@ -98,15 +103,15 @@ export function batchNormBackward(
     for (let b = 0; b < g.batch; b++) {
       for (let i = 0; i < g.hw; i++) {
         const k = (b * g.channels + c) * g.hw + i;
-        sumDy += dy.data[k];
-        sumDyXhat += dy.data[k] * (x.data[k] - m) * inv;
+        sumDy += grad(k);
+        sumDyXhat += grad(k) * (x.data[k] - m) * inv;
       }
     }
     for (let b = 0; b < g.batch; b++) {
       for (let i = 0; i < g.hw; i++) {
         const k = (b * g.channels + c) * g.hw + i;
         const xhat = (x.data[k] - m) * inv;
-        store(dx.data, k, ((gamma.data[c] * inv) / n) * (n * dy.data[k] - sumDy - xhat * sumDyXhat), opts.accumulate);
+        store(dx.data, k, ((gamma.data[c] * inv) / n) * (n * grad(k) - sumDy - xhat * sumDyXhat), opts.accumulate);
       }
     }
     store(dbeta.data, c, sumDy, opts.accumulate);

@@ -28,6 +28,11 @@ export function scaleForward(x: HostTensor, y: HostTensor, s: number, opts: Accu
   for (let i = 0; i < x.data.length; i++) store(y.data, i, s * x.data[i], opts.accumulate);
 }
 
+/** y = value everywhere (y += value with accumulate). */
+export function fillForward(y: HostTensor, value: number, opts: AccumulateOptions = {}): void {
+  for (let i = 0; i < y.data.length; i++) store(y.data, i, value, opts.accumulate);
+}
+
 /**
  * Gradients of y = alpha·a + beta·b from dy (a's shape): da = alpha·dy, db = beta · the sum of dy
  * over the dimensions b repeats along. Either output may be null (not needed); with accumulate

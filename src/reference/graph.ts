@@ -7,7 +7,9 @@ import type { GraphSpec, NodeSpec, OpSpec } from '../ops/graph.ts';
 import { dropoutStepSeed } from '../ops/step.ts';
 import { activationBackward, activationForward } from './activation.ts';
 import { batchNormBackward, batchNormForwardEval, batchNormForwardTrain } from './batchnorm.ts';
+import { clipByGlobalNorm } from './clip.ts';
 import { conv2dBackwardInput, conv2dBackwardWeight, conv2dForward } from './conv2d.ts';
+import { layerNormBackward, layerNormForward, layerNormParamGrad } from './layernorm.ts';
 import { dropoutBackward, dropoutForward } from './dropout.ts';
 import { addForward, mulBackward, mulForward, scaleForward } from './elementwise.ts';
 import type { HostTensor } from './host.ts';
@@ -23,6 +25,14 @@ import { softmaxBackward, softmaxForward } from './softmax.ts';
 
 type Floats = Float32Array | Float64Array;
 export type RefLoss = 'softmax_cross_entropy' | 'mse' | 'bce_logits';
+
+/** Training settings beyond the loss and the optimizer. */
+export interface RefTrainOptions {
+  /** Softmax cross-entropy's label smoothing. */
+  labelSmoothing?: number;
+  /** Clip the gradients to this global L2 norm before the update. */
+  clipNorm?: number;
+}
 
 /** A trainable tensor of the reference: value, gradient of the last backward pass, optimizer state. */
 export interface RefGraphParam {
@@ -43,6 +53,9 @@ interface Saved {
   mean?: HostTensor;
   invstd?: HostTensor;
 }
+
+/** Rows of a tensor normalised over its last dimension (layer norm), and that dimension. */
+const rowsOf = (t: HostTensor): [number, number] => [t.data.length / t.shape.at(-1)!, t.shape.at(-1)!];
 
 export class RefGraph {
   readonly params = new Map<string, RefGraphParam>();
@@ -143,8 +156,8 @@ export class RefGraph {
         if (train) {
           s.mean = this.tensor([C]);
           s.invstd = this.tensor([C]);
-          batchNormForwardTrain(x, g, b, y, s.mean, s.invstd, rm, rv, { eps: op.eps, momentum: op.momentum });
-        } else batchNormForwardEval(x, g, b, rm, rv, y, { eps: op.eps });
+          batchNormForwardTrain(x, g, b, y, s.mean, s.invstd, rm, rv, { eps: op.eps, momentum: op.momentum, relu: op.relu });
+        } else batchNormForwardEval(x, g, b, rm, rv, y, { eps: op.eps, relu: op.relu });
         return;
       }
       case 'activation':
@@ -170,6 +183,24 @@ export class RefGraph {
       }
       case 'softmax':
         softmaxForward(x.data, y.data, x.shape.at(-1)!);
+        return;
+      case 'scaled_softmax':
+        softmaxForward(x.data.map((v) => op.factor * v), y.data, x.shape.at(-1)!);
+        return;
+      case 'layernorm': {
+        const [rows, D] = rowsOf(x);
+        s.mean = this.tensor([rows]);
+        s.invstd = this.tensor([rows]);
+        layerNormForward({ shape: [rows, D], data: x.data }, this.param(op.weight), this.param(op.bias), { shape: [rows, D], data: y.data }, s.mean, s.invstd, { eps: op.eps });
+        return;
+      }
+      case 'param': {
+        const p = this.param(op.param);
+        for (let i = 0; i < y.data.length; i++) y.data[i] = p.data[i % p.data.length];
+        return;
+      }
+      case 'slice':
+        sliceFrom(x, y, op.axis + 1, op.start);
         return;
       case 'add':
         addForward(xs[0], xs[1], y);
@@ -289,7 +320,7 @@ export class RefGraph {
         const C = x.shape[1];
         const dg = this.tensor([C]);
         const db = this.tensor([C]);
-        batchNormBackward(x, dy, this.param(op.weight), s.mean!, s.invstd!, dx, dg, db);
+        batchNormBackward(x, dy, this.param(op.weight), s.mean!, s.invstd!, dx, dg, db, { reluOutput: op.relu ? y : undefined });
         addGrad(op.weight, dg.data);
         addGrad(op.bias, db.data);
         return;
@@ -314,6 +345,31 @@ export class RefGraph {
         return;
       case 'softmax':
         softmaxBackward(y.data, dy.data, dx.data, y.shape.at(-1)!);
+        return;
+      case 'scaled_softmax':
+        softmaxBackward(y.data, dy.data, dx.data, y.shape.at(-1)!);
+        for (let i = 0; i < dx.data.length; i++) dx.data[i] *= op.factor;
+        return;
+      case 'layernorm': {
+        const [rows, D] = rowsOf(x);
+        const as2 = (t: HostTensor): HostTensor => ({ shape: [rows, D], data: t.data });
+        layerNormBackward(as2(x), as2(dy), this.param(op.weight), s.mean!, s.invstd!, as2(dx));
+        const dg = this.tensor([D]);
+        const db = this.tensor([D]);
+        layerNormParamGrad(as2(x), as2(dy), s.mean!, s.invstd!, dg, db);
+        addGrad(op.weight, dg.data);
+        addGrad(op.bias, db.data);
+        return;
+      }
+      case 'param': {
+        const g = this.make(this.param(op.param).data.length);
+        for (let i = 0; i < dy.data.length; i++) g[i % g.length] += dy.data[i];
+        addGrad(op.param, g);
+        return;
+      }
+      case 'slice':
+        // dx is fresh zeros: only the slice's part gets the gradient.
+        sliceInto(dy, dx, op.axis + 1, op.start);
         return;
       case 'add':
         dxs[0].data.set(dy.data);
@@ -371,12 +427,12 @@ export class RefGraph {
   }
 
   /** Mean loss of a batch and its gradient with respect to the output. */
-  lossOf(out: HostTensor, targets: ArrayLike<number>, loss: RefLoss): { loss: number; dOut: HostTensor } {
+  lossOf(out: HostTensor, targets: ArrayLike<number>, loss: RefLoss, opts: RefTrainOptions = {}): { loss: number; dOut: HostTensor } {
     const B = out.shape[0];
     const losses = this.make(B);
     const dOut = this.tensor(out.shape);
     const correct = this.make(B);
-    if (loss === 'softmax_cross_entropy') softmaxCrossEntropy(out.data, targets, losses, dOut.data, correct);
+    if (loss === 'softmax_cross_entropy') softmaxCrossEntropy(out.data, targets, losses, dOut.data, correct, { labelSmoothing: opts.labelSmoothing });
     else if (loss === 'mse') mse(out.data, targets, losses, dOut.data);
     else bceLogits(out.data, targets, losses, dOut.data, correct);
     let sum = 0;
@@ -388,16 +444,17 @@ export class RefGraph {
    * The loss of a batch in training mode at `step` and every parameter's gradient (in `params`);
    * nothing is updated (the running statistics of batch norm aside).
    */
-  gradients(inputs: ArrayLike<number>[], targets: ArrayLike<number>, batch: number, loss: RefLoss, step = 0): { loss: number; values: Map<number, HostTensor>; grads: Map<number, HostTensor> } {
+  gradients(inputs: ArrayLike<number>[], targets: ArrayLike<number>, batch: number, loss: RefLoss, step = 0, opts: RefTrainOptions = {}): { loss: number; values: Map<number, HostTensor>; grads: Map<number, HostTensor> } {
     const { values, saved } = this.forward(inputs, batch, true, step);
-    const l = this.lossOf(values.get(this.spec.output)!, targets, loss);
+    const l = this.lossOf(values.get(this.spec.output)!, targets, loss, opts);
     const grads = this.backward(values, saved, l.dOut);
     return { loss: l.loss, values, grads };
   }
 
   /** One training step: forward, loss, backward, optimizer update at `step` (0-based). Returns the mean loss. */
-  trainStep(inputs: ArrayLike<number>[], targets: ArrayLike<number>, batch: number, loss: RefLoss, opt: RefOptimizer, step: number): number {
-    const l = this.gradients(inputs, targets, batch, loss, step).loss;
+  trainStep(inputs: ArrayLike<number>[], targets: ArrayLike<number>, batch: number, loss: RefLoss, opt: RefOptimizer, step: number, opts: RefTrainOptions = {}): number {
+    const l = this.gradients(inputs, targets, batch, loss, step, opts).loss;
+    if (opts.clipNorm) clipByGlobalNorm([...this.params.values()].map((p) => p.grad), opts.clipNorm);
     for (const p of this.params.values()) {
       const wd = p.decay ? (opt.weightDecay ?? 0) : 0;
       const [w, g, s0, s1] = [p.value, p.grad, p.state[0], p.state[1]] as Float32Array[];

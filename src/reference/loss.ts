@@ -11,11 +11,13 @@ export function isClassIndex(v: number, n: number): boolean {
 }
 
 /**
- * Softmax cross-entropy, mean over the batch. logits [B, C], labels [B] (class indices as numbers),
- * losses [B], dlogits [B, C], correct [B]. An invalid label gives losses[b] = NaN, zero gradient and
+ * Softmax cross-entropy, mean over the batch, with label smoothing e (default 0: the target is
+ * q = (1 - e) onehot + e / C). logits [B, C], labels [B] (class indices as numbers), losses [B],
+ * dlogits [B, C], correct [B]. An invalid label gives losses[b] = NaN, zero gradient and
  * correct[b] = 0.
  */
-export function softmaxCrossEntropy(logits: ArrayLike<number>, labels: ArrayLike<number>, losses: Floats, dlogits: Floats, correct: Floats): void {
+export function softmaxCrossEntropy(logits: ArrayLike<number>, labels: ArrayLike<number>, losses: Floats, dlogits: Floats, correct: Floats, opts: { labelSmoothing?: number } = {}): void {
+  const e = opts.labelSmoothing ?? 0;
   const B = labels.length;
   const C = logits.length / B;
   for (let b = 0; b < B; b++) {
@@ -37,11 +39,14 @@ export function softmaxCrossEntropy(logits: ArrayLike<number>, labels: ArrayLike
       for (let c = 0; c < C; c++) dlogits[base + c] = 0;
       continue;
     }
-    losses[b] = Math.log(sum) - (logits[base + label] - zmax);
+    // The smoothed target q_c = (1 - e) [c = label] + e / C; loss = logsumexp - sum_c q_c z_c.
+    let qz = 0;
+    for (let c = 0; c < C; c++) qz += ((c === label ? 1 - e : 0) + e / C) * (logits[base + c] - zmax);
+    losses[b] = Math.log(sum) - qz;
     correct[b] = arg === label ? 1 : 0;
     for (let c = 0; c < C; c++) {
       const p = Math.exp(logits[base + c] - zmax) / sum;
-      dlogits[base + c] = (p - (c === label ? 1 : 0)) / B;
+      dlogits[base + c] = (p - ((c === label ? 1 - e : 0) + e / C)) / B;
     }
   }
 }

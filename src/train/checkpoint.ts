@@ -7,6 +7,7 @@ import type { Engine } from '../gpu/engine.ts';
 import type { Dataset } from '../data/dataset.ts';
 import type { Model } from '../nn/model.ts';
 import { layerFromConfig, type LayerConfig } from '../nn/registry.ts';
+import { makePreset, type PresetOptions } from '../nn/presets.ts';
 import { Sequential } from '../nn/sequential.ts';
 import type { OptimizerConfig } from '../optim/optimizer.ts';
 import type { LossKind } from './loss.ts';
@@ -31,8 +32,8 @@ export interface DatasetInfo {
   targetName?: string;
 }
 
-/** How a run was set up beyond the model and optimizer: what an export needs to continue it elsewhere. */
-export interface TrainingRecord {
+/** How a run was set up beyond the model, loss and optimizer: what an export needs to continue it elsewhere. */
+export interface RunRecord {
   /** The dataset as given to the trainer (a name, a directory or a table file). */
   dataset: string;
   batchSize: number;
@@ -46,14 +47,19 @@ export interface TrainingRecord {
 
 export interface CheckpointMeta {
   format: string;
-  /** The model's config: a Sequential's layers, or the class of a model that cannot be rebuilt. */
-  model: { inputShape: number[]; seed: number; layers?: LayerConfig[]; class?: string };
+  /**
+   * The model's config: a Sequential's layers, a preset's name, outputs and options, or the class
+   * of a model that cannot be rebuilt.
+   */
+  model: { inputShape: number[]; seed: number; layers?: LayerConfig[]; preset?: string; outputs?: number; options?: PresetOptions; class?: string };
   loss: LossKind | null;
   optimizer: OptimizerConfig | null;
+  /** Label smoothing and gradient clipping of the trainer (absent in older checkpoints: none). */
+  training?: { labelSmoothing: number; clipNorm: number | null } | null;
   state: TrainState;
   dataset: DatasetInfo | null;
   /** Batch size, epochs, augmentation and data source of the run (absent in older checkpoints). */
-  training?: TrainingRecord;
+  run?: RunRecord;
 }
 
 export interface Checkpoint {
@@ -76,7 +82,7 @@ export function datasetInfo(d: Dataset): DatasetInfo {
 }
 
 /** Read every parameter, buffer and optimizer state from the GPU and encode them with the metadata. */
-export async function checkpointBytes(source: Trainer | Model, dataset?: DatasetInfo | null, training?: TrainingRecord): Promise<Uint8Array> {
+export async function checkpointBytes(source: Trainer | Model, dataset?: DatasetInfo | null, run?: RunRecord): Promise<Uint8Array> {
   const trainer = source instanceof Trainer ? source : null;
   const model = trainer?.model ?? (source as Model);
   const named: [string, { value: { shape: readonly number[]; read(): Promise<Float32Array> } }][] = [
@@ -92,9 +98,10 @@ export async function checkpointBytes(source: Trainer | Model, dataset?: Dataset
     model: { inputShape: [...model.inputShape], seed: model.seed, ...(config ?? { class: model.constructor.name }) },
     loss: trainer?.lossKind ?? null,
     optimizer: trainer ? { ...trainer.optimizer.config } : null,
+    training: trainer ? { ...trainer.settings } : null,
     state: trainer ? { ...trainer.state } : { epoch: 0, step: 0, dataSeed: model.seed },
     dataset: dataset ?? null,
-    ...(training ? { training } : {}),
+    ...(run ? { run } : {}),
   };
   const metadata: Record<string, string> = {};
   // Every entry but the format tag is JSON (parseMeta parses them back), strings such as the loss included.
@@ -115,8 +122,8 @@ function parseMeta(metadata: Record<string, string>, label: string): CheckpointM
   };
   const model = json('model');
   if (!model || !Array.isArray(model.inputShape)) throw new CheckpointError(label, 'metadata "model" has no inputShape.');
-  const training = json('training');
-  return { format: metadata.format, model, loss: json('loss'), optimizer: json('optimizer'), state: json('state') ?? { epoch: 0, step: 0, dataSeed: 0 }, dataset: json('dataset'), ...(training ? { training } : {}) };
+  const run = json('run');
+  return { format: metadata.format, model, loss: json('loss'), optimizer: json('optimizer'), training: json('training'), state: json('state') ?? { epoch: 0, step: 0, dataSeed: 0 }, dataset: json('dataset'), ...(run ? { run } : {}) };
 }
 
 /** Decode and validate a checkpoint file's bytes. */
@@ -163,7 +170,7 @@ export async function trainerFromCheckpoint(e: Engine, ckpt: Checkpoint, label: 
   const model = await buildFromMeta(e, ckpt, label);
   let trainer: Trainer | null = null;
   try {
-    trainer = await Trainer.create(model, { loss: meta.loss, optimizer: meta.optimizer });
+    trainer = await Trainer.create(model, { loss: meta.loss, optimizer: meta.optimizer, labelSmoothing: meta.training?.labelSmoothing, clipNorm: meta.training?.clipNorm ?? undefined });
     loadWeights(model, ckpt.tensors, label, trainer);
   } catch (err) {
     trainer?.dispose();
@@ -176,13 +183,14 @@ export async function trainerFromCheckpoint(e: Engine, ckpt: Checkpoint, label: 
 
 async function buildFromMeta(e: Engine, ckpt: Checkpoint, label: string): Promise<Model> {
   const { meta } = ckpt;
-  if (!Array.isArray(meta.model.layers)) {
+  const { layers, preset, outputs, options } = meta.model;
+  if (!Array.isArray(layers) && !preset) {
     const cls = meta.model.class ? `a model of class ${meta.model.class}` : 'a model';
     throw new CheckpointError(label, `was saved from ${cls} that a checkpoint cannot rebuild; build the model in code and load the weights with loadWeights().`);
   }
   let model: Model;
   try {
-    model = new Sequential(meta.model.layers.map(layerFromConfig));
+    model = Array.isArray(layers) ? new Sequential(layers.map(layerFromConfig)) : makePreset(preset!, outputs!, options ?? {});
   } catch (err) {
     throw new CheckpointError(label, `its model config cannot be rebuilt: ${(err as Error).message}`);
   }

@@ -38,7 +38,14 @@ export interface LossTarget {
   dPrediction: Tensor;
 }
 
-export async function planLoss(e: Engine, kind: LossKind, net: LossTarget, window: number, stepValues: BufferArg): Promise<LossPlan> {
+/** Settings of the loss beyond its kind. */
+export interface LossOptions {
+  /** Softmax cross-entropy only: the target is (1 - e) onehot + e / C. Default 0. */
+  labelSmoothing?: number;
+}
+
+export async function planLoss(e: Engine, kind: LossKind, net: LossTarget, window: number, stepValues: BufferArg, opts: LossOptions = {}): Promise<LossPlan> {
+  if (opts.labelSmoothing && kind !== 'softmax_cross_entropy') throw new Error(`Label smoothing applies to softmax cross-entropy, not to ${kind}.`);
   if (!LOSSES.includes(kind)) throw new Error(`Unknown loss "${kind}" (known: ${LOSSES.join(', ')}).`);
   const B = net.batch;
   const out = net.prediction;
@@ -57,7 +64,7 @@ export async function planLoss(e: Engine, kind: LossKind, net: LossTarget, windo
   let correct: Tensor | null = null;
   if (kind === 'softmax_cross_entropy') {
     correct = t([B], 'correct');
-    dispatches.push(await softmaxCrossEntropy(e, out, targets, losses, net.dPrediction, correct));
+    dispatches.push(await softmaxCrossEntropy(e, out, targets, losses, net.dPrediction, correct, { labelSmoothing: opts.labelSmoothing }));
   } else if (kind === 'bce_logits') {
     correct = t([B], 'correct');
     dispatches.push(await bceLogits(e, out, targets, losses, net.dPrediction, correct));

@@ -7,7 +7,7 @@ import type { Dispatch, Engine } from '../gpu/engine.ts';
 import { packStepValues } from '../kernels/step.ts';
 import type { Model, ModelPlan } from '../nn/model.ts';
 import type { Optimizer } from '../optim/optimizer.ts';
-import { planLoss, type LossKind, type LossPlan } from './loss.ts';
+import { planLoss, type LossKind, type LossOptions, type LossPlan } from './loss.ts';
 
 /** Where training stands: saved in checkpoints so that a resumed run continues exactly. */
 export interface TrainState {
@@ -20,7 +20,7 @@ export interface TrainState {
 }
 
 /** Which part of a training step a dispatch belongs to. */
-export type StepPhase = 'forward' | 'loss' | 'backward' | 'optimizer';
+export type StepPhase = 'forward' | 'loss' | 'backward' | 'clip' | 'optimizer';
 
 export interface PhasedDispatch {
   phase: StepPhase;
@@ -50,15 +50,19 @@ export class TrainStep {
     readonly state: TrainState,
     readonly net: ModelPlan,
     readonly loss: LossPlan,
+    private readonly clip: Dispatch[],
   ) {}
 
-  /** Plan a built model for `batch` samples, with a loss window of `window` steps. */
-  static async create(model: Model, optimizer: Optimizer, lossKind: LossKind, state: TrainState, batch: number, window: number): Promise<TrainStep> {
+  /**
+   * Plan a built model for `batch` samples, with a loss window of `window` steps. `clip` are the
+   * dispatches that clip the gradients between backward and the update (none: no clipping).
+   */
+  static async create(model: Model, optimizer: Optimizer, lossKind: LossKind, state: TrainState, batch: number, window: number, opts: LossOptions & { clip?: Dispatch[] } = {}): Promise<TrainStep> {
     const e = model.engine;
     if (!e) throw new Error('TrainStep: build the model first.');
     const net = await model.plan(batch, { softmaxInLoss: lossKind === 'softmax_cross_entropy' });
-    const loss = await planLoss(e, lossKind, { batch, prediction: net.lossInput, dPrediction: net.dOutput }, Math.max(1, window), model.stepValues);
-    return new TrainStep(e, model, optimizer, state, net, loss);
+    const loss = await planLoss(e, lossKind, { batch, prediction: net.lossInput, dPrediction: net.dOutput }, Math.max(1, window), model.stepValues, opts);
+    return new TrainStep(e, model, optimizer, state, net, loss, opts.clip ?? []);
   }
 
   get batch(): number {
@@ -92,6 +96,7 @@ export class TrainStep {
       ['forward', this.net.forward],
       ['loss', this.loss.dispatches],
       ['backward', this.net.backward],
+      ['clip', this.clip],
       ['optimizer', this.optimizer.dispatches()],
     ];
     return phases.flatMap(([phase, ds]) => ds.map((dispatch, index) => ({ phase, index, dispatch })));

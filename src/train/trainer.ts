@@ -2,7 +2,9 @@
 // state, where training stands) and runs `fit`, `evaluate`, `predict` and single steps. Each step
 // goes through a TrainStep (src/train/step.ts): one submission, the loss read back only every
 // `logEvery` steps and at epoch ends.
-import type { Engine } from '../gpu/engine.ts';
+import type { Dispatch, Engine } from '../gpu/engine.ts';
+import type { Tensor } from '../gpu/tensor.ts';
+import { clipFactor, scaleByFactor, sumSquares } from '../kernels/clip.ts';
 import { Batcher } from '../data/batcher.ts';
 import type { AugmentOptions } from '../data/augment.ts';
 import { sampleSize, type Dataset, type Split } from '../data/dataset.ts';
@@ -17,6 +19,10 @@ export type { TrainState } from './step.ts';
 export interface CompileOptions {
   loss: LossKind;
   optimizer: OptimizerConfig;
+  /** Softmax cross-entropy: the target is (1 - e) onehot + e / C. Default 0. */
+  labelSmoothing?: number;
+  /** Clip the gradients to this global L2 norm before each update (on the GPU). Default: no clipping. */
+  clipNorm?: number;
 }
 
 export interface StepEvent {
@@ -113,17 +119,31 @@ export class Trainer {
     readonly model: Model,
     readonly lossKind: LossKind,
     readonly optimizer: Optimizer,
+    /** Label smoothing and gradient clipping, as given (saved in checkpoints). */
+    readonly settings: { labelSmoothing: number; clipNorm: number | null },
+    private readonly clip: GradientClip | null,
   ) {
     this.state.dataSeed = model.seed;
   }
 
-  /** A trainer for a built model: allocates the optimizer's state on the GPU. */
+  /** A trainer for a built model: allocates the optimizer's state (and the clipping's) on the GPU. */
   static async create(model: Model, opts: CompileOptions): Promise<Trainer> {
     const e = model.engine;
     if (!e) throw new Error('Build the model before making a Trainer for it (model.build(engine, inputShape)).');
+    const labelSmoothing = opts.labelSmoothing ?? 0;
+    if (!(labelSmoothing >= 0 && labelSmoothing < 1)) throw new Error(`Label smoothing must be in [0, 1), got ${opts.labelSmoothing}.`);
+    if (labelSmoothing && opts.loss !== 'softmax_cross_entropy') throw new Error(`Label smoothing applies to softmax cross-entropy, not to ${opts.loss}.`);
+    if (opts.clipNorm !== undefined && !(opts.clipNorm > 0 && Number.isFinite(opts.clipNorm))) throw new Error(`The gradient clipping norm must be a positive number, got ${opts.clipNorm}.`);
     const optimizer = new Optimizer(opts.optimizer);
     await optimizer.attach(e, model.params(), model.stepValues);
-    return new Trainer(model, opts.loss, optimizer);
+    const clip = opts.clipNorm ? await GradientClip.create(e, model.params(), opts.clipNorm) : null;
+    return new Trainer(model, opts.loss, optimizer, { labelSmoothing, clipNorm: opts.clipNorm ?? null }, clip);
+  }
+
+  /** The global gradient norm of the last step before clipping (only with clipNorm; a readback). */
+  async gradientNorm(): Promise<number> {
+    if (!this.clip) throw new Error('gradientNorm() needs gradient clipping (clipNorm), which measures it.');
+    return (await this.clip.factor.read())[1];
   }
 
   private get engine(): Engine {
@@ -142,7 +162,7 @@ export class Trainer {
     const key = `${batch}:${window}`;
     let s = this.steps.get(key);
     if (!s) {
-      s = await TrainStep.create(this.model, this.optimizer, this.lossKind, this.state, batch, window);
+      s = await TrainStep.create(this.model, this.optimizer, this.lossKind, this.state, batch, window, { labelSmoothing: this.settings.labelSmoothing, clip: this.clip?.dispatches });
       this.steps.set(key, s);
     }
     return s;
@@ -293,7 +313,7 @@ export class Trainer {
       const net = await this.model.plan(n, { softmaxInLoss: this.lossKind === 'softmax_cross_entropy' });
       let loss = this.evalLosses.get(n);
       if (!loss) {
-        loss = await planLoss(e, this.lossKind, { batch: n, prediction: net.lossInput, dPrediction: net.dOutput }, 1, this.model.stepValues);
+        loss = await planLoss(e, this.lossKind, { batch: n, prediction: net.lossInput, dPrediction: net.dOutput }, 1, this.model.stepValues, { labelSmoothing: this.settings.labelSmoothing });
         this.evalLosses.set(n, loss);
       }
       const xHost = new Float32Array(net.input.size);
@@ -324,6 +344,37 @@ export class Trainer {
     for (const l of this.evalLosses.values()) l.dispose();
     this.evalLosses.clear();
     this.optimizer.dispose();
+    this.clip?.dispose();
+  }
+}
+
+/**
+ * Gradient clipping by global norm within the step: the sum of squares of every gradient, the
+ * factor min(1, max / norm), every gradient scaled by it (shaders/clip.wgsl). One dispatch per
+ * parameter twice, plus one: small next to a step, and nothing read back.
+ */
+class GradientClip {
+  private constructor(
+    readonly dispatches: Dispatch[],
+    private readonly acc: Tensor,
+    /** [factor, norm] of the last step. */
+    readonly factor: Tensor,
+  ) {}
+
+  static async create(e: Engine, params: Param[], maxNorm: number): Promise<GradientClip> {
+    const acc = e.zeros([1], 'clip.sum-of-squares');
+    const factor = e.zeros([2], 'clip.factor');
+    const ds: Dispatch[] = [];
+    for (const p of params) ds.push(await sumSquares(e, p.grad, acc));
+    ds.push(await clipFactor(e, acc, factor, maxNorm));
+    for (const p of params) ds.push(await scaleByFactor(e, p.grad, factor));
+    return new GradientClip(ds, acc, factor);
+  }
+
+  dispose(): void {
+    this.dispatches.forEach((d) => d.dispose());
+    this.acc.dispose();
+    this.factor.dispose();
   }
 }
 

@@ -129,7 +129,7 @@ def forward(model, x):
 
 
 @torch.no_grad()
-def evaluate(model, data, loss, device, batch=500):
+def evaluate(model, data, loss, device, smoothing=0.0, batch=500):
     """Mean loss and accuracy over the test split, in evaluation mode (dropout off, running statistics)."""
     was = model.training
     model.eval()
@@ -138,7 +138,7 @@ def evaluate(model, data, loss, device, batch=500):
     for s in range(0, n, batch):
         x = data.inputs(data.test_x[s : s + batch]).to(device)
         y = data.targets(data.test_y[s : s + batch]).to(device)
-        l, h = loss_and_hits(loss, forward(model, x), y, 0.0)
+        l, h = loss_and_hits(loss, forward(model, x), y, smoothing)
         total += float(l) * len(x)
         hits = None if h is None else hits + float(h)
     model.train(was)
@@ -187,7 +187,7 @@ def run(rank, world, local_rank, args):
 
     if args.eval_only:
         if rank == 0:
-            l, acc, n = evaluate(model, data, loss, device)
+            l, acc, n = evaluate(model, data, loss, device, settings.get("labelSmoothing") or 0.0)
             print(f"test loss {l:.4f}" + ("" if acc is None else f", test accuracy {100 * acc:.2f}%") + f" ({n} samples)", flush=True)
         if world > 1:
             dist.destroy_process_group()
@@ -210,10 +210,11 @@ def run(rank, world, local_rank, args):
     def save():
         if rank != 0:
             return None
-        l, acc, count = evaluate(model, data, loss, device)
+        l, acc, count = evaluate(model, data, loss, device, settings.get("labelSmoothing") or 0.0)
         m = {k: v for k, v in meta.items()}
         m["format"] = io.CHECKPOINT_FORMAT
         m["optimizer"], m["loss"] = opt_cfg, loss
+        m["training"] = {"labelSmoothing": settings.get("labelSmoothing") or 0.0, "clipNorm": settings.get("clipNorm")}
         m["state"] = {"epoch": state["epoch"], "step": state["step"], "dataSeed": seed}
         m["pytorch"] = {"testLoss": l, "testAccuracy": acc, "testSamples": count, "processes": world, "torch": torch.__version__}
         io.write_checkpoint(args.out, {k: v for k, v in model.state_dict().items()}, optimizer_tensors(opt, model, opt_cfg), m)
@@ -235,6 +236,9 @@ def run(rank, world, local_rank, args):
             opt.zero_grad(set_to_none=True)
             l, _ = loss_and_hits(loss, forward(net, x.to(device)), y.to(device), settings.get("labelSmoothing") or 0.0)
             l.backward()
+            if settings.get("clipNorm"):
+                # The engine's rule: scale every gradient by min(1, max_norm / (global norm + 1e-6)).
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings["clipNorm"])
             opt.step()
             state["step"] += 1
             steps_here += 1
