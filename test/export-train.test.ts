@@ -15,7 +15,7 @@ import type { Dataset } from '../src/data/dataset.ts';
 import { loadCifar10Dir, loadCsvFile, loadIdxDir } from '../src/data/node.ts';
 import { exportPytorch } from '../src/export/pytorch.ts';
 import type { Model } from '../src/nn/model.ts';
-import { makePreset } from '../src/nn/presets.ts';
+import { makePreset, presetNames } from '../src/nn/presets.ts';
 import type { OptimizerConfig } from '../src/optim/optimizer.ts';
 import { datasetInfo, readCheckpoint } from '../src/train/checkpoint.ts';
 import { Trainer } from '../src/train/trainer.ts';
@@ -49,6 +49,8 @@ interface StepCase {
   name: string;
   make(): Model;
   optimizer: OptimizerConfig;
+  labelSmoothing?: number;
+  clipNorm?: number;
   /** Steps taken here before the export (so the optimizer state holds something). */
   before: number;
   augment?: { pad: number; flip: boolean };
@@ -63,6 +65,17 @@ const CASES: StepCase[] = [
     optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, schedule: { kind: 'step', everySteps: 2, gamma: 0.5 } },
     before: 2,
   },
+  {
+    name: 'MLP, SGD with momentum after 1 step, label smoothing 0.1, gradients clipped to norm 0.05',
+    make: () => makePreset('mlp', 10, { hidden: [24] }),
+    optimizer: { kind: 'sgd', lr: 0.1, momentum: 0.9 },
+    labelSmoothing: 0.1,
+    clipNorm: 0.05,
+    before: 1,
+  },
+  ...(presetNames().includes('vit')
+    ? [{ name: 'ViT with a class token (layer norm, attention), plain SGD', make: () => makePreset('vit', 10, { pool: 'cls', depth: 1, width: 16, heads: 2, patch: 5 } as never), optimizer: { kind: 'sgd', lr: 0.1, momentum: 0 }, before: 0 }]
+    : []),
   { name: 'MLP, AdamW after 3 steps, cosine schedule', make: () => makePreset('mlp', 10, { hidden: [24] }), optimizer: { kind: 'adamw', lr: 0.01, weightDecay: 0.05, schedule: { kind: 'cosine', warmupSteps: 2, totalSteps: 10 } }, before: 3 },
 ];
 
@@ -73,7 +86,7 @@ describe('one training step in PyTorch equals ours', () => {
       const data = loadIdxDir(DATA);
       const model = c.make();
       await model.build(e, data.inputShape, { seed: 9 });
-      const trainer = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer: c.optimizer });
+      const trainer = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer: c.optimizer, labelSmoothing: c.labelSmoothing, clipNorm: c.clipNorm });
       const batcher = new Batcher(data.train, data, { batchSize: BATCH, shuffle: true, seed: trainer.state.dataSeed, dropLast: true, augment: c.augment });
       const x = new Float32Array(BATCH * 100);
       const y = new Float32Array(BATCH);
@@ -92,6 +105,8 @@ describe('one training step in PyTorch equals ours', () => {
       await runPython([join(out, 'train.py'), '--max-steps', '1', '--out', join(out, 'after.safetensors')]);
       batcher.fill(0, 0, x, y);
       await trainer.step(x, y);
+      // Clipping was in play: the step's gradient norm was above the limit.
+      if (c.clipNorm) expect(await trainer.gradientNorm()).toBeGreaterThan(c.clipNorm);
 
       const theirs = readCheckpoint(new Uint8Array(readFileSync(join(out, 'after.safetensors'))), 'after.safetensors');
       expect(theirs.meta.state.step).toBe(c.before + 1);
