@@ -2,15 +2,17 @@
 // bindings, the HAS_BIAS, ACT and ACCUM override constants, and the epilogue that adds the bias,
 // applies the activation (formulas as in shaders/activation.wgsl) and stores an element of C.
 //
-// Batches: matrix g of a batch is the workgroup id z (the grid's z size is G; 2-D products
-// dispatch z = 1). Its operands start bsa * g, bsb * g and bsc * g elements into a, b and c; a
-// batch stride of 0 makes every g share one matrix (a 2-D operand of a batched product).
+// Batches of G matrices: matrix g's operands start bsa * g, bsb * g and bsc * g elements into a, b
+// and c; a batch stride of 0 makes every g share one matrix (a 2-D operand of a batched product).
+// Which invocations compute matrix g is the entry point's business: the workgroup id z in
+// shaders/matmul.wgsl, the quad numbering in shaders/matmul_quad.wgsl.
 
 struct Params {
   M: u32, N: u32, K: u32,
   sam: u32, sak: u32, sbk: u32, sbn: u32,
   alpha: f32,
   bsa: u32, bsb: u32, bsc: u32,
+  G: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

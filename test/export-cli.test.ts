@@ -46,6 +46,7 @@ describe('round trip: train here, continue in PyTorch on 2 processes, come back'
     const before = readCheckpoint(new Uint8Array(readFileSync(CK)), CK);
     const after = readCheckpoint(new Uint8Array(readFileSync(BACK)), BACK);
     expect(after.meta.state.step).toBe(before.meta.state.step + 6);
+    expect(after.meta.state.batch, 'stopped within the epoch: resumes at its next batch').toBe(6);
     const w0 = before.tensors.get('layers.1.weight')!.data;
     const w1 = after.tensors.get('layers.1.weight')!.data;
     expect(w1.some((v, i) => v !== w0[i])).toBe(true);
@@ -61,7 +62,7 @@ describe('round trip: train here, continue in PyTorch on 2 processes, come back'
 
     const resume = await cli(['train', '--resume', BACK, '--epochs', '2', '--quiet']);
     expect(resume.code, resume.stderr).toBe(0);
-    expect(resume.stderr).toContain(`resumed ${BACK}: epoch 1, step ${after.meta.state.step}`);
+    expect(resume.stderr).toContain(`resumed ${BACK}: epoch 1, step ${after.meta.state.step} (within epoch 2: continues at batch 7)`);
   });
 
   it('--init-from starts a new run from exported weights (names and shapes ours)', async () => {

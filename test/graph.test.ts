@@ -15,6 +15,7 @@ import { Model } from '../src/nn/model.ts';
 import { Module } from '../src/nn/module.ts';
 import type { Param } from '../src/nn/op.ts';
 import { GlobalAvgPool } from '../src/nn/pool.ts';
+import { BasicBlock } from '../src/nn/resnet.ts';
 import { Sequential } from '../src/nn/sequential.ts';
 import type { RefOptimizer } from '../src/reference/mlp.ts';
 import { RefGraph, type RefLoss } from '../src/reference/graph.ts';
@@ -46,26 +47,6 @@ class ResidualMlp extends Model {
     let h = relu(this.stem.forward(x));
     for (const b of this.blocks) h = b.forward(h);
     return this.head.forward(h);
-  }
-}
-
-/** A ResNet basic block: conv-BN-ReLU-conv-BN, plus the input or a 1x1 strided projection of it. */
-class BasicBlock extends Module {
-  conv1: Conv2d;
-  bn1 = new BatchNorm2d();
-  conv2: Conv2d;
-  bn2 = new BatchNorm2d();
-  shortcut: Module[];
-  constructor(inC: number, outC: number, stride: number) {
-    super();
-    this.conv1 = new Conv2d(outC, { kernel: 3, stride, padding: 1, bias: false });
-    this.conv2 = new Conv2d(outC, { kernel: 3, padding: 1, bias: false });
-    this.shortcut = stride !== 1 || inC !== outC ? [new Conv2d(outC, { kernel: 1, stride, bias: false }), new BatchNorm2d()] : [];
-  }
-  forward(x: Value): Value {
-    const h = this.bn2.forward(this.conv2.forward(relu(this.bn1.forward(this.conv1.forward(x)))));
-    const sc = this.shortcut.reduce((v, m) => m.forward(v), x);
-    return relu(add(h, sc));
   }
 }
 

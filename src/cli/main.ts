@@ -5,7 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ACTIVATIONS } from '../ops/activation.ts';
 import { presetNames } from '../nn/presets.ts';
 import { optimizerKinds } from '../optim/optimizer.ts';
-import { augmentList, delimiterOption, intList, nameList, nonNegativeInt, numberInRange, oneOf, positiveInt, positiveNumber, UsageError } from './options.ts';
+import { augmentList, delimiterOption, durationOption, ExitStatus, factorOption, intList, nameList, nonNegativeInt, numberInRange, oneOf, positiveInt, positiveNumber, saveEveryOption, UsageError } from './options.ts';
 import { runEvaluate, runTrain } from './commands.ts';
 import { runExport } from './export.ts';
 import { runPredict } from './predict.ts';
@@ -55,8 +55,16 @@ function program(): Command {
     .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'), 64)
     .option('--seed <n>', 'seed for weights, data order and dropout', nonNegativeInt('--seed'), 1)
     .option('--augment [kinds]', 'image augmentation: shift (random crop of the image padded by 2), flip (horizontal; not for digits); bare: shift,flip', augmentList)
-    .option('--save <file>', 'checkpoint (safetensors) written after every epoch, atomically')
-    .option('--resume <file>', 'continue training from a checkpoint (also one written by an export\'s train.py)')
+    .option('--save <file>', 'checkpoint (safetensors) written atomically at every epoch end, within epochs (--save-every) and when stopped')
+    .addOption(
+      new Option('--save-every <steps|time>', 'also checkpoint within epochs: every N steps (500) or after a time (10m, 90s)').argParser(saveEveryOption).default({ seconds: 300 }, '5m'),
+    )
+    .option('--keep <k>', 'checkpoints to keep: the newest at --save, the k-1 before it beside it as FILE-stepN.safetensors', positiveInt('--keep'), 1)
+    .option('--max-time <time>', 'stop cleanly after this long (2h, 45m, 1h30m; plain numbers are seconds), with a checkpoint to resume from', durationOption('--max-time'))
+    .option('--mkdir', 'make missing directories of output files (default: refuse them, so that a mistyped path fails at once)')
+    .option('--stop-on-divergence [factor]', 'stop when the mean loss grows this many times above its lowest within --divergence-window steps (bare: 3)', factorOption('--stop-on-divergence'))
+    .option('--divergence-window <steps>', 'steps --stop-on-divergence looks back', positiveInt('--divergence-window'), 500)
+    .option('--resume <file>', 'continue training from a checkpoint (one saved within an epoch continues at its next batch; also one written by an export\'s train.py)')
     .option('--init-from <file>', 'start from the weights of a state_dict saved as safetensors (e.g. trained in PyTorch); names and shapes must match the model')
     .option('--metrics-out <file>', 'write run metrics as JSON, the curves as SVG beside it (and a classifier\'s confusion matrix as FILE.confusion.svg)')
     .option('--log-every <steps>', 'read the loss back every this many steps', positiveInt('--log-every'), 25)
@@ -103,6 +111,7 @@ async function main(argv: string[]): Promise<number> {
     await p.parseAsync(argv);
     return 0;
   } catch (err) {
+    if (err instanceof ExitStatus) return err.code; // what to say was said
     if (err instanceof CommanderError) {
       // Commander already printed the message (and help hint); help and version exit 0.
       return err.exitCode === 0 ? 0 : 2;

@@ -31,7 +31,10 @@ interface Variant {
   family: 'matmul' | 'matmul_quad';
   entry: string;
   needsSubgroups: boolean;
-  workgroups(M: number, N: number): [number, number, number];
+  /** Quad variants: workgroup size and grid for G products (the batch folded into x and y). */
+  quads?(M: number, N: number, G: number): { wg: number; grid: [number, number, number] };
+  /** Other variants: the grid of one product (the batch along z). */
+  workgroups?(M: number, N: number): [number, number, number];
 }
 
 /**
@@ -40,7 +43,17 @@ interface Variant {
  */
 const QUAD_WG = 32;
 
-const quadGrid = (rows: number, cols: number) => (M: number, N: number) => grid1d(Math.ceil(M / rows) * Math.ceil(N / cols) * 4, QUAD_WG);
+/**
+ * Workgroup size and grid of a quad variant for G products of M x N: 4 invocations per quad tile,
+ * the matrices' tiles numbered one after the other. A single product keeps QUAD_WG; a batch gets
+ * workgroups up to 256 wide (about eight per dispatch or more), since on CPU adapters every
+ * workgroup costs a fixed overhead that a batch of small products (attention's) would pay per matrix.
+ */
+const quadGrid = (rows: number, cols: number) => (M: number, N: number, G: number) => {
+  const invocations = G * Math.ceil(M / rows) * Math.ceil(N / cols) * 4;
+  const wg = G === 1 ? QUAD_WG : Math.min(256, Math.max(QUAD_WG, 2 ** Math.floor(Math.log2(invocations / 8))));
+  return { wg, grid: grid1d(invocations, wg) };
+};
 
 const VARIANTS: Record<string, Variant> = {
   // 4x4 of C per invocation from registers, no workgroup memory: the portable CPU-friendly kernel.
@@ -59,9 +72,9 @@ const VARIANTS: Record<string, Variant> = {
   },
   // Quads share operand loads through quad swaps: fastest on SwiftShader; the names give the rows
   // and columns of C per invocation (a quad covers four times the columns).
-  quad32x16: { family: 'matmul_quad', entry: 'matmul_quad32x16', needsSubgroups: true, workgroups: quadGrid(32, 64) },
-  quad32x8: { family: 'matmul_quad', entry: 'matmul_quad32x8', needsSubgroups: true, workgroups: quadGrid(32, 32) },
-  quad16x8: { family: 'matmul_quad', entry: 'matmul_quad16x8', needsSubgroups: true, workgroups: quadGrid(16, 32) },
+  quad32x16: { family: 'matmul_quad', entry: 'matmul_quad32x16', needsSubgroups: true, quads: quadGrid(32, 64) },
+  quad32x8: { family: 'matmul_quad', entry: 'matmul_quad32x8', needsSubgroups: true, quads: quadGrid(32, 32) },
+  quad16x8: { family: 'matmul_quad', entry: 'matmul_quad16x8', needsSubgroups: true, quads: quadGrid(16, 32) },
 };
 
 /** Names of all variants, for tests and benchmarks. */
@@ -175,7 +188,9 @@ async function matmulDispatch(e: Engine, variant: string, a: Tensor, b: Tensor, 
   }
   const { M, N, K } = size;
   const constants: Record<string, number> = { HAS_BIAS: opts.bias ? 1 : 0, ACT: opts.activation ? ACT_IDS[opts.activation] : 0 };
-  if (v.family === 'matmul_quad') constants.WG = QUAD_WG;
+  const G = size.G ?? 1;
+  const quads = v.quads?.(M, N, G);
+  if (quads) constants.WG = quads.wg;
   const k = await e.kernel(v.family, v.entry, withAccumulate(constants, opts));
   const params = {
     M,
@@ -192,11 +207,13 @@ async function matmulDispatch(e: Engine, variant: string, a: Tensor, b: Tensor, 
     bsa: size.bsa ?? 0,
     bsb: size.bsb ?? 0,
     bsc: size.bsc ?? 0,
+    G,
   };
   const buffers: Record<string, Tensor> = { a, b, c };
   if (k.bindings.some((x) => x.name === 'bias')) buffers.bias = opts.bias ?? placeholderBias(e);
-  const [gx, gy] = v.workgroups(M, N);
-  return e.dispatch(k, buffers, [gx, gy, size.G ?? 1], params);
+  if (quads) return e.dispatch(k, buffers, quads.grid, params);
+  const [gx, gy] = v.workgroups!(M, N);
+  return e.dispatch(k, buffers, [gx, gy, G], params);
 }
 
 /** Shape class for tuning: log2 buckets of M, N, K and the transposes. */

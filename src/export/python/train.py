@@ -39,7 +39,7 @@ def parse_args():
     p.add_argument("--checkpoint", help="continue from this engine checkpoint (default: the exported weights and optimizer state)")
     p.add_argument("--out", default=os.path.join(HERE, "checkpoint.safetensors"), help="engine checkpoint written after every epoch and at the end")
     p.add_argument("--epochs", type=int, help="total epochs to reach (default: settings.json)")
-    p.add_argument("--max-steps", type=int, help="stop after this many steps of this run (a partial epoch is not counted as an epoch)")
+    p.add_argument("--max-steps", type=int, help="stop after this many steps of this run (the checkpoint then resumes at the next batch)")
     p.add_argument("--batch-size", type=int, help="global batch size (default: settings.json)")
     p.add_argument("--nproc", type=int, default=1, help="processes to launch here (without torchrun)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
@@ -167,7 +167,9 @@ def run(rank, world, local_rank, args):
         settings = json.load(f)
     weights, optim_tensors, meta = load_start(args)
     opt_cfg, loss = settings["optimizer"], settings["loss"]
-    state = dict(meta.get("state") or {"epoch": 0, "step": 0})
+    saved = meta.get("state") or {}
+    # A checkpoint taken within an epoch continues at its next batch of the same epoch order.
+    state = {"epoch": saved.get("epoch", 0), "step": saved.get("step", 0), "batch": saved.get("batch") or 0}
     seed = settings["seed"]
     batch = args.batch_size or settings["batchSize"]
     epochs = args.epochs if args.epochs is not None else settings["epochs"]
@@ -204,8 +206,17 @@ def run(rank, world, local_rank, args):
     n = len(data.train_y)
     per_epoch = n // min(batch, n)
     share = min(batch, n) // world
+    cut = saved.get("data")
+    if state["batch"] and cut:
+        augment = settings.get("augment") or {}
+        was, now = cut.get("augment") or {}, {"pad": augment.get("pad") or 0, "flip": bool(augment.get("flip"))}
+        diffs = [f"{cut['samples']} training samples, this data has {n}"] if cut["samples"] != n else []
+        diffs += [f"batches of {cut['batchSize']}, these are of {min(batch, n)}"] if cut["batchSize"] != min(batch, n) else []
+        diffs += [f"augmentation {was}, this run's is {now}"] if (was.get("pad") or 0, bool(was.get("flip"))) != (now["pad"], now["flip"]) else []
+        if diffs:
+            raise SystemExit(f"train.py: the checkpoint stopped within an epoch and continues only on the batches it was cut from: {'; '.join(diffs)}")
     log(rank, f"{data.name}: {n} train / {len(data.test_y)} test samples; {world} process(es), global batch {min(batch, n)}, "
-        f"from epoch {state['epoch']} step {state['step']} to epoch {epochs}")
+        f"from epoch {state['epoch']}{' batch ' + str(state['batch']) if state['batch'] else ''} step {state['step']} to epoch {epochs}")
 
     def save():
         if rank != 0:
@@ -216,6 +227,9 @@ def run(rank, world, local_rank, args):
         m["optimizer"], m["loss"] = opt_cfg, loss
         m["training"] = {"labelSmoothing": settings.get("labelSmoothing") or 0.0, "clipNorm": settings.get("clipNorm")}
         m["state"] = {"epoch": state["epoch"], "step": state["step"], "dataSeed": seed}
+        if state["batch"]:
+            # Within an epoch: the engine resumes at this batch (the data's fingerprint is not computed here).
+            m["state"]["batch"] = state["batch"]
         m["pytorch"] = {"testLoss": l, "testAccuracy": acc, "testSamples": count, "processes": world, "torch": torch.__version__}
         io.write_checkpoint(args.out, {k: v for k, v in model.state_dict().items()}, optimizer_tensors(opt, model, opt_cfg), m)
         return l, acc, count
@@ -225,7 +239,7 @@ def run(rank, world, local_rank, args):
     while state["epoch"] < epochs and not stop:
         epoch = state["epoch"]
         order = io.epoch_order(n, seed, epoch)
-        for b in range(per_epoch):
+        for b in range(state["batch"], per_epoch):
             if args.max_steps is not None and steps_here >= args.max_steps:
                 stop = True
                 break
@@ -241,6 +255,7 @@ def run(rank, world, local_rank, args):
                 torch.nn.utils.clip_grad_norm_(model.parameters(), settings["clipNorm"])
             opt.step()
             state["step"] += 1
+            state["batch"] = b + 1
             steps_here += 1
             window.append(l.detach())
             if len(window) == args.log_every:
@@ -251,7 +266,7 @@ def run(rank, world, local_rank, args):
                 log(rank, f"epoch {epoch + 1}/{epochs} step {state['step']}: loss {float(mean):.4f} ({steps_here * min(batch, n) / (time.time() - t0):.0f} samples/s)")
                 window = []
         if not stop:
-            state["epoch"] = epoch + 1
+            state["epoch"], state["batch"] = epoch + 1, 0
             result = save()
             if result:
                 l, acc, _ = result
@@ -261,7 +276,8 @@ def run(rank, world, local_rank, args):
     if rank == 0:
         l, acc, count = result
         print(f"test loss {l:.4f}" + ("" if acc is None else f", test accuracy {100 * acc:.2f}%") + f" ({count} samples)", flush=True)
-        print(f"checkpoint written to {args.out} (epoch {state['epoch']}, step {state['step']})", flush=True)
+        where = f"epoch {state['epoch'] + 1}, batch {state['batch']}" if state["batch"] else f"epoch {state['epoch']}"
+        print(f"checkpoint written to {args.out} ({where}, step {state['step']})", flush=True)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
