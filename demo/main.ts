@@ -2,6 +2,7 @@
 // for people is the DOM; for tests it is `window.__demo`, a read-only snapshot (see DemoStatus).
 import type { Dataset } from '../src/data/dataset.ts';
 import { LayerShapeError } from '../src/nn/layer.ts';
+import { exportOnnx } from '../src/export/onnx.ts';
 import { presetNames } from '../src/nn/presets.ts';
 import { MetricChart } from './charts.ts';
 import { cifarFromFiles, idxFromFiles, loadBundledMnist } from './data.ts';
@@ -95,6 +96,7 @@ const ui = {
   pause: $<HTMLButtonElement>('pause'),
   reset: $<HTMLButtonElement>('reset'),
   save: $<HTMLButtonElement>('save'),
+  saveOnnx: $<HTMLButtonElement>('save-onnx'),
   load: $<HTMLInputElement>('load'),
   loadLabel: $('load-label'),
   summary: $('model-summary'),
@@ -138,6 +140,7 @@ function render(): void {
   ui.pause.textContent = s.status === 'paused' ? 'Resume' : 'Pause';
   ui.reset.disabled = s.status === 'starting' || s.status === 'no-webgpu';
   ui.save.disabled = !trainer.model || s.status === 'training' || s.status === 'error';
+  ui.saveOnnx.disabled = ui.save.disabled;
   const canLoad = haveEngine && !!dataset && !busy && s.status !== 'error';
   ui.load.disabled = !canLoad;
   ui.loadLabel.classList.toggle('disabled', !canLoad);
@@ -470,17 +473,26 @@ const reset = guarded(async () => {
 
 // ---- save and load ---------------------------------------------------------------------------
 
-const save = guarded(async () => {
-  if (!dataset) return;
-  const bytes = await trainer.save(dataset);
+function download(bytes: Uint8Array, name: string): void {
   const blob = new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' });
   const a = document.createElement('a');
   a.href = URL.createObjectURL(blob);
-  a.download = `${dataset.name}-${ui.preset.value}-step${state.step}.safetensors`;
+  a.download = name;
   document.body.append(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}
+
+const save = guarded(async () => {
+  if (!dataset) return;
+  download(await trainer.save(dataset), `${dataset.name}-${ui.preset.value}-step${state.step}.safetensors`);
+});
+
+// The model for onnxruntime and other runtimes: inference semantics, inputs normalised as in training.
+const saveOnnx = guarded(async () => {
+  if (!dataset || !trainer.model) return;
+  download(await exportOnnx(trainer.model), `${dataset.name}-${ui.preset.value}-step${state.step}.onnx`);
 });
 
 const load = guarded(async () => {
@@ -562,6 +574,7 @@ ui.start.addEventListener('click', start);
 ui.pause.addEventListener('click', togglePause);
 ui.reset.addEventListener('click', reset);
 ui.save.addEventListener('click', save);
+ui.saveOnnx.addEventListener('click', saveOnnx);
 ui.load.addEventListener('change', load);
 window.addEventListener('unhandledrejection', (ev) => showError(errorText(ev.reason)));
 

@@ -26,3 +26,7 @@ export { TrainStep, type TrainState, type StepOptions } from './train/step.ts';
 export { checkpointBytes, readCheckpoint, modelFromCheckpoint, trainerFromCheckpoint, loadWeights, datasetInfo } from './train/checkpoint.ts';
 export { loadDataset } from './data/node.ts';
 export type { Dataset, Split } from './data/dataset.ts';
+export { exportOnnx, onnxFromGraph, ExportError, ONNX_OPSET, type OnnxExportOptions } from './export/onnx.ts';
+export { exportPytorch, type PytorchExportOptions, type PytorchTrainingSettings } from './export/pytorch.ts';
+export { pytorchModelSource } from './export/pytorch-model.ts';
+export { loadStateDict } from './export/state-dict.ts';

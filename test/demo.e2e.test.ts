@@ -2,6 +2,7 @@
 // small static server, and drive it in headless Chromium on its WebGPU adapter (SwiftShader on
 // machines without a GPU) through the page's own controls. Page state is read from the
 // read-only `window.__demo` snapshot, not scraped from text.
+import * as ort from 'onnxruntime-node';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -218,6 +219,13 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
       const bytes = readFileSync(saved);
       const headerLength = Number(bytes.readBigUInt64LE(0));
       expect(JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')).__metadata__.format).toBe('webgpu-train/1');
+      // Export ONNX: the download is a model onnxruntime runs (inputs [batch, 1, 28, 28], 10 outputs).
+      await page.click('#save-onnx');
+      const onnxFile = await waitForFile(downloads, /\.onnx$/, 30_000);
+      const session = await ort.InferenceSession.create(readFileSync(onnxFile));
+      const ran = await session.run({ input: new ort.Tensor('float32', new Float32Array(2 * 784), [2, 1, 28, 28]) });
+      expect(ran.output.dims).toEqual([2, 10]);
+      await session.release();
 
       // Continue training, pause: the step count stops moving; then Reset gives a fresh device.
       await setValue(page, '#epochs', '5');

@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { conformToTraining } from '../data/conform.ts';
 import { loadDataset } from '../data/node.ts';
 import type { Dataset } from '../data/dataset.ts';
+import { loadStateDict } from '../export/state-dict.ts';
 import { GraphError } from '../nn/graph.ts';
 import type { Model } from '../nn/model.ts';
 import { makePreset } from '../nn/presets.ts';
@@ -73,6 +74,8 @@ export interface TrainOptions extends CsvCliOptions {
   augment?: ('shift' | 'flip')[] | true;
   save?: string;
   resume?: string;
+  /** Start from the weights of a state_dict saved as safetensors (names and shapes must match). */
+  initFrom?: string;
   metricsOut?: string;
   logEvery: number;
   quiet?: boolean;
@@ -98,6 +101,7 @@ function splitResults(outputs: Float32Array, data: Dataset): SplitResults {
 export async function runTrain(o: TrainOptions): Promise<void> {
   if (isTableFile(o.dataset) && !o.target) throw new UsageError(`a table dataset (${o.dataset}) needs --target COLUMN.`);
   if (o.nesterov && o.optimizer !== 'sgd') throw new UsageError('--nesterov applies to --optimizer sgd only.');
+  if (o.initFrom && o.resume) throw new UsageError('--init-from starts a new run from weights and --resume continues a run: give one of them.');
   // Everything that can be checked is checked before the first step: outputs first (cheapest),
   // then the data, the checkpoint to resume from, and the model against the adapter and host.
   await checkOutputFiles(trainOutputs(o), o.mkdir ?? false, log);
@@ -114,6 +118,8 @@ export async function runTrain(o: TrainOptions): Promise<void> {
     checkResumeData(ckpt, o.resume, data, o.batchSize, augmentOptions(o.augment));
     resumed = { bytes, ckpt };
   }
+  // A state_dict to start from is read (and refused if it is not safetensors) before the engine starts.
+  const initFrom = o.initFrom ? await readFileChecked(o.initFrom) : null;
   if (o.save) removeStaleTemporaryFiles(o.save);
   const engines: Engine[] = [];
   try {
@@ -147,6 +153,11 @@ export async function runTrain(o: TrainOptions): Promise<void> {
           // A preset's option that does not fit the data is the user's to change: a usage error.
           if (err instanceof GraphError) throw new UsageError(err.message);
           throw err;
+        }
+        if (initFrom) {
+          const { ignored, converted } = loadStateDict(model, initFrom, o.initFrom!);
+          const notes = [...(ignored.length ? [`set aside ${ignored.join(', ')}`] : []), ...(converted.length ? [`converted to float32: ${converted.join(', ')}`] : [])];
+          log(`weights from ${o.initFrom}${notes.length ? ` (${notes.join('; ')})` : ''}`);
         }
         trainer = await Trainer.create(model, {
           loss: data.task === 'classification' ? 'softmax_cross_entropy' : 'mse',
@@ -212,6 +223,8 @@ async function trainWithCheckpoints(
     epochs: o.epochs,
     fit: (t) => fitOptions(t, data, o, progress, validation),
     dataset: datasetInfo(data),
+    // What an export needs to continue this run elsewhere.
+    run: { dataset: o.dataset, batchSize: o.batchSize, epochs: o.epochs, augment: augmentOptions(o.augment) ?? null, ...(isTableFile(o.dataset) ? { csv: csvOptions(o) } : {}) },
     store,
     saveEvery: o.saveEvery,
     stopRequested: () => stops.requested(),

@@ -1,4 +1,4 @@
-// The `wgtrain` command line: train, evaluate and predict. It parses and shows; the engine does
+// The `wgtrain` command line: train, evaluate, predict and export. It parses and shows; the engine does
 // the work. Every failure ends in one clear line on stderr and a non-zero exit, never a stack
 // trace (set WGTRAIN_DEBUG=1 to see one).
 import { Command, CommanderError, Option } from 'commander';
@@ -7,6 +7,7 @@ import { presetNames } from '../nn/presets.ts';
 import { optimizerKinds } from '../optim/optimizer.ts';
 import { augmentList, delimiterOption, durationOption, ExitStatus, factorOption, intList, nameList, nonNegativeInt, numberInRange, oneOf, positiveInt, positiveNumber, saveEveryOption, UsageError } from './options.ts';
 import { runEvaluate, runTrain } from './commands.ts';
+import { runExport } from './export.ts';
 import { runPredict } from './predict.ts';
 
 /** How to read a table's layout: the same options for train, evaluate and predict. */
@@ -63,7 +64,8 @@ function program(): Command {
     .option('--mkdir', 'make missing directories of output files (default: refuse them, so that a mistyped path fails at once)')
     .option('--stop-on-divergence [factor]', 'stop when the mean loss grows this many times above its lowest within --divergence-window steps (bare: 3)', factorOption('--stop-on-divergence'))
     .option('--divergence-window <steps>', 'steps --stop-on-divergence looks back', positiveInt('--divergence-window'), 500)
-    .option('--resume <file>', 'continue training from a checkpoint (one saved within an epoch continues at its next batch)')
+    .option('--resume <file>', 'continue training from a checkpoint (one saved within an epoch continues at its next batch; also one written by an export\'s train.py)')
+    .option('--init-from <file>', 'start from the weights of a state_dict saved as safetensors (e.g. trained in PyTorch); names and shapes must match the model')
     .option('--metrics-out <file>', 'write run metrics as JSON, the curves as SVG beside it (and a classifier\'s confusion matrix as FILE.confusion.svg)')
     .option('--log-every <steps>', 'read the loss back every this many steps', positiveInt('--log-every'), 25)
     .option('--quiet', 'no progress bar; one line per epoch')
@@ -89,6 +91,17 @@ function program(): Command {
     .option('--json', 'print predictions as JSON lines')
     .option('--out <file.csv>', 'write the predictions as CSV (a table\'s rows with the prediction columns appended) instead of printing them');
   csvLayoutOptions(predict, 'the input table').action(async (o) => runPredict(o));
+
+  p.command('export')
+    .description('export a checkpoint: an ONNX model (for onnxruntime and other runtimes), or a PyTorch directory (model.py, weights, optimizer state, settings, train.py to continue under torchrun)')
+    .requiredOption('--checkpoint <file>', 'checkpoint to export')
+    .addOption(new Option('--format <format>', 'onnx or pytorch').choices(['onnx', 'pytorch']).makeOptionMandatory())
+    .requiredOption('--out <path>', 'onnx: the .onnx file to write; pytorch: a new (or empty) directory')
+    .option('--dataset <name|path>', 'pytorch: the dataset train.py reads (default: the one the checkpoint was trained on)')
+    .option('--batch-size <n>', 'pytorch: global batch size for train.py (default: the checkpoint\'s run)', positiveInt('--batch-size'))
+    .option('--epochs <n>', 'pytorch: total epochs for train.py to reach (default: the checkpoint\'s run)', nonNegativeInt('--epochs'))
+    .option('--augment [kinds]', 'pytorch: image augmentation for train.py: shift, flip; bare: shift,flip (default: the checkpoint\'s run)', augmentList)
+    .action(async (o) => runExport(o));
   return p;
 }
 

@@ -33,6 +33,19 @@ export interface DatasetInfo {
   targetName?: string;
 }
 
+/** How a run was set up beyond the model, loss and optimizer: what an export needs to continue it elsewhere. */
+export interface RunRecord {
+  /** The dataset as given to the trainer (a name, a directory or a table file). */
+  dataset: string;
+  batchSize: number;
+  /** Total epochs the run was set to reach. */
+  epochs: number;
+  /** Image augmentation: crop of the image padded by `pad`, horizontal flip; null for none. */
+  augment: { pad: number; flip: boolean } | null;
+  /** How a table was read. */
+  csv?: { skipRows?: number; delimiter?: string; header?: boolean; ignoreColumns?: string[] };
+}
+
 export interface CheckpointMeta {
   format: string;
   /**
@@ -46,6 +59,8 @@ export interface CheckpointMeta {
   training?: { labelSmoothing: number; clipNorm: number | null } | null;
   state: TrainState;
   dataset: DatasetInfo | null;
+  /** Batch size, epochs, augmentation and data source of the run (absent in older checkpoints). */
+  run?: RunRecord;
 }
 
 export interface Checkpoint {
@@ -73,6 +88,8 @@ export interface CheckpointOptions {
    * non-finite before any loss read shows it, and such a checkpoint must not replace a good one.
    */
   requireFinite?: boolean;
+  /** The run's batch size, epochs, augmentation and data source, stored as metadata "run". */
+  run?: RunRecord;
 }
 
 /** Read every parameter, buffer and optimizer state from the GPU and encode them with the metadata. */
@@ -105,6 +122,7 @@ export async function checkpointBytes(source: Trainer | Model, dataset?: Dataset
     training: trainer ? { ...trainer.settings } : null,
     state: trainer ? { ...trainer.state } : { epoch: 0, step: 0, dataSeed: model.seed },
     dataset: dataset ?? null,
+    ...(opts.run ? { run: opts.run } : {}),
   };
   const metadata: Record<string, string> = {};
   // Every entry but the format tag is JSON (parseMeta parses them back), strings such as the loss included.
@@ -125,7 +143,8 @@ function parseMeta(metadata: Record<string, string>, label: string): CheckpointM
   };
   const model = json('model');
   if (!model || !Array.isArray(model.inputShape)) throw new CheckpointError(label, 'metadata "model" has no inputShape.');
-  return { format: metadata.format, model, loss: json('loss'), optimizer: json('optimizer'), training: json('training'), state: json('state') ?? { epoch: 0, step: 0, dataSeed: 0 }, dataset: json('dataset') };
+  const run = json('run');
+  return { format: metadata.format, model, loss: json('loss'), optimizer: json('optimizer'), training: json('training'), state: json('state') ?? { epoch: 0, step: 0, dataSeed: 0 }, dataset: json('dataset'), ...(run ? { run } : {}) };
 }
 
 /** Decode and validate a checkpoint file's bytes. */

@@ -6,7 +6,7 @@
 // files; files are written through a CheckpointFiles-like store when one is given.
 import type { Engine } from '../gpu/engine.ts';
 import type { Dataset } from '../data/dataset.ts';
-import { checkpointBytes, readCheckpoint, trainerFromCheckpoint, type DatasetInfo } from './checkpoint.ts';
+import { checkpointBytes, readCheckpoint, trainerFromCheckpoint, type DatasetInfo, type RunRecord } from './checkpoint.ts';
 import { DivergenceError } from './divergence.ts';
 import { describePosition } from './resume.ts';
 import type { TrainState } from './step.ts';
@@ -25,6 +25,8 @@ export interface RunOptions {
   fit(trainer: Trainer): Omit<FitOptions, 'epochs' | 'shouldStop' | 'onCheckpoint' | 'checkpointEvery'>;
   /** What checkpoints say about the data. */
   dataset: DatasetInfo;
+  /** The run's batch size, epochs, augmentation and data source, for checkpoints (exports read it). */
+  run?: RunRecord;
   /** Where checkpoints go; null keeps them in memory only (for recovery from a lost device). */
   store: CheckpointStore | null;
   /** Checkpoints within epochs: every this many steps, and/or after this many seconds. */
@@ -61,13 +63,13 @@ export interface RunResult {
 /** Run `trainer` on `data` up to `opts.epochs` epochs; never throws for the outcomes above. */
 export async function runTraining(trainer: Trainer, data: Dataset, opts: RunOptions): Promise<RunResult> {
   const history: EpochEvent[] = [];
-  let lastBytes = opts.startFrom?.bytes ?? (await checkpointBytes(trainer, opts.dataset));
+  let lastBytes = opts.startFrom?.bytes ?? (await checkpointBytes(trainer, opts.dataset, { run: opts.run }));
   let last = { state: snapshot(trainer.state), path: opts.startFrom?.path ?? null };
   let recovered = false;
 
   const save = async (t: Trainer, why: 'interval' | 'epoch' | 'stop') => {
     // Read back and checked for NaN/Inf before anything is written: a diverged state never replaces a good one.
-    const bytes = await checkpointBytes(t, opts.dataset, { requireFinite: true });
+    const bytes = await checkpointBytes(t, opts.dataset, { requireFinite: true, run: opts.run });
     await opts.store?.write(bytes, t.state.step);
     lastBytes = bytes;
     last = { state: snapshot(t.state), path: opts.store?.path ?? null };
