@@ -10,7 +10,7 @@ import { BatchNorm2d } from '../src/nn/batchnorm.ts';
 import { Conv2d } from '../src/nn/conv.ts';
 import { Dense } from '../src/nn/dense.ts';
 import { Dropout } from '../src/nn/dropout.ts';
-import { add, concat, gelu, leakyRelu, matmul, mean, mul, permute, relu, reshape, scale, sigmoid, softmax, split, sum, tanh } from '../src/nn/functional.ts';
+import { add, concat, gelu, leakyRelu, matmul, mean, mul, permute, relu, reshape, scale, scaledSoftmax, sigmoid, softmax, split, sum, tanh } from '../src/nn/functional.ts';
 import type { Value } from '../src/nn/graph.ts';
 import { Model } from '../src/nn/model.ts';
 import { Module } from '../src/nn/module.ts';
@@ -78,7 +78,7 @@ export class Primitives extends Model {
     const t = add(x, this.pos);
     const scores = softmax(scale(matmul(this.q.forward(t), this.k.forward(t), { transB: true }), 0.5)); // [5, 5]
     const mixed = mul(matmul(scores, gelu(this.v.forward(t))), this.gain); // [5, 4]
-    const gated = mul(sigmoid(mixed), tanh(leakyRelu(mixed, 0.2))); // [5, 4]
+    const gated = mul(mul(sigmoid(mixed), scaledSoftmax(mixed, 0.8)), tanh(leakyRelu(mixed, 0.2))); // [5, 4]
     const [a, b] = split(permute(gated, [1, 0]), [1, 3], 0); // [1, 5], [3, 5]
     const joined = concat([b, a], 0); // [4, 5]
     const features = concat([mean(joined, 1), sum(joined, 0), reshape(sum(joined, [0, 1], { keepDims: true }), [1])], 0); // [10]

@@ -195,6 +195,25 @@ const TRANSLATORS: Translators = {
     const scaled = b.node('Mul', [ins[0], b.scalar(`${node.path}.factor`, op.factor)], [b.fresh(`${node.path}.scaled`)], node.path);
     b.node('Softmax', [scaled], outs, node.path, { axis: -1 });
   },
+  attention: ({ b, node, op, ins, outs, inShapes }) => {
+    // q, k and v are thirds of qkv's last axis; each is split into heads ([batch, heads, T, dh],
+    // k transposed), then softmax(factor * q kᵀ) v, the heads put back side by side.
+    const p = node.path;
+    const [T, D3] = inShapes[0];
+    const D = D3 / 3;
+    const H = op.heads;
+    const part = (i: number, name: string, perm: number[]) => {
+      const third = b.node('Slice', [ins[0], b.ints(`${p}.${name}.start`, [i * D]), b.ints(`${p}.${name}.end`, [(i + 1) * D]), b.ints(`${p}.${name}.axis`, [2])], [b.fresh(`${p}.${name}`)], p);
+      const heads = reshapeTo(b, third, [T, H, D / H], b.fresh(`${p}.${name}.heads`), p);
+      return b.node('Transpose', [heads], [b.fresh(`${p}.${name}.by_head`)], p, { perm });
+    };
+    const scores = b.node('MatMul', [part(0, 'q', [0, 2, 1, 3]), part(1, 'k', [0, 2, 3, 1])], [b.fresh(`${p}.scores`)], p);
+    const scaled = b.node('Mul', [scores, b.scalar(`${p}.factor`, op.factor)], [b.fresh(`${p}.scaled`)], p);
+    const weights = b.node('Softmax', [scaled], [b.fresh(`${p}.weights`)], p, { axis: -1 });
+    const mixed = b.node('MatMul', [weights, part(2, 'v', [0, 2, 1, 3])], [b.fresh(`${p}.mixed`)], p);
+    const tokens = b.node('Transpose', [mixed], [b.fresh(`${p}.by_token`)], p, { perm: [0, 2, 1, 3] });
+    reshapeTo(b, tokens, [T, D], outs[0], p);
+  },
   param: ({ b, node, op, outs, outShapes, batchOf }) => {
     // A parameter as a value of every sample: expanded to [batch, ...shape], the batch taken from the first input.
     const shape = b.node('Concat', [b.batchDim(batchOf), b.ints(`${node.path}.shape`, outShapes[0])], [b.fresh(`${node.path}.expanded_shape`)], node.path, { axis: 0 });

@@ -239,6 +239,7 @@ const EMITTERS: { [K in OpSpec['kind']]?: (e: PyEmit<K>) => string } = {
       ? `${t.expr(split(op.weight)[0])}(${ins[0]})`
       : `F.layer_norm(${ins[0]}, (${inShapes[0].at(-1)},), ${t.tensor(op.weight)}, ${t.tensor(op.bias)}, ${pyNumber(op.eps)})`,
   scaled_softmax: ({ op, ins }) => `F.softmax(${ins[0]} * ${pyNumber(op.factor)}, dim=-1)`,
+  attention: ({ op, ins }) => `attention(${ins[0]}, ${op.heads}, ${pyNumber(op.factor)})`,
   // A parameter as a value of every sample (a class token): repeated over the batch of the first input.
   param: ({ t, op, batchOf, outShapes }) => `${t.tensor(op.param)}.expand(${batchOf}.shape[0], ${outShapes[0].join(', ')})`,
   slice: ({ op, ins }) => `${ins[0]}.narrow(${op.axis + 1}, ${op.start}, ${op.length})`,
@@ -274,6 +275,18 @@ export interface ModelSourceOptions {
    */
   lossSkipsFinalSoftmax?: boolean;
 }
+
+/** model.py's attention: the engine's fused op (q, k, v side by side in qkv), in plain torch. */
+const ATTENTION_PY = [
+  'def attention(qkv, heads, factor):',
+  '    """softmax(factor * q kᵀ) v per head, with q, k and v side by side in qkv [batch, tokens, 3 * width]."""',
+  '    batch, tokens, width3 = qkv.shape',
+  '    q, k, v = qkv.reshape(batch, tokens, 3, heads, width3 // (3 * heads)).permute(2, 0, 3, 1, 4)',
+  '    weights = F.softmax(torch.matmul(q, k.transpose(-1, -2)) * factor, dim=-1)',
+  '    return torch.matmul(weights, v).transpose(1, 2).reshape(batch, tokens, width3 // 3)',
+  '',
+  '',
+];
 
 /** model.py for a graph: the Model class (see the file header) and the shapes it was built for. */
 export function pytorchModelSource(spec: GraphSpec, opts: ModelSourceOptions = {}): string {
@@ -345,6 +358,7 @@ export function pytorchModelSource(spec: GraphSpec, opts: ModelSourceOptions = {
     '        nn.Module._load_from_state_dict(self, state_dict, prefix, *args, **kwargs)',
     '',
     '',
+    ...(spec.nodes.some((n) => n.op.kind === 'attention') ? ATTENTION_PY : []),
     'class Model(nn.Module):',
     '    def __init__(self):',
     '        super().__init__()',
