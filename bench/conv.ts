@@ -16,6 +16,7 @@
 //
 // Prints a table and, with --json, writes {adapter, load, rows} with rows like the main bench's
 // (library ours, unit GFLOP/s, details in extra).
+import '../src/gpu/node-host.ts'; // Dawn as the GPU in Node
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';

@@ -5,6 +5,7 @@
 // On a software adapter the figures are CPU figures that move with the machine's load: the load
 // average is printed before and after, and each figure is the median (and the fastest) of `reps`.
 // Run: npx tsx bench/layernorm.ts [reps] [R] [D]
+import '../src/gpu/node-host.ts'; // Dawn as the GPU in Node
 import { loadavg } from 'node:os';
 import { Engine, type Dispatch } from '../src/gpu/engine.ts';
 import { layerNormBackward, layerNormForward, layerNormParamGrad, type LayerNormVariant } from '../src/kernels/layernorm.ts';

@@ -8,6 +8,7 @@
 // printed with the table: on a shared CPU, other processes slow a software adapter down. On a
 // software adapter each cell also shows, in brackets, flops per CPU-second of this process times
 // the number of cores: what the run would reach with every core to itself.
+import '../src/gpu/node-host.ts'; // Dawn as the GPU in Node
 import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Engine } from '../src/gpu/engine.ts';

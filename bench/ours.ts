@@ -4,6 +4,7 @@
 // step), our peak GPU bytes, a per-dispatch profile of one step, and the CNN step once a conv
 // layer exists. Each group gets a fresh engine so that peak bytes count that group alone.
 // Prints one JSON line ({rows, adapter}) on stdout.
+import '../src/gpu/node-host.ts'; // Dawn as the GPU in Node
 import { Engine } from '../src/gpu/engine.ts';
 import type { Tensor } from '../src/gpu/tensor.ts';
 import { attempt, emit, log, parseChildArgs, startChild, type AdapterInfo, type BenchRow, type ChildOptions } from './common.ts';

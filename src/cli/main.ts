@@ -1,6 +1,7 @@
 // The `wgtrain` command line: train, evaluate, predict and export. It parses and shows; the engine does
 // the work. Every failure ends in one clear line on stderr and a non-zero exit, never a stack
 // trace (set WGTRAIN_DEBUG=1 to see one).
+import '../gpu/node-host.ts';
 import { Command, CommanderError, Option } from 'commander';
 import { ACTIVATIONS } from '../ops/activation.ts';
 import { presetNames } from '../nn/presets.ts';

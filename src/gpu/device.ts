@@ -1,6 +1,9 @@
 // Finding a GPU: one function that returns a ready device in the browser (navigator.gpu) and in
 // Node (Dawn through the `webgpu` package), with the adapter described honestly: its name, whether
 // it is a software rasteriser, the optional features we enabled and the limits we requested.
+// Dawn itself is reached through the Node host (node-host.ts), so that this file imports nothing
+// a browser bundle cannot take.
+import { nodeHost } from './host.ts';
 
 /** What the engine knows about the adapter it runs on. */
 export interface AdapterReport {
@@ -59,57 +62,6 @@ export function describeAdapter(adapter: GPUAdapter, runtime: 'node' | 'browser'
   return { name: architecture ? `${vendor} / ${architecture}` : vendor, vendor, architecture, description, isSoftware, runtime };
 }
 
-// Dawn's instance (the object `create` returns) must outlive its adapters and devices: when the
-// garbage collector reclaims it, Dawn tears down threads a live device still uses and aborts the
-// process. So the process keeps one instance (two when the first found no driver) and reuses it
-// for every engine it creates.
-let nodeGpu: GPU | null = null;
-
-/** Whether Linux shows a GPU device node: a DRM render node (AMD, Intel, ...) or NVIDIA's. */
-function hasGpuDeviceNode(fs: typeof import('node:fs')): boolean {
-  try {
-    if (fs.readdirSync('/dev/dri').some((n) => n.startsWith('renderD'))) return true;
-  } catch {
-    /* no /dev/dri */
-  }
-  return fs.existsSync('/dev/nvidia0') || fs.existsSync('/dev/nvidiactl');
-}
-const rejectedInstances: GPU[] = [];
-
-async function nodeAdapter(opts: DeviceOptions): Promise<{ gpu: GPU; adapter: GPUAdapter }> {
-  const name = 'webgpu';
-  const webgpu = await import(/* @vite-ignore */ name);
-  Object.assign(globalThis, webgpu.globals);
-  const fs = await import(/* @vite-ignore */ 'node:fs');
-  process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  let adapter: GPUAdapter | null = null;
-  if (!nodeGpu) {
-    // Prefer a hardware adapter; only when none is found do we point the Vulkan loader at SwiftShader.
-    // On Linux a GPU the Vulkan loader can drive shows up as a device node; with none, probing the
-    // installed drivers only finds CPU ones that Dawn rejects, with a warning on stderr (Mesa's
-    // lavapipe), so go straight to SwiftShader.
-    if (!process.env.VK_ICD_FILENAMES && process.platform === 'linux' && fs.existsSync(SWIFTSHADER_ICD) && !hasGpuDeviceNode(fs)) {
-      process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
-    }
-    nodeGpu = webgpu.create([]) as GPU;
-    if (!process.env.VK_ICD_FILENAMES) adapter = await nodeGpu.requestAdapter({ powerPreference: opts.powerPreference });
-    if (!adapter && !process.env.VK_ICD_FILENAMES && fs.existsSync(SWIFTSHADER_ICD)) {
-      process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
-      rejectedInstances.push(nodeGpu);
-      nodeGpu = webgpu.create([]) as GPU;
-    }
-  }
-  if (!adapter) adapter = await nodeGpu.requestAdapter({ powerPreference: opts.powerPreference });
-  if (!adapter) {
-    throw new Error(
-      'No WebGPU adapter found. Node needs a Vulkan driver: on a machine with a GPU install its vendor driver; ' +
-        'on a machine without one, install SwiftShader with `apt-get install -y chromium libvulkan1` ' +
-        `(it provides ${SWIFTSHADER_ICD}), or run \`bash scripts/setup.sh\`.`,
-    );
-  }
-  return { gpu: nodeGpu, adapter };
-}
-
 /**
  * Create a GPU device with the adapter's real limits and the optional features it offers.
  * Throws a message that says how to get an adapter when there is none.
@@ -126,7 +78,7 @@ export async function requestDevice(opts: DeviceOptions = {}): Promise<{ device:
     if (!adapter) throw new Error('WebGPU is present but no adapter was found: the GPU may be blocklisted or disabled in the browser settings.');
   } else {
     runtime = 'node';
-    adapter = (await nodeAdapter(opts)).adapter;
+    adapter = await nodeHost().requestAdapter(opts);
   }
   const base = describeAdapter(adapter, runtime);
   if (opts.requireHardware && base.isSoftware) {

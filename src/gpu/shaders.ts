@@ -1,54 +1,34 @@
 // WGSL sources, one file per kernel family under shaders/: the single source of truth for the
-// Node build (read from disk next to this package) and the browser build (bundled by Vite).
+// Node build and the browser build (shader-files.ts says how each gets the files).
 //
 // WGSL has no include, so this module adds one: a line `#include "_name.wgsl"` is replaced by that
 // file of shaders/ (itself expanded; each file at most once per family, so two includes of one
 // piece are harmless). Pieces meant only for inclusion start with "_" and hold what families share
 // (e.g. the matmul epilogue). Compile errors are mapped back to the file and line they came from
 // (`shaderLineOrigin`).
-import { isNode } from './device.ts';
+import { loadShaderFiles } from './shader-files.ts';
 
-let bundled: Record<string, string> | null = null;
+/** The files of shaders/ as written, by name; loaded once by `initShaderSources`. */
+let files: Record<string, string> | null = null;
 /** Expanded sources by family. */
 const cache = new Map<string, string>();
 /** Sources given by `defineShader`, as written (they take the place of shaders/ files). */
 const defined = new Map<string, string>();
 
-function browserSources(): Record<string, string> {
-  // Vite replaces this call with the file contents at build time.
-  const mods = import.meta.glob('../../shaders/*.wgsl', { query: '?raw', import: 'default', eager: true }) as Record<string, string>;
-  const out: Record<string, string> = {};
-  for (const [path, src] of Object.entries(mods)) out[path.replace(/^.*\//, '').replace(/\.wgsl$/, '')] = src;
-  return out;
-}
-
-let nodeRead: ((family: string) => string) | null = null;
-
 /** Where each line of an expanded family came from: file name (without .wgsl) and 1-based line. */
 const origins = new Map<string, { file: string; line: number }[]>();
 const INCLUDE = /^\s*#include\s+"([A-Za-z0-9_\-]+)\.wgsl"\s*$/;
 
-/** Must be awaited once before `shaderSource` in Node (the engine does it when it starts). */
+/** Must be awaited once before `shaderSource` (the engine does it when it starts). */
 export async function initShaderSources(): Promise<void> {
-  if (!isNode || nodeRead) return;
-  const fs = await import(/* @vite-ignore */ 'node:fs');
-  const dir = new URL(/* @vite-ignore */ '../../shaders/', import.meta.url);
-  nodeRead = (family) => {
-    const file = new URL(`${family}.wgsl`, dir);
-    if (!fs.existsSync(file)) throw new Error(`No shader family "${family}": ${file.pathname} does not exist.`);
-    return fs.readFileSync(file, 'utf8');
-  };
+  files ??= await loadShaderFiles();
 }
 
 /** The WGSL text of one file of shaders/ as written (no include expansion). */
 function rawSource(name: string): string {
-  if (isNode) {
-    if (!nodeRead) throw new Error('initShaderSources() must be awaited before loading shaders in Node.');
-    return nodeRead(name);
-  }
-  bundled ??= browserSources();
-  if (!(name in bundled)) throw new Error(`No shader family "${name}" in the bundle (have: ${Object.keys(bundled).join(', ')}).`);
-  return bundled[name];
+  if (!files) throw new Error('initShaderSources() must be awaited before loading shaders (Engine.create does it).');
+  if (!Object.hasOwn(files, name)) throw new Error(`No shader family "${name}": there is no shaders/${name}.wgsl (have: ${Object.keys(files).sort().join(', ')}).`);
+  return files[name];
 }
 
 /** Expand `#include` lines of `text` (from file `name`), recording each output line's origin. */

@@ -5,6 +5,7 @@
 // uses the family's heuristic instead. Families supply the candidates and how to time one.
 import type { Dispatch, Engine } from '../gpu/engine.ts';
 import { isNode, type AdapterReport } from '../gpu/device.ts';
+import { nodeHost } from '../gpu/host.ts';
 
 /** What a kernel family asks the tuner to decide. */
 export interface TuneRequest {
@@ -174,14 +175,8 @@ async function readDisk(): Promise<DiskCache> {
   }
   const path = tuneCachePath();
   if (!path) return {};
-  diskPromise ??= (async () => {
-    const fs = await import(/* @vite-ignore */ 'node:fs');
-    try {
-      return parseCache(fs.readFileSync(path, 'utf8'));
-    } catch {
-      return {}; // missing or unreadable: measure again
-    }
-  })();
+  // Missing or unreadable: measure again.
+  diskPromise ??= Promise.resolve(parseCache(nodeHost().readText(path)));
   return diskPromise;
 }
 
@@ -208,20 +203,12 @@ async function writeDisk(adapter: string, key: string, variant: string): Promise
   }
   const path = tuneCachePath();
   if (!path) return;
-  const fs = await import(/* @vite-ignore */ 'node:fs');
+  const host = nodeHost();
   try {
-    fs.mkdirSync(path.replace(/[^/]*$/, ''), { recursive: true });
     // Another process may have written choices since we read: merge, then replace atomically.
-    let current: DiskCache = {};
-    try {
-      current = JSON.parse(fs.readFileSync(path, 'utf8')) as DiskCache;
-    } catch {
-      /* none yet */
-    }
+    const current = parseCache(host.readText(path));
     for (const [a, entries] of Object.entries(cache)) current[a] = { ...current[a], ...entries };
-    const tmp = `${path}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(current, null, 1));
-    fs.renameSync(tmp, path);
+    host.writeText(path, JSON.stringify(current, null, 1));
   } catch (err) {
     console.warn(`webgpu-train: could not write the tuning cache ${path}: ${(err as Error).message}`);
   }
