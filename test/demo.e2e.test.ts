@@ -4,61 +4,22 @@
 // read-only `window.__demo` snapshot, not scraped from text.
 import * as ort from 'onnxruntime-node';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { extname, join, normalize, resolve, sep } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import puppeteer, { type Browser, type ElementHandle, type Page } from 'puppeteer-core';
+import type { Browser, ElementHandle, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoStatus } from '../demo/main.ts';
 import { encodeIdx } from '../src/data/idx.ts';
+import { launchChromium, serve } from './browser.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DIST = join(ROOT, 'demo', 'dist');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SCREENSHOT = join(ROOT, 'test-output', 'demo.png');
-const CHROMIUM_ARGS = [
-  '--headless=new',
-  '--no-sandbox',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--enable-unsafe-webgpu',
-  '--enable-unsafe-swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-];
-
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.json': 'application/json',
-  '.png': 'image/png',
-};
-
-/** Serve `dir` on 127.0.0.1 (a secure context, so navigator.gpu is available); resolves to its URL. */
-async function serve(dir: string): Promise<{ server: Server; url: string }> {
-  const server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-    const file = normalize(join(dir, path.endsWith('/') ? `${path}index.html` : path));
-    if (!file.startsWith(dir + sep) || !existsSync(file) || !statSync(file).isFile()) {
-      res.writeHead(404).end('not found');
-      return;
-    }
-    res.writeHead(200, { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Cache-Control': 'no-store' });
-    res.end(readFileSync(file));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = server.address();
-  if (!addr || typeof addr === 'string') throw new Error('static server has no port');
-  return { server, url: `http://127.0.0.1:${addr.port}/` };
-}
 
 const demo = (page: Page) => page.evaluate(() => window.__demo) as Promise<DemoStatus>;
 
@@ -102,24 +63,12 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
   const pageLog: string[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `Chromium was not found at ${CHROMIUM}. The demo's end-to-end test needs it: run \`bash scripts/setup.sh\` ` +
-          '(or `apt-get install -y chromium`), or set CHROMIUM_PATH to a Chromium with WebGPU.',
-      );
-    }
     const vite = resolve(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
     await promisify(execFile)(process.execPath, [vite, 'build', 'demo', '--logLevel', 'warn'], { cwd: ROOT, maxBuffer: 16 << 20 });
     expect(existsSync(join(DIST, 'index.html'))).toBe(true);
     ({ server, url } = await serve(DIST));
     userDataDir = mkdtempSync(join(tmpdir(), 'demo-e2e-chromium-'));
-    browser = await puppeteer.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      userDataDir,
-      defaultViewport: { width: 1400, height: 1000 },
-    });
+    browser = await launchChromium("The demo's end-to-end test", userDataDir);
   }, 120_000);
 
   afterAll(async () => {

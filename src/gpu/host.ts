@@ -7,6 +7,8 @@
 export interface NodeHost {
   /** A WebGPU adapter found through Dawn; throws, saying how to get one, when there is none. */
   requestAdapter(opts: { powerPreference?: GPUPowerPreference }): Promise<GPUAdapter>;
+  /** Where caches go by default: node_modules/.cache/webgpu-train/ of the package. */
+  cacheDir: string;
   /** The text of a file, or null when it is missing or cannot be read. */
   readText(path: string): string | null;
   /** Replace a file's text atomically (a temporary file renamed over it), making its directory. */

@@ -4,6 +4,7 @@
 // the CLI, the benchmarks and the tests. Node only: the browser build never reaches this file.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { SWIFTSHADER_ICD } from './device.ts';
 import { setNodeHost } from './host.ts';
 
@@ -73,4 +74,7 @@ function writeText(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
-setNodeHost({ requestAdapter, readText, writeText });
+// This file sits two levels below the package root, in src/gpu/ and in dist/gpu/ alike.
+const cacheDir = fileURLToPath(new URL('../../node_modules/.cache/webgpu-train/', import.meta.url));
+
+setNodeHost({ requestAdapter, cacheDir, readText, writeText });

@@ -152,7 +152,7 @@ let diskPromise: Promise<DiskCache> | null = null;
 /** The cache file: $WGTRAIN_CACHE_DIR/tune.json, or node_modules/.cache/webgpu-train/tune.json of this package. */
 export function tuneCachePath(): string | null {
   if (!isNode) return null;
-  const dir = process.env.WGTRAIN_CACHE_DIR || decodeURIComponent(new URL('../../node_modules/.cache/webgpu-train/', import.meta.url).pathname);
+  const dir = process.env.WGTRAIN_CACHE_DIR || nodeHost().cacheDir;
   return dir.replace(/\/?$/, '/') + 'tune.json';
 }
 
