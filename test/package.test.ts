@@ -32,10 +32,17 @@ interface Ran {
   stderr: string;
 }
 
+/**
+ * The environment for commands run in the project: this process's, less npm's variables. Under
+ * `npm test` they describe this checkout (npm_config_local_prefix and the like), and the project's
+ * npm must not take them for its own.
+ */
+const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+
 /** Run a command; its exit status and both streams, never a throw (a timeout kills it: status null). */
-function exec(cmd: string, args: string[], cwd: string, timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<Ran> {
+function exec(cmd: string, args: string[], cwd: string, timeoutMs: number): Promise<Ran> {
   return new Promise((done, fail) => {
-    const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd, env: cleanEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
