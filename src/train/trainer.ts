@@ -12,6 +12,7 @@ import type { Model } from '../nn/model.ts';
 import type { Param } from '../nn/op.ts';
 import { Optimizer, type OptimizerConfig } from '../optim/optimizer.ts';
 import { planLoss, targetWidth, type LossKind, type LossPlan } from './loss.ts';
+import type { StatsOptions, StatsRecorder } from './stats.ts';
 import { TrainStep, type StepOptions, type TrainState } from './step.ts';
 
 export type { TrainState } from './step.ts';
@@ -66,6 +67,11 @@ export interface FitOptions {
   onEpochEnd?(ev: EpochEvent): void | Promise<void>;
   /** Checked between steps; when it returns true training stops after the current step. */
   shouldStop?(): boolean;
+  /**
+   * Per-layer statistics every `stats.every` steps (src/train/stats.ts), delivered to
+   * `stats.onSnapshot` while training runs; all of them are delivered before fit returns.
+   */
+  stats?: StatsOptions;
 }
 
 export interface EvalResult {
@@ -114,6 +120,8 @@ export class Trainer {
   private steps = new Map<string, TrainStep>();
   private evalLosses = new Map<number, LossPlan>();
   private last: TrainStep | null = null;
+  /** The statistics recorder of the fit in progress (freed when it ends, or by dispose after a failure). */
+  private fitStats: StatsRecorder | null = null;
 
   private constructor(
     readonly model: Model,
@@ -218,6 +226,9 @@ export class Trainer {
     const step = await this.trainStep(bs, window);
     if (step.pending) await step.readLosses();
     this.last = step;
+    this.fitStats?.dispose();
+    this.fitStats = opts.stats ? await step.statsRecorder(opts.stats) : null;
+    const recordOpts: StepOptions = this.fitStats ? { stats: this.fitStats } : {};
     const xHost = new Float32Array(step.net.input.size);
     const yHost = new Float32Array(step.loss.targets.size);
     const events: EpochEvent[] = [];
@@ -258,7 +269,7 @@ export class Trainer {
       for (let b = 0; b < batcher.numBatches; b++) {
         batcher.fill(epoch, b, xHost, yHost);
         step.write(xHost, yHost);
-        step.record();
+        step.record(recordOpts);
         // Every few steps, wait for the queue to drain: the queue stays bounded, GPU errors and
         // device loss surface, and the event loop gets a turn. Waiting every step costs more (a
         // completion callback has latency of its own).
@@ -289,6 +300,9 @@ export class Trainer {
       if (stopped) break;
     }
     await e.sync();
+    const stats = this.fitStats;
+    this.fitStats = null;
+    if (stats) await stats.drain().finally(() => stats.dispose());
     return events;
   }
 
@@ -345,6 +359,7 @@ export class Trainer {
     this.evalLosses.clear();
     this.optimizer.dispose();
     this.clip?.dispose();
+    this.fitStats?.dispose();
   }
 }
 
