@@ -17,6 +17,7 @@ import type { ClassificationReport, RegressionMetrics } from '../train/metrics.t
 import { Trainer, type EpochEvent, type StepEvent } from '../train/trainer.ts';
 import { splitOutputs } from '../train/outputs.ts';
 import { UsageError } from './options.ts';
+import { StatsCollector } from './stats.ts';
 import { adapterSummary, regressionPoints, writeMetrics, type RegressionReport, type RunMetrics } from './report.ts';
 import {
   checkKind,
@@ -69,6 +70,8 @@ export interface TrainOptions extends CsvCliOptions {
   resume?: string;
   metricsOut?: string;
   logEvery: number;
+  /** Per-layer statistics every this many steps (--stats-every). */
+  statsEvery?: number;
   quiet?: boolean;
 }
 
@@ -127,7 +130,12 @@ export async function runTrain(o: TrainOptions): Promise<void> {
     log(model.summary());
     const remaining = Math.max(0, o.epochs - trainer.state.epoch);
     const validation: RegressionReport['validation'] = [];
-    const history = await fitWithProgress(trainer, data, o, remaining, validation);
+    const stats = o.statsEvery ? new StatsCollector(o.statsEvery, log) : null;
+    const history = await fitWithProgress(trainer, data, o, remaining, validation, stats);
+    if (stats) {
+      stats.printWarnings();
+      log(stats.summary());
+    }
     const t0 = performance.now();
     // One evaluation of the test split gives the loss and the outputs the results are made of.
     const test = await trainer.evaluate(data.test, data, { outputs: true });
@@ -166,6 +174,7 @@ export async function runTrain(o: TrainOptions): Promise<void> {
         task: data.task,
         regression,
         classification: results.classification,
+        stats: stats?.report(),
       };
       const pictures = await writeMetrics(o.metricsOut, metrics, history, regression ? regressionPoints(regression) : []);
       log(`metrics written to ${o.metricsOut}${pictures.length ? ` (pictures: ${pictures.join(', ')})` : ''}`);
@@ -177,9 +186,10 @@ export async function runTrain(o: TrainOptions): Promise<void> {
 
 /**
  * fit() with a progress bar on a terminal and a line per epoch; for regression, each epoch's
- * errors on the test split in the target's units are appended to `validation`.
+ * errors on the test split in the target's units are appended to `validation`; with `stats`, the
+ * per-layer statistics go there, and their warnings are printed after each epoch's line.
  */
-async function fitWithProgress(trainer: Trainer, data: Dataset, o: TrainOptions, epochs: number, validation: RegressionReport['validation']): Promise<EpochEvent[]> {
+async function fitWithProgress(trainer: Trainer, data: Dataset, o: TrainOptions, epochs: number, validation: RegressionReport['validation'], stats: StatsCollector | null = null): Promise<EpochEvent[]> {
   const tty = process.stderr.isTTY && !o.quiet;
   let bar: cliProgress.SingleBar | null = null;
   const total = o.epochs;
@@ -203,6 +213,7 @@ async function fitWithProgress(trainer: Trainer, data: Dataset, o: TrainOptions,
     validation: data.test,
     logEvery: o.logEvery,
     augment: augmentOptions(o.augment),
+    stats: stats?.options,
     onStep: (ev: StepEvent) => {
       if (!tty) return;
       if (!bar) startBar(ev.epoch + 1, ev.batches);
@@ -221,6 +232,7 @@ async function fitWithProgress(trainer: Trainer, data: Dataset, o: TrainOptions,
         val += ` | ${formatRegression(m)}`;
       }
       log(`epoch ${ev.epoch}/${total}: train loss ${ev.loss.toFixed(4)}${ev.accuracy !== null ? ` acc ${pct(ev.accuracy)}` : ''} | ${val} | ${Math.round(ev.samplesPerSecond)} samples/s, ${ev.seconds.toFixed(1)} s`);
+      stats?.printWarnings();
       if (o.save) {
         await writeFileAtomic(o.save, await checkpointBytes(trainer, info));
       }

@@ -56,8 +56,9 @@ function program(): Command {
     .option('--augment [kinds]', 'image augmentation: shift (random crop of the image padded by 2), flip (horizontal; not for digits); bare: shift,flip', augmentList)
     .option('--save <file>', 'checkpoint (safetensors) written after every epoch, atomically')
     .option('--resume <file>', 'continue training from a checkpoint')
-    .option('--metrics-out <file>', 'write run metrics as JSON, the curves as SVG beside it (and a classifier\'s confusion matrix as FILE.confusion.svg)')
+    .option('--metrics-out <file>', 'write run metrics as JSON, the curves as SVG beside it (and a classifier\'s confusion matrix as FILE.confusion.svg, layer statistics as FILE.stats.svg)')
     .option('--log-every <steps>', 'read the loss back every this many steps', positiveInt('--log-every'), 25)
+    .option('--stats-every <steps>', 'per-layer statistics (weights, gradients, update ratios, dead ReLU outputs) every this many steps, with warnings; into the metrics JSON and FILE.stats.svg', positiveInt('--stats-every'))
     .option('--quiet', 'no progress bar; one line per epoch')
     .action(async (o) => runTrain(o));
 
