@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../src/gpu/engine.ts';
 import type { Tensor } from '../src/gpu/tensor.ts';
-import { STAT_PARTIALS_SIZE, statsCopy, tensorStats } from '../src/kernels/stats.ts';
+import { STAT_PARTIALS_SIZE, statGroups, tensorStats } from '../src/kernels/stats.ts';
 import { STAT_RECORD, STAT_SLOTS } from '../src/ops/stats.ts';
 import * as ref from '../src/reference/stats.ts';
 import { randomUniform } from '../src/util/random.ts';
@@ -63,13 +63,13 @@ function expectHistogram(got: number[], want: number[], x: ArrayLike<number>, lo
   expect(moved, `${what}: counts ${JSON.stringify(got)} vs ${JSON.stringify(want)}`).toBeLessThanOrEqual(2 * nearEdge);
 }
 
-async function run(e: Engine, xs: Float32Array, opts: { bins: number; prev?: Float32Array; record?: number; records?: number }) {
+async function run(e: Engine, xs: Float32Array, opts: { bins: number; prev?: Float32Array; record?: number; records?: number; groups?: number }) {
   const record = opts.record ?? 0;
   const bins = opts.bins;
   const o = outs(e, opts.records ?? record + 1, Math.max(1, (record + 1) * bins));
   const x = e.tensor([xs.length], xs, 'x');
   const prev = opts.prev ? e.tensor([xs.length], opts.prev, 'prev') : undefined;
-  const ds = await tensorStats(e, x, o, { record, bins, hist: record * bins, prev });
+  const ds = await tensorStats(e, x, o, { record, bins, hist: record * bins, prev, groups: opts.groups });
   e.run(...ds);
   const values = await o.values.read();
   const counts = u32(await o.counts.read());
@@ -80,22 +80,25 @@ async function run(e: Engine, xs: Float32Array, opts: { bins: number; prev?: Flo
 }
 
 describe('tensor_stats vs reference', () => {
-  // 1, fewer than a workgroup, one workgroup's worth, several workgroups, and more than 64
-  // workgroups of 16 values per invocation (each invocation then strides several times).
+  // 1, fewer than a workgroup, one workgroup's worth, several workgroups, and many values per
+  // invocation; each with the adapter's own workgroup count, one workgroup, an odd count, and the
+  // 64 a GPU gets (more workgroups than a small tensor has values for).
   for (const [n, bins] of [
     [1, 1],
     [7, 5],
     [1000, 32],
     [70_001, 7],
-    [100_003, 256],
+    [300_007, 256],
   ] as const) {
     it(`n=${n}, ${bins} bins, uniform in [-1, 2)`, async () => {
       const e = await getEngine();
       const xs = randomUniform(n, 40 + n, -1, 2);
-      const got = await run(e, xs, { bins });
       const want = ref.tensorStats(xs, { bins });
-      expectRecord(got.rec, want.record, 2, `n=${n}`);
-      expectHistogram(got.hist, want.histogram, xs, got.rec[STAT_SLOTS.min], got.rec[STAT_SLOTS.max], `n=${n}`);
+      for (const groups of [statGroups(e, n), 1, 7, 64]) {
+        const got = await run(e, xs, { bins, groups });
+        expectRecord(got.rec, want.record, 2, `n=${n}, ${groups} workgroups`);
+        expectHistogram(got.hist, want.histogram, xs, got.rec[STAT_SLOTS.min], got.rec[STAT_SLOTS.max], `n=${n}, ${groups} workgroups`);
+      }
     });
   }
 
@@ -148,23 +151,22 @@ describe('tensor_stats vs reference', () => {
     expect(got.rec[STAT_SLOTS.deltaNorm]).toBeGreaterThan(0);
   });
 
-  it('statsCopy then an update in place: the record compares against the copy', async () => {
+  it('a copy by the queue, then an update in place: the record compares against the copy', async () => {
     const e = await getEngine();
     const n = 3_001;
     const w0 = randomUniform(n, 5, -1, 1);
     const w = e.tensor([n], w0, 'w');
-    const prev = e.zeros([n + 100], 'prev'); // bigger than w, as the shared scratch is
+    const prev = e.zeros([n], 'prev');
     const o = outs(e, 1, 1);
-    const copy = await statsCopy(e, w, prev);
     const ds = await tensorStats(e, w, o, { record: 0, bins: 0, prev });
-    e.run(copy);
+    e.copyToBuffer(w, prev.buffer);
     const w1 = Float32Array.from(w0, (v) => v * 0.5);
     e.write(w, w1);
     e.run(...ds);
     const got = await o.values.read();
     const want = ref.tensorStats(w1, { bins: 0, prev: w0 });
     expectRecord(got, want.record, 1, 'copy then update');
-    [copy, ...ds].forEach((d) => d.dispose());
+    ds.forEach((d) => d.dispose());
     [w, prev].forEach((t) => t.dispose());
     o.dispose();
   });
@@ -211,6 +213,7 @@ describe('tensor_stats vs reference', () => {
     await expect(tensorStats(e, x, o, { record: 0, bins: 257 })).rejects.toThrow(/histogram bins must be a whole number from 1 to 256, got 257/);
     await expect(tensorStats(e, x, o, { record: 2, bins: 0 })).rejects.toThrow(/record 2 does not fit "values" \[20\]/);
     await expect(tensorStats(e, x, o, { record: 1, bins: 8, hist: 295 })).rejects.toThrow(/histogram counts \[295, 303\) do not fit "counts" \[300\]/);
+    await expect(tensorStats(e, x, o, { record: 0, bins: 0, groups: 65 })).rejects.toThrow(/groups must be a whole number from 1 to 64, got 65/);
     x.dispose();
     o.dispose();
   });

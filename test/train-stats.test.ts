@@ -133,7 +133,7 @@ describe('statistics inside training steps', () => {
     model.dispose();
   });
 
-  it('are placed in the step: each activation right after its producer, gradients before clipping, a copy and the statistics around each update', async () => {
+  it('are placed in the step: each activation right after its producer, gradients before clipping, parameters after the update', async () => {
     const e = await getEngine();
     // As in the test above (the same kernels, compiled once per file).
     const model = await new Net().build(e, [F], { seed: 1 });
@@ -147,9 +147,11 @@ describe('statistics inside training steps', () => {
     const watched = step.dispatches({ stats: rec });
     expect(same(watched.filter((d) => d.phase !== 'stats'), plain)).toBe(true);
     const phases = watched.map((d) => d.phase);
-    // Activations: 2 dispatches each; gradients and values: 3 each (partials, finish, histogram), plus one copy per parameter.
+    // Activations: 2 dispatches each; gradients and values: 3 each (partials, finish, histogram).
     const P = model.params().length;
-    expect(phases.filter((p) => p === 'stats')).toHaveLength(2 * 2 + 3 * P + 4 * P);
+    expect(phases.filter((p) => p === 'stats')).toHaveLength(2 * 2 + 3 * P + 3 * P);
+    expect(phases.slice(-3 * P).every((p) => p === 'stats')).toBe(true);
+    expect(phases.at(-3 * P - 1)).toBe('optimizer');
     const spans = step.net.forwardSpans.filter((s) => s.node.path === 'a' || s.node.path === 'leaky_relu');
     expect(spans).toHaveLength(2);
     for (const span of spans) {

@@ -3,7 +3,7 @@
 // fixed-bin histogram, written into small results buffers for a later readback. Built once as
 // replayable dispatches, like every other kernel: a training step records them on the steps that
 // take statistics.
-import { grid1d, type BufferArg, type Dispatch, type Engine } from '../gpu/engine.ts';
+import type { BufferArg, Dispatch, Engine } from '../gpu/engine.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { describe } from '../ops/shape.ts';
 import { checkBins, STAT_RECORD } from '../ops/stats.ts';
@@ -14,16 +14,19 @@ const WG = 64;
 export const MAX_STAT_GROUPS = WG;
 /** f32 words of one Partial struct in the shader. */
 const PARTIAL_WORDS = 9;
-/** Values per invocation below which a tensor uses fewer workgroups (fewer partials to combine). */
-const PER_INVOCATION = 16;
-const COPY_WG = 256;
 
 /** Floats of the partials scratch that every tensor's statistics share (one after the other). */
 export const STAT_PARTIALS_SIZE = MAX_STAT_GROUPS * PARTIAL_WORDS;
 
-/** Workgroups of the first pass for a tensor of n values. */
-export function statGroups(n: number): number {
-  return Math.min(MAX_STAT_GROUPS, Math.max(1, Math.ceil(n / (WG * PER_INVOCATION))));
+/**
+ * Workgroups of the passes over a tensor of n values. A GPU wants many: up to 64, each invocation
+ * then reading about 16 values. A CPU adapter runs a workgroup on one thread and pays for each
+ * one's barriers and start: on SwiftShader 64 workgroups took several times as long as 2 over the
+ * same 400K values, and one workgroup per 256K values, at most 4, was the fastest choice measured.
+ */
+export function statGroups(e: Engine, n: number): number {
+  const per = e.adapter.isSoftware ? 262_144 : WG * 16;
+  return Math.min(e.adapter.isSoftware ? 4 : MAX_STAT_GROUPS, Math.max(1, Math.ceil(n / per)));
 }
 
 /** Where a tensor's statistics go. */
@@ -48,6 +51,8 @@ export interface TensorStatsOptions {
    * ||x - prev|| and ||prev||. The first n values of the buffer are read.
    */
   prev?: BufferArg;
+  /** Workgroups of the passes over x (default statGroups; at most 64). */
+  groups?: number;
 }
 
 /**
@@ -69,24 +74,22 @@ export async function tensorStats(e: Engine, x: Tensor, out: StatsOut, opts: Ten
   if (opts.prev && opts.prev.byteLength < x.byteLength) {
     throw new Error(`${name}: the saved copy "${opts.prev.label ?? 'prev'}" has ${opts.prev.byteLength} bytes; ${describe(x)} needs ${x.byteLength}.`);
   }
-  const groups = statGroups(x.size);
+  const groups = opts.groups ?? statGroups(e, x.size);
+  // The bulk is read four values at a time, the last n % 4 one by one: the same buffer twice.
+  const quads = (b: BufferArg, label: string): BufferArg => ({ buffer: b.buffer, byteLength: Math.max(1, Math.floor(x.size / 4)) * 16, label });
+  const x4 = quads(x, `${x.label} as vec4`);
+  if (!Number.isInteger(groups) || groups < 1 || groups > MAX_STAT_GROUPS) throw new Error(`${name}: groups must be a whole number from 1 to ${MAX_STAT_GROUPS}, got ${groups}.`);
   const params = { n: x.size, groups, base: record * STAT_RECORD, hist, bins };
   const ds: Dispatch[] = [];
   if (opts.prev) {
     const k = await e.kernel('stats', 'stats_partials_delta');
-    ds.push(e.dispatch(k, { x, prev: { buffer: opts.prev.buffer, byteLength: x.byteLength, label: opts.prev.label }, partials: out.partials }, [groups, 1, 1], params));
+    const prev = { buffer: opts.prev.buffer, byteLength: x.byteLength, label: opts.prev.label };
+    ds.push(e.dispatch(k, { x4, x, prev4: quads(prev, `${prev.label} as vec4`), prev, partials: out.partials }, [groups, 1, 1], params));
   } else {
     const k = await e.kernel('stats', 'stats_partials');
-    ds.push(e.dispatch(k, { x, partials: out.partials }, [groups, 1, 1], params));
+    ds.push(e.dispatch(k, { x4, x, partials: out.partials }, [groups, 1, 1], params));
   }
   ds.push(e.dispatch(await e.kernel('stats', 'stats_finish'), { partials_in: out.partials, values: out.values, counts: out.counts }, [1, 1, 1], params));
-  if (bins) ds.push(e.dispatch(await e.kernel('stats', 'stats_histogram'), { x, values_in: out.values, counts: out.counts }, [groups, 1, 1], params));
+  if (bins) ds.push(e.dispatch(await e.kernel('stats', 'stats_histogram'), { x4, x, values_in: out.values, counts: out.counts }, [groups, 1, 1], params));
   return ds;
-}
-
-/** prev[0, n) = x (n = x.size): the copy that `tensorStats` with `prev` compares against. */
-export async function statsCopy(e: Engine, x: Tensor, prev: BufferArg): Promise<Dispatch> {
-  if (prev.byteLength < x.byteLength) throw new Error(`Kernel stats.stats_copy: "${prev.label ?? 'prev'}" has ${prev.byteLength} bytes; ${describe(x)} needs ${x.byteLength}.`);
-  const k = await e.kernel('stats', 'stats_copy', { COPY_WG });
-  return e.dispatch(k, { x, prev_out: { buffer: prev.buffer, byteLength: x.byteLength, label: prev.label } }, grid1d(x.size, COPY_WG), { n: x.size, groups: 0, base: 0, hist: 0, bins: 0 });
 }

@@ -1,14 +1,15 @@
-// Watching training per layer, on the GPU. On every Nth step a StatsRecorder adds its dispatches to
-// the step's own submission: the statistics of each ReLU-like activation right after the op that
-// computes it, of each gradient after backward, and of each parameter after its optimizer update
-// (with the update's size, against a copy taken just before it). Everything lands in a small
-// results buffer, which the same submission copies into a staging buffer from a ring; the staging
-// buffer is mapped without waiting, and when the GPU has got there the snapshot (plain data: see
-// src/train/stats-series.ts) goes to a callback. The step itself never waits for it.
+// Watching training per layer, on the GPU. On every Nth step a StatsRecorder adds its work to the
+// step's own submission: a copy of each parameter before the step (buffer copies, nearly free),
+// the statistics of each ReLU-like activation right after the op that computes it, of each
+// gradient after backward, and of each parameter after the optimizer's update (with the update's
+// size, against the copy). Everything lands in a small results buffer, which the same submission
+// copies into a staging buffer from a ring; the staging buffer is mapped without waiting, and when
+// the GPU has got there the snapshot (plain data: see src/train/stats-series.ts) goes to a
+// callback. The step itself never waits for it.
 import { GPUBufferUsageFlags } from '../gpu/buffers.ts';
 import type { Dispatch, Engine } from '../gpu/engine.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import { STAT_PARTIALS_SIZE, statsCopy, tensorStats, type StatsOut } from '../kernels/stats.ts';
+import { STAT_PARTIALS_SIZE, tensorStats, type StatsOut } from '../kernels/stats.ts';
 import type { Node } from '../nn/graph.ts';
 import type { Param } from '../nn/op.ts';
 import type { ModelPlan } from '../nn/planner.ts';
@@ -41,8 +42,8 @@ export interface StatsOptions {
 export interface StatsTarget {
   engine: Engine;
   net: ModelPlan;
-  /** The optimizer's update dispatches, one per parameter (Optimizer.updates()). */
-  updates: { param: Param; dispatch: Dispatch }[];
+  /** The parameters the step updates (the model's). */
+  params: Param[];
 }
 
 /** A ReLU-like activation computed by `node`: its kind and module paths (see ActivationStats). */
@@ -69,6 +70,8 @@ interface WatchedParam {
   param: Param;
   /** Record of the value (after its update); the gradient's is the next one. */
   record: number;
+  /** The value before the step's update, copied at the start of a statistics step. */
+  before: Tensor;
 }
 
 interface WatchedActivation {
@@ -100,14 +103,13 @@ export class StatsRecorder {
     private readonly placed: {
       /** Activation statistics, by the forward position they go before (a span's end). */
       forward: Map<number, Dispatch[]>;
+      /** After backward, before any clipping. */
       gradients: Dispatch[];
-      /** Around each optimizer update dispatch: the copy before, the value's statistics after. */
-      before: Map<Dispatch, Dispatch[]>;
-      after: Map<Dispatch, Dispatch[]>;
+      /** After the optimizer's updates: each value against its copy from before the step. */
+      values: Dispatch[];
     },
     private readonly made: Dispatch[],
     private readonly out: StatsOut,
-    private readonly prev: Tensor | null,
     private readonly free: GPUBuffer[],
   ) {}
 
@@ -121,39 +123,36 @@ export class StatsRecorder {
    * before reading the last snapshots.
    */
   static async create(target: StatsTarget, opts: StatsOptions): Promise<StatsRecorder> {
-    const { engine: e, net, updates } = target;
+    const { engine: e, net } = target;
     if (!Number.isInteger(opts.every) || opts.every < 1) throw new Error(`Statistics: every must be a whole number of steps >= 1, got ${opts.every}.`);
     const bins = opts.bins ?? 32;
     checkBins('Statistics', bins);
     const inFlight = opts.inFlight ?? 3;
     if (!Number.isInteger(inFlight) || inFlight < 1) throw new Error(`Statistics: inFlight must be a whole number >= 1, got ${opts.inFlight}.`);
-    const params: WatchedParam[] = updates.map((u, i) => ({ param: u.param, record: 2 * i }));
     const activations: WatchedActivation[] = [];
     if (opts.activations !== false) {
       for (const span of net.forwardSpans) {
         const info = reluLike(span.node);
-        if (info) activations.push({ info, output: span.outputs[0], at: span.end, record: 2 * params.length + activations.length });
+        if (info) activations.push({ info, output: span.outputs[0], at: span.end, record: 2 * target.params.length + activations.length });
       }
     }
-    const records = 2 * params.length + activations.length;
+    const params: WatchedParam[] = [];
+    const records = 2 * target.params.length + activations.length;
     const out: StatsOut = {
       partials: e.zeros([STAT_PARTIALS_SIZE], 'stats.partials'),
       values: e.zeros([Math.max(1, records) * STAT_RECORD], 'stats.values'),
-      counts: e.zeros([Math.max(1, 2 * params.length * bins)], 'stats.counts'),
+      counts: e.zeros([Math.max(1, 2 * target.params.length * bins)], 'stats.counts'),
     };
-    const largest = Math.max(0, ...params.map((p) => p.param.value.size));
-    const prev = largest ? e.zeros([largest], 'stats.weight-before-update') : null;
-    const placed = { forward: new Map<number, Dispatch[]>(), gradients: [] as Dispatch[], before: new Map<Dispatch, Dispatch[]>(), after: new Map<Dispatch, Dispatch[]>() };
+    const placed = { forward: new Map<number, Dispatch[]>(), gradients: [] as Dispatch[], values: [] as Dispatch[] };
     const made: Dispatch[] = [];
     const keep = (ds: Dispatch[]) => (made.push(...ds), ds);
     const free: GPUBuffer[] = [];
     try {
-      for (const [i, { param, record }] of params.entries()) {
-        const valueHist = 2 * i * bins;
-        placed.gradients.push(...keep(await tensorStats(e, param.grad, out, { record: record + 1, bins, hist: valueHist + bins })));
-        const update = updates[i].dispatch;
-        placed.before.set(update, keep([await statsCopy(e, param.value, prev!)]));
-        placed.after.set(update, keep(await tensorStats(e, param.value, out, { record, bins, hist: valueHist, prev: prev! })));
+      for (const [i, param] of target.params.entries()) {
+        const w = { param, record: 2 * i, before: e.zeros(param.value.shape, `${param.name} before the update`) };
+        params.push(w);
+        placed.gradients.push(...keep(await tensorStats(e, param.grad, out, { record: w.record + 1, bins, hist: (2 * i + 1) * bins })));
+        placed.values.push(...keep(await tensorStats(e, param.value, out, { record: w.record, bins, hist: 2 * i * bins, prev: w.before })));
       }
       for (const a of activations) {
         const list = placed.forward.get(a.at) ?? [];
@@ -165,10 +164,10 @@ export class StatsRecorder {
     } catch (err) {
       made.forEach((d) => d.dispose());
       free.forEach((b) => e.pool.release(b));
-      [out.partials, out.values, out.counts, prev].forEach((t) => t?.dispose());
+      [out.partials, out.values, out.counts, ...params.map((p) => p.before)].forEach((t) => t.dispose());
       throw err;
     }
-    return new StatsRecorder(e, net, opts.every, bins, opts.onSnapshot ?? null, params, activations, placed, made, out, prev, free);
+    return new StatsRecorder(e, net, opts.every, bins, opts.onSnapshot ?? null, params, activations, placed, made, out, free);
   }
 
   /** Whether statistics are due at a (0-based) step. */
@@ -189,8 +188,8 @@ export class StatsRecorder {
   /**
    * A step's dispatches (TrainStep.dispatches, in order and by phase) with this recorder's placed
    * among them, as phase 'stats': activation statistics at the end of their node's forward
-   * dispatches, gradient statistics after backward (before any clipping), and around each
-   * optimizer update a copy of the parameter before it and the parameter's statistics after it.
+   * dispatches, gradient statistics after backward (before any clipping), and the parameters'
+   * statistics after the optimizer's updates (against the copies `StatsReadback.before` takes).
    */
   weave(net: ModelPlan, list: PhasedDispatch[]): PhasedDispatch[] {
     this.checkPlan(net);
@@ -209,12 +208,11 @@ export class StatsRecorder {
         put(this.placed.gradients);
         gradientsDone = true;
       }
-      if (item.phase === 'optimizer') put(this.placed.before.get(item.dispatch));
       out.push(item);
-      if (item.phase === 'optimizer') put(this.placed.after.get(item.dispatch));
     }
     if (!forwardDone) put(this.placed.forward.get(this.net.forward.length));
     if (!gradientsDone) put(this.placed.gradients);
+    put(this.placed.values);
     return out;
   }
 
@@ -232,6 +230,9 @@ export class StatsRecorder {
       return null;
     }
     return {
+      before: () => {
+        for (const p of this.params) this.engine.copyToBuffer(p.param.value, p.before.buffer);
+      },
       copy: () => {
         this.engine.copyToBuffer(this.out.values, staging, 0);
         this.engine.copyToBuffer(this.out.counts, staging, this.out.values.byteLength);
@@ -326,12 +327,20 @@ export class StatsRecorder {
     this.disposed = true;
     this.made.forEach((d) => d.dispose());
     this.free.splice(0).forEach((b) => this.engine.releaseBuffer(b));
-    [this.out.partials, this.out.values, this.out.counts, this.prev].forEach((t) => t?.dispose());
+    [this.out.partials, this.out.values, this.out.counts, ...this.params.map((p) => p.before)].forEach((t) => t.dispose());
   }
 }
 
-/** One step's readback, from StatsRecorder.start: `copy` after the step's dispatches, `map` after its submission. */
+/**
+ * One statistics step's work outside its dispatches, from StatsRecorder.start, for TrainStep.record:
+ * `before` ahead of the step's dispatches (after its per-step writes), `copy` after them, both in
+ * the step's submission; `map` after that submission.
+ */
 export interface StatsReadback {
+  /** Copy each parameter as it is before the step (buffer copies). */
+  before(): void;
+  /** Copy the results into the staging buffer. */
   copy(): void;
+  /** Map the staging buffer without waiting; the snapshot is delivered when it resolves. */
   map(): void;
 }

@@ -111,7 +111,7 @@ export class TrainStep {
 
   /** A recorder of per-layer statistics for this step's plan (see src/train/stats.ts); pass it to `record`. */
   statsRecorder(opts: StatsOptions): Promise<StatsRecorder> {
-    return StatsRecorder.create({ engine: this.engine, net: this.net, updates: this.optimizer.updates() }, opts);
+    return StatsRecorder.create({ engine: this.engine, net: this.net, params: this.model.params() }, opts);
   }
 
   /**
@@ -123,7 +123,9 @@ export class TrainStep {
       throw new Error(`TrainStep: ${this.sinceRead} steps recorded since the losses were last read; read them (readLosses) every ${this.loss.window} steps.`);
     }
     const readback = opts.stats?.start(this.net, this.state.step) ?? null;
-    this.engine.run(...this.dispatches({ ...opts, stats: readback ? opts.stats : undefined }).map((d) => d.dispatch));
+    const dispatches = this.dispatches({ ...opts, stats: readback ? opts.stats : undefined });
+    readback?.before();
+    this.engine.run(...dispatches.map((d) => d.dispatch));
     readback?.copy();
     this.engine.flush();
     readback?.map();
