@@ -11,6 +11,9 @@ import { add, leakyRelu, relu } from '../src/nn/functional.ts';
 import { Model } from '../src/nn/model.ts';
 import { Sequential } from '../src/nn/sequential.ts';
 import { ReLU } from '../src/nn/activations.ts';
+import { BatchNorm2d } from '../src/nn/batchnorm.ts';
+import { Conv2d } from '../src/nn/conv.ts';
+import { GlobalAvgPool } from '../src/nn/pool.ts';
 import { STAT_SLOTS } from '../src/ops/stats.ts';
 import * as ref from '../src/reference/stats.ts';
 import type { StatsSnapshot, TensorSummary } from '../src/train/stats-series.ts';
@@ -174,6 +177,39 @@ describe('statistics inside training steps', () => {
     model.dispose();
   });
 
+  it('find the ReLUs fused into a convolution and into a batch norm, and read each right after its producer', async () => {
+    const e = await getEngine();
+    // The direct convolution: nothing to measure first (the algorithm is not what this tests).
+    const model = await new Sequential([new Conv2d(4, { kernel: 3, padding: 1, algorithm: 'direct' }), ReLU(), new BatchNorm2d(), ReLU(), new GlobalAvgPool(), new Dense(2)]).build(e, [1, 5, 5], { seed: 4 });
+    const trainer = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: 0.1 } });
+    const step = await trainer.trainStep(3, 1);
+    const rec = await step.statsRecorder({ every: 1 });
+    const r = new Rng(9);
+    step.write(Float32Array.from({ length: 75 }, () => r.normal()), new Float32Array([0, 1, 1]));
+    const list = step.dispatches({ stats: rec });
+    for (const path of ['layers.0', 'layers.2']) {
+      const span = step.net.forwardSpans.find((s) => s.node.path === path)!;
+      const i = list.findIndex((d) => d.phase === 'forward' && d.index === span.end - 1);
+      expect(list[i + 1].phase, path).toBe('stats');
+      expect(list[i + 1].dispatch.tensors().find((t) => t.name === 'x')?.tensor, path).toBe(span.outputs[0]);
+    }
+    step.record({ stats: rec });
+    await rec.drain();
+    const [snap] = rec.snapshots;
+    expect(snap.activations.map((a) => [a.name, a.producer, a.kind, a.shape])).toEqual([
+      ['layers.1', 'layers.0', 'relu', [4, 5, 5]],
+      ['layers.3', 'layers.2', 'relu', [4, 5, 5]],
+    ]);
+    for (const a of snap.activations) {
+      expect(a.deadFraction, a.name).toBeGreaterThan(0);
+      expect(a.deadFraction, a.name).toBeLessThan(1);
+      expect(a.mean, a.name).toBeGreaterThan(0); // a ReLU's output: zeros and positive values
+    }
+    rec.dispose();
+    trainer.dispose();
+    model.dispose();
+  });
+
   it('never wait inside the step: the snapshot arrives after it, and a due step without a free staging buffer is skipped', async () => {
     const e = await getEngine();
     const model = await new Sequential([new Dense(5), ReLU(), new Dense(2)]).build(e, [3], { seed: 2 });
@@ -256,7 +292,7 @@ describe('statistics in fit', () => {
     const watch = new StatsWatch();
     expect(watch.check(snap(0, 1e-3, 0.5))).toEqual([]);
     expect(watch.check(snap(10, 0.3, 0.6)).map((w) => w.message)).toEqual([
-      'step 10: fc.weight: the update ratio ||Δw||/||w|| is 0.3 per step, outside the sane band 1.0e-4..0.1: each step rewrites a large part of the weight: the learning rate is too high for this layer.',
+      'step 10: fc.weight: the update ratio ||Δw||/||w|| is 0.3 per step, outside the sane band 1e-4..1e-1: each step rewrites a large part of the weight: the learning rate is too high for this layer.',
     ]);
     expect(watch.check(snap(20, 0.5, 0.6))).toEqual([]); // once per parameter and kind
     expect(watch.check(snap(30, 1e-3, 51)).map((w) => w.message)).toEqual(['step 30: fc.weight: the gradient norm grew from 0.5 to 51, over 100 times: it is exploding.']);

@@ -60,11 +60,6 @@ export class Optimizer {
     return this.slots.map((s) => s.dispatch);
   }
 
-  /** The update dispatches with the parameter each one updates, in the order of `dispatches()`. */
-  updates(): { param: Param; dispatch: Dispatch }[] {
-    return this.slots.map((s) => ({ param: s.param, dispatch: s.dispatch }));
-  }
-
   /** State tensors named `optim.<param>.<slot>`, for checkpoints. */
   state(): { name: string; value: Tensor }[] {
     return this.slots.flatMap((s) => s.state.map((t) => ({ name: `optim.${s.param.name}.${t.slot}`, value: t.value })));

@@ -129,7 +129,7 @@ export class StatsWatch {
       const r = p.update.ratio;
       if (p.decay && !zero && r !== null && Number.isFinite(r) && (r < lo || r > hi)) {
         const why = r < lo ? 'the weight barely moves: the learning rate is too low for this layer, or its gradient vanishes' : 'each step rewrites a large part of the weight: the learning rate is too high for this layer';
-        warn(p.name, 'update-ratio', `the update ratio ||Δw||/||w|| is ${g(r)} per step, outside the sane band ${g(lo)}..${g(hi)}: ${why}.`);
+        warn(p.name, 'update-ratio', `the update ratio ||Δw||/||w|| is ${g(r)} per step, outside the sane band ${lo.toExponential(0)}..${hi.toExponential(0)}: ${why}.`);
       }
     }
     for (const a of s.activations) {
