@@ -260,6 +260,7 @@ describe('statistics in fit', () => {
       }
       expect(s.params.find((p) => p.name === 'layers.2.bias')!.grad.norm).toBeGreaterThan(0);
     }
+    await expect(trainer.fit(dataset(16, 4), { epochs: 1, batchSize: 8, stats: { every: 1 } })).rejects.toThrow(/fit: stats needs an onSnapshot callback/);
     const w = watch.warnings;
     expect(w.map((x) => [x.step, x.name, x.kind])).toEqual([
       [0, 'layers.0.weight', 'zero-gradient'],

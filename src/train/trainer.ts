@@ -219,6 +219,7 @@ export class Trainer {
     const batchSize = opts.batchSize ?? 64;
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`fit: batchSize must be a positive integer, got ${batchSize}.`);
     if (!Number.isInteger(opts.epochs) || opts.epochs < 0) throw new Error(`fit: epochs must be a non-negative integer, got ${opts.epochs}.`);
+    if (opts.stats && !opts.stats.onSnapshot) throw new Error('fit: stats needs an onSnapshot callback: the snapshots go there (fit frees its recorder when it returns).');
     if (this.state.step === 0 && opts.seed !== undefined) this.state.dataSeed = opts.seed;
     const window = Math.max(1, opts.logEvery ?? 25);
     const bs = Math.min(batchSize, data.train.n);
