@@ -11,7 +11,7 @@ import { GraphError } from '../nn/graph.ts';
 import type { Model } from '../nn/model.ts';
 import { makePreset } from '../nn/presets.ts';
 import type { OptimizerConfig } from '../optim/optimizer.ts';
-import type { ScheduleConfig } from '../optim/schedule.ts';
+import { refitSchedule, scheduleFor } from '../optim/schedule.ts';
 import { Engine } from '../gpu/engine.ts';
 import { readFileChecked, removeStaleTemporaryFiles } from '../train/atomic.ts';
 import { readCheckpoint, type Checkpoint } from '../train/checkpoint.ts';
@@ -128,6 +128,7 @@ export async function runTrain(o: TrainOptions): Promise<void> {
   try {
     await withEngine(async (e) => {
       let trainer: Trainer;
+      const stepsPerEpoch = Math.max(1, Math.floor(data.train.n / Math.min(o.batchSize, data.train.n)));
       if (resumed) {
         const { ckpt } = resumed;
         const unbuilt = unbuiltFromCheckpoint(ckpt);
@@ -137,14 +138,16 @@ export async function runTrain(o: TrainOptions): Promise<void> {
         checkKind(opened.terms, o.resume!, data);
         checkDataMatches(data, opened.info, o.resume!);
         log(`resumed ${o.resume}: epoch ${trainer.state.epoch}, step ${trainer.state.step}${trainer.state.batch ? ` (within epoch ${trainer.state.epoch + 1}: continues at batch ${trainer.state.batch + 1})` : ''}`);
+        // Told to train to another epoch than the run was planned for: the schedule follows.
+        const { step, epoch, batch = 0 } = trainer.state;
+        const lastStep = step + Math.max(0, o.epochs - epoch) * stepsPerEpoch - batch;
+        const refit = refitSchedule(trainer.optimizer.config.schedule, lastStep);
+        if (refit) {
+          trainer.optimizer.reschedule(refit);
+          log(`learning-rate schedule (${refit.kind}) refitted to end at epoch ${o.epochs} (step ${lastStep}): the rate at the next step is ${trainer.optimizer.lrAt(step).toPrecision(3)}`);
+        }
       } else {
-        const stepsPerEpoch = Math.max(1, Math.floor(data.train.n / Math.min(o.batchSize, data.train.n)));
-        const schedule: ScheduleConfig =
-          o.schedule === 'cosine'
-            ? { kind: 'cosine', warmupSteps: o.warmup, totalSteps: o.epochs * stepsPerEpoch }
-            : o.schedule === 'step'
-              ? { kind: 'step', everySteps: Math.max(1, Math.ceil((o.epochs * stepsPerEpoch) / 3)), gamma: 0.1 }
-              : { kind: 'constant' };
+        const schedule = scheduleFor(o.schedule, o.warmup, o.epochs * stepsPerEpoch);
         const optimizer: OptimizerConfig = { kind: o.optimizer, lr: o.lr, momentum: o.momentum, nesterov: o.nesterov, weightDecay: o.weightDecay, schedule };
         const outputs = data.numClasses;
         let model: Model;
