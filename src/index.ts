@@ -63,6 +63,8 @@ export {
   type DivergenceOptions,
 } from './train/trainer.ts';
 export { TrainStep, type TrainState, type StepOptions } from './train/step.ts';
+export { StatsRecorder, type StatsOptions } from './train/stats.ts';
+export { StatsWatch, statsSeries, STATS_BANDS, type StatsSnapshot, type ParamStats, type ActivationStats, type TensorSummary, type Histogram, type StatsSeries, type StatsWarning } from './train/stats-series.ts';
 export {
   checkpointBytes,
   readCheckpoint,

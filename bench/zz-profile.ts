@@ -1,0 +1,23 @@
+import '../src/gpu/node-host.ts'; // Dawn as the GPU in Node
+import { Engine } from '../src/gpu/engine.ts';
+import { makePreset } from '../src/nn/presets.ts';
+import { Trainer } from '../src/train/trainer.ts';
+import { GpuTimer } from './gpu-timer.ts';
+import { profileStep } from './profile.ts';
+import { FixedBatchSteps } from './recorded-steps.ts';
+const [name, depth, batch, c, hw] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5]), Number(process.argv[6])];
+const e = await Engine.create({ log: () => {} });
+const m = makePreset(name, 10, name === 'resnet' ? { depth } : { depth, width: Number(process.argv[7] ?? 96) });
+await m.build(e, [c, hw, hw], { seed: 1 });
+const t = await Trainer.create(m, { loss: 'softmax_cross_entropy', optimizer: { kind: 'adam', lr: 1e-3 } });
+const step = await t.trainStep(batch, 100);
+const x = new Float32Array(batch * c * hw * hw).map(() => Math.random());
+const y = new Float32Array(batch).map(() => Math.floor(Math.random() * 10));
+const rec = new FixedBatchSteps(e, step, x, y);
+rec.record(); await e.sync();
+const p = await profileStep(e, rec, new GpuTimer(e), 3);
+console.log(`total ${p.totalMs.toFixed(1)} ms; by phase ${p.byPhase.map((b) => `${b.phase} ${b.ms.toFixed(1)}`).join(', ')}`);
+for (const k of p.byKernel.slice(0, 14)) console.log(`${k.kernel.padEnd(50)} ${k.ms.toFixed(1).padStart(8)} ms  x${k.count}`);
+const top = [...p.dispatches].sort((a, b) => b.ms - a.ms).slice(0, 12);
+for (const d of top) console.log(`  ${d.phase}#${d.index} ${d.kernel} ${d.ms.toFixed(1)} ms wg ${d.workgroups.join('x')}`);
+e.destroy();
