@@ -59,6 +59,12 @@ export interface OpIO {
   epilogue: Epilogue | null;
   /** The per-step values uniform (step, flags, learning rate, ...), bound as `step` by kernels that read it. */
   stepValues: BufferArg;
+  /**
+   * The backward pass is of the evaluation forward (a plan for input gradients, see
+   * PlanOptions.inputGradient): an op whose forwardEval differs from its forward plans the
+   * backward of forwardEval. Others can ignore it.
+   */
+  evalBackward?: boolean;
 }
 
 export interface OpPlan {
