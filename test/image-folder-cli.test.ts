@@ -25,7 +25,7 @@ describe('CLI: image folders', () => {
     expect(train.code, train.stderr).toBe(0);
     expect(train.stderr).toMatch(/3 classes, 36 images read as 12x12 RGB/);
     expect(train.stderr).toMatch(/blue: 9 train \+ 3 validation; grey: 9 train \+ 3 validation; red: 9 train \+ 3 validation \(2 skipped\)/);
-    expect(train.stderr).toMatch(/2 unreadable image files skipped:\n\s+red\/cut\.jpg: a truncated JPEG.*\n\s+red\/damaged\.png: the decoder failed/);
+    expect(train.stderr).toMatch(/2 unreadable image files skipped:\n\s+red\/cut\.jpg: a truncated JPEG.*\n\s+red\/damaged\.png: the PNG decoder failed/);
     expect(train.stderr).toMatch(/red\/notes\.txt: not a PNG or JPEG file name/);
     expect(train.stderr).toMatch(/README\.md: not in a class folder/);
     expect(train.stderr).toMatch(/note: mixed sizes: 5 different sizes/);

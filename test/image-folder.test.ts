@@ -144,7 +144,7 @@ describe('image folders', () => {
     // Bad files: skipped and named with a reason, never labelled.
     expect(report.corrupt.map((c) => c.file).sort()).toEqual(bad.corrupt);
     expect(report.corrupt.find((c) => c.file.endsWith('cut.jpg'))!.reason).toMatch(/truncated JPEG/);
-    expect(report.corrupt.find((c) => c.file.endsWith('damaged.png'))!.reason).toMatch(/decoder failed/);
+    expect(report.corrupt.find((c) => c.file.endsWith('damaged.png'))!.reason).toMatch(/the PNG decoder failed/);
     expect(report.ignored.map((c) => c.file).sort()).toEqual(bad.ignored.sort());
     const lines = formatImageFolderReport(report).join('\n');
     expect(lines).toMatch(/2 unreadable image files skipped/);

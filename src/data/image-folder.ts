@@ -180,8 +180,7 @@ export class ImageFolderReader {
     try {
       img = await decode(bytes, header);
     } catch (err) {
-      const why = err instanceof ImageFileError ? err.message : `the ${header.format === 'png' ? 'PNG' : 'JPEG'} decoder failed: ${(err as Error)?.message ?? String(err)}`;
-      return this.reject(i, why);
+      return this.reject(i, decodeFailure(err, header));
     }
     this.accept(i, header, img);
   }
@@ -191,12 +190,16 @@ export class ImageFolderReader {
     let header: ImageHeader;
     try {
       header = readImageHeader(bytes);
-      const img = decode(bytes, header);
-      this.accept(i, header, img);
     } catch (err) {
-      const why = err instanceof ImageFileError ? err.message : `the decoder failed: ${(err as Error)?.message ?? String(err)}`;
-      this.reject(i, why);
+      return this.reject(i, (err as Error).message);
     }
+    let img: RgbaImage;
+    try {
+      img = decode(bytes, header);
+    } catch (err) {
+      return this.reject(i, decodeFailure(err, header));
+    }
+    this.accept(i, header, img);
   }
 
   /** Record file `i` as unreadable: skipped, with the reason. */
@@ -277,6 +280,12 @@ export class ImageFolderReader {
     };
     return { dataset, report };
   }
+}
+
+/** Why a decoder refused a file whose header was fine. */
+function decodeFailure(err: unknown, header: ImageHeader): string {
+  if (err instanceof ImageFileError) return err.message;
+  return `the ${header.format === 'png' ? 'PNG' : 'JPEG'} decoder failed: ${(err as Error)?.message ?? String(err)}`;
 }
 
 /** Luma of RGB planes (ITU-R 601, as Pillow's convert('L')). */
