@@ -119,6 +119,11 @@ async function decodeInBrowser(bytes: Uint8Array, header: ImageHeader): Promise<
 
 async function loadImageFolder(root: string, files: PickedFile[], dirs: string[], s: ImageFolderSettings) {
   const listing = sortImageFolder(root, { files: files.map((f) => f.path), dirs });
+  // One sample must fit the adapter's buffers; said before any file is decoded.
+  const limits = session.adapter?.limits;
+  const sample = [s.channels === 1 ? 1 : 3, s.imageSize, s.imageSize];
+  const tooBig = limits ? inputLimitProblem(sample, 1, limits) : null;
+  if (tooBig) throw new Error(`${root}: ${tooBig}.`);
   const reader = new ImageFolderReader(root, listing, { imageSize: s.imageSize, channels: s.channels, valSplit: s.valSplit, seed: s.seed });
   const byPath = new Map(files.map((f) => [f.path, f.file]));
   let lastReport = 0;
@@ -137,9 +142,6 @@ async function loadImageFolder(root: string, files: PickedFile[], dirs: string[]
     }
   }
   const { dataset: ds, report } = reader.finish();
-  const limits = session.adapter?.limits;
-  const tooBig = limits ? inputLimitProblem(ds.inputShape, 1, limits) : null;
-  if (tooBig) throw new Error(`${root}: ${tooBig}.`);
   return { dataset: ds, report: formatImageFolderReport(report), skipped: report.corrupt.length };
 }
 
@@ -171,7 +173,8 @@ function saliencyMap(grad: Float32Array, [C, H, W]: number[]): Float32Array {
 /**
  * Where the last attention looks, per image position: the attention each patch token receives,
  * averaged over heads, from the class token (class-token pooling) or over all tokens (mean
- * pooling); nearest-upsampled from the patch grid to [H, W] and scaled so the largest is 1.
+ * pooling); nearest-upsampled from the patch grid to [H, W] and scaled from its least (0) to its
+ * most (1): attention is a share, and what matters is where it goes more than elsewhere.
  */
 function attentionMap(w: Float32Array, [heads, T]: number[], [, H, W]: number[], patch: number, cls: boolean): Float32Array {
   const gh = H / patch;
@@ -183,9 +186,11 @@ function attentionMap(w: Float32Array, [heads, T]: number[], [, H, W]: number[],
       for (let k = first; k < T; k++) received[k - first] += w[(h * T + q) * T + k];
     }
   }
-  const top = received.reduce((m, v) => Math.max(m, v), 0);
+  const top = received.reduce((m, v) => Math.max(m, v), -Infinity);
+  const low = received.reduce((m, v) => Math.min(m, v), Infinity);
+  const span = top - low;
   const out = new Float32Array(H * W);
-  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) out[y * W + x] = top > 0 ? received[Math.floor(y / patch) * gw + Math.floor(x / patch)] / top : 0;
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) out[y * W + x] = span > 0 ? (received[Math.floor(y / patch) * gw + Math.floor(x / patch)] - low) / span : 0;
   return out;
 }
 

@@ -472,6 +472,22 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
       expect(report).toMatch(/mixed sizes: 5 different sizes/);
       expect(report).toMatch(/mixed modes: 10 grey images \(first: grey\/grey-00\.png\) and 30 colour images/);
 
+      // Images that do not fit, said before any file is decoded (the settings re-read the folder): one
+      // sample over the adapter's buffer limit, then more image data than the page keeps in memory.
+      const refusal = async (pattern: RegExp) => {
+        await page.waitForFunction((src: string) => new RegExp(src).test(window.__demo.error ?? ''), { timeout: 30_000 }, pattern.source);
+        expect((await demo(page)).status).toBe('ready');
+      };
+      await setValue(page, '#image-size', '20000');
+      await refusal(/^photos: one sample of \[3, 20000, 20000\] needs 4\.5 GiB as f32, over the adapter's limit of [\d.]+ [GM]iB per buffer: use a smaller image size/);
+      await setValue(page, '#channels', '1');
+      await setValue(page, '#image-size', '12000');
+      // 42 image files (two of them bad, which only reading tells) of 1 x 12000 x 12000 bytes.
+      await refusal(/^photos: 42 images at 1x12000x12000 need 5\.6 GiB decoded, over the limit of 2 GiB: 14 images fit \(the first one past it is crimson\/crimson-04\.png\)/);
+      await setValue(page, '#channels', 'auto');
+      await setValue(page, '#image-size', '16');
+      await page.waitForFunction(() => window.__demo.dataset?.name === 'photos' && window.__demo.error === null, { timeout: 60_000 });
+
       // A small ViT: 16 patches of 4x4, two blocks.
       await setValue(page, '#preset', 'vit');
       await setValue(page, '#depth', '2');
