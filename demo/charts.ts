@@ -37,9 +37,13 @@ export class MetricChart {
     });
   }
 
+  /** Add a point; drawn at the next draw() (drawing is the costly part: the page does it once per frame). */
   add(which: 'train' | 'validation', x: number, y: number): void {
     if (!Number.isFinite(y)) return;
     this.chart.data.datasets[which === 'train' ? 0 : 1].data.push({ x, y });
+  }
+
+  draw(): void {
     this.chart.update('none');
   }
 
@@ -48,8 +52,8 @@ export class MetricChart {
     return this.chart.data.datasets.reduce((n, d) => n + d.data.length, 0);
   }
 
+  /** Remove every point; drawn at the next draw(). */
   clear(): void {
     for (const d of this.chart.data.datasets) d.data = [];
-    this.chart.update('none');
   }
 }

@@ -152,6 +152,51 @@ let folder: Folder | null = null;
 /** Bumped by Reset: work started before it (on the old device) reports nothing afterwards. */
 let generation = 0;
 
+// ---- main-thread work in small pieces --------------------------------------------------------
+
+/**
+ * Run `fn` in a task of its own, soon: pieces of drawing (a chart, the test grid, the saliency
+ * pictures) each get one, so that no single task of the main thread grows long, even on a
+ * machine whose cores are busy training. Calls with the same key before it runs are merged (the
+ * last `fn` runs once). Resolves when it has run.
+ */
+const chores = new Map<string, { fn: () => void; done: Promise<void> }>();
+function chore(key: string, fn: () => void, delayMs = 0): Promise<void> {
+  const pending = chores.get(key);
+  if (pending) {
+    pending.fn = fn;
+    return pending.done;
+  }
+  const entry = { fn, done: Promise.resolve() };
+  entry.done = new Promise<void>((resolve) =>
+    setTimeout(() => {
+      chores.delete(key);
+      try {
+        entry.fn();
+      } finally {
+        resolve();
+      }
+    }, delayMs),
+  );
+  chores.set(key, entry);
+  return entry.done;
+}
+
+/** Charts are redrawn at most this often (ms): drawing one is the page's costliest piece of work. */
+const CHART_EVERY_MS = 250;
+let chartsDrawn = 0;
+
+/** Redraw the charts and the status, each in its own task. */
+function drawSoon(): void {
+  const wait = Math.max(0, chartsDrawn + CHART_EVERY_MS - performance.now());
+  void chore('loss-chart', () => lossChart.draw(), wait);
+  void chore('acc-chart', () => {
+    accChart.draw();
+    chartsDrawn = performance.now();
+  }, wait);
+  void chore('render', render);
+}
+
 // ---- status and errors ---------------------------------------------------------------------
 
 const fmt = (v: number | null, digits = 4) => (v === null || !Number.isFinite(v) ? '–' : v.toFixed(digits));
@@ -466,6 +511,7 @@ function clearResults(): void {
   Object.assign(state, { step: 0, epoch: 0, lastLoss: null, lastAccuracy: null, valLoss: null, valAccuracy: null, samplesPerSecond: null, losses: [], chartPoints: 0, prediction: null, explained: null });
   lossChart.clear();
   accChart.clear();
+  drawSoon();
   ui.weights.replaceChildren();
   ui.testGrid.replaceChildren();
   ui.confusion.replaceChildren();
@@ -478,23 +524,32 @@ async function refreshWeights(): Promise<void> {
   const ds = dataset;
   if (!haveModel || !ds) return;
   const w = await remote.firstWeights();
-  const imgs = w ? weightImages(w.data, w.shape, ds.inputShape, 32) : null;
-  if (imgs) ui.weights.replaceChildren(...imgs);
-  else ui.weights.textContent = 'The first layer\u2019s weights do not have the shape of an image.';
+  await chore('weights', () => {
+    const imgs = w ? weightImages(w.data, w.shape, ds.inputShape, 32) : null;
+    if (imgs) ui.weights.replaceChildren(...imgs);
+    else ui.weights.textContent = 'The first layer\u2019s weights do not have the shape of an image.';
+  });
 }
 /** Cheap enough to run every few seconds during training. */
 const refreshWeightsSoon = latest(refreshWeights);
 
-function showPictures(ds: DatasetSummary, pics: TestPictures | null, ex: Explanations | null): void {
+/** Draw the test grid, the confusion matrix and the explanations, each in a task of its own; resolves when all are drawn. */
+async function showPictures(ds: DatasetSummary, pics: TestPictures | null, ex: Explanations | null): Promise<void> {
+  const drawn: Promise<void>[] = [];
   if (pics) {
-    renderTestGrid(ui.testGrid, ds, pics);
-    renderConfusion(ui.confusion, ds, confusionMatrix(ds, pics));
+    drawn.push(chore('grid', () => renderTestGrid(ui.testGrid, ds, pics)));
+    drawn.push(chore('confusion', () => renderConfusion(ui.confusion, ds, confusionMatrix(ds, pics))));
   }
-  if (ex) {
-    renderExplanations(ui.explain, ds, ex);
-    state.explained = { right: ex.right.length, wrong: ex.wrong.length, attention: ex.attentionPath !== null };
-    state.explainUpdates++;
-  } else if (ds.inputShape.length !== 3) ui.explain.textContent = 'Saliency maps need image data.';
+  drawn.push(
+    chore('explain', () => {
+      if (ex) {
+        renderExplanations(ui.explain, ds, ex);
+        state.explained = { right: ex.right.length, wrong: ex.wrong.length, attention: ex.attentionPath !== null };
+        state.explainUpdates++;
+      } else if (ds.inputShape.length !== 3) ui.explain.textContent = 'Saliency maps need image data.';
+    }),
+  );
+  await Promise.all(drawn);
 }
 
 /** Weights, predictions over the whole test split, and saliency (at pauses, when done, after loading). */
@@ -503,7 +558,7 @@ async function refreshPictures(): Promise<void> {
   if (!haveModel || !ds) return;
   await refreshWeights();
   const pics = ds.test > 0 ? await remote.testPictures(GRID) : null;
-  showPictures(ds, pics, await remote.explain(EXPLAIN_PER_KIND));
+  await showPictures(ds, pics, await remote.explain(EXPLAIN_PER_KIND));
   state.picturesUpdated++;
 }
 const refreshPicturesSoon = latest(refreshPictures);
@@ -532,7 +587,7 @@ function onStep(ev: StepEvent): void {
     refreshWeightsSoon();
   }
   if (state.status === 'training' || state.status === 'paused') state.status = pausing ? 'paused' : 'training';
-  render();
+  drawSoon();
 }
 
 function onEpochEnd(ev: EpochEvent, pics: TestPictures | null, ex: Explanations | null): void {
@@ -545,9 +600,8 @@ function onEpochEnd(ev: EpochEvent, pics: TestPictures | null, ex: Explanations 
     if (ev.valAccuracy != null) accChart.add('validation', ev.step, ev.valAccuracy);
     state.chartPoints = lossChart.points + accChart.points;
   }
-  showPictures(dataset, pics, ex);
-  state.picturesUpdated++;
-  render();
+  drawSoon();
+  void showPictures(dataset, pics, ex).then(() => state.picturesUpdated++);
 }
 
 function start(): void {

@@ -3,7 +3,7 @@ export { Engine, Dispatch, grid1d } from './gpu/engine.ts';
 export type { AdapterReport } from './gpu/device.ts';
 export { Tensor } from './gpu/tensor.ts';
 export { Module } from './nn/module.ts';
-export { Model, type BuildOptions, type ModelPlan, type PlanStats } from './nn/model.ts';
+export { Model, type BuildOptions, type ModelPlan, type PlanOptions, type PlanStats } from './nn/model.ts';
 export { Sequential } from './nn/sequential.ts';
 export { Value, GraphError } from './nn/graph.ts';
 export { add, mul, scale, matmul, reshape, permute, concat, split, sum, mean, softmax, relu, leakyRelu, sigmoid, tanh, gelu } from './nn/functional.ts';
@@ -24,5 +24,8 @@ export { regressionMetrics, classificationMetrics, confusionMatrix, topKAccuracy
 export { Trainer, predict, DivergenceError, type CompileOptions, type FitOptions, type EpochEvent, type StepEvent, type EvalResult } from './train/trainer.ts';
 export { TrainStep, type TrainState, type StepOptions } from './train/step.ts';
 export { checkpointBytes, readCheckpoint, modelFromCheckpoint, trainerFromCheckpoint, loadWeights, datasetInfo } from './train/checkpoint.ts';
+export { saliency, attentionMaps, attentionValues, type SaliencyResult, type AttentionResult } from './train/explain.ts';
 export { loadDataset } from './data/node.ts';
+export { readImageFolder, loadImageFolder } from './data/image-folder-node.ts';
+export { ImageFolderReader, sortImageFolder, formatImageFolderReport, type ImageFolderOptions, type ImageFolderReport } from './data/image-folder.ts';
 export type { Dataset, Split } from './data/dataset.ts';
