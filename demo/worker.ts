@@ -14,6 +14,7 @@ import { attentionMaps, attentionValues, saliency } from '../src/train/explain.t
 import { cifarFromFiles, idxFromFiles, loadBundledMnist } from './data.ts';
 import type { AdapterInfo, DatasetSummary, Explanation, Explanations, ImageFolderSettings, ModelConfig, PickedFile, TestPictures, WorkerApi, WorkerEvent } from './protocol.ts';
 import { TrainingSession } from './trainer.ts';
+import { Rng } from '../src/util/random.ts';
 
 // Layer modules beyond the core register their kinds (for checkpoints) and presets when imported.
 import.meta.glob('../src/nn/*.ts', { eager: true });
@@ -219,7 +220,11 @@ async function explain(perKind: number): Promise<Explanations | null> {
   const preds = lastPredictions ?? (await session.testPredictions(ds));
   const right: number[] = [];
   const wrong: number[] = [];
-  for (let i = 0; i < ds.test.n && (right.length < perKind || wrong.length < perKind); i++) {
+  // Test splits are often grouped by class: look through them in a fixed shuffled order, so that
+  // the examples come from several classes (and the same ones each time).
+  const order = new Rng(0).shuffle(Array.from({ length: ds.test.n }, (_, i) => i));
+  for (const i of order) {
+    if (right.length >= perKind && wrong.length >= perKind) break;
     const list = preds.predicted[i] === ds.test.y[i] ? right : wrong;
     if (list.length < perKind) list.push(i);
   }

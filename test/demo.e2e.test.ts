@@ -14,6 +14,7 @@ import puppeteer, { type Browser, type ElementHandle, type Page } from 'puppetee
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoStatus } from '../demo/main.ts';
 import { encodeIdx } from '../src/data/idx.ts';
+import { PNG } from 'pngjs';
 import { writeImageFolder } from './image-fixtures.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -236,13 +237,10 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
 
       // Charts: data points, and the training line's blue on the loss canvas.
       expect(done.chartPoints).toBeGreaterThan(10);
-      const blue = await page.$eval('#loss-chart', (el) => {
-        const c = el as HTMLCanvasElement;
-        const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
-        let n = 0;
-        for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && d[i + 2] > d[i] + 80) n++;
-        return n;
-      });
+      // The charts draw in a worker of their own (an OffscreenCanvas): read what the page shows.
+      const shot = PNG.sync.read(Buffer.from(await (await page.$('#loss-chart'))!.screenshot({ type: 'png' })));
+      let blue = 0;
+      for (let i = 0; i < shot.data.length; i += 4) if (shot.data[i + 2] > shot.data[i] + 80) blue++;
       expect(blue).toBeGreaterThan(100);
 
       // Pictures: weight images, a test grid and a confusion matrix whose counts cover the test split.
