@@ -47,8 +47,6 @@ export interface DemoStatus {
   /** The last message about a lost device and how training went on; how many were lost. */
   notice: string | null;
   deviceLosses: number;
-  /** Whether this build can download the model as ONNX. */
-  onnx: boolean;
 }
 
 declare global {
@@ -80,7 +78,6 @@ const state: DemoStatus = {
   explainUpdates: 0,
   notice: null,
   deviceLosses: 0,
-  onnx: false,
 };
 Object.defineProperty(window, '__demo', { get: () => structuredClone(state), enumerable: true });
 
@@ -221,8 +218,7 @@ function render(): void {
   ui.pause.textContent = s.status === 'paused' ? 'Resume' : 'Pause';
   ui.reset.disabled = s.status === 'starting' || s.status === 'no-webgpu';
   ui.save.disabled = !haveModel || s.status === 'training' || s.status === 'error';
-  ui.saveOnnx.disabled = !s.onnx || ui.save.disabled;
-  ui.saveOnnx.title = s.onnx ? 'The model as an ONNX file, for ONNX Runtime and other tools' : 'This build has no ONNX export yet (src/export/onnx.ts).';
+  ui.saveOnnx.disabled = ui.save.disabled;
   const canLoad = haveEngine && !!dataset && !busy && s.status !== 'error';
   ui.load.disabled = !canLoad;
   ui.loadLabel.classList.toggle('disabled', !canLoad);
@@ -361,7 +357,6 @@ async function startEngine(): Promise<void> {
     if (/no adapter|navigator\.gpu|no WebGPU/i.test(msg)) return noWebgpu(msg, 'WebGPU has no adapter here.');
     throw err;
   }
-  state.onnx = await remote.onnxAvailable();
   if (state.status === 'starting') state.status = 'ready';
   render();
 }
@@ -697,11 +692,10 @@ const save = guarded(async () => {
   download(await remote.save(), `${dataset.name}-${ui.preset.value}-step${state.step}.safetensors`);
 });
 
+// The model for onnxruntime and other runtimes: inference semantics, inputs normalised as in training.
 const saveOnnx = guarded(async () => {
   if (!dataset) return;
-  const bytes = await remote.exportOnnx();
-  if (!bytes) throw new Error('This build has no ONNX export.');
-  download(bytes, `${dataset.name}-${ui.preset.value}-step${state.step}.onnx`);
+  download(await remote.exportOnnx(), `${dataset.name}-${ui.preset.value}-step${state.step}.onnx`);
 }, false);
 
 const load = guarded(async () => {

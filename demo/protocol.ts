@@ -122,8 +122,7 @@ export interface WorkerApi {
   probabilities(x: Float32Array): Promise<Float32Array>;
   explain(perKind: number): Promise<Explanations | null>;
   save(): Promise<Uint8Array>;
-  /** ONNX bytes of the model, or null while the engine has no ONNX export (src/export). */
-  exportOnnx(): Promise<Uint8Array | null>;
-  onnxAvailable(): boolean;
+  /** The model as ONNX (src/export/onnx.ts): inference semantics, inputs normalised as in training. */
+  exportOnnx(): Promise<Uint8Array>;
   load(bytes: Uint8Array, label: string, fallback: ModelConfig): Promise<{ epoch: number; step: number; dataset: string | null; summary: string }>;
 }

@@ -9,7 +9,6 @@ import { sampleSize, type Dataset, type Split } from '../src/data/dataset.ts';
 import type { ImageHeader, RgbaImage } from '../src/data/image-file.ts';
 import { formatImageFolderReport, ImageFolderReader, inputLimitProblem, sortImageFolder } from '../src/data/image-folder.ts';
 import { setTuneStorage } from '../src/kernels/tune.ts';
-import type { Model } from '../src/nn/model.ts';
 import { attentionMaps, attentionValues, saliency } from '../src/train/explain.ts';
 import { cifarFromFiles, idxFromFiles, loadBundledMnist } from './data.ts';
 import type { AdapterInfo, DatasetSummary, Explanation, Explanations, ImageFolderSettings, ModelConfig, PickedFile, TestPictures, WorkerApi, WorkerEvent } from './protocol.ts';
@@ -18,10 +17,6 @@ import { Rng } from '../src/util/random.ts';
 
 // Layer modules beyond the core register their kinds (for checkpoints) and presets when imported.
 import.meta.glob('../src/nn/*.ts', { eager: true });
-
-// The ONNX exporter, when this build has one (src/export/onnx.ts): loaded on first use.
-const onnxModules = import.meta.glob<{ exportOnnx?: (m: Model) => Promise<Uint8Array> }>('../src/export/onnx.ts');
-const loadOnnx = Object.values(onnxModules)[0] ?? null;
 
 /** Copy the model to the worker's memory at least this often while training (seconds). */
 const SNAPSHOT_SECONDS = 5;
@@ -370,12 +365,11 @@ const api: WorkerApi = {
   async exportOnnx() {
     const model = session.model;
     if (!model) throw new Error('No model yet: train or load one.');
-    const mod = loadOnnx ? await loadOnnx() : null;
-    if (!mod?.exportOnnx) return null;
-    const bytes = await mod.exportOnnx(model);
+    // The exporter (and its protobuf schema) is loaded when first asked for.
+    const { exportOnnx } = await import('../src/export/onnx.ts');
+    const bytes = await exportOnnx(model);
     return Comlink.transfer(bytes, [bytes.buffer]);
   },
-  onnxAvailable: () => loadOnnx !== null,
   async load(bytes, label, fallback) {
     await recovering;
     const ds = requireData();

@@ -2,15 +2,24 @@
 // bindings, the HAS_BIAS, ACT and ACCUM override constants, and the epilogue that adds the bias,
 // applies the activation (formulas as in shaders/activation.wgsl) and stores an element of C.
 //
-// Batches: matrix g of a batch is the workgroup id z (the grid's z size is G; 2-D products
-// dispatch z = 1). Its operands start bsa * g, bsb * g and bsc * g elements into a, b and c; a
-// batch stride of 0 makes every g share one matrix (a 2-D operand of a batched product).
+// Batches of G matrices, in groups of gi (attention's heads within a sample): matrix g's operands
+// start oa + (g / gi) * bsa2 + (g % gi) * bsa elements into a (likewise b with ob, bsb2, bsb and c
+// with oc, bsc2, bsc); a batch stride of 0 makes every g share one matrix (a 2-D operand of a
+// batched product). C's rows are ldc elements apart (N for a packed C). With these, a product can
+// read and write matrices that are strided views of larger tensors (one head of a [T, 3D] qkv).
+// Which invocations compute matrix g is the entry point's business: the workgroup id z in
+// shaders/matmul.wgsl, the quad numbering in shaders/matmul_quad.wgsl.
 
 struct Params {
   M: u32, N: u32, K: u32,
   sam: u32, sak: u32, sbk: u32, sbn: u32,
   alpha: f32,
   bsa: u32, bsb: u32, bsc: u32,
+  G: u32,
+  gi: u32,
+  bsa2: u32, bsb2: u32, bsc2: u32,
+  oa: u32, ob: u32, oc: u32,
+  ldc: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -29,7 +38,13 @@ override ACCUM: bool = false;
 struct BatchBase { a: u32, b: u32, c: u32 }
 
 fn batch_base(g: u32) -> BatchBase {
-  return BatchBase(g * params.bsa, g * params.bsb, g * params.bsc);
+  let outer = g / params.gi;
+  let inner = g % params.gi;
+  return BatchBase(
+    params.oa + outer * params.bsa2 + inner * params.bsa,
+    params.ob + outer * params.bsb2 + inner * params.bsb,
+    params.oc + outer * params.bsc2 + inner * params.bsc,
+  );
 }
 
 // ---- epilogue: bias and activation (formulas as in shaders/activation.wgsl) --------------------
@@ -63,7 +78,7 @@ fn bias_at(col: u32) -> f32 {
 // Stores C[row, col] of the matrix that starts `base` elements into c (BatchBase.c).
 fn store_c(base: u32, row: u32, col: u32, v: f32) {
   if (row < params.M && col < params.N) {
-    let i = base + row * params.N + col;
+    let i = base + row * params.ldc + col;
     let r = activate(v + bias_at(col));
     if (ACCUM) {
       c[i] = c[i] + r;

@@ -24,7 +24,8 @@
 // unrolled epilogue would compile every activation once per element (seconds of compile time).
 // Dispatch: 1-D, WG invocations per workgroup (a multiple of 4), 4 invocations per quad tile,
 // tiles numbered row-major over ceil(M / tile rows) x ceil(N / tile columns); split over x and y as
-// by grid1d when needed (the kernel linearises with num_workgroups x and y); z is the batch index g.
+// by grid1d when needed (the kernel linearises with num_workgroups x and y); the matrices of a batch
+// follow one another in that numbering (quad_tile), z is 1.
 // Any M, N, K >= 1 work.
 // Lanes of a quad are assumed to be 4 consecutive invocations (true of SwiftShader and common GPUs;
 // the tuner checks a variant's result before choosing it).
@@ -39,6 +40,7 @@ override WG: u32 = 64u;
 // at columns c0 + 16h + 4j (component j). One store site for every value, so that the epilogue
 // (bias, activation) is compiled once rather than once per value.
 fn store_tile(t: QuadTile, blocks: ptr<function, array<mat4x4<f32>, 32>>, row_blocks: u32, col_blocks: u32) {
+  if (!t.live) { return; }
   for (var e = 0u; e < row_blocks * col_blocks * 16u; e++) {
     let blk = e / 16u;
     let i = (e / 4u) % 4u;
@@ -84,14 +86,23 @@ fn b_block(k: u32, lane: u32, cols: vec4<u32>) -> mat4x4<f32> {
   return mat4x4<f32>(b_row(k + lane, cols), b_row(k + (lane ^ 1u), cols), b_row(k + (lane ^ 2u), cols), b_row(k + (lane ^ 3u), cols));
 }
 
-// Which tile this quad computes, of which matrix of the batch, and which lane of it this invocation is.
-struct QuadTile { r0: u32, c0: u32, lane: u32, base: BatchBase }
+// Which tile this quad computes, of which matrix of the batch, and which lane of it this invocation
+// is; `live` is false for the quads that rounding the grid up to whole workgroups adds past the
+// last matrix (they compute the last matrix's tile again and store nothing).
+struct QuadTile { r0: u32, c0: u32, lane: u32, base: BatchBase, live: bool }
 
+// The quads of every matrix of the batch are numbered one after the other (matrix g's tiles
+// g * tiles .. g * tiles + tiles - 1, row-major), so that a workgroup can span several small
+// matrices: on CPU adapters a workgroup costs a fixed overhead, and a batch of small products
+// (attention's) would otherwise pay it once per matrix.
 fn quad_tile(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, tile_rows: u32, tile_cols: u32) -> QuadTile {
   let q = (gid.x + gid.y * nwg.x * WG) / 4u;
   let tiles_n = (params.N + tile_cols - 1u) / tile_cols;
+  let tiles = ((params.M + tile_rows - 1u) / tile_rows) * tiles_n;
+  let g = q / tiles;
+  let t = q % tiles;
   let lane = sid % 4u;
-  return QuadTile((q / tiles_n) * tile_rows, (q % tiles_n) * tile_cols + lane, lane, batch_base(gid.z));
+  return QuadTile((t / tiles_n) * tile_rows, (t % tiles_n) * tile_cols + lane, lane, batch_base(min(g, params.G - 1u)), g < params.G);
 }
 
 // ---- quad32x16: 32 rows x 64 columns per quad tile ---------------------------------------------

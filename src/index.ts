@@ -29,3 +29,7 @@ export { loadDataset } from './data/node.ts';
 export { readImageFolder, loadImageFolder } from './data/image-folder-node.ts';
 export { ImageFolderReader, sortImageFolder, formatImageFolderReport, type ImageFolderOptions, type ImageFolderReport } from './data/image-folder.ts';
 export type { Dataset, Split } from './data/dataset.ts';
+export { exportOnnx, onnxFromGraph, ExportError, ONNX_OPSET, type OnnxExportOptions } from './export/onnx.ts';
+export { exportPytorch, type PytorchExportOptions, type PytorchTrainingSettings } from './export/pytorch.ts';
+export { pytorchModelSource } from './export/pytorch-model.ts';
+export { loadStateDict } from './export/state-dict.ts';

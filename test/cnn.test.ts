@@ -198,6 +198,7 @@ async function refOf(model: Sequential): Promise<RefCnn> {
       if (n.epilogue) specs.push({ kind: 'relu' }); // the ReLU layer fused into it left the graph
     } else if (l instanceof BatchNorm2d) {
       specs.push({ kind: 'batchnorm', gamma: await read(l.gamma!.value), beta: await read(l.beta!.value), runningMean: await read(l.runningMean!.value), runningVar: await read(l.runningVar!.value), eps: l.eps, momentum: l.momentum });
+      if (n.epilogue) specs.push({ kind: 'relu' }); // likewise the ReLU that BatchNorm absorbed
     } else if (l instanceof Activation) {
       if (l.activation !== 'relu') throw new Error(`refOf: ${l.kind} is not in the reference CNN`);
       specs.push({ kind: 'relu' });

@@ -1,7 +1,7 @@
 // Saliency maps and attention weights from the graph on the GPU: input gradients of the evaluation
 // forward against central differences of the float64 CPU reference (MLP with dropout, ResNet-8
-// with BatchNorm after some training, a ViT), attention weights against the reference's values,
-// and the model left as it was (parameters, running statistics).
+// with BatchNorm after some training, a ViT), a ViT's attention weights against softmax(q kᵀ)
+// of the reference's projections, and the model left as it was (parameters, running statistics).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Model } from '../src/nn/model.ts';
 import { makePreset } from '../src/nn/presets.ts';
@@ -34,6 +34,30 @@ function numericSaliency(ref: RefGraph, x: Float32Array, c: number, at: number[]
     g[k] = (up - down) / (2 * h);
   }
   return g;
+}
+
+/** Attention weights [n, H, T, T] from a [n, T, 3D] projection (q, k, v side by side, heads dh columns each). */
+function referenceWeights(qkv: ArrayLike<number>, n: number, [H, T]: number[], factor: number): Float64Array {
+  const D = qkv.length / n / T / 3;
+  const dh = D / H;
+  const out = new Float64Array(n * H * T * T);
+  for (let b = 0; b < n; b++) {
+    for (let h = 0; h < H; h++) {
+      for (let i = 0; i < T; i++) {
+        const row = out.subarray(((b * H + h) * T + i) * T, ((b * H + h) * T + i + 1) * T);
+        for (let j = 0; j < T; j++) {
+          let dot = 0;
+          for (let d = 0; d < dh; d++) dot += qkv[(b * T + i) * 3 * D + h * dh + d] * qkv[(b * T + j) * 3 * D + D + h * dh + d];
+          row[j] = factor * dot;
+        }
+        const m = Math.max(...row);
+        let sum = 0;
+        for (let j = 0; j < T; j++) sum += row[j] = Math.exp(row[j] - m);
+        for (let j = 0; j < T; j++) row[j] /= sum;
+      }
+    }
+  }
+  return out;
 }
 
 function inputs(shape: number[], n: number, seed: number): Float32Array {
@@ -123,7 +147,10 @@ describe('saliency: input gradients of the evaluation forward on the GPU', () =>
     const ref = await refOf(model);
     const values = ref.forward([x], 2, false).values;
     attentionValues(model).forEach((a, k) => {
-      expectClose(att.weights[k], values.get(a.value.id)!.data, { atol: 1e-5, rtol: 1e-4 }, `attention ${a.path}`);
+      // The weights from the reference's q, k and v: softmax(factor q kᵀ) per head, in float64.
+      const node = a.value.producer!;
+      const want = referenceWeights(values.get(node.inputs[0].id)!.data, 2, a.shape, (node.op as unknown as { factor: number }).factor);
+      expectClose(att.weights[k], want, { atol: 1e-5, rtol: 1e-4 }, `attention ${a.path}`);
       for (let r = 0; r < 2 * 2 * 5; r++) expect(Math.abs(att.weights[k].subarray(r * 5, r * 5 + 5).reduce((s, v) => s + v, 0) - 1)).toBeLessThan(1e-5);
     });
     model.dispose();

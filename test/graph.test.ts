@@ -9,12 +9,13 @@ import { Conv2d } from '../src/nn/conv.ts';
 import { Dense } from '../src/nn/dense.ts';
 import { Dropout } from '../src/nn/dropout.ts';
 import { Flatten, Softmax } from '../src/nn/activations.ts';
-import { add, concat, matmul, mean, mul, permute, relu, reshape, scale, softmax, split, sum, tanh } from '../src/nn/functional.ts';
+import { add, attention, concat, matmul, mean, mul, permute, relu, reshape, scale, softmax, split, sum, tanh } from '../src/nn/functional.ts';
 import { GraphError, type Value } from '../src/nn/graph.ts';
 import { Model } from '../src/nn/model.ts';
 import { Module } from '../src/nn/module.ts';
 import type { Param } from '../src/nn/op.ts';
 import { GlobalAvgPool } from '../src/nn/pool.ts';
+import { BasicBlock } from '../src/nn/resnet.ts';
 import { Sequential } from '../src/nn/sequential.ts';
 import type { RefOptimizer } from '../src/reference/mlp.ts';
 import { RefGraph, type RefLoss } from '../src/reference/graph.ts';
@@ -46,26 +47,6 @@ class ResidualMlp extends Model {
     let h = relu(this.stem.forward(x));
     for (const b of this.blocks) h = b.forward(h);
     return this.head.forward(h);
-  }
-}
-
-/** A ResNet basic block: conv-BN-ReLU-conv-BN, plus the input or a 1x1 strided projection of it. */
-class BasicBlock extends Module {
-  conv1: Conv2d;
-  bn1 = new BatchNorm2d();
-  conv2: Conv2d;
-  bn2 = new BatchNorm2d();
-  shortcut: Module[];
-  constructor(inC: number, outC: number, stride: number) {
-    super();
-    this.conv1 = new Conv2d(outC, { kernel: 3, stride, padding: 1, bias: false });
-    this.conv2 = new Conv2d(outC, { kernel: 3, padding: 1, bias: false });
-    this.shortcut = stride !== 1 || inC !== outC ? [new Conv2d(outC, { kernel: 1, stride, bias: false }), new BatchNorm2d()] : [];
-  }
-  forward(x: Value): Value {
-    const h = this.bn2.forward(this.conv2.forward(relu(this.bn1.forward(this.conv1.forward(x)))));
-    const sc = this.shortcut.reduce((v, m) => m.forward(v), x);
-    return relu(add(h, sc));
   }
 }
 
@@ -286,6 +267,60 @@ describe('primitive ops in a model', () => {
 
   it('gradients: GPU vs reference vs finite differences', async () => {
     await checkGradients(await getEngine(), new Primitives(), [5, 6], 3);
+  });
+});
+
+/** Fused attention whose qkv also feeds another op, so its gradient is added to (not written). */
+class SharedQkv extends Model {
+  qkv = new Dense(18);
+  out = new Dense(3);
+  forward(x: Value): Value {
+    const qkv = this.qkv.forward(x); // [5, 18]: 3 heads of width 2
+    const a = attention(qkv, 3); // [5, 6]
+    return this.out.forward(concat([mean(a, 0), mean(qkv, 0)], 0));
+  }
+}
+
+/** Fused attention as the only reader of its qkv, with an explicit scale. */
+class OwnQkv extends Model {
+  qkv = new Dense(12);
+  out = new Dense(3);
+  forward(x: Value): Value {
+    return this.out.forward(mean(attention(this.qkv.forward(x), 2, 0.7), 0));
+  }
+}
+
+describe('fused multi-head attention', () => {
+  it('gradients: GPU vs reference vs finite differences, its qkv gradient written and added to', async () => {
+    const e = await getEngine();
+    await checkGradients(e, new SharedQkv(), [5, 4], 3);
+    await checkGradients(e, new OwnQkv(), [7, 3], 2);
+  });
+
+  it('trains like the reference for 5 steps', async () => {
+    const e = await getEngine();
+    await trainBoth(e, new SharedQkv(), [5, 4], 3, { kind: 'adam', lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }, 5, 4, { loss: 1e-4, weight: { atol: 1e-4, rtol: 1e-3 } });
+  });
+
+  it('refuses a qkv of the wrong shape or a width the heads do not divide, naming the op', async () => {
+    const e = await getEngine();
+    class Bad extends Model {
+      p = new Dense(10);
+      constructor(readonly heads: number) {
+        super();
+      }
+      forward(x: Value): Value {
+        return attention(this.p.forward(x), this.heads);
+      }
+    }
+    await expect(new Bad(1).build(e, [5, 4])).rejects.toThrow(/attention: .*\[5, 10\] must be \[tokens, 3 \* width\]/);
+    class Bad2 extends Model {
+      p = new Dense(12);
+      forward(x: Value): Value {
+        return attention(this.p.forward(x), 3);
+      }
+    }
+    await expect(new Bad2().build(e, [5, 4])).rejects.toThrow(/attention: width 4 .* is not a multiple of 3 heads/);
   });
 });
 

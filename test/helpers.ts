@@ -1,6 +1,7 @@
-// Shared test helpers: one engine per test file, the CLI as a child process, seeded inputs, allclose with a useful failure
-// message, and central finite differences for checking reference gradients.
-import { execFile } from 'node:child_process';
+// Shared test helpers: one engine per test file, the CLI as a child process (also watched, to
+// signal it mid-run), seeded inputs, allclose with a useful failure message, and central finite
+// differences for checking reference gradients.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, expect } from 'vitest';
@@ -25,6 +26,30 @@ export async function cli(args: string[]): Promise<{ code: number; stdout: strin
     const e = err as { code?: number; stdout?: string; stderr?: string };
     return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
   }
+}
+
+/**
+ * Run the CLI and watch its stderr as it comes: `watch` is called with all of stderr so far after
+ * each chunk (to send signals at a chosen moment). Resolves with the exit status, or the signal
+ * that ended it.
+ */
+export function cliWatched(args: string[], watch: (stderr: string, child: ChildProcess) => void): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      watch(stderr, child);
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
 }
 
 let enginePromise: Promise<Engine> | null = null;

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../src/gpu/engine.ts';
 import type { Tensor } from '../src/gpu/tensor.ts';
 import { ACTIVATIONS, type Activation } from '../src/kernels/activation.ts';
-import { batchedMatmul, biasGrad, chooseMatmulVariant, defaultMatmulVariant, matmul, MATMUL_VARIANTS, matmulShapeClass, matmulVariantsFor } from '../src/kernels/matmul.ts';
+import { batchedMatmul, biasGrad, chooseMatmulVariant, defaultMatmulVariant, matmul, MATMUL_VARIANTS, matmulShapeClass, matmulVariantsFor, stridedMatmul, type StridedDims, type StridedOperand } from '../src/kernels/matmul.ts';
 import { hostTensor } from '../src/reference/host.ts';
 import { adapterKey, forgetTuning, reloadTuneCache, timeDispatch } from '../src/kernels/tune.ts';
 import * as ref from '../src/reference/matmul.ts';
@@ -130,6 +130,69 @@ describe('matmul variants vs reference', () => {
     e.runOnce(await matmul(e, a, b, y, { transB: true, bias, activation: 'relu' }));
     expectClose(await y.read(), r.c, tolFor(65), 'matmul default variant');
     for (const t of [a, b, bias, y]) t.dispose();
+  });
+});
+
+describe('strided matmul (matrices inside larger tensors) vs loops', () => {
+  // Attention's layout, with odd sizes: B samples of T tokens, H heads of width dh, qkv [B, T, 3D].
+  const [B, T, H, dh] = [2, 7, 3, 5];
+  const D = H * dh;
+  type Op = Omit<StridedOperand, 'tensor'>;
+
+  /** c[...] (+)= op(A)·op(B) element by element, for the same strides the kernel gets. */
+  function loops(a: Float32Array, b: Float32Array, c: Float32Array, A: Op, Bo: Op, C: Omit<Op, 'col'>, d: StridedDims, accumulate: boolean) {
+    for (let g = 0; g < d.groups; g++) {
+      for (let h = 0; h < d.perGroup; h++) {
+        for (let m = 0; m < d.M; m++) {
+          for (let n = 0; n < d.N; n++) {
+            let s = 0;
+            for (let k = 0; k < d.K; k++) s += a[A.offset + g * A.group + h * A.matrix + m * A.row + k * A.col] * b[Bo.offset + g * Bo.group + h * Bo.matrix + k * Bo.row + n * Bo.col];
+            const i = C.offset + g * C.group + h * C.matrix + m * C.row + n;
+            c[i] = (accumulate ? c[i] : 0) + s;
+          }
+        }
+      }
+    }
+  }
+
+  const dims = (M: number, N: number, K: number): StridedDims => ({ M, N, K, groups: B, perGroup: H });
+  const qkvAt = (part: number, transposed: boolean): Op => ({ offset: part * D, group: T * 3 * D, matrix: dh, row: transposed ? 1 : 3 * D, col: transposed ? 3 * D : 1 });
+  const packed = (rows: number, cols: number, transposed = false): Op => ({ offset: 0, group: H * rows * cols, matrix: rows * cols, row: transposed ? 1 : cols, col: transposed ? cols : 1 });
+  const CASES: { name: string; a: [number, Op]; b: [number, Op]; c: [number, Omit<Op, 'col'>]; d: StridedDims; accumulate: boolean }[] = [
+    // S = q·kᵀ from one [B, T, 3D] tensor into packed [B, H, T, T].
+    { name: 'q·kᵀ', a: [B * T * 3 * D, qkvAt(0, false)], b: [B * T * 3 * D, qkvAt(1, true)], c: [B * H * T * T, packed(T, T)], d: dims(T, T, dh), accumulate: false },
+    // out = P·v into the heads' columns of [B, T, D] (rows D apart).
+    { name: 'P·v', a: [B * H * T * T, packed(T, T)], b: [B * T * 3 * D, qkvAt(2, false)], c: [B * T * D, { offset: 0, group: T * D, matrix: dh, row: D }], d: dims(T, dh, T), accumulate: false },
+    // dk += dSᵀ·q into the k columns of a [B, T, 3D] gradient, the rest left alone.
+    { name: 'dSᵀ·q +=', a: [B * H * T * T, packed(T, T, true)], b: [B * T * 3 * D, qkvAt(0, false)], c: [B * T * 3 * D, { offset: D, group: T * 3 * D, matrix: dh, row: 3 * D }], d: dims(T, dh, T), accumulate: true },
+  ];
+
+  for (const variant of MATMUL_VARIANTS) {
+    it(`${variant}: attention's products, reading and writing strided views, other elements untouched`, async (ctx) => {
+      const e = await getEngine();
+      if (!supported(e, variant)) ctx.skip();
+      for (const [i, c] of CASES.entries()) {
+        const a = randomUniform(c.a[0], 10 + i);
+        const b = randomUniform(c.b[0], 20 + i);
+        const want = randomUniform(c.c[0], 30 + i); // what lies outside the written matrices must stay
+        const [ta, tb, tc] = [e.tensor([c.a[0]], a, 'a'), e.tensor([c.b[0]], b, 'b'), e.tensor([c.c[0]], want, 'c')];
+        loops(a, b, want, c.a[1], c.b[1], c.c[1], c.d, c.accumulate);
+        e.runOnce(await stridedMatmul(e, { tensor: ta, ...c.a[1] }, { tensor: tb, ...c.b[1] }, { tensor: tc, ...c.c[1] }, c.d, { accumulate: c.accumulate, variant }));
+        expectClose(await tc.read(), want, tolFor(c.d.K), `${variant} ${c.name}`);
+        for (const t of [ta, tb, tc]) t.dispose();
+      }
+    });
+  }
+
+  it('refuses operands that reach past their tensor, naming it', async () => {
+    const e = await getEngine();
+    // k's last element (sample 1, head 2, token 6, column 4) is element 614 of a [B, T, 3D] qkv; q's is 599.
+    const [qkv, s] = [e.tensor([614], undefined, 'qkv'), e.tensor([B * H * T * T], undefined, 'scores')];
+    await expect(stridedMatmul(e, { tensor: qkv, ...qkvAt(0, false) }, { tensor: qkv, ...qkvAt(1, true) }, { tensor: s, ...packed(T, T) }, dims(T, T, dh))).rejects.toThrow(
+      /matmul \(strided\): B "qkv" \[614\] holds 614 elements, but 2x3 matrices of 5x7 at offset 15 .* reach element 614/,
+    );
+    await expect(stridedMatmul(e, { tensor: qkv, ...qkvAt(0, false) }, { tensor: qkv, ...qkvAt(1, true) }, { tensor: s, ...packed(T, T) }, { ...dims(T, T, dh), K: 0 })).rejects.toThrow(/K = 0 must be a positive integer/);
+    for (const t of [qkv, s]) t.dispose();
   });
 });
 
@@ -405,6 +468,12 @@ describe('tuning', () => {
       forgetTuning(e);
       reloadTuneCache();
       expect(await chooseMatmulVariant(e, 40, 50, 60, { transB: true })).toBe(v);
+      // A batch of products is its own class, timed as a batch.
+      const vb = await chooseMatmulVariant(e, 40, 50, 60, { transB: true, G: 100 });
+      const classes = Object.keys(JSON.parse(readFileSync(join(dir, 'tune.json'), 'utf8'))[adapterKey(e.adapter)]);
+      expect(classes).toEqual([`matmul@2:${matmulShapeClass(40, 50, 60, false, true)}`, `matmul@2:${matmulShapeClass(40, 50, 60, false, true, 100)}`]);
+      expect(classes[1]).toMatch(/\.g7$/);
+      expect(matmulVariantsFor(e)).toContain(vb);
     } finally {
       process.env.WGTRAIN_CACHE_DIR = saved.dir;
       if (saved.tune !== undefined) process.env.WGTRAIN_TUNE = saved.tune;

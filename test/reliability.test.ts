@@ -1,6 +1,7 @@
-// Reliability: divergence stops training and leaves the last checkpoint intact; resuming gives the
-// same weights as an uninterrupted run; long training holds GPU memory flat; engines can be made
-// and destroyed repeatedly; a lost device stops training with a clear error and resume works.
+// Reliability: divergence stops training and leaves the last checkpoint intact (also one written
+// within an epoch by a run that then diverges); resuming gives the same weights as an
+// uninterrupted run; long training holds GPU memory flat; engines can be made and destroyed
+// repeatedly; a lost device stops training with a clear error and resume works.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,8 @@ import type { Layer } from '../src/nn/layer.ts';
 import { writeFileAtomic } from '../src/train/atomic.ts';
 import { Sequential } from '../src/nn/sequential.ts';
 import { checkpointBytes, datasetInfo, loadWeights, readCheckpoint, trainerFromCheckpoint } from '../src/train/checkpoint.ts';
+import { CheckpointFiles } from '../src/train/checkpoint-files.ts';
+import { runTraining } from '../src/train/run.ts';
 import { DivergenceError, Trainer } from '../src/train/trainer.ts';
 import { Rng } from '../src/util/random.ts';
 import { getEngine } from './helpers.ts';
@@ -83,6 +86,40 @@ describe('divergence guard', () => {
     expect(Number.isFinite(ev.loss)).toBe(true);
     dispose(back);
     wild.dispose();
+    dispose(m);
+  });
+});
+
+describe('divergence in a run with checkpoints within epochs', () => {
+  it('stops on a growing loss; the last checkpoint written (the last good one) is left byte for byte', async () => {
+    const e = await getEngine();
+    const data = blobs(512, 7);
+    const dir = mkdtempSync(join(tmpdir(), 'wgtrain-div-run-'));
+    const file = join(dir, 'ck.safetensors');
+    const m = await newModel(e);
+    // A learning rate that doubles every 8 steps: the loss falls, then climbs while still finite.
+    const t = await Trainer.create(m.model, { loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: 0.05, momentum: 0, schedule: { kind: 'step', everySteps: 8, gamma: 2 } } });
+    let lastSaved: Buffer | null = null;
+    let lastStep = -1;
+    const r = await runTraining(t, data, {
+      epochs: 20,
+      fit: () => ({ batchSize: 16, logEvery: 4, divergence: { factor: 2, window: 64 } }),
+      dataset: datasetInfo(data),
+      store: new CheckpointFiles(file),
+      saveEvery: { steps: 4 },
+      onSaved: (s) => {
+        lastSaved = readFileSync(file);
+        lastStep = s.step;
+      },
+    });
+    expect(r.outcome, r.error?.message).toBe('diverged');
+    expect(r.error).toBeInstanceOf(DivergenceError);
+    expect(r.error!.message).toMatch(/diverged: the mean loss grew/);
+    expect(lastStep).toBeGreaterThan(0);
+    expect(r.last.state.step).toBe(lastStep);
+    expect(t.state.step).toBeGreaterThan(lastStep); // it trained past the last save before the guard tripped
+    expect(readFileSync(file).equals(lastSaved!)).toBe(true);
+    t.dispose();
     dispose(m);
   });
 });

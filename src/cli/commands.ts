@@ -2,21 +2,28 @@
 // engine, runs the library API and reports: loss and accuracy, and the results in the data's own
 // terms (errors in the target's units for regression, a classification report for classifiers),
 // on stdout, in the metrics JSON and as pictures beside it.
-import cliProgress from 'cli-progress';
+import { resolve } from 'node:path';
 import { conformToTraining } from '../data/conform.ts';
 import { loadDataset } from '../data/node.ts';
 import type { Dataset } from '../data/dataset.ts';
+import { loadStateDict } from '../export/state-dict.ts';
 import { GraphError } from '../nn/graph.ts';
 import type { Model } from '../nn/model.ts';
 import { makePreset } from '../nn/presets.ts';
 import type { OptimizerConfig } from '../optim/optimizer.ts';
 import type { ScheduleConfig } from '../optim/schedule.ts';
-import { writeFileAtomic } from '../train/atomic.ts';
-import { checkpointBytes } from '../train/checkpoint.ts';
+import { Engine } from '../gpu/engine.ts';
+import { readFileChecked, removeStaleTemporaryFiles } from '../train/atomic.ts';
+import { readCheckpoint, type Checkpoint } from '../train/checkpoint.ts';
+import { CheckpointFiles } from '../train/checkpoint-files.ts';
 import type { ClassificationReport, RegressionMetrics } from '../train/metrics.ts';
-import { Trainer, type EpochEvent, type StepEvent } from '../train/trainer.ts';
+import { describePosition } from '../train/resume.ts';
+import { runTraining, type RunResult } from '../train/run.ts';
+import { Trainer, type EpochEvent, type FitOptions, type StepEvent } from '../train/trainer.ts';
 import { splitOutputs } from '../train/outputs.ts';
-import { UsageError } from './options.ts';
+import { checkModelFits, checkOutputFiles, checkResumeData, endEarly, StopRequests, trainOutputs, unbuiltFromCheckpoint } from './long-run.ts';
+import { Progress } from './progress.ts';
+import { formatDuration, UsageError, type SaveEvery } from './options.ts';
 import { adapterSummary, regressionPoints, writeMetrics, type RegressionReport, type RunMetrics } from './report.ts';
 import {
   checkKind,
@@ -28,7 +35,7 @@ import {
   regressionResult,
   targetLabel,
 } from './results.ts';
-import { checkDataMatches, csvOptions, imageOptions, isTableFile, openCheckpoint, withEngine, type CsvCliOptions } from './session.ts';
+import { checkDataMatches, csvOptions, imageOptions, isTableFile, openCheckpoint, openParsedCheckpoint, withEngine, type CsvCliOptions } from './session.ts';
 import { inputLimitProblem } from '../data/image-folder.ts';
 import { datasetInfo } from '../train/checkpoint.ts';
 
@@ -68,9 +75,17 @@ export interface TrainOptions extends CsvCliOptions {
   augment?: ('shift' | 'flip')[] | true;
   save?: string;
   resume?: string;
+  /** Start from the weights of a state_dict saved as safetensors (names and shapes must match). */
+  initFrom?: string;
   metricsOut?: string;
   logEvery: number;
   quiet?: boolean;
+  saveEvery: SaveEvery;
+  keep: number;
+  maxTime?: number;
+  mkdir?: boolean;
+  stopOnDivergence?: number | true;
+  divergenceWindow: number;
 }
 
 /** Results of a split in the data's terms: errors in target units, or a classification report. */
@@ -87,135 +102,225 @@ function splitResults(outputs: Float32Array, data: Dataset): SplitResults {
 export async function runTrain(o: TrainOptions): Promise<void> {
   if (isTableFile(o.dataset) && !o.target) throw new UsageError(`a table dataset (${o.dataset}) needs --target COLUMN.`);
   if (o.nesterov && o.optimizer !== 'sgd') throw new UsageError('--nesterov applies to --optimizer sgd only.');
+  if (o.initFrom && o.resume) throw new UsageError('--init-from starts a new run from weights and --resume continues a run: give one of them.');
+  // Everything that can be checked is checked before the first step: outputs first (cheapest),
+  // then the data, the checkpoint to resume from, and the model against the adapter and host.
+  await checkOutputFiles(trainOutputs(o), o.mkdir ?? false, log);
   const data = loadDataset(o.dataset, { target: o.target, task: o.task, log, ...csvOptions(o), images: imageOptions(o.dataset, o) });
   log(`dataset ${data.name}: ${data.train.n} train / ${data.test.n} test samples of [${data.inputShape.join(', ')}], ${data.task}${data.task === 'classification' ? ` (${data.numClasses} classes)` : ''}`);
-  await withEngine(async (e) => {
-    const tooBig = inputLimitProblem(data.inputShape, Math.min(o.batchSize, data.train.n), e.adapter.limits);
-    if (tooBig) throw new UsageError(`dataset ${data.name}: ${tooBig}.`);
-    let trainer: Trainer;
-    if (o.resume) {
-      const opened = await openCheckpoint(e, o.resume, { train: true });
-      trainer = opened.trainer!;
-      checkKind(opened.terms, o.resume, data);
-      checkDataMatches(data, opened.info, o.resume);
-      log(`resumed ${o.resume}: epoch ${trainer.state.epoch}, step ${trainer.state.step}`);
-    } else {
-      const stepsPerEpoch = Math.max(1, Math.floor(data.train.n / Math.min(o.batchSize, data.train.n)));
-      const schedule: ScheduleConfig =
-        o.schedule === 'cosine'
-          ? { kind: 'cosine', warmupSteps: o.warmup, totalSteps: o.epochs * stepsPerEpoch }
-          : o.schedule === 'step'
-            ? { kind: 'step', everySteps: Math.max(1, Math.ceil((o.epochs * stepsPerEpoch) / 3)), gamma: 0.1 }
-            : { kind: 'constant' };
-      const outputs = data.numClasses;
-      let model: Model;
-      try {
-        model = makePreset(o.model, outputs, { hidden: o.hidden, activation: o.activation as never, dropout: o.dropout, depth: o.depth, width: o.width, heads: o.heads, patch: o.patch, mlpRatio: o.mlpRatio, pool: o.pool });
-        await model.build(e, data.inputShape, { seed: o.seed });
-      } catch (err) {
-        // A preset's option that does not fit the data is the user's to change: a usage error.
-        if (err instanceof GraphError) throw new UsageError(err.message);
-        throw err;
+  let resumed: { bytes: Uint8Array; ckpt: Checkpoint } | null = null;
+  if (o.resume) {
+    const bytes = await readFileChecked(o.resume);
+    const ckpt = readCheckpoint(bytes, o.resume);
+    if (ckpt.meta.dataset) {
+      checkKind(ckpt.meta.dataset, o.resume, data);
+      checkDataMatches(data, ckpt.meta.dataset, o.resume);
+    }
+    checkResumeData(ckpt, o.resume, data, o.batchSize, augmentOptions(o.augment));
+    resumed = { bytes, ckpt };
+  }
+  // A state_dict to start from is read (and refused if it is not safetensors) before the engine starts.
+  const initFrom = o.initFrom ? await readFileChecked(o.initFrom) : null;
+  if (o.save) removeStaleTemporaryFiles(o.save);
+  const engines: Engine[] = [];
+  try {
+    await withEngine(async (e) => {
+      const tooBig = inputLimitProblem(data.inputShape, Math.min(o.batchSize, data.train.n), e.adapter.limits);
+      if (tooBig) throw new UsageError(`dataset ${data.name}: ${tooBig}.`);
+      let trainer: Trainer;
+      if (resumed) {
+        const { ckpt } = resumed;
+        const unbuilt = unbuiltFromCheckpoint(ckpt);
+        if (unbuilt && ckpt.meta.optimizer) checkModelFits(e, unbuilt, data, o.batchSize, ckpt.meta.optimizer);
+        const opened = await openParsedCheckpoint(e, ckpt, o.resume!, { train: true });
+        trainer = opened.trainer!;
+        checkKind(opened.terms, o.resume!, data);
+        checkDataMatches(data, opened.info, o.resume!);
+        log(`resumed ${o.resume}: epoch ${trainer.state.epoch}, step ${trainer.state.step}${trainer.state.batch ? ` (within epoch ${trainer.state.epoch + 1}: continues at batch ${trainer.state.batch + 1})` : ''}`);
+      } else {
+        const stepsPerEpoch = Math.max(1, Math.floor(data.train.n / Math.min(o.batchSize, data.train.n)));
+        const schedule: ScheduleConfig =
+          o.schedule === 'cosine'
+            ? { kind: 'cosine', warmupSteps: o.warmup, totalSteps: o.epochs * stepsPerEpoch }
+            : o.schedule === 'step'
+              ? { kind: 'step', everySteps: Math.max(1, Math.ceil((o.epochs * stepsPerEpoch) / 3)), gamma: 0.1 }
+              : { kind: 'constant' };
+        const optimizer: OptimizerConfig = { kind: o.optimizer, lr: o.lr, momentum: o.momentum, nesterov: o.nesterov, weightDecay: o.weightDecay, schedule };
+        const outputs = data.numClasses;
+        let model: Model;
+        try {
+          model = makePreset(o.model, outputs, { hidden: o.hidden, activation: o.activation as never, dropout: o.dropout, depth: o.depth, width: o.width, heads: o.heads, patch: o.patch, mlpRatio: o.mlpRatio, pool: o.pool });
+          checkModelFits(e, model, data, o.batchSize, optimizer);
+          await model.build(e, data.inputShape, { seed: o.seed });
+        } catch (err) {
+          // A preset's option that does not fit the data is the user's to change: a usage error.
+          if (err instanceof GraphError) throw new UsageError(err.message);
+          throw err;
+        }
+        if (initFrom) {
+          const { ignored, converted } = loadStateDict(model, initFrom, o.initFrom!);
+          const notes = [...(ignored.length ? [`set aside ${ignored.join(', ')}`] : []), ...(converted.length ? [`converted to float32: ${converted.join(', ')}`] : [])];
+          log(`weights from ${o.initFrom}${notes.length ? ` (${notes.join('; ')})` : ''}`);
+        }
+        trainer = await Trainer.create(model, {
+          loss: data.task === 'classification' ? 'softmax_cross_entropy' : 'mse',
+          optimizer,
+          labelSmoothing: data.task === 'classification' ? o.labelSmoothing : undefined,
+          clipNorm: o.clipNorm,
+        });
       }
-      trainer = await Trainer.create(model, {
-        loss: data.task === 'classification' ? 'softmax_cross_entropy' : 'mse',
-        optimizer: { kind: o.optimizer, lr: o.lr, momentum: o.momentum, nesterov: o.nesterov, weightDecay: o.weightDecay, schedule },
-        labelSmoothing: data.task === 'classification' ? o.labelSmoothing : undefined,
-        clipNorm: o.clipNorm,
-      });
-    }
-    const model = trainer.model;
-    // Plan the training step before the summary, so that it can report dispatches and memory.
-    await trainer.trainStep(Math.min(o.batchSize, data.train.n), o.logEvery);
-    log(model.summary());
-    const remaining = Math.max(0, o.epochs - trainer.state.epoch);
-    const validation: RegressionReport['validation'] = [];
-    const history = await fitWithProgress(trainer, data, o, remaining, validation);
-    const t0 = performance.now();
-    // One evaluation of the test split gives the loss and the outputs the results are made of.
-    const test = await trainer.evaluate(data.test, data, { outputs: true });
-    const results = splitResults(test.outputs!, data);
-    log('');
-    if (data.task === 'classification') {
-      console.log(`test loss ${test.loss.toFixed(4)}, test accuracy ${pct(test.accuracy)}`);
-      console.log(`test ${formatClassificationSummary(results.classification!)}`);
-    } else {
-      console.log(`test loss (MSE, standardised targets) ${test.loss.toFixed(4)}`);
-      console.log(`test ${targetLabel(data)}: ${formatRegression(results.regression!)} (${results.regression!.n} samples)`);
-    }
-    if (o.metricsOut) {
-      const trained = history.reduce((s, h) => s + h.seconds, 0) + (performance.now() - t0) / 1000;
-      const regression = results.regression ? { target: data.targetName ?? null, test: results.regression, validation } : undefined;
-      const metrics: RunMetrics = {
-        command: 'train',
-        dataset: data.name,
-        model: modelName(o),
-        adapter: adapterSummary(e.adapter),
-        epochs: trainer.state.epoch,
-        batchSize: o.batchSize,
-        optimizer: trainer.optimizer.config,
-        seed: o.seed,
-        trainLoss: history.map((h) => h.loss),
-        trainAccuracy: history.map((h) => h.accuracy),
-        valLoss: history.map((h) => h.valLoss ?? NaN),
-        valAccuracy: history.map((h) => h.valAccuracy ?? null),
-        testLoss: test.loss,
-        testAccuracy: test.accuracy,
-        samplesPerSecond: history.length ? history.reduce((s, h) => s + h.samplesPerSecond, 0) / history.length : null,
-        seconds: trained,
-        parameters: model.parameterCount,
-        peakGpuBytes: e.stats().peakBytesHeld,
-        checkpoint: o.save,
-        task: data.task,
-        regression,
-        classification: results.classification,
-      };
-      const pictures = await writeMetrics(o.metricsOut, metrics, history, regression ? regressionPoints(regression) : []);
-      log(`metrics written to ${o.metricsOut}${pictures.length ? ` (pictures: ${pictures.join(', ')})` : ''}`);
-    }
-    trainer.dispose();
-    model.dispose();
+      // Any model, once built, against its traced graph (activations per batch) before it is planned.
+      checkModelFits(e, trainer.model, data, o.batchSize, trainer.optimizer.config);
+      // Plan the training step before the summary, so that it can report dispatches and memory.
+      await trainer.trainStep(Math.min(o.batchSize, data.train.n), o.logEvery);
+      log(trainer.model.summary());
+      const stops = new StopRequests(o.maxTime, log).install();
+      try {
+        const validation: RegressionReport['validation'] = [];
+        const r = await trainWithCheckpoints(trainer, data, o, stops, validation, resumed ? { bytes: resumed.bytes, path: o.resume! } : undefined, async () => {
+          const e2 = await Engine.create();
+          engines.push(e2);
+          return e2;
+        });
+        stops.trainingDone();
+        await report(r, stops, validation, data, o, e);
+        r.trainer.dispose();
+        r.trainer.model.dispose();
+      } finally {
+        stops.uninstall();
+      }
+    });
+  } finally {
+    for (const e2 of engines) e2.destroy();
+  }
+}
+
+/** Whether this run resumes from the file it saves to (whose step is then known, for --keep). */
+const resumesFromSave = (o: TrainOptions) => Boolean(o.resume && o.save && resolve(o.resume) === resolve(o.save));
+
+/**
+ * The training itself, made safe for long runs (src/train/run.ts): checkpoints within epochs, at
+ * their ends and when stopped (Ctrl-C, SIGTERM, --max-time), the divergence guards, one new
+ * device after a lost one.
+ */
+async function trainWithCheckpoints(
+  trainer: Trainer,
+  data: Dataset,
+  o: TrainOptions,
+  stops: StopRequests,
+  validation: RegressionReport['validation'],
+  startFrom: { bytes: Uint8Array; path: string } | undefined,
+  newEngine: () => Promise<Engine>,
+): Promise<RunResult> {
+  const store = o.save ? new CheckpointFiles(o.save, o.keep, resumesFromSave(o) ? trainer.state.step : null) : null;
+  const progress = new Progress(o.epochs, o.quiet ?? false);
+  const batches = Math.floor(data.train.n / Math.min(o.batchSize, data.train.n));
+  const every = 'steps' in o.saveEvery ? `every ${o.saveEvery.steps} steps` : `every ${formatDuration(o.saveEvery.seconds)}`;
+  // The last line before the first step.
+  log(
+    `training: epochs ${Math.min(trainer.state.epoch + 1, o.epochs)} to ${o.epochs}, ${batches} steps each, from step ${trainer.state.step}; ` +
+      (o.save ? `checkpoints to ${o.save} ${every} and at epoch ends${o.keep > 1 ? `, keeping ${o.keep}` : ''}` : 'no --save, so nothing to resume from will be written') +
+      (o.maxTime !== undefined ? `; stopping after ${formatDuration(o.maxTime)}` : ''),
+  );
+  const r = await runTraining(trainer, data, {
+    epochs: o.epochs,
+    fit: (t) => fitOptions(t, data, o, progress, validation),
+    dataset: datasetInfo(data),
+    // What an export needs to continue this run elsewhere.
+    run: { dataset: o.dataset, batchSize: o.batchSize, epochs: o.epochs, augment: augmentOptions(o.augment) ?? null, ...(isTableFile(o.dataset) ? { csv: csvOptions(o) } : {}) },
+    store,
+    saveEvery: o.saveEvery,
+    stopRequested: () => stops.requested(),
+    newEngine,
+    startFrom,
+    onSaved: (s, why) => {
+      // On a terminal the bar shows progress; elsewhere (logs, --quiet) a line per checkpoint does.
+      if (store && why === 'interval' && !progress.shown) log(`checkpoint ${store.path}: ${describePosition(s)} (step ${s.step})`);
+    },
+    log: (line) => {
+      progress.stop();
+      log(line);
+    },
   });
+  progress.stop();
+  return r;
 }
 
 /**
- * fit() with a progress bar on a terminal and a line per epoch; for regression, each epoch's
- * errors on the test split in the target's units are appended to `validation`.
+ * What the run leaves: for a finished run the test results and the metrics; for one that ended
+ * early, the metrics so far, where its checkpoint stands and how to resume, and a non-zero status.
  */
-async function fitWithProgress(trainer: Trainer, data: Dataset, o: TrainOptions, epochs: number, validation: RegressionReport['validation']): Promise<EpochEvent[]> {
-  const tty = process.stderr.isTTY && !o.quiet;
-  let bar: cliProgress.SingleBar | null = null;
-  const total = o.epochs;
-  const startBar = (epoch: number, batches: number) => {
-    bar = new cliProgress.SingleBar(
-      {
-        format: `epoch ${epoch}/${total} {bar} {value}/{total} | loss {loss} | acc {acc} | {sps} samples/s`,
-        hideCursor: true,
-        clearOnComplete: true,
-        stream: process.stderr,
-      },
-      cliProgress.Presets.shades_classic,
-    );
-    bar.start(batches, 0, { loss: '-', acc: '-', sps: '-' });
-  };
-  const info = datasetInfo(data);
-  return trainer.fit(data, {
-    epochs,
+async function report(r: RunResult, stops: StopRequests, validation: RegressionReport['validation'], data: Dataset, o: TrainOptions, e: Engine): Promise<void> {
+  const { trainer, history } = r;
+  const model = trainer.model;
+  let test: { loss: number; accuracy: number | null } | null = null;
+  let results: SplitResults = {};
+  const t0 = performance.now();
+  if (r.outcome === 'finished') {
+    // One evaluation of the test split gives the loss and the outputs the results are made of.
+    const ev = await trainer.evaluate(data.test, data, { outputs: true });
+    test = ev;
+    results = splitResults(ev.outputs!, data);
+    log('');
+    if (data.task === 'classification') {
+      console.log(`test loss ${ev.loss.toFixed(4)}, test accuracy ${pct(ev.accuracy)}`);
+      console.log(`test ${formatClassificationSummary(results.classification!)}`);
+    } else {
+      console.log(`test loss (MSE, standardised targets) ${ev.loss.toFixed(4)}`);
+      console.log(`test ${targetLabel(data)}: ${formatRegression(results.regression!)} (${results.regression!.n} samples)`);
+    }
+  }
+  const stopped = r.outcome === 'finished' ? undefined : { reason: r.outcome === 'stopped' ? r.stopReason! : r.outcome, at: { ...r.last.state }, checkpoint: r.last.path };
+  if (o.metricsOut) {
+    const trained = history.reduce((s, h) => s + h.seconds, 0) + (performance.now() - t0) / 1000;
+    const regression = results.regression ? { target: data.targetName ?? null, test: results.regression, validation } : undefined;
+    const metrics: RunMetrics = {
+      command: 'train',
+      dataset: data.name,
+      model: modelName(o),
+      adapter: adapterSummary(e.adapter),
+      epochs: trainer.state.epoch,
+      batchSize: o.batchSize,
+      optimizer: trainer.optimizer.config,
+      seed: o.seed,
+      trainLoss: history.map((h) => h.loss),
+      trainAccuracy: history.map((h) => h.accuracy),
+      valLoss: history.map((h) => h.valLoss ?? NaN),
+      valAccuracy: history.map((h) => h.valAccuracy ?? null),
+      testLoss: test?.loss ?? null,
+      testAccuracy: test?.accuracy ?? null,
+      samplesPerSecond: history.length ? history.reduce((s, h) => s + h.samplesPerSecond, 0) / history.length : null,
+      seconds: trained,
+      parameters: model.parameterCount,
+      peakGpuBytes: e.stats().peakBytesHeld,
+      checkpoint: o.save,
+      task: data.task,
+      regression,
+      classification: results.classification,
+      ...(stopped ? { stopped } : {}),
+    };
+    const pictures = await writeMetrics(o.metricsOut, metrics, history, regression ? regressionPoints(regression) : []);
+    log(`metrics${stopped ? ' so far' : ''} written to ${o.metricsOut}${pictures.length ? ` (pictures: ${pictures.join(', ')})` : ''}`);
+  }
+  if (r.outcome !== 'finished') endEarly(r, stops, log);
+}
+
+/**
+ * fit()'s options for a trainer: the progress bar and a line per epoch; for regression, each
+ * epoch's errors on the test split in the target's units are appended to `validation`.
+ */
+function fitOptions(trainer: Trainer, data: Dataset, o: TrainOptions, progress: Progress, validation: RegressionReport['validation']): Omit<FitOptions, 'epochs'> {
+  const factor = o.stopOnDivergence === true ? 3 : o.stopOnDivergence;
+  return {
     batchSize: o.batchSize,
     seed: o.seed,
     validation: data.test,
     logEvery: o.logEvery,
     augment: augmentOptions(o.augment),
-    onStep: (ev: StepEvent) => {
-      if (!tty) return;
-      if (!bar) startBar(ev.epoch + 1, ev.batches);
-      bar!.update(ev.batch, { loss: ev.loss.toFixed(4), acc: pct(ev.accuracy), sps: Math.round(ev.samplesPerSecond) });
-    },
+    ...(factor ? { divergence: { factor, window: o.divergenceWindow } } : {}),
+    onStep: (ev: StepEvent) => progress.update(ev),
     onEpochEnd: async (ev: EpochEvent) => {
-      if (bar) {
-        (bar as cliProgress.SingleBar).stop();
-        bar = null;
-      }
+      progress.stop();
       let val = `test loss ${ev.valLoss?.toFixed(4)}`;
       if (data.task === 'classification') val += ` acc ${pct(ev.valAccuracy)}`;
       else {
@@ -223,12 +328,9 @@ async function fitWithProgress(trainer: Trainer, data: Dataset, o: TrainOptions,
         validation.push({ epoch: ev.epoch, ...m });
         val += ` | ${formatRegression(m)}`;
       }
-      log(`epoch ${ev.epoch}/${total}: train loss ${ev.loss.toFixed(4)}${ev.accuracy !== null ? ` acc ${pct(ev.accuracy)}` : ''} | ${val} | ${Math.round(ev.samplesPerSecond)} samples/s, ${ev.seconds.toFixed(1)} s`);
-      if (o.save) {
-        await writeFileAtomic(o.save, await checkpointBytes(trainer, info));
-      }
+      log(`epoch ${ev.epoch}/${o.epochs}: train loss ${ev.loss.toFixed(4)}${ev.accuracy !== null ? ` acc ${pct(ev.accuracy)}` : ''} | ${val} | ${Math.round(ev.samplesPerSecond)} samples/s, ${ev.seconds.toFixed(1)} s`);
     },
-  });
+  };
 }
 
 function augmentOptions(a: TrainOptions['augment']): { pad: number; flip: boolean } | undefined {

@@ -1,12 +1,31 @@
-// The `wgtrain` command line: train, evaluate and predict. It parses and shows; the engine does
+// The `wgtrain` command line: train, evaluate, predict and export. It parses and shows; the engine does
 // the work. Every failure ends in one clear line on stderr and a non-zero exit, never a stack
 // trace (set WGTRAIN_DEBUG=1 to see one).
 import { Command, CommanderError, Option } from 'commander';
 import { ACTIVATIONS } from '../ops/activation.ts';
 import { presetNames } from '../nn/presets.ts';
 import { optimizerKinds } from '../optim/optimizer.ts';
-import { augmentList, channelsOption, delimiterOption, imageSizeOption, valSplitOption, intList, nameList, nonNegativeInt, numberInRange, oneOf, positiveInt, positiveNumber, UsageError } from './options.ts';
+import {
+  augmentList,
+  channelsOption,
+  delimiterOption,
+  durationOption,
+  ExitStatus,
+  factorOption,
+  imageSizeOption,
+  intList,
+  nameList,
+  nonNegativeInt,
+  numberInRange,
+  oneOf,
+  positiveInt,
+  positiveNumber,
+  saveEveryOption,
+  UsageError,
+  valSplitOption,
+} from './options.ts';
 import { runEvaluate, runTrain } from './commands.ts';
+import { runExport } from './export.ts';
 import { runPredict } from './predict.ts';
 
 /** How to read a table's layout: the same options for train, evaluate and predict. */
@@ -64,8 +83,17 @@ function program(): Command {
     .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'), 64)
     .option('--seed <n>', 'seed for weights, data order and dropout', nonNegativeInt('--seed'), 1)
     .option('--augment [kinds]', 'image augmentation: shift (random crop of the image padded by 2), flip (horizontal; not for digits); bare: shift,flip', augmentList)
-    .option('--save <file>', 'checkpoint (safetensors) written after every epoch, atomically')
-    .option('--resume <file>', 'continue training from a checkpoint')
+    .option('--save <file>', 'checkpoint (safetensors) written atomically at every epoch end, within epochs (--save-every) and when stopped')
+    .addOption(
+      new Option('--save-every <steps|time>', 'also checkpoint within epochs: every N steps (500) or after a time (10m, 90s)').argParser(saveEveryOption).default({ seconds: 300 }, '5m'),
+    )
+    .option('--keep <k>', 'checkpoints to keep: the newest at --save, the k-1 before it beside it as FILE-stepN.safetensors', positiveInt('--keep'), 1)
+    .option('--max-time <time>', 'stop cleanly after this long (2h, 45m, 1h30m; plain numbers are seconds), with a checkpoint to resume from', durationOption('--max-time'))
+    .option('--mkdir', 'make missing directories of output files (default: refuse them, so that a mistyped path fails at once)')
+    .option('--stop-on-divergence [factor]', 'stop when the mean loss grows this many times above its lowest within --divergence-window steps (bare: 3)', factorOption('--stop-on-divergence'))
+    .option('--divergence-window <steps>', 'steps --stop-on-divergence looks back', positiveInt('--divergence-window'), 500)
+    .option('--resume <file>', 'continue training from a checkpoint (one saved within an epoch continues at its next batch; also one written by an export\'s train.py)')
+    .option('--init-from <file>', 'start from the weights of a state_dict saved as safetensors (e.g. trained in PyTorch); names and shapes must match the model')
     .option('--metrics-out <file>', 'write run metrics as JSON, the curves as SVG beside it (and a classifier\'s confusion matrix as FILE.confusion.svg)')
     .option('--log-every <steps>', 'read the loss back every this many steps', positiveInt('--log-every'), 25)
     .option('--quiet', 'no progress bar; one line per epoch')
@@ -91,6 +119,17 @@ function program(): Command {
     .option('--json', 'print predictions as JSON lines')
     .option('--out <file.csv>', 'write the predictions as CSV (a table\'s rows with the prediction columns appended) instead of printing them');
   imageFolderOptions(csvLayoutOptions(predict, 'the input table'), true).action(async (o) => runPredict(o));
+
+  p.command('export')
+    .description('export a checkpoint: an ONNX model (for onnxruntime and other runtimes), or a PyTorch directory (model.py, weights, optimizer state, settings, train.py to continue under torchrun)')
+    .requiredOption('--checkpoint <file>', 'checkpoint to export')
+    .addOption(new Option('--format <format>', 'onnx or pytorch').choices(['onnx', 'pytorch']).makeOptionMandatory())
+    .requiredOption('--out <path>', 'onnx: the .onnx file to write; pytorch: a new (or empty) directory')
+    .option('--dataset <name|path>', 'pytorch: the dataset train.py reads (default: the one the checkpoint was trained on)')
+    .option('--batch-size <n>', 'pytorch: global batch size for train.py (default: the checkpoint\'s run)', positiveInt('--batch-size'))
+    .option('--epochs <n>', 'pytorch: total epochs for train.py to reach (default: the checkpoint\'s run)', nonNegativeInt('--epochs'))
+    .option('--augment [kinds]', 'pytorch: image augmentation for train.py: shift, flip; bare: shift,flip (default: the checkpoint\'s run)', augmentList)
+    .action(async (o) => runExport(o));
   return p;
 }
 
@@ -100,6 +139,7 @@ async function main(argv: string[]): Promise<number> {
     await p.parseAsync(argv);
     return 0;
   } catch (err) {
+    if (err instanceof ExitStatus) return err.code; // what to say was said
     if (err instanceof CommanderError) {
       // Commander already printed the message (and help hint); help and version exit 0.
       return err.exitCode === 0 ? 0 : 2;

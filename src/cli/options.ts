@@ -104,3 +104,63 @@ export function valSplitOption(v: string): number {
   if (v.trim() === '' || !(n > 0 && n < 1)) throw new InvalidArgumentError(`--val-split must be in (0, 1) (the share of each class held out for validation), got "${v}".`);
   return n;
 }
+
+/** The process should end with this status; what to say was said already (a stopped run, say). */
+export class ExitStatus extends Error {
+  constructor(
+    readonly code: number,
+    message = `exit status ${code}`,
+  ) {
+    super(message);
+    this.name = 'ExitStatus';
+  }
+}
+
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** Seconds in `90s`, `45m`, `2h`, `1h30m`, `1.5h`; null when the text is not a duration with units. */
+export function parseDuration(v: string): number | null {
+  const t = v.trim();
+  if (!/^(\d+(\.\d+)?[smhd])+$/.test(t)) return null;
+  let s = 0;
+  for (const m of t.matchAll(/(\d+(?:\.\d+)?)([smhd])/g)) s += Number(m[1]) * UNIT_SECONDS[m[2]];
+  return s > 0 ? s : null;
+}
+
+/** When to save within epochs: a number of steps (`500`) or a wall-clock interval (`10m`, `90s`). */
+export type SaveEvery = { steps: number } | { seconds: number };
+
+export function saveEveryOption(v: string): SaveEvery {
+  if (/^\s*\d+\s*$/.test(v) && Number(v) >= 1 && Number.isSafeInteger(Number(v))) return { steps: Number(v) };
+  const seconds = parseDuration(v);
+  if (seconds !== null) return { seconds };
+  throw new InvalidArgumentError(`--save-every takes a number of steps (e.g. 500) or a time (e.g. 10m, 90s, 1h), got "${v}".`);
+}
+
+/** A wall-clock budget: a duration with units (`2h`, `45m`, `1h30m`) or plain seconds. */
+export function durationOption(name: string) {
+  return (v: string): number => {
+    const plain = /^\s*\d+(\.\d+)?\s*$/.test(v) ? Number(v) : null;
+    const s = plain !== null && plain > 0 ? plain : parseDuration(v);
+    if (s === null) throw new InvalidArgumentError(`${name} takes a time such as 2h, 45m, 1h30m or 90s (plain numbers are seconds), got "${v}".`);
+    return s;
+  };
+}
+
+/** A growth factor above 1 (the divergence guard's). */
+export function factorOption(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n <= 1) throw new InvalidArgumentError(`${name} takes a factor above 1 (e.g. 3: stop when the loss grows 3-fold), got "${v}".`);
+    return n;
+  };
+}
+
+/** `10m`, `90s`, `1h30m`: a number of seconds as people write it. */
+export function formatDuration(seconds: number): string {
+  if (seconds < 60) return `${+seconds.toFixed(1)}s`;
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = Math.round(seconds % 60);
+  return `${h ? `${h}h` : ''}${m ? `${m}m` : ''}${s ? `${s}s` : ''}`;
+}

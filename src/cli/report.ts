@@ -7,7 +7,7 @@ import * as vl from 'vega-lite';
 import type { AdapterReport } from '../gpu/device.ts';
 import { writeFileAtomic } from '../train/atomic.ts';
 import type { ClassificationReport, RegressionMetrics } from '../train/metrics.ts';
-import type { EpochEvent } from '../train/trainer.ts';
+import type { EpochEvent, TrainState } from '../train/trainer.ts';
 
 /** Regression results in the target's units: the test split, and the validation split after each epoch. */
 export interface RegressionReport {
@@ -31,7 +31,8 @@ export interface RunMetrics {
   trainAccuracy: (number | null)[];
   valLoss?: number[];
   valAccuracy?: (number | null)[];
-  testLoss: number;
+  /** null when the run stopped before its end (the test split is evaluated only at the end) */
+  testLoss: number | null;
   testAccuracy: number | null;
   samplesPerSecond: number | null;
   seconds: number;
@@ -43,6 +44,8 @@ export interface RunMetrics {
   regression?: RegressionReport;
   /** classification: confusion matrix, per-class precision / recall / F1, macro averages, top-k */
   classification?: ClassificationReport;
+  /** A run that ended before its last epoch: why, where training stood, and the checkpoint to resume from. */
+  stopped?: { reason: string; at: TrainState; checkpoint: string | null };
 }
 
 export function adapterSummary(a: AdapterReport): RunMetrics['adapter'] {

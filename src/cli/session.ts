@@ -8,7 +8,7 @@ import { NAMED_DATASETS } from '../data/node.ts';
 import { Engine } from '../gpu/engine.ts';
 import { readFileChecked } from '../train/atomic.ts';
 import type { Model } from '../nn/model.ts';
-import { modelFromCheckpoint, readCheckpoint, trainerFromCheckpoint, type DatasetInfo } from '../train/checkpoint.ts';
+import { modelFromCheckpoint, readCheckpoint, trainerFromCheckpoint, type Checkpoint, type DatasetInfo } from '../train/checkpoint.ts';
 import type { Trainer } from '../train/trainer.ts';
 import { UsageError } from './options.ts';
 import type { DataTerms } from './results.ts';
@@ -34,7 +34,11 @@ export interface OpenedCheckpoint {
 
 /** Open a checkpoint: its model, and with `train` its trainer too (which needs the saved loss and optimizer). */
 export async function openCheckpoint(e: Engine, file: string, opts: { train?: boolean } = {}): Promise<OpenedCheckpoint> {
-  const ckpt = readCheckpoint(await readFileChecked(file), file);
+  return openParsedCheckpoint(e, readCheckpoint(await readFileChecked(file), file), file, opts);
+}
+
+/** openCheckpoint for a checkpoint already read (and checked against the data before anything is built). */
+export async function openParsedCheckpoint(e: Engine, ckpt: Checkpoint, file: string, opts: { train?: boolean } = {}): Promise<OpenedCheckpoint> {
   const trainer = opts.train ? await trainerFromCheckpoint(e, ckpt, file) : null;
   const model = trainer?.model ?? (await modelFromCheckpoint(e, ckpt, file));
   const info = ckpt.meta.dataset;

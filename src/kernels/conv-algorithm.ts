@@ -14,8 +14,8 @@
 //           the weight gradient's split-K partial sums. Needs 'subgroups'. Tried with the default
 //           tile for the pass's GEMM shape and with its neighbour in width.
 // `buildConvPass` builds the dispatches of any algorithm for one pass, for the tuner and for the
-// layer that plans with the choice. Candidates are timed overwriting their outputs; a spec with
-// `accumulate` keeps only the algorithms that can add into the gradients (CONV_ACCUMULATES).
+// layer that plans with the choice. Every algorithm can add into the gradients (a value read by
+// several ops gets the sum of their gradients); a spec with `accumulate` is timed adding.
 import type { Dispatch, Engine } from '../gpu/engine.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { describe } from '../ops/shape.ts';
@@ -44,10 +44,7 @@ export interface ConvSpec {
   bias: boolean;
   /** The forward pass applies a ReLU. */
   relu: boolean;
-  /**
-   * The gradients add into dx, dw and db (a value read by several ops gets the sum of their
-   * gradients): only algorithms that can accumulate are candidates for the backward passes.
-   */
+  /** The gradients add into dx, dw and db (a value read by several ops gets the sum of their gradients). */
   accumulate?: boolean;
 }
 
@@ -104,12 +101,6 @@ export interface BuildOptions {
   scratch?: (shape: number[], label: string) => Tensor;
 }
 
-/**
- * Which algorithms can add their gradients into the output buffers (every one, through the
- * kernels' ACCUM override): kept so that an algorithm that cannot is never chosen for a sum.
- */
-export const CONV_ACCUMULATES: Readonly<Record<ConvAlgorithm, boolean>> = { gemm: true, direct: true, im2col: true };
-
 const PASS_KEYS: Record<ConvPass, keyof ConvAlgorithmChoices> = { forward: 'forward', backward_input: 'backwardInput', backward_weight: 'backwardWeight' };
 const PASSES: readonly ConvPass[] = ['forward', 'backward_input', 'backward_weight'];
 const ALGORITHMS: readonly ConvAlgorithm[] = ['gemm', 'im2col', 'direct'];
@@ -157,9 +148,6 @@ export async function buildConvPass(e: Engine, pass: ConvPass, algorithm: string
     },
   };
   try {
-    if (opts.accumulate && pass !== 'forward' && !CONV_ACCUMULATES[alg]) {
-      throw new Error(`${what}: accumulate is not supported by '${alg}' (algorithms that accumulate: ${ALGORITHMS.filter((a) => CONV_ACCUMULATES[a]).join(', ')}).`);
-    }
     if (pass === 'forward') {
       need(what, t, ['x', 'w', 'y']);
       const { x, w, y } = t as Required<ConvTensors>;
@@ -243,20 +231,10 @@ function shapeClass(g: Conv2dGeometry, pass: ConvPass, spec: ConvSpec): string {
  * algorithm was left out, and the choice when measuring is off (the first candidate).
  */
 export function convAlgorithmCandidates(e: Pick<Engine, 'adapter'>, spec: ConvSpec, pass: ConvPass): { candidates: string[]; excluded: string[]; heuristic: string } {
-  return candidatesFor(e, specGeometry(spec), pass, spec.accumulate === true);
+  return candidatesFor(e, specGeometry(spec), pass);
 }
 
-function candidatesFor(e: Pick<Engine, 'adapter'>, g: Conv2dGeometry, pass: ConvPass, accumulate: boolean): { candidates: string[]; excluded: string[]; heuristic: string } {
-  const all = candidatesAny(e, g, pass);
-  if (!accumulate || pass === 'forward') return all;
-  const can = (v: string) => CONV_ACCUMULATES[parseVariant(v).algorithm];
-  const excluded = [...all.excluded, ...all.candidates.filter((v) => !can(v)).map((v) => `${v} cannot accumulate`)];
-  const candidates = all.candidates.filter(can);
-  if (!candidates.length) throw new Error(`Convolution ${pass}: no algorithm can accumulate here (${excluded.join('; ')}).`);
-  return { candidates, excluded, heuristic: candidates[0] };
-}
-
-function candidatesAny(e: Pick<Engine, 'adapter'>, g: Conv2dGeometry, pass: ConvPass): { candidates: string[]; excluded: string[]; heuristic: string } {
+function candidatesFor(e: Pick<Engine, 'adapter'>, g: Conv2dGeometry, pass: ConvPass): { candidates: string[]; excluded: string[]; heuristic: string } {
   const candidates: string[] = [];
   const excluded: string[] = [];
   if (e.adapter.features.includes('subgroups')) {
@@ -304,7 +282,7 @@ export async function chooseConvAlgorithms(e: Engine, spec: ConvSpec, opts: { pa
   try {
     const out = {} as ConvAlgorithmChoices;
     for (const pass of PASSES) {
-      const { candidates, excluded, heuristic } = candidatesFor(e, g, pass, spec.accumulate === true);
+      const { candidates, excluded, heuristic } = candidatesFor(e, g, pass);
       const measured = !opts.passes || opts.passes.includes(pass);
       const rec = measured
         ? await tuneRecord(e, {

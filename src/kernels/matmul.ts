@@ -31,7 +31,10 @@ interface Variant {
   family: 'matmul' | 'matmul_quad';
   entry: string;
   needsSubgroups: boolean;
-  workgroups(M: number, N: number): [number, number, number];
+  /** Quad variants: workgroup size and grid for G products (the batch folded into x and y). */
+  quads?(M: number, N: number, G: number): { wg: number; grid: [number, number, number] };
+  /** Other variants: the grid of one product (the batch along z). */
+  workgroups?(M: number, N: number): [number, number, number];
 }
 
 /**
@@ -40,7 +43,17 @@ interface Variant {
  */
 const QUAD_WG = 32;
 
-const quadGrid = (rows: number, cols: number) => (M: number, N: number) => grid1d(Math.ceil(M / rows) * Math.ceil(N / cols) * 4, QUAD_WG);
+/**
+ * Workgroup size and grid of a quad variant for G products of M x N: 4 invocations per quad tile,
+ * the matrices' tiles numbered one after the other. A single product keeps QUAD_WG; a batch gets
+ * workgroups up to 256 wide (about eight per dispatch or more), since on CPU adapters every
+ * workgroup costs a fixed overhead that a batch of small products (attention's) would pay per matrix.
+ */
+const quadGrid = (rows: number, cols: number) => (M: number, N: number, G: number) => {
+  const invocations = G * Math.ceil(M / rows) * Math.ceil(N / cols) * 4;
+  const wg = G === 1 ? QUAD_WG : Math.min(256, Math.max(QUAD_WG, 2 ** Math.floor(Math.log2(invocations / 8))));
+  return { wg, grid: grid1d(invocations, wg) };
+};
 
 const VARIANTS: Record<string, Variant> = {
   // 4x4 of C per invocation from registers, no workgroup memory: the portable CPU-friendly kernel.
@@ -59,9 +72,9 @@ const VARIANTS: Record<string, Variant> = {
   },
   // Quads share operand loads through quad swaps: fastest on SwiftShader; the names give the rows
   // and columns of C per invocation (a quad covers four times the columns).
-  quad32x16: { family: 'matmul_quad', entry: 'matmul_quad32x16', needsSubgroups: true, workgroups: quadGrid(32, 64) },
-  quad32x8: { family: 'matmul_quad', entry: 'matmul_quad32x8', needsSubgroups: true, workgroups: quadGrid(32, 32) },
-  quad16x8: { family: 'matmul_quad', entry: 'matmul_quad16x8', needsSubgroups: true, workgroups: quadGrid(16, 32) },
+  quad32x16: { family: 'matmul_quad', entry: 'matmul_quad32x16', needsSubgroups: true, quads: quadGrid(32, 64) },
+  quad32x8: { family: 'matmul_quad', entry: 'matmul_quad32x8', needsSubgroups: true, quads: quadGrid(32, 32) },
+  quad16x8: { family: 'matmul_quad', entry: 'matmul_quad16x8', needsSubgroups: true, quads: quadGrid(16, 32) },
 };
 
 /** Names of all variants, for tests and benchmarks. */
@@ -142,7 +155,7 @@ export interface BatchedMatmulOptions extends TransposeOptions, AccumulateOption
  * G independent products in one dispatch: C[g] = op(A[g]) · op(B[g]) (plus C[g] with accumulate).
  * a [G, M, K] (or [G, K, M] with transA), b [G, K, N] (or [G, N, K] with transB), c [G, M, N]; a or b
  * may be 2-D, the same matrix for every g. G is at most 65,535 (the grid's z). The variant is the
- * one tuned for a single [M, N, K] product.
+ * one tuned for G products of [M, N, K].
  */
 export async function batchedMatmul(e: Engine, a: Tensor, b: Tensor, c: Tensor, opts: BatchedMatmulOptions = {}): Promise<Dispatch> {
   const what = 'Kernel matmul (batched)';
@@ -151,20 +164,93 @@ export async function batchedMatmul(e: Engine, a: Tensor, b: Tensor, c: Tensor, 
     throw new Error(`${what}: output "${c.label}" ${shapeStr(c.shape)} holds ${g.G} matrices; one dispatch takes at most ${MAX_WORKGROUPS_PER_DIM} (the workgroup limit along z). Split the batch.`);
   }
   const { M, N, K } = g;
-  const variant = opts.variant ?? (await chooseMatmulVariant(e, M, N, K, opts));
+  const variant = opts.variant ?? (await chooseMatmulVariant(e, M, N, K, { transA: opts.transA, transB: opts.transB, G: g.G }));
   const batch = { G: g.G, bsa: g.aBatched ? M * K : 0, bsb: g.bBatched ? K * N : 0, bsc: M * N };
   return matmulDispatch(e, variant, a, b, c, { M, N, K, ...batch }, { transA: opts.transA, transB: opts.transB, accumulate: opts.accumulate });
 }
 
-/** A product's sizes; G matrices with batch strides bsa, bsb, bsc (elements) when batched. */
+/** One operand of `stridedMatmul`: a tensor and where each of its matrices' elements lie (in elements). */
+export interface StridedOperand {
+  tensor: Tensor;
+  /** Where matrix (0, 0) starts. */
+  offset: number;
+  /** From one group of matrices to the next (attention: one sample to the next). */
+  group: number;
+  /** From one matrix of a group to the next (attention: one head to the next). */
+  matrix: number;
+  /** From one row of the operand as used (op(A)'s m, op(B)'s k, C's m) to the next. */
+  row: number;
+  /** From one column (op(A)'s k, op(B)'s n) to the next; C's columns are always 1 apart. */
+  col: number;
+}
+
+/** Sizes of a strided product: groups x perGroup matrices C = op(A) op(B), each [M, N] with inner size K. */
+export interface StridedDims {
+  M: number;
+  N: number;
+  K: number;
+  groups: number;
+  perGroup: number;
+}
+
+/**
+ * groups x perGroup products, C = op(A)·op(B) (C += ... with accumulate), whose operands are strided
+ * views of larger tensors: one head's q, k or v inside a [T, 3D] projection, one head's output
+ * inside [T, D]. Each operand is checked to lie within its tensor; the error names the tensor.
+ */
+export async function stridedMatmul(e: Engine, a: StridedOperand, b: StridedOperand, c: Omit<StridedOperand, 'col'>, dims: StridedDims, opts: AccumulateOptions & { variant?: string } = {}): Promise<Dispatch> {
+  const what = 'Kernel matmul (strided)';
+  const { M, N, K, groups, perGroup } = dims;
+  for (const [k, v] of Object.entries(dims)) if (!Number.isInteger(v) || v < 1) throw new Error(`${what}: ${k} = ${v} must be a positive integer.`);
+  const reach = (o: Omit<StridedOperand, 'col'> & { col?: number }, rows: number, cols: number) =>
+    o.offset + (groups - 1) * o.group + (perGroup - 1) * o.matrix + (rows - 1) * o.row + (cols - 1) * (o.col ?? 1);
+  for (const [name, o, rows, cols] of [['A', a, M, K], ['B', b, K, N], ['C', c, M, N]] as const) {
+    const last = reach(o, rows, cols);
+    if ([o.offset, o.group, o.matrix, o.row, 'col' in o ? o.col : 1].some((x) => !Number.isInteger(x) || x < 0) || last >= o.tensor.size) {
+      throw new Error(`${what}: ${name} "${o.tensor.label}" ${shapeStr(o.tensor.shape)} holds ${o.tensor.size} elements, but ${groups}x${perGroup} matrices of ${rows}x${cols} at offset ${o.offset} (strides: group ${o.group}, matrix ${o.matrix}, row ${o.row}${'col' in o ? `, col ${o.col}` : ''}) reach element ${last}.`);
+    }
+  }
+  const G = groups * perGroup;
+  const transA = a.col !== 1;
+  const transB = b.col !== 1;
+  const variant = opts.variant ?? (await chooseMatmulVariant(e, M, N, K, { transA, transB, G }));
+  if (!VARIANTS[variant]?.quads && G > MAX_WORKGROUPS_PER_DIM) {
+    throw new Error(`${what}: ${G} matrices; variant ${variant} takes at most ${MAX_WORKGROUPS_PER_DIM} per dispatch (the workgroup limit along z).`);
+  }
+  const size: MatmulSize = {
+    M, N, K, G, gi: perGroup,
+    oa: a.offset, bsa2: a.group, bsa: a.matrix, sam: a.row, sak: a.col,
+    ob: b.offset, bsb2: b.group, bsb: b.matrix, sbk: b.row, sbn: b.col,
+    oc: c.offset, bsc2: c.group, bsc: c.matrix, ldc: c.row,
+  };
+  return matmulDispatch(e, variant, a.tensor, b.tensor, c.tensor, size, { accumulate: opts.accumulate });
+}
+
+/**
+ * A product's sizes, and where its matrices lie: G matrices in groups of gi, matrix g at offset
+ * o + (g / gi) * bs2 + (g % gi) * bs of each operand (elements); the rows of C ldc apart; A's and
+ * B's element strides in sam, sak, sbk, sbn (default: packed, by the transposes).
+ */
 interface MatmulSize {
   M: number;
   N: number;
   K: number;
   G?: number;
+  gi?: number;
   bsa?: number;
   bsb?: number;
   bsc?: number;
+  bsa2?: number;
+  bsb2?: number;
+  bsc2?: number;
+  oa?: number;
+  ob?: number;
+  oc?: number;
+  ldc?: number;
+  sam?: number;
+  sak?: number;
+  sbk?: number;
+  sbn?: number;
 }
 
 async function matmulDispatch(e: Engine, variant: string, a: Tensor, b: Tensor, c: Tensor, size: MatmulSize, opts: MatmulOptions): Promise<Dispatch> {
@@ -175,34 +261,47 @@ async function matmulDispatch(e: Engine, variant: string, a: Tensor, b: Tensor, 
   }
   const { M, N, K } = size;
   const constants: Record<string, number> = { HAS_BIAS: opts.bias ? 1 : 0, ACT: opts.activation ? ACT_IDS[opts.activation] : 0 };
-  if (v.family === 'matmul_quad') constants.WG = QUAD_WG;
+  const G = size.G ?? 1;
+  const quads = v.quads?.(M, N, G);
+  if (quads) constants.WG = quads.wg;
   const k = await e.kernel(v.family, v.entry, withAccumulate(constants, opts));
   const params = {
     M,
     N,
     K,
     // op(A)[m, k] = a[m * sam + k * sak]; op(B)[k, n] = b[k * sbk + n * sbn]
-    sam: opts.transA ? 1 : K,
-    sak: opts.transA ? M : 1,
-    sbk: opts.transB ? 1 : N,
-    sbn: opts.transB ? K : 1,
+    sam: size.sam ?? (opts.transA ? 1 : K),
+    sak: size.sak ?? (opts.transA ? M : 1),
+    sbk: size.sbk ?? (opts.transB ? 1 : N),
+    sbn: size.sbn ?? (opts.transB ? K : 1),
     alpha: opts.alpha ?? 0.01,
     // Matrix g starts g * bs elements into its buffer; 0 for a 2-D product (G = 1) and for a 2-D
     // operand shared by a batch.
     bsa: size.bsa ?? 0,
     bsb: size.bsb ?? 0,
     bsc: size.bsc ?? 0,
+    G,
+    // Without groups, one group of all G matrices: matrix g at o + g * bs.
+    gi: size.gi ?? G,
+    bsa2: size.bsa2 ?? 0,
+    bsb2: size.bsb2 ?? 0,
+    bsc2: size.bsc2 ?? 0,
+    oa: size.oa ?? 0,
+    ob: size.ob ?? 0,
+    oc: size.oc ?? 0,
+    ldc: size.ldc ?? N,
   };
   const buffers: Record<string, Tensor> = { a, b, c };
   if (k.bindings.some((x) => x.name === 'bias')) buffers.bias = opts.bias ?? placeholderBias(e);
-  const [gx, gy] = v.workgroups(M, N);
-  return e.dispatch(k, buffers, [gx, gy, size.G ?? 1], params);
+  if (quads) return e.dispatch(k, buffers, quads.grid, params);
+  const [gx, gy] = v.workgroups!(M, N);
+  return e.dispatch(k, buffers, [gx, gy, G], params);
 }
 
-/** Shape class for tuning: log2 buckets of M, N, K and the transposes. */
-export function matmulShapeClass(M: number, N: number, K: number, transA = false, transB = false): string {
+/** Shape class for tuning: log2 buckets of M, N, K (and of G for a batch of products) and the transposes. */
+export function matmulShapeClass(M: number, N: number, K: number, transA = false, transB = false, G = 1): string {
   const l = (x: number) => Math.ceil(Math.log2(x));
-  return `m${l(M)}.n${l(N)}.k${l(K)}.${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`;
+  return `m${l(M)}.n${l(N)}.k${l(K)}.${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}${G > 1 ? `.g${l(G)}` : ''}`;
 }
 
 /**
@@ -213,16 +312,26 @@ export function matmulShapeClass(M: number, N: number, K: number, transA = false
  */
 const TUNE_MACS = 1 << 27;
 
-/** The variant the tuner picks for this adapter and shape (measured once per shape class). */
-export async function chooseMatmulVariant(e: Engine, M: number, N: number, K: number, opts: Pick<MatmulOptions, 'transA' | 'transB'> = {}): Promise<string> {
+/** What `chooseMatmulVariant` tunes for: the transposes, and G for a batch of G products in one dispatch. */
+export interface MatmulTuneOptions extends Pick<MatmulOptions, 'transA' | 'transB'> {
+  G?: number;
+}
+
+/**
+ * The variant the tuner picks for this adapter and shape (measured once per shape class). A batch
+ * is timed as a batch: the quad kernels fold it into wide workgroups, so the best variant for 128
+ * small products is not the best for one.
+ */
+export async function chooseMatmulVariant(e: Engine, M: number, N: number, K: number, opts: MatmulTuneOptions = {}): Promise<string> {
+  const G = opts.G ?? 1;
   const heuristic = defaultMatmulVariant(e, M, N);
   // Likely fastest first, so that clearly slower variants are cut short after one run. Software
   // adapters run workgroup barriers as coroutine switches: the tiled kernel is several times slower
   // there (bench/matmul.ts) and takes seconds to compile, so it is not tried.
   const order = e.adapter.isSoftware ? ['quad32x16', 'quad32x8', 'quad16x8', 'blocked'] : ['tiled', 'quad32x16', 'quad32x8', 'quad16x8', 'blocked'];
   const supported = matmulVariantsFor(e);
-  const candidates = [heuristic, ...order.filter((v) => v !== heuristic && supported.includes(v))];
-  const Kt = Math.min(K, Math.max(16, Math.floor(TUNE_MACS / (M * N))));
+  const candidates = [heuristic, ...order.filter((v) => v !== heuristic && supported.includes(v) && (G <= MAX_WORKGROUPS_PER_DIM || VARIANTS[v].quads))];
+  const Kt = Math.min(K, Math.max(16, Math.floor(TUNE_MACS / (M * N * G))));
   // Tuning operands, made at the first measurement (none when the choice is remembered).
   const held: { inputs?: { a: Tensor; b: Tensor; c: Tensor; ad: Float32Array; bd: Float32Array } } = {};
   try {
@@ -230,28 +339,29 @@ export async function chooseMatmulVariant(e: Engine, M: number, N: number, K: nu
       family: 'matmul',
       // 2: timed at a longer K, in two passes, with waits that no longer spin the main thread.
       version: 2,
-      shapeClass: matmulShapeClass(M, N, K, opts.transA, opts.transB),
+      shapeClass: matmulShapeClass(M, N, K, opts.transA, opts.transB, G),
       candidates,
       heuristic,
       measure: async (variant, best) => {
         if (!held.inputs) {
           const rng = new Rng(1234);
-          const ad = Float32Array.from({ length: M * Kt }, () => rng.uniform(-1, 1));
-          const bd = Float32Array.from({ length: Kt * N }, () => rng.uniform(-1, 1));
+          const ad = Float32Array.from({ length: G * M * Kt }, () => rng.uniform(-1, 1));
+          const bd = Float32Array.from({ length: G * Kt * N }, () => rng.uniform(-1, 1));
           held.inputs = {
-            a: e.tensor(opts.transA ? [Kt, M] : [M, Kt], ad, 'tune:a'),
-            b: e.tensor(opts.transB ? [N, Kt] : [Kt, N], bd, 'tune:b'),
-            c: e.tensor([M, N], undefined, 'tune:c'),
+            a: e.tensor([G * M * Kt], ad, 'tune:a'),
+            b: e.tensor([G * Kt * N], bd, 'tune:b'),
+            c: e.tensor([G * M * N], undefined, 'tune:c'),
             ad,
             bd,
           };
         }
         const { a, b, c, ad, bd } = held.inputs;
         // Plain product (no bias, no activation): the choice holds for every epilogue.
-        const d = await matmulDispatch(e, variant, a, b, c, { M, N, K: Kt }, { transA: opts.transA, transB: opts.transB });
+        const size = { M, N, K: Kt, G, bsa: M * Kt, bsb: Kt * N, bsc: M * N };
+        const d = await matmulDispatch(e, variant, a, b, c, size, { transA: opts.transA, transB: opts.transB });
         try {
           const s = await timeDispatch(e, d, { repeats: 2, giveUpAfter: 2 * best });
-          checkSample(variant, await c.read(), ad, bd, M, N, Kt, opts);
+          checkSample(variant, await c.read(), ad, bd, G, M, N, Kt, opts);
           return s;
         } finally {
           d.dispose();
@@ -264,15 +374,17 @@ export async function chooseMatmulVariant(e: Engine, M: number, N: number, K: nu
 }
 
 /** A variant must compute the product before it can win: check a few entries against the CPU. */
-function checkSample(variant: string, got: Float32Array, a: Float32Array, b: Float32Array, M: number, N: number, K: number, opts: Pick<MatmulOptions, 'transA' | 'transB'>): void {
+function checkSample(variant: string, got: Float32Array, a: Float32Array, b: Float32Array, G: number, M: number, N: number, K: number, opts: Pick<MatmulOptions, 'transA' | 'transB'>): void {
   const rng = new Rng(99);
   for (let s = 0; s < 16; s++) {
+    const g = rng.int(G);
     const m = rng.int(M);
     const n = rng.int(N);
+    const [oa, ob, oc] = [g * M * K, g * K * N, g * M * N + m * N + n];
     let want = 0;
-    for (let k = 0; k < K; k++) want += (opts.transA ? a[k * M + m] : a[m * K + k]) * (opts.transB ? b[n * K + k] : b[k * N + n]);
-    if (!(Math.abs(got[m * N + n] - want) <= 1e-3 * Math.sqrt(K) + 1e-3 * Math.abs(want))) {
-      throw new Error(`variant ${variant} computed C[${m}, ${n}] = ${got[m * N + n]}, expected ${want}`);
+    for (let k = 0; k < K; k++) want += (opts.transA ? a[oa + k * M + m] : a[oa + m * K + k]) * (opts.transB ? b[ob + n * K + k] : b[ob + k * N + n]);
+    if (!(Math.abs(got[oc] - want) <= 1e-3 * Math.sqrt(K) + 1e-3 * Math.abs(want))) {
+      throw new Error(`variant ${variant} computed C[${g}, ${m}, ${n}] = ${got[oc]}, expected ${want}`);
     }
   }
 }

@@ -7,7 +7,7 @@ import type { Dispatch, Engine } from '../gpu/engine.ts';
 import { shapeSize, shapeStr, type Shape, type Tensor } from '../gpu/tensor.ts';
 import { activationBackward, activationForward } from '../kernels/activation.ts';
 import { addForward, fillForward, mulForward, scaleForward } from '../kernels/elementwise.ts';
-import { batchedMatmul, biasGrad } from '../kernels/matmul.ts';
+import { batchedMatmul, biasGrad, stridedMatmul, type StridedDims, type StridedOperand } from '../kernels/matmul.ts';
 import { inversePermutation, permute as permuteKernel } from '../kernels/permute.ts';
 import { broadcastAxes, reduceAxes } from '../kernels/reduce.ts';
 import { sliceFrom, sliceInto } from '../kernels/slice.ts';
@@ -294,6 +294,78 @@ export function matmul(a: Value, b: Value, opts: { transA?: boolean; transB?: bo
   const [K2, N] = opts.transB ? [bc, br] : [br, bc];
   if (K !== K2) throw new GraphError(`${where}: inner dimensions differ (${K} and ${K2}) in ${a}${opts.transA ? 'ᵀ' : ''} · ${b}${opts.transB ? 'ᵀ' : ''}.`);
   return apply('matmul', new MatmulOp(Boolean(opts.transA), Boolean(opts.transB)), [a, b], [[...lead(a), M, N]])[0];
+}
+
+// ---- attention -------------------------------------------------------------------------------
+
+class AttentionOp extends Primitive {
+  readonly kind = 'attention';
+  constructor(
+    readonly heads: number,
+    readonly factor: number,
+  ) {
+    super();
+  }
+  async plan(e: Engine, io: OpIO): Promise<OpPlan> {
+    const qkv = io.x; // [B, T, 3D]
+    const [B, T, D3] = qkv.shape;
+    const D = D3 / 3;
+    const H = this.heads;
+    const dh = D / H;
+    const dims = (M: number, N: number, K: number): StridedDims => ({ M, N, K, groups: B, perGroup: H });
+    // Head h of sample b: q, k, v are dh columns of the qkv rows (3D apart); its output and output
+    // gradient are dh columns of [B, T, D]; its scores, weights and their gradients a packed T x T.
+    const part = (t: Tensor, i: number, transposed = false): StridedOperand => ({ tensor: t, offset: i * D, group: T * D3, matrix: dh, row: transposed ? 1 : D3, col: transposed ? D3 : 1 });
+    const heads = (t: Tensor, transposed = false): StridedOperand => ({ tensor: t, offset: 0, group: T * D, matrix: dh, row: transposed ? 1 : D, col: transposed ? D : 1 });
+    const square = (t: Tensor, transposed = false): StridedOperand => ({ tensor: t, offset: 0, group: H * T * T, matrix: T * T, row: transposed ? 1 : T, col: transposed ? T : 1 });
+    const rows = (t: Tensor) => t.view([B * H * T, T], `${t.label} rows`);
+    const scores = io.scratch([B, H, T, T], `${io.path}.scores`);
+    const weights = io.scratch([B, H, T, T], `${io.path}.weights`); // saved for backward
+    const forward = [
+      await stridedMatmul(e, part(qkv, 0), part(qkv, 1, true), square(scores), dims(T, T, dh)),
+      await scaledSoftmaxForward(e, rows(scores), rows(weights), this.factor),
+      await stridedMatmul(e, square(weights), part(qkv, 2), heads(io.y), dims(T, dh, T)),
+    ];
+    const backward: Dispatch[] = [];
+    if (io.dy && io.dx) {
+      const { tensor: dqkv, accumulate } = io.dx;
+      const dWeights = io.scratch([B, H, T, T], `${io.path}.dweights`);
+      const dScores = io.scratch([B, H, T, T], `${io.path}.dscores`);
+      backward.push(
+        // dP = dO · vᵀ; dS = the scaled softmax's backward; then dq = dS · k, dk = dSᵀ · q and
+        // dv = Pᵀ · dO, each written into its own columns of the qkv gradient.
+        await stridedMatmul(e, heads(io.dy), part(qkv, 2, true), square(dWeights), dims(T, T, dh)),
+        await scaledSoftmaxBackward(e, rows(weights), rows(dWeights), rows(dScores), this.factor),
+        await stridedMatmul(e, square(dScores), part(qkv, 1), part(dqkv, 0), dims(T, dh, T), { accumulate }),
+        await stridedMatmul(e, square(dScores, true), part(qkv, 0), part(dqkv, 1), dims(T, dh, T), { accumulate }),
+        await stridedMatmul(e, square(weights, true), heads(io.dy), part(dqkv, 2), dims(T, dh, T), { accumulate }),
+      );
+    }
+    // The attention weights, for pictures of where each token looks (see PlanOptions.keep).
+    return { ...plan(forward, backward), inspect: { weights } };
+  }
+  spec(): OpSpec {
+    return { kind: 'attention', heads: this.heads, factor: this.factor };
+  }
+}
+
+/**
+ * Multi-head scaled dot-product attention over a [T, 3D] projection holding q, k and v side by
+ * side (head h in columns h*dh .. h*dh+dh-1 of each): softmax(factor · q kᵀ) v per head, the heads'
+ * outputs side by side in [T, D]. One node: the heads are read out of qkv and written into the
+ * output in place (no permutes), and only the attention weights are kept for the backward pass.
+ * `factor` defaults to 1/sqrt(dh).
+ */
+export function attention(qkv: Value, heads: number, factor?: number): Value {
+  expectValue('attention', qkv, 'its argument');
+  const where = pathFor('attention');
+  if (qkv.shape.length !== 2 || qkv.shape[1] % 3 !== 0) throw new GraphError(`${where}: ${qkv} must be [tokens, 3 * width] (q, k and v side by side).`);
+  const [T, D3] = qkv.shape;
+  const D = D3 / 3;
+  if (!Number.isInteger(heads) || heads < 1 || D % heads !== 0) throw new GraphError(`${where}: width ${D} (of ${qkv}) is not a multiple of ${heads} heads.`);
+  const f = factor ?? 1 / Math.sqrt(D / heads);
+  if (!Number.isFinite(f)) throw new GraphError(`${where}: the scale ${f} is not a finite number.`);
+  return apply('attention', new AttentionOp(heads, f), [qkv], [[T, D]])[0];
 }
 
 // ---- shapes -----------------------------------------------------------------------------------

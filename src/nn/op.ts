@@ -78,6 +78,11 @@ export interface OpPlan {
   beforeStep?(step: number): void;
   /** Frees what the plan made (dispatch uniforms, unplanned tensors). */
   dispose(): void;
+  /**
+   * Tensors of the op's own worth reading after a pass (e.g. a fused attention's weights,
+   * [batch, heads, T, T]): kept readable when the node's output is asked for with PlanOptions.keep.
+   */
+  inspect?: Record<string, Tensor>;
 }
 
 export interface Op {

@@ -41,6 +41,8 @@ export interface ModelPlan {
   dInputs: Tensor[];
   /** The tensors of the values asked for with `keep`, readable after the passes. */
   kept: Map<Value, Tensor>;
+  /** For each kept value, what its producing op offers to inspect (OpPlan.inspect), kept readable too. */
+  inspected: Map<Value, Record<string, Tensor>>;
   forward: Dispatch[];
   forwardEval: Dispatch[];
   backward: Dispatch[];
@@ -87,7 +89,10 @@ export interface PlanOptions {
    * the way; a training step writes them anew. Such a plan refuses to train.
    */
   inputGradient?: boolean;
-  /** Values whose tensors stay readable after the passes (no other tensor shares their memory), e.g. attention weights. */
+  /**
+   * Values whose tensors stay readable after the passes (no other tensor shares their memory),
+   * with what their producing ops offer to inspect (a fused attention's weights).
+   */
   keep?: Value[];
 }
 
@@ -260,12 +265,17 @@ export async function planGraph(e: Engine, graph: Graph, order: Node[], params: 
     if (!t) throw new GraphError(`keep: ${v} is not a value of this model's graph after fusion.`);
     return [v, t] as [Value, Tensor];
   }));
+  const inspected = new Map<Value, Record<string, Tensor>>();
+  for (const v of kept.keys()) {
+    const offered = v.producer ? opPlans.get(v.producer)?.plan.inspect : undefined;
+    if (offered) inspected.set(v, offered);
+  }
   const storages = assignMemory(e, planned, {
     forward,
     forwardEval,
     backward,
     inputs: graph.inputs.map((v) => value.get(v)!),
-    outputs: [value.get(output)!, value.get(lossValue)!, ...dInputs, ...kept.values()],
+    outputs: [value.get(output)!, value.get(lossValue)!, ...dInputs, ...kept.values(), ...[...inspected.values()].flatMap((r) => Object.values(r))],
     dOutput,
   });
   const plannedBytes = planned.reduce((s, t) => s + t.byteLength, 0);
@@ -287,6 +297,7 @@ export async function planGraph(e: Engine, graph: Graph, order: Node[], params: 
     dOutput,
     dInputs,
     kept,
+    inspected,
     forward,
     forwardEval,
     backward,

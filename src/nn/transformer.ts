@@ -9,7 +9,7 @@ import { layerNormBackward, layerNormForward, layerNormParamGrad } from '../kern
 import type { OpSpec } from '../ops/graph.ts';
 import { Conv2d } from './conv.ts';
 import { Dense } from './dense.ts';
-import { add, broadcast, concat, gelu, matmul, mean, permute, reshape, scaledSoftmax, slice, split } from './functional.ts';
+import { add, attention, broadcast, concat, gelu, mean, permute, reshape, slice } from './functional.ts';
 import { GraphError, type Value } from './graph.ts';
 import { Layer, LayerShapeError } from './layer.ts';
 import { Model } from './model.ts';
@@ -83,15 +83,8 @@ export class Attention extends Module {
   }
 
   forward(x: Value): Value {
-    const [T, D] = x.shape;
-    const H = this.heads;
-    const dh = D / H;
-    // [T, 3D] -> [T, 3, H, dh] -> [3, H, T, dh]: q, k and v, each [H, T, dh].
-    const qkv = permute(reshape(this.qkv.forward(x), [T, 3, H, dh]), [1, 2, 0, 3]);
-    const [q, k, v] = split(qkv, [1, 1, 1], 0).map((t) => reshape(t, [H, T, dh]));
-    const weights = scaledSoftmax(matmul(q, k, { transB: true }), 1 / Math.sqrt(dh)); // [H, T, T]
-    const out = permute(matmul(weights, v), [1, 0, 2]); // [T, H, dh]
-    return this.proj.forward(reshape(out, [T, D]));
+    // q, k and v side by side in one [T, 3D] projection; the heads are read out of it in place.
+    return this.proj.forward(attention(this.qkv.forward(x), this.heads));
   }
 }
 

@@ -24,6 +24,7 @@ export type OpSpec =
   | { kind: 'add_param'; param: string }
   | { kind: 'mul_param'; param: string }
   | { kind: 'matmul'; transA: boolean; transB: boolean }
+  | { kind: 'attention'; heads: number; factor: number }
   | { kind: 'permute'; dims: number[] }
   | { kind: 'concat'; axis: number }
   | { kind: 'split'; axis: number; sizes: number[] }

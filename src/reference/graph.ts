@@ -6,6 +6,7 @@
 import type { GraphSpec, NodeSpec, OpSpec } from '../ops/graph.ts';
 import { dropoutStepSeed } from '../ops/step.ts';
 import { activationBackward, activationForward } from './activation.ts';
+import { attentionBackward, attentionForward, type AttentionSizes } from './attention.ts';
 import { batchNormBackward, batchNormForwardEval, batchNormForwardTrain } from './batchnorm.ts';
 import { clipByGlobalNorm } from './clip.ts';
 import { conv2dBackwardInput, conv2dBackwardWeight, conv2dForward } from './conv2d.ts';
@@ -52,6 +53,8 @@ interface Saved {
   argmax?: HostTensor;
   mean?: HostTensor;
   invstd?: HostTensor;
+  /** Attention's softmax output, [B, heads, T, T]. */
+  weights?: HostTensor;
 }
 
 /** Rows of a tensor normalised over its last dimension (layer norm), and that dimension. */
@@ -220,6 +223,12 @@ export class RefGraph {
       case 'matmul':
         batchedMatmul(as3(xs[0]), as3(xs[1]), as3(y), op);
         return;
+      case 'attention': {
+        const z = attentionSizes(x, op);
+        s.weights = this.tensor([z.batch, op.heads, z.tokens, z.tokens]);
+        attentionForward(x.data, y.data, s.weights.data, z);
+        return;
+      }
       case 'permute':
         permute(x, y, [0, ...op.dims.map((d) => d + 1)]);
         return;
@@ -399,6 +408,9 @@ export class RefGraph {
       case 'matmul':
         batchedMatmulBackward(as3(xs[0]), as3(xs[1]), as3(dy), as3(dxs[0]), as3(dxs[1]), op);
         return;
+      case 'attention':
+        attentionBackward(x.data, s.weights!.data, dy.data, dx.data, attentionSizes(x, op));
+        return;
       case 'permute':
         permuteBackward(dy, dx, [0, ...op.dims.map((d) => d + 1)]);
         return;
@@ -466,6 +478,12 @@ export class RefGraph {
 }
 
 /** A [..., r, c] tensor as [G, r, c]. */
+/** The sizes of an attention node over qkv [B, T, 3D]. */
+function attentionSizes(qkv: HostTensor, op: { heads: number; factor: number }): AttentionSizes {
+  const [batch, tokens, d3] = qkv.shape;
+  return { batch, tokens, width: d3 / 3, heads: op.heads, scale: op.factor };
+}
+
 function as3(t: HostTensor): HostTensor {
   const r = t.shape.at(-2)!;
   const c = t.shape.at(-1)!;

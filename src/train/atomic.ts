@@ -2,8 +2,12 @@
 // beside the target, flushed to disk, then renamed over the target: a crash or a full disk at any
 // point leaves either the old file or the new one, never a torn mix of both.
 import { randomBytes } from 'node:crypto';
+import { readdirSync, unlinkSync } from 'node:fs';
 import { open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+
+/** Temporary files of writes in progress: what an abrupt exit must remove (see removeTemporaryFiles). */
+const inFlight = new Set<string>();
 
 /** The temporary name used while writing `path`: hidden, in the same directory (so rename is atomic). */
 export function tempPathFor(path: string): string {
@@ -20,6 +24,7 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
   const tmp = tempPathFor(path);
   let handle: FileHandle | null = null;
   let step = 'create a temporary file for';
+  inFlight.add(tmp);
   try {
     handle = await open(tmp, 'wx');
     step = 'write';
@@ -34,6 +39,8 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
     await handle?.close().catch(() => {});
     await unlink(tmp).catch(() => {});
     throw new Error(`Could not ${step} ${path}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    inFlight.delete(tmp);
   }
   try {
     await syncDirectory(dirname(path));
@@ -67,5 +74,55 @@ export async function readFileChecked(path: string): Promise<Uint8Array> {
     if (code === 'ENOENT') throw new Error(`No such file: ${where}`, { cause: err });
     if (code === 'EISDIR') throw new Error(`Expected a file but found a directory: ${where}`, { cause: err });
     throw new Error(`Could not read ${where}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * Remove, synchronously, the temporary files of writes still in progress: for a process about to
+ * exit at once (a second Ctrl-C). Their targets are untouched (a rename not yet made leaves the
+ * old file; one already made has no temporary file left), so nothing is torn and nothing litters.
+ */
+export function removeTemporaryFiles(): void {
+  for (const tmp of inFlight) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* already renamed or removed */
+    }
+  }
+  inFlight.clear();
+}
+
+/**
+ * Remove temporary files left beside `path` by writers that died (killed mid-write): those whose
+ * process id is no longer running. A live writer's files are left alone, as is anything else.
+ */
+export function removeStaleTemporaryFiles(path: string): void {
+  const dir = dirname(path);
+  const prefix = `.${basename(path)}.tmp-`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = name.startsWith(prefix) ? /^(\d+)-[0-9a-f]+$/.exec(name.slice(prefix.length)) : null;
+    if (!m || Number(m[1]) === process.pid || isRunning(Number(m[1]))) continue;
+    try {
+      unlinkSync(join(dir, name));
+    } catch {
+      /* gone already */
+    }
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it runs, as another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

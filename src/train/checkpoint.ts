@@ -1,7 +1,7 @@
 // Checkpoints in the safetensors format. Weights are named like a PyTorch state_dict
 // (`layers.{i}.weight` [out, in], `layers.{i}.bias`), optimizer state `optim.<param>.<slot>`, and
 // the metadata holds what a resumed run needs: the model config, loss and optimizer, the training
-// state (epoch, step, data seed) and how the dataset was normalised (so `predict` can do the same).
+// state (epoch, step, data seed; within an epoch also the batch and the data it was cut from) and how the dataset was normalised (so `predict` can do the same).
 // Bytes in and out only; writing files (atomically) is the caller's job (see atomic.ts).
 import type { Engine } from '../gpu/engine.ts';
 import type { Dataset } from '../data/dataset.ts';
@@ -12,6 +12,7 @@ import { Sequential } from '../nn/sequential.ts';
 import type { OptimizerConfig } from '../optim/optimizer.ts';
 import type { LossKind } from './loss.ts';
 import type { TrainState } from './step.ts';
+import { DivergenceError } from './divergence.ts';
 import { Trainer } from './trainer.ts';
 import { CheckpointError, checkAgainst, decodeSafetensors, encodeSafetensors, type NamedTensor } from './safetensors.ts';
 
@@ -32,6 +33,19 @@ export interface DatasetInfo {
   targetName?: string;
 }
 
+/** How a run was set up beyond the model, loss and optimizer: what an export needs to continue it elsewhere. */
+export interface RunRecord {
+  /** The dataset as given to the trainer (a name, a directory or a table file). */
+  dataset: string;
+  batchSize: number;
+  /** Total epochs the run was set to reach. */
+  epochs: number;
+  /** Image augmentation: crop of the image padded by `pad`, horizontal flip; null for none. */
+  augment: { pad: number; flip: boolean } | null;
+  /** How a table was read. */
+  csv?: { skipRows?: number; delimiter?: string; header?: boolean; ignoreColumns?: string[] };
+}
+
 export interface CheckpointMeta {
   format: string;
   /**
@@ -45,6 +59,8 @@ export interface CheckpointMeta {
   training?: { labelSmoothing: number; clipNorm: number | null } | null;
   state: TrainState;
   dataset: DatasetInfo | null;
+  /** Batch size, epochs, augmentation and data source of the run (absent in older checkpoints). */
+  run?: RunRecord;
 }
 
 export interface Checkpoint {
@@ -66,8 +82,18 @@ export function datasetInfo(d: Dataset): DatasetInfo {
   };
 }
 
+export interface CheckpointOptions {
+  /**
+   * Refuse (DivergenceError) to encode a tensor holding NaN or Inf: a step can turn the weights
+   * non-finite before any loss read shows it, and such a checkpoint must not replace a good one.
+   */
+  requireFinite?: boolean;
+  /** The run's batch size, epochs, augmentation and data source, stored as metadata "run". */
+  run?: RunRecord;
+}
+
 /** Read every parameter, buffer and optimizer state from the GPU and encode them with the metadata. */
-export async function checkpointBytes(source: Trainer | Model, dataset?: DatasetInfo | null): Promise<Uint8Array> {
+export async function checkpointBytes(source: Trainer | Model, dataset?: DatasetInfo | null, opts: CheckpointOptions = {}): Promise<Uint8Array> {
   const trainer = source instanceof Trainer ? source : null;
   const model = trainer?.model ?? (source as Model);
   const named: [string, { value: { shape: readonly number[]; read(): Promise<Float32Array> } }][] = [
@@ -76,7 +102,17 @@ export async function checkpointBytes(source: Trainer | Model, dataset?: Dataset
     ...(trainer?.optimizer.state() ?? []).map((s) => [s.name, s] as [string, typeof s]),
   ];
   const tensors: [string, NamedTensor][] = [];
-  for (const [name, t] of named) tensors.push([name, { shape: [...t.value.shape], data: await t.value.read() }]);
+  for (const [name, t] of named) {
+    const data = await t.value.read();
+    if (opts.requireFinite) {
+      const bad = data.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) {
+        const step = trainer?.state.step ?? 0;
+        throw new DivergenceError(step, NaN, `${name} holds ${data[bad]} (at index ${bad}) after step ${step}, so no checkpoint was written`);
+      }
+    }
+    tensors.push([name, { shape: [...t.value.shape], data }]);
+  }
   const config = model.config();
   const meta: CheckpointMeta = {
     format: CHECKPOINT_FORMAT,
@@ -86,6 +122,7 @@ export async function checkpointBytes(source: Trainer | Model, dataset?: Dataset
     training: trainer ? { ...trainer.settings } : null,
     state: trainer ? { ...trainer.state } : { epoch: 0, step: 0, dataSeed: model.seed },
     dataset: dataset ?? null,
+    ...(opts.run ? { run: opts.run } : {}),
   };
   const metadata: Record<string, string> = {};
   // Every entry but the format tag is JSON (parseMeta parses them back), strings such as the loss included.
@@ -106,7 +143,8 @@ function parseMeta(metadata: Record<string, string>, label: string): CheckpointM
   };
   const model = json('model');
   if (!model || !Array.isArray(model.inputShape)) throw new CheckpointError(label, 'metadata "model" has no inputShape.');
-  return { format: metadata.format, model, loss: json('loss'), optimizer: json('optimizer'), training: json('training'), state: json('state') ?? { epoch: 0, step: 0, dataSeed: 0 }, dataset: json('dataset') };
+  const run = json('run');
+  return { format: metadata.format, model, loss: json('loss'), optimizer: json('optimizer'), training: json('training'), state: json('state') ?? { epoch: 0, step: 0, dataSeed: 0 }, dataset: json('dataset'), ...(run ? { run } : {}) };
 }
 
 /** Decode and validate a checkpoint file's bytes. */

@@ -1,7 +1,7 @@
 // What a trained model looks at, computed on the GPU by the model's own graph: saliency maps (the
 // gradient of a class's output with respect to the input pixels, through the backward pass of the
-// evaluation forward) and a vision transformer's attention weights (the outputs of its
-// scaled-softmax nodes, kept readable by the plan). Used by the demo's pictures; any model works.
+// evaluation forward) and a vision transformer's attention weights (a fused attention's weights,
+// or a scaled softmax's output, kept readable by the plan). Used by the demo's pictures; any model works.
 import type { Model } from '../nn/model.ts';
 import type { Value } from '../nn/graph.ts';
 
@@ -46,13 +46,27 @@ export async function saliency(model: Model, x: Float32Array, n: number, classes
   return { gradients, outputs, classes: chosen };
 }
 
-/** The attention-weight values of a model: the outputs of its scaled-softmax nodes, in graph order. */
-export function attentionValues(model: Model): { path: string; value: Value }[] {
-  return model.nodes.filter((node) => node.op.kind === 'scaled_softmax').map((node) => ({ path: node.path, value: node.outputs[0] }));
+/**
+ * The attentions of a model, in graph order: fused attention nodes (whose weights the plan offers
+ * to inspect) and scaled-softmax nodes (whose output is the weights), with the weights' shape
+ * per sample [heads, T, T].
+ */
+export function attentionValues(model: Model): { path: string; value: Value; shape: number[] }[] {
+  const out: { path: string; value: Value; shape: number[] }[] = [];
+  for (const node of model.nodes) {
+    const v = node.outputs[0];
+    if (node.op.kind === 'scaled_softmax' && v.shape.length >= 2) out.push({ path: node.path, value: v, shape: [...v.shape] });
+    else if (node.op.kind === 'attention') {
+      const heads = (node.op as unknown as { heads: number }).heads;
+      const T = v.shape[0];
+      out.push({ path: node.path, value: v, shape: [heads, T, T] });
+    }
+  }
+  return out;
 }
 
 export interface AttentionResult {
-  /** Module path of each attention (e.g. `blocks.0.attn.scaled_softmax`). */
+  /** Module path of each attention (e.g. `blocks.0.attn.attention`). */
   paths: string[];
   /** Per attention: the weights [n, heads, tokens, tokens] (rows: queries, summing to 1). */
   weights: Float32Array[];
@@ -65,12 +79,15 @@ export async function attentionMaps(model: Model, x: Float32Array, n: number): P
   const e = model.engine;
   if (!e) throw new Error('Build the model before asking for attention maps.');
   const atts = attentionValues(model);
-  if (!atts.length) throw new Error('attentionMaps: the model has no attention (no scaled-softmax node).');
+  if (!atts.length) throw new Error('attentionMaps: the model has no attention (no attention or scaled-softmax node).');
   if (x.length !== n * model.inputSize) throw new Error(`attentionMaps: ${x.length} values are not ${n} samples of [${model.inputShape.join(', ')}].`);
   const plan = await model.plan(n, { keep: atts.map((a) => a.value) });
   e.write(plan.input, x);
   e.run(...plan.forwardEval);
   const weights: Float32Array[] = [];
-  for (const a of atts) weights.push(await plan.kept.get(a.value)!.read());
-  return { paths: atts.map((a) => a.path), weights, shapes: atts.map((a) => [...a.value.shape]) };
+  for (const a of atts) {
+    const t = plan.inspected.get(a.value)?.weights ?? plan.kept.get(a.value)!;
+    weights.push(await t.read());
+  }
+  return { paths: atts.map((a) => a.path), weights, shapes: atts.map((a) => a.shape) };
 }

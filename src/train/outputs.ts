@@ -9,14 +9,14 @@ import type { Model } from '../nn/model.ts';
 import { predict } from './trainer.ts';
 
 /** Samples normalised and run per chunk, so that a large split never needs its inputs all at once. */
-const CHUNK = 2048;
+export const OUTPUT_CHUNK = 2048;
 
 /**
  * Model outputs for every sample of `split`, in split order: [split.n * outputSize] (logits for a
  * classifier, standardised values for a regression trained on standardised targets).
  */
 export async function splitOutputs(model: Model, split: Split, data: Dataset): Promise<Float32Array> {
-  const bs = Math.min(CHUNK, split.n);
+  const bs = Math.min(OUTPUT_CHUNK, split.n);
   if (bs === 0) throw new Error(`splitOutputs: the split of "${data.name}" is empty.`);
   const batcher = new Batcher(split, data, { batchSize: bs, shuffle: false, seed: 0 });
   const x = new Float32Array(bs * batcher.sampleSize);

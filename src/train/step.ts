@@ -17,6 +17,36 @@ export interface TrainState {
   step: number;
   /** Seed of the data order (shuffling and augmentation). */
   dataSeed: number;
+  /**
+   * Batches of the epoch in progress (number `epoch`, 0-based) already trained: 0 (or absent) at
+   * an epoch boundary. A checkpoint taken within an epoch resumes at this batch of the same
+   * epoch order.
+   */
+  batch?: number;
+  /** The data the batches were cut from: a mid-epoch resume continues only on the same cut. */
+  data?: EpochData;
+  /** Sums over the batches of the epoch in progress, so that a resumed epoch reports all of it. */
+  epochSoFar?: EpochSums;
+}
+
+/** How the training batches are cut: what must match for a mid-epoch resume to continue exactly. */
+export interface EpochData {
+  /** Training samples. */
+  samples: number;
+  /** Samples per batch (the batch size, at most `samples`); a short last batch is dropped. */
+  batchSize: number;
+  shuffle: boolean;
+  /** Augmentation settings, null for none. */
+  augment: { pad?: number; flip?: boolean } | null;
+  /** A hash of the training split's stored samples and targets (src/train/resume.ts). */
+  fingerprint: string;
+}
+
+/** Per-sample loss and correct-prediction sums and seconds, over the batches trained so far in an epoch. */
+export interface EpochSums {
+  loss: number;
+  correct: number;
+  seconds: number;
 }
 
 /** Which part of a training step a dispatch belongs to. */

@@ -11,10 +11,13 @@ import { sampleSize, type Dataset, type Split } from '../data/dataset.ts';
 import type { Model } from '../nn/model.ts';
 import type { Param } from '../nn/op.ts';
 import { Optimizer, type OptimizerConfig } from '../optim/optimizer.ts';
+import { DivergenceError, DivergenceGuard, type DivergenceOptions } from './divergence.ts';
 import { planLoss, targetWidth, type LossKind, type LossPlan } from './loss.ts';
+import { epochData, resumeMismatch, describePosition } from './resume.ts';
 import { TrainStep, type StepOptions, type TrainState } from './step.ts';
 
 export type { TrainState } from './step.ts';
+export { DivergenceError, type DivergenceOptions } from './divergence.ts';
 
 export interface CompileOptions {
   loss: LossKind;
@@ -64,8 +67,36 @@ export interface FitOptions {
   onStep?(ev: StepEvent): void | Promise<void>;
   /** Called after each epoch; an async callback (e.g. a checkpoint save) is awaited before the next. */
   onEpochEnd?(ev: EpochEvent): void | Promise<void>;
-  /** Checked between steps; when it returns true training stops after the current step. */
+  /**
+   * Checked after every step; when it returns true training stops after that step. Within an
+   * epoch, `state` then says where (`state.batch`), and a checkpoint of the trainer taken now
+   * resumes there exactly.
+   */
   shouldStop?(): boolean;
+  /**
+   * When `onCheckpoint` is called within an epoch: every `steps` optimizer steps (when the step
+   * count is a multiple of it, so a resumed run keeps the same cadence), and/or once `seconds` of
+   * wall time have passed since the last call or epoch end. Never at an epoch's last batch: the
+   * epoch end (onEpochEnd) comes right after it.
+   */
+  checkpointEvery?: { steps?: number; seconds?: number };
+  /**
+   * Called between steps within an epoch when a checkpoint is due (see checkpointEvery), after
+   * the losses so far were read and found sound; `state` is then mid-epoch. Awaited.
+   */
+  onCheckpoint?(ev: CheckpointEvent): void | Promise<void>;
+  /** Also stop (DivergenceError) on a finite loss that grows (see DivergenceGuard). */
+  divergence?: DivergenceOptions;
+}
+
+/** Where training stands when a checkpoint within an epoch is due. */
+export interface CheckpointEvent {
+  /** The epoch in progress, 0-based (as StepEvent). */
+  epoch: number;
+  /** Batches of it trained. */
+  batch: number;
+  batches: number;
+  step: number;
 }
 
 export interface EvalResult {
@@ -83,19 +114,21 @@ export interface EvaluateOptions {
   outputs?: boolean;
 }
 
-/** A non-finite loss: training stopped at `step`. */
-export class DivergenceError extends Error {
+/** Samples per evaluation batch (evaluate, predict): also what a pre-flight check plans for. */
+export const EVAL_BATCH = 500;
+const SYNC_EVERY = 8;
+
+/** A state taken within an epoch, and data or batching that would cut other batches than it was trained on. */
+export class ResumeMismatchError extends Error {
   constructor(
-    readonly step: number,
-    readonly loss: number,
+    readonly state: TrainState,
+    /** What differs, saved value first. */
+    readonly differences: string[],
   ) {
-    super(`Training diverged: the loss became ${loss} at step ${step}. Try a lower learning rate; the last checkpoint (if any) is untouched.`);
-    this.name = 'DivergenceError';
+    super(`Cannot continue within the epoch (${describePosition(state)}): it was cut from ${differences.join('; ')}. Continue on the same data and batching, or from a checkpoint at an epoch end.`);
+    this.name = 'ResumeMismatchError';
   }
 }
-
-const EVAL_BATCH = 500;
-const SYNC_EVERY = 8;
 
 /** Check that a dataset's samples and classes fit a model's input and output. */
 function checkData(model: Model, data: Dataset, loss: LossKind | null): void {
@@ -110,7 +143,17 @@ function checkData(model: Model, data: Dataset, loss: LossKind | null): void {
 }
 
 export class Trainer {
-  state: TrainState = { epoch: 0, step: 0, dataSeed: 0 };
+  private readonly current: TrainState = { epoch: 0, step: 0, dataSeed: 0 };
+
+  /** Where training stands. Its planned steps hold this same object: assigning one copies it in. */
+  get state(): TrainState {
+    return this.current;
+  }
+
+  set state(s: TrainState) {
+    for (const k of Object.keys(this.current) as (keyof TrainState)[]) delete this.current[k];
+    Object.assign(this.current, structuredClone(s));
+  }
   private steps = new Map<string, TrainStep>();
   private evalLosses = new Map<number, LossPlan>();
   private last: TrainStep | null = null;
@@ -204,7 +247,11 @@ export class Trainer {
     return this.last.net.lossInput.read();
   }
 
-  /** Train for `epochs` more epochs (continuing from `state` when resumed). Returns the epoch events. */
+  /**
+   * Train for `epochs` more epochs, continuing from `state` when resumed: an epoch stopped within
+   * (`state.batch` > 0) counts as the first of them and continues at its next batch, on the same
+   * batches (see src/train/resume.ts). Returns the events of the epochs completed.
+   */
   async fit(data: Dataset, opts: FitOptions): Promise<EpochEvent[]> {
     const e = this.engine;
     checkData(this.model, data, this.lossKind);
@@ -214,20 +261,35 @@ export class Trainer {
     if (this.state.step === 0 && opts.seed !== undefined) this.state.dataSeed = opts.seed;
     const window = Math.max(1, opts.logEvery ?? 25);
     const bs = Math.min(batchSize, data.train.n);
-    const batcher = new Batcher(data.train, data, { batchSize: bs, shuffle: opts.shuffle ?? true, seed: this.state.dataSeed, dropLast: true, augment: opts.augment });
+    const shuffle = opts.shuffle ?? true;
+    const cut = epochData(data, bs, shuffle, opts.augment);
+    const mismatch = resumeMismatch(this.state, cut);
+    if (mismatch.length) throw new ResumeMismatchError(this.state, mismatch);
+    const batcher = new Batcher(data.train, data, { batchSize: bs, shuffle, seed: this.state.dataSeed, dropLast: true, augment: opts.augment });
     const step = await this.trainStep(bs, window);
     if (step.pending) await step.readLosses();
     this.last = step;
     const xHost = new Float32Array(step.net.input.size);
     const yHost = new Float32Array(step.loss.targets.size);
+    const guard = opts.divergence ? new DivergenceGuard(opts.divergence) : null;
+    const every = opts.checkpointEvery ?? {};
     const events: EpochEvent[] = [];
     const endEpoch = this.state.epoch + opts.epochs;
     for (let epoch = this.state.epoch; epoch < endEpoch; epoch++) {
       const t0 = performance.now();
       let tWindow = t0;
-      let sumLoss = 0;
-      let sumCorrect = 0;
-      let seen = 0;
+      let tCheckpoint = t0;
+      const firstBatch = this.state.batch ?? 0;
+      // A resumed epoch reports all of its batches: those before the checkpoint come from it.
+      const carried = firstBatch > 0 ? this.state.epochSoFar : undefined;
+      const before = carried ?? { loss: 0, correct: 0, seconds: 0 };
+      let sumLoss = before.loss;
+      let sumCorrect = before.correct;
+      let seen = carried ? firstBatch * bs : 0;
+      this.state.data = cut;
+      const soFar = () => {
+        this.state.epochSoFar = { loss: sumLoss, correct: sumCorrect, seconds: before.seconds + (performance.now() - t0) / 1000 };
+      };
       const readWindow = async (batchIdx: number) => {
         const steps = step.pending;
         if (steps === 0) return;
@@ -238,9 +300,11 @@ export class Trainer {
         });
         const l = r.losses.reduce((a, b) => a + b, 0);
         const c = r.accuracies.reduce<number>((a, b) => a + (b ?? 0), 0);
+        guard?.check(this.state.step, l / steps);
         sumLoss += l * bs;
         sumCorrect += c * bs;
         seen += steps * bs;
+        soFar();
         const now = performance.now();
         const ev: StepEvent = {
           epoch,
@@ -255,22 +319,43 @@ export class Trainer {
         tWindow = now;
         await opts.onStep?.(ev);
       };
-      for (let b = 0; b < batcher.numBatches; b++) {
+      const checkpointDue = (b: number) => {
+        if (!opts.onCheckpoint || b >= batcher.numBatches) return false;
+        if (every.steps && this.state.step % every.steps === 0) return true;
+        return every.seconds !== undefined && performance.now() - tCheckpoint >= every.seconds * 1000;
+      };
+      let stopped = false;
+      for (let b = firstBatch; b < batcher.numBatches; b++) {
         batcher.fill(epoch, b, xHost, yHost);
         step.write(xHost, yHost);
         step.record();
+        this.state.batch = b + 1;
         // Every few steps, wait for the queue to drain: the queue stays bounded, GPU errors and
         // device loss surface, and the event loop gets a turn. Waiting every step costs more (a
         // completion callback has latency of its own).
         if (this.state.step % SYNC_EVERY === 0) await e.sync();
         if (step.pending >= window) await readWindow(b + 1);
-        if (opts.shouldStop?.()) break;
+        if (checkpointDue(b + 1)) {
+          // The losses up to here are read (and checked) first: a diverged state is never handed out.
+          await readWindow(b + 1);
+          soFar();
+          await opts.onCheckpoint!({ epoch, batch: b + 1, batches: batcher.numBatches, step: this.state.step });
+          tCheckpoint = performance.now();
+        }
+        if (opts.shouldStop?.()) {
+          stopped = true;
+          break;
+        }
       }
-      await readWindow(batcher.numBatches);
-      const seconds = (performance.now() - t0) / 1000;
-      const stopped = opts.shouldStop?.() ?? false;
-      if (stopped && seen < batcher.numBatches * bs) break; // a partial epoch is not counted
+      await readWindow(this.state.batch ?? 0);
+      if (stopped && (this.state.batch ?? 0) < batcher.numBatches) {
+        soFar();
+        break; // stopped within the epoch: state says where, and the epoch is not counted yet
+      }
+      const seconds = before.seconds + (performance.now() - t0) / 1000;
       this.state.epoch = epoch + 1;
+      this.state.batch = 0;
+      delete this.state.epochSoFar;
       const ev: EpochEvent = {
         epoch: epoch + 1,
         loss: sumLoss / seen,
