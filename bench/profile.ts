@@ -48,8 +48,8 @@ export async function profileStep(e: Engine, rec: FixedBatchSteps, timer: GpuTim
     k.count++;
     byName.set(d.kernel, k);
   }
-  const phases: StepPhase[] = ['forward', 'loss', 'backward', 'optimizer'];
-  const byPhase = phases.map((phase) => ({ phase, ms: dispatches.filter((d) => d.phase === phase).reduce((t, d) => t + d.ms, 0) }));
+  const phases: StepPhase[] = ['forward', 'loss', 'backward', 'clip', 'optimizer', 'stats'];
+  const byPhase = phases.filter((phase) => dispatches.some((d) => d.phase === phase)).map((phase) => ({ phase, ms: dispatches.filter((d) => d.phase === phase).reduce((t, d) => t + d.ms, 0) }));
   return {
     method: timer.method,
     byPhase,

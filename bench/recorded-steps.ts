@@ -2,12 +2,14 @@
 // step, the batch upload included), submitted and waited for, as the peers wait for their loss
 // every step; and fit()'s pacing (two steps in flight) for throughput.
 import type { Engine } from '../src/gpu/engine.ts';
-import type { PhasedDispatch, TrainStep } from '../src/train/step.ts';
+import type { PhasedDispatch, StepOptions, TrainStep } from '../src/train/step.ts';
 import { timeSteps, type StepPlan, type TimedSteps } from './timing.ts';
 
 /** A TrainStep on one fixed batch: each step uploads it again, as fit() uploads its batches. */
 export class FixedBatchSteps {
   private inflight: Promise<unknown>[] = [];
+  /** Options of every step recorded from now on (e.g. a statistics recorder). */
+  options: StepOptions = {};
 
   constructor(
     readonly engine: Engine,
@@ -19,13 +21,13 @@ export class FixedBatchSteps {
   /** Record and submit one step (does not wait). */
   record(): void {
     this.step.write(this.x, this.targets);
-    this.step.record();
+    this.step.record(this.options);
   }
 
   /** The next step's dispatches by phase (the batch uploaded, the step's values written). */
   dispatches(): PhasedDispatch[] {
     this.step.write(this.x, this.targets);
-    return this.step.dispatches();
+    return this.step.dispatches(this.options);
   }
 
   /** Record `n` steps as fit() paces them (at most two in flight, losses read every window), then wait. */

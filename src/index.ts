@@ -23,6 +23,8 @@ export { stepDecay, cosineWithWarmup, type ScheduleConfig } from './optim/schedu
 export { regressionMetrics, classificationMetrics, confusionMatrix, topKAccuracy, type ClassificationReport, type RegressionMetrics } from './train/metrics.ts';
 export { Trainer, predict, DivergenceError, type CompileOptions, type FitOptions, type EpochEvent, type StepEvent, type EvalResult } from './train/trainer.ts';
 export { TrainStep, type TrainState, type StepOptions } from './train/step.ts';
+export { StatsRecorder, type StatsOptions } from './train/stats.ts';
+export { StatsWatch, statsSeries, STATS_BANDS, type StatsSnapshot, type ParamStats, type ActivationStats, type TensorSummary, type Histogram, type StatsSeries, type StatsWarning } from './train/stats-series.ts';
 export { checkpointBytes, readCheckpoint, modelFromCheckpoint, trainerFromCheckpoint, loadWeights, datasetInfo } from './train/checkpoint.ts';
 export { saliency, attentionMaps, attentionValues, type SaliencyResult, type AttentionResult } from './train/explain.ts';
 export { loadDataset } from './data/node.ts';

@@ -104,9 +104,12 @@ describe('CLI training run', () => {
     expect(lines).toHaveLength(4);
     for (const l of lines) expect(l.predicted).toBe(l.truth);
 
-    const resumed = await cli(['train', '--dataset', dir, '--resume', ckpt, '--epochs', '3', '--save', ckpt, '--quiet']);
+    const resumed = await cli(['train', '--dataset', dir, '--resume', ckpt, '--epochs', '3', '--batch-size', '32', '--save', ckpt, '--quiet']);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stderr).toMatch(/resumed .*epoch 2/);
+    // Planned for 2 epochs, told 3: the cosine schedule ends at epoch 3 instead of training it at
+    // rate 0; two thirds through, the rate is 0.01 * (1 + cos(2π/3)) / 2.
+    expect(resumed.stderr).toMatch(/learning-rate schedule \(cosine\) refitted to end at epoch 3 \(step \d+\): the rate at the next step is 0\.00250/);
     expect(resumed.stderr).toMatch(/epoch 3\/3/);
   });
 });

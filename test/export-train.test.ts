@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { augmentChoice } from '../src/data/augment.ts';
 import { Batcher } from '../src/data/batcher.ts';
+import { refitSchedule } from '../src/optim/schedule.ts';
 import { splitIndices } from '../src/data/csv.ts';
 import { encodeIdx } from '../src/data/idx.ts';
 import { encodeCifarBatch } from '../src/data/cifar.ts';
@@ -103,6 +104,11 @@ describe('one training step in PyTorch equals ours', () => {
 
       // train.py resumes at the start of epoch 0 (the engine's rule for a resumed run): its first batch is batch 0.
       await runPython([join(out, 'train.py'), '--max-steps', '1', '--out', join(out, 'after.safetensors')]);
+      // Told to reach epoch 1, train.py refits a schedule planned for another length as the CLI
+      // does on a resume (the cosine case's 10 steps): ours gets the same refit.
+      const refit = refitSchedule(trainer.optimizer.config.schedule, trainer.state.step + batcher.numBatches);
+      if (c.optimizer.schedule?.kind === 'cosine') expect(refit).not.toBeNull();
+      if (refit) trainer.optimizer.reschedule(refit);
       batcher.fill(0, 0, x, y);
       await trainer.step(x, y);
       // Clipping was in play: the step's gradient norm was above the limit.

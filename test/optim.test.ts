@@ -9,6 +9,8 @@ import type { Tensor } from '../src/gpu/tensor.ts';
 import { adamParams, adamStepValues, adamUpdate, type AdamOptions } from '../src/kernels/adam.ts';
 import { sgdParams, sgdUpdate, type SgdOptions } from '../src/kernels/sgd.ts';
 import { packStepValues } from '../src/kernels/step.ts';
+import { Optimizer } from '../src/optim/optimizer.ts';
+import { refitSchedule, scheduleFor } from '../src/optim/schedule.ts';
 import * as ref from '../src/reference/optim.ts';
 import { randomUniform } from '../src/util/random.ts';
 import { expectClose, getEngine } from './helpers.ts';
@@ -220,5 +222,26 @@ describe('shape checks', () => {
     await expect(adamUpdate(e, w, v, m, g, {}, sv)).rejects.toThrow(/adam\.adam_update.*"w" \[4, 3\].*"v" \[13\]/);
     for (const t of [w, g, v, m]) t.dispose();
     sv.release();
+  });
+});
+
+describe('learning-rate schedules refitted to a new run length', () => {
+  it('cosine ends at the new last step, step decay moves its thirds; nothing else changes', () => {
+    const cosine = { kind: 'cosine' as const, warmupSteps: 5, totalSteps: 100, minLr: 0.01 };
+    expect(refitSchedule(cosine, 150)).toEqual({ ...cosine, totalSteps: 150 });
+    expect(refitSchedule(cosine, 100)).toBeNull();
+    expect(refitSchedule({ kind: 'step', everySteps: 34, gamma: 0.5 }, 150)).toEqual({ kind: 'step', everySteps: 50, gamma: 0.5 });
+    expect(refitSchedule({ kind: 'step', everySteps: 34, gamma: 0.5 }, 100)).toBeNull();
+    expect(refitSchedule({ kind: 'constant' }, 150)).toBeNull();
+    expect(refitSchedule(undefined, 150)).toBeNull();
+    expect(scheduleFor('step', 0, 100)).toEqual({ kind: 'step', everySteps: 34, gamma: 0.1 });
+  });
+
+  it('an optimizer rescheduled mid-run takes the new rates from its next step', () => {
+    const opt = new Optimizer({ kind: 'sgd', lr: 0.1, schedule: scheduleFor('cosine', 0, 100) });
+    expect(opt.lrAt(100)).toBe(0); // the planned run is over: rate 0 from here
+    opt.reschedule(refitSchedule(opt.config.schedule, 200)!);
+    expect(opt.lrAt(100)).toBeCloseTo(0.05, 12); // halfway through the longer run
+    expect(opt.config.schedule).toEqual({ kind: 'cosine', warmupSteps: 0, totalSteps: 200 }); // what a checkpoint saves
   });
 });

@@ -11,7 +11,7 @@ import { GraphError } from '../nn/graph.ts';
 import type { Model } from '../nn/model.ts';
 import { makePreset } from '../nn/presets.ts';
 import type { OptimizerConfig } from '../optim/optimizer.ts';
-import type { ScheduleConfig } from '../optim/schedule.ts';
+import { refitSchedule, scheduleFor } from '../optim/schedule.ts';
 import { Engine } from '../gpu/engine.ts';
 import { readFileChecked, removeStaleTemporaryFiles } from '../train/atomic.ts';
 import { readCheckpoint, type Checkpoint } from '../train/checkpoint.ts';
@@ -24,6 +24,7 @@ import { splitOutputs } from '../train/outputs.ts';
 import { checkModelFits, checkOutputFiles, checkResumeData, endEarly, StopRequests, trainOutputs, unbuiltFromCheckpoint } from './long-run.ts';
 import { Progress } from './progress.ts';
 import { formatDuration, UsageError, type SaveEvery } from './options.ts';
+import { StatsCollector } from './stats.ts';
 import { adapterSummary, regressionPoints, writeMetrics, type RegressionReport, type RunMetrics } from './report.ts';
 import {
   checkKind,
@@ -79,6 +80,8 @@ export interface TrainOptions extends CsvCliOptions {
   initFrom?: string;
   metricsOut?: string;
   logEvery: number;
+  /** Per-layer statistics every this many steps (--stats-every). */
+  statsEvery?: number;
   quiet?: boolean;
   saveEvery: SaveEvery;
   keep: number;
@@ -128,6 +131,7 @@ export async function runTrain(o: TrainOptions): Promise<void> {
       const tooBig = inputLimitProblem(data.inputShape, Math.min(o.batchSize, data.train.n), e.adapter.limits);
       if (tooBig) throw new UsageError(`dataset ${data.name}: ${tooBig}.`);
       let trainer: Trainer;
+      const stepsPerEpoch = Math.max(1, Math.floor(data.train.n / Math.min(o.batchSize, data.train.n)));
       if (resumed) {
         const { ckpt } = resumed;
         const unbuilt = unbuiltFromCheckpoint(ckpt);
@@ -137,14 +141,16 @@ export async function runTrain(o: TrainOptions): Promise<void> {
         checkKind(opened.terms, o.resume!, data);
         checkDataMatches(data, opened.info, o.resume!);
         log(`resumed ${o.resume}: epoch ${trainer.state.epoch}, step ${trainer.state.step}${trainer.state.batch ? ` (within epoch ${trainer.state.epoch + 1}: continues at batch ${trainer.state.batch + 1})` : ''}`);
+        // Told to train to another epoch than the run was planned for: the schedule follows.
+        const { step, epoch, batch = 0 } = trainer.state;
+        const lastStep = step + Math.max(0, o.epochs - epoch) * stepsPerEpoch - batch;
+        const refit = refitSchedule(trainer.optimizer.config.schedule, lastStep);
+        if (refit) {
+          trainer.optimizer.reschedule(refit);
+          log(`learning-rate schedule (${refit.kind}) refitted to end at epoch ${o.epochs} (step ${lastStep}): the rate at the next step is ${trainer.optimizer.lrAt(step).toPrecision(3)}`);
+        }
       } else {
-        const stepsPerEpoch = Math.max(1, Math.floor(data.train.n / Math.min(o.batchSize, data.train.n)));
-        const schedule: ScheduleConfig =
-          o.schedule === 'cosine'
-            ? { kind: 'cosine', warmupSteps: o.warmup, totalSteps: o.epochs * stepsPerEpoch }
-            : o.schedule === 'step'
-              ? { kind: 'step', everySteps: Math.max(1, Math.ceil((o.epochs * stepsPerEpoch) / 3)), gamma: 0.1 }
-              : { kind: 'constant' };
+        const schedule = scheduleFor(o.schedule, o.warmup, o.epochs * stepsPerEpoch);
         const optimizer: OptimizerConfig = { kind: o.optimizer, lr: o.lr, momentum: o.momentum, nesterov: o.nesterov, weightDecay: o.weightDecay, schedule };
         const outputs = data.numClasses;
         let model: Model;
@@ -177,13 +183,18 @@ export async function runTrain(o: TrainOptions): Promise<void> {
       const stops = new StopRequests(o.maxTime, log).install();
       try {
         const validation: RegressionReport['validation'] = [];
-        const r = await trainWithCheckpoints(trainer, data, o, stops, validation, resumed ? { bytes: resumed.bytes, path: o.resume! } : undefined, async () => {
+        const stats = o.statsEvery ? new StatsCollector(o.statsEvery, log) : null;
+        const r = await trainWithCheckpoints(trainer, data, o, stops, validation, stats, resumed ? { bytes: resumed.bytes, path: o.resume! } : undefined, async () => {
           const e2 = await Engine.create();
           engines.push(e2);
           return e2;
         });
         stops.trainingDone();
-        await report(r, stops, validation, data, o, e);
+        if (stats) {
+          stats.printWarnings();
+          log(stats.summary());
+        }
+        await report(r, stops, validation, stats, data, o, e);
         r.trainer.dispose();
         r.trainer.model.dispose();
       } finally {
@@ -209,6 +220,7 @@ async function trainWithCheckpoints(
   o: TrainOptions,
   stops: StopRequests,
   validation: RegressionReport['validation'],
+  stats: StatsCollector | null,
   startFrom: { bytes: Uint8Array; path: string } | undefined,
   newEngine: () => Promise<Engine>,
 ): Promise<RunResult> {
@@ -224,7 +236,7 @@ async function trainWithCheckpoints(
   );
   const r = await runTraining(trainer, data, {
     epochs: o.epochs,
-    fit: (t) => fitOptions(t, data, o, progress, validation),
+    fit: (t) => fitOptions(t, data, o, progress, validation, stats),
     dataset: datasetInfo(data),
     // What an export needs to continue this run elsewhere.
     run: { dataset: o.dataset, batchSize: o.batchSize, epochs: o.epochs, augment: augmentOptions(o.augment) ?? null, ...(isTableFile(o.dataset) ? { csv: csvOptions(o) } : {}) },
@@ -250,7 +262,7 @@ async function trainWithCheckpoints(
  * What the run leaves: for a finished run the test results and the metrics; for one that ended
  * early, the metrics so far, where its checkpoint stands and how to resume, and a non-zero status.
  */
-async function report(r: RunResult, stops: StopRequests, validation: RegressionReport['validation'], data: Dataset, o: TrainOptions, e: Engine): Promise<void> {
+async function report(r: RunResult, stops: StopRequests, validation: RegressionReport['validation'], stats: StatsCollector | null, data: Dataset, o: TrainOptions, e: Engine): Promise<void> {
   const { trainer, history } = r;
   const model = trainer.model;
   let test: { loss: number; accuracy: number | null } | null = null;
@@ -297,6 +309,7 @@ async function report(r: RunResult, stops: StopRequests, validation: RegressionR
       task: data.task,
       regression,
       classification: results.classification,
+      stats: stats?.report(),
       ...(stopped ? { stopped } : {}),
     };
     const pictures = await writeMetrics(o.metricsOut, metrics, history, regression ? regressionPoints(regression) : []);
@@ -307,9 +320,10 @@ async function report(r: RunResult, stops: StopRequests, validation: RegressionR
 
 /**
  * fit()'s options for a trainer: the progress bar and a line per epoch; for regression, each
- * epoch's errors on the test split in the target's units are appended to `validation`.
+ * epoch's errors on the test split in the target's units are appended to `validation`; with
+ * `stats`, the per-layer statistics go there, and their warnings are printed after each epoch's line.
  */
-function fitOptions(trainer: Trainer, data: Dataset, o: TrainOptions, progress: Progress, validation: RegressionReport['validation']): Omit<FitOptions, 'epochs'> {
+function fitOptions(trainer: Trainer, data: Dataset, o: TrainOptions, progress: Progress, validation: RegressionReport['validation'], stats: StatsCollector | null): Omit<FitOptions, 'epochs'> {
   const factor = o.stopOnDivergence === true ? 3 : o.stopOnDivergence;
   return {
     batchSize: o.batchSize,
@@ -318,6 +332,7 @@ function fitOptions(trainer: Trainer, data: Dataset, o: TrainOptions, progress: 
     logEvery: o.logEvery,
     augment: augmentOptions(o.augment),
     ...(factor ? { divergence: { factor, window: o.divergenceWindow } } : {}),
+    stats: stats?.options,
     onStep: (ev: StepEvent) => progress.update(ev),
     onEpochEnd: async (ev: EpochEvent) => {
       progress.stop();
@@ -329,6 +344,7 @@ function fitOptions(trainer: Trainer, data: Dataset, o: TrainOptions, progress: 
         val += ` | ${formatRegression(m)}`;
       }
       log(`epoch ${ev.epoch}/${o.epochs}: train loss ${ev.loss.toFixed(4)}${ev.accuracy !== null ? ` acc ${pct(ev.accuracy)}` : ''} | ${val} | ${Math.round(ev.samplesPerSecond)} samples/s, ${ev.seconds.toFixed(1)} s`);
+      stats?.printWarnings();
     },
   };
 }

@@ -94,8 +94,9 @@ function program(): Command {
     .option('--divergence-window <steps>', 'steps --stop-on-divergence looks back', positiveInt('--divergence-window'), 500)
     .option('--resume <file>', 'continue training from a checkpoint (one saved within an epoch continues at its next batch; also one written by an export\'s train.py)')
     .option('--init-from <file>', 'start from the weights of a state_dict saved as safetensors (e.g. trained in PyTorch); names and shapes must match the model')
-    .option('--metrics-out <file>', 'write run metrics as JSON, the curves as SVG beside it (and a classifier\'s confusion matrix as FILE.confusion.svg)')
+    .option('--metrics-out <file>', 'write run metrics as JSON, the curves as SVG beside it (and a classifier\'s confusion matrix as FILE.confusion.svg, layer statistics as FILE.stats.svg)')
     .option('--log-every <steps>', 'read the loss back every this many steps', positiveInt('--log-every'), 25)
+    .option('--stats-every <steps>', 'per-layer statistics (weights, gradients, update ratios, dead ReLU outputs) every this many steps, with warnings; into the metrics JSON and FILE.stats.svg', positiveInt('--stats-every'))
     .option('--quiet', 'no progress bar; one line per epoch')
     .action(async (o) => runTrain(o));
 

@@ -1,12 +1,13 @@
 // What a run leaves behind: the metrics JSON (written atomically, so a failed run never leaves a
 // half-written file over a previous one), a picture of the curves beside it (loss and accuracy;
-// for regression also the errors in the target's units and R² per epoch), and for a classifier
-// the confusion matrix as a picture.
+// for regression also the errors in the target's units and R² per epoch), for a classifier
+// the confusion matrix as a picture, and with --stats-every the per-layer statistics over time.
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { AdapterReport } from '../gpu/device.ts';
 import { writeFileAtomic } from '../train/atomic.ts';
 import type { ClassificationReport, RegressionMetrics } from '../train/metrics.ts';
+import { STATS_BANDS, type StatsSeries, type StatsWarning } from '../train/stats-series.ts';
 import type { EpochEvent, TrainState } from '../train/trainer.ts';
 
 /** Regression results in the target's units: the test split, and the validation split after each epoch. */
@@ -46,6 +47,17 @@ export interface RunMetrics {
   classification?: ClassificationReport;
   /** A run that ended before its last epoch: why, where training stood, and the checkpoint to resume from. */
   stopped?: { reason: string; at: TrainState; checkpoint: string | null };
+  /** --stats-every: per-layer statistics over time, and the warnings they raised */
+  stats?: StatsReport;
+}
+
+/** Per-layer statistics of a run (src/train/stats-series.ts), as the metrics JSON holds them. */
+export interface StatsReport extends StatsSeries {
+  /** Steps between snapshots. */
+  every: number;
+  /** Histogram bins per tensor. */
+  bins: number;
+  warnings: StatsWarning[];
 }
 
 export function adapterSummary(a: AdapterReport): RunMetrics['adapter'] {
@@ -151,10 +163,93 @@ export async function confusionSvg(r: ClassificationReport, title: string): Prom
   });
 }
 
-/** The pictures beside a metrics file `m.json`: `m.svg` (curves) and `m.confusion.svg`. */
-export function picturePaths(metricsPath: string): { curves: string; confusion: string } {
+/** One point of a statistics panel: a parameter's or activation's figure at a step. */
+export interface StatsPoint {
+  step: number;
+  value: number;
+  name: string;
+  panel: string;
+}
+
+/** Panels of the statistics picture, in order: whose lines they hold, and whether their y axis is in decades. */
+const STATS_PANELS: { panel: string; names: string; decades: boolean }[] = [
+  { panel: 'weight norm', names: 'parameter', decades: false },
+  { panel: 'gradient norm', names: 'parameter', decades: true },
+  { panel: 'update ratio ||Δw||/||w||', names: 'weight', decades: true },
+  { panel: 'dead fraction (outputs <= 0)', names: 'activation', decades: false },
+];
+
+/**
+ * A y axis in decades that still shows an exact zero (a dead layer's gradient, a weight that does
+ * not move): symlog, linear below the lowest decade drawn, ticks at 0 and at each power of ten.
+ */
+function decadeAxis(values: number[]): { scale: Record<string, unknown>; axis: Record<string, unknown> } {
+  const positive = values.filter((v) => v > 0);
+  const lo = Math.floor(Math.log10(positive.length ? Math.min(...positive) : 1e-6));
+  const hi = Math.max(lo + 1, Math.ceil(Math.log10(positive.length ? Math.max(...positive) : 1)));
+  const ticks = Array.from({ length: hi - lo + 1 }, (_, i) => Number(`1e${lo + i}`));
+  return {
+    scale: { type: 'symlog', constant: Number(`1e${lo - 1}`), domain: [0, ticks[ticks.length - 1]] },
+    axis: { values: [0, ...ticks], labelExpr: "datum.value === 0 ? '0' : format(datum.value, '.0e')" },
+  };
+}
+
+/** The points of the statistics picture: norms per parameter, update ratios per weight, dead shares per activation. */
+export function statsPoints(s: StatsSeries): StatsPoint[] {
+  const rows: StatsPoint[] = [];
+  const [weightNorm, gradNorm, ratio, dead] = STATS_PANELS.map((p) => p.panel);
+  s.steps.forEach((step, i) => {
+    for (const p of s.params) {
+      rows.push({ step, value: p.value.norm[i], name: p.name, panel: weightNorm });
+      rows.push({ step, value: p.grad.norm[i], name: p.name, panel: gradNorm });
+      const r = p.updateRatio[i];
+      if (p.decay && r !== null) rows.push({ step, value: r, name: p.name, panel: ratio });
+    }
+    for (const a of s.activations) {
+      const kind = a.kind === 'relu' ? 'ReLU' : 'LeakyReLU';
+      rows.push({ step, value: a.deadFraction[i], name: a.producer === a.name ? `${a.name} (${kind})` : `${a.name} (${kind} after ${a.producer})`, panel: dead });
+    }
+  });
+  return rows.filter((r) => Number.isFinite(r.value));
+}
+
+/**
+ * SVG of per-layer statistics over training steps, one panel each: weight norms, gradient norms,
+ * the update ratio of each weight (with the sane band 1e-4..1e-1 drawn as dashed rules), and the
+ * dead share of each ReLU-like activation. Lines per parameter or activation, named in a legend.
+ */
+export async function statsSvg(points: StatsPoint[], title: string): Promise<string> {
+  const [lo, hi] = STATS_BANDS.updateRatio;
+  const panels = STATS_PANELS.filter((p) => points.some((r) => r.panel === p.panel));
+  return renderSvg({
+    title,
+    data: { values: points },
+    columns: 2,
+    concat: panels.map((p) => {
+      const values = points.filter((r) => r.panel === p.panel).map((r) => r.value);
+      // The update ratio's axis always takes in the sane band, drawn over it.
+      const y = p.decades ? decadeAxis(p.panel.startsWith('update ratio') ? [...values, lo, hi] : values) : { scale: p.panel.startsWith('dead') ? { domain: [0, 1] } : { zero: false }, axis: {} };
+      const line = {
+        transform: [{ filter: { field: 'panel', equal: p.panel } }],
+        mark: { type: 'line' as const, point: true },
+        encoding: {
+          x: { field: 'step', type: 'quantitative' as const, title: 'step' },
+          y: { field: 'value', type: 'quantitative' as const, title: p.panel, scale: y.scale, axis: y.axis },
+          color: { field: 'name', type: 'nominal' as const, title: p.names, legend: { labelLimit: 360 } },
+        },
+      };
+      if (!p.panel.startsWith('update ratio')) return { width: 320, height: 220, ...line };
+      const band = { data: { values: [{ bound: lo }, { bound: hi }] }, mark: { type: 'rule' as const, strokeDash: [4, 4], color: 'gray' }, encoding: { y: { field: 'bound', type: 'quantitative' as const } } };
+      return { width: 320, height: 220, layer: [line, band] };
+    }),
+    resolve: { scale: { color: 'independent', y: 'independent' } },
+  } as vl.TopLevelSpec);
+}
+
+/** The pictures beside a metrics file `m.json`: `m.svg` (curves), `m.confusion.svg` and `m.stats.svg`. */
+export function picturePaths(metricsPath: string): { curves: string; confusion: string; stats: string } {
   const base = metricsPath.replace(/\.json$/i, '');
-  return { curves: `${base}.svg`, confusion: `${base}.confusion.svg` };
+  return { curves: `${base}.svg`, confusion: `${base}.confusion.svg`, stats: `${base}.stats.svg` };
 }
 
 /**
@@ -174,6 +269,10 @@ export async function writeMetrics(path: string, metrics: RunMetrics, history: E
   if (metrics.classification) {
     await writeFileAtomic(pictures.confusion, new TextEncoder().encode(await confusionSvg(metrics.classification, `${title}: test confusion matrix`)));
     written.push(pictures.confusion);
+  }
+  if (metrics.stats?.steps.length) {
+    await writeFileAtomic(pictures.stats, new TextEncoder().encode(await statsSvg(statsPoints(metrics.stats), `${title}: per-layer statistics every ${metrics.stats.every} steps`)));
+    written.push(pictures.stats);
   }
   return written;
 }

@@ -212,6 +212,15 @@ export class Engine {
     this.getEncoder().copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, src.byteLength);
   }
 
+  /**
+   * Copy a buffer argument's bytes into `dst` at `dstOffset`, recorded after the work so far and
+   * submitted with it (e.g. into a staging buffer that is mapped later, without waiting).
+   */
+  copyToBuffer(src: BufferArg, dst: GPUBuffer, dstOffset = 0): void {
+    this.endPass();
+    this.getEncoder().copyBufferToBuffer(src.buffer, 0, dst, dstOffset, src.byteLength);
+  }
+
   /** Read a tensor back to the CPU: submits pending work and waits for it. */
   async read(t: Tensor | BufferArg): Promise<Float32Array> {
     this.assertAlive();

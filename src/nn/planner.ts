@@ -21,6 +21,15 @@ export interface PlanStats {
   buffers: number;
 }
 
+/** Where one node's forward dispatches sit in a plan's training `forward` list. */
+export interface ForwardSpan {
+  node: Node;
+  /** The node's outputs ([batch, ...shape] each), written once forward[start, end) has run. */
+  outputs: Tensor[];
+  start: number;
+  end: number;
+}
+
 /** Everything one batch size needs: activations, gradients and the dispatches that connect them. */
 export interface ModelPlan {
   batch: number;
@@ -46,6 +55,13 @@ export interface ModelPlan {
   forward: Dispatch[];
   forwardEval: Dispatch[];
   backward: Dispatch[];
+  /**
+   * Each node's place in `forward`, in order (a Softmax absorbed by the loss, which does not run
+   * in training, has none). A dispatch inserted at a span's `end` (after the node's own, before
+   * the next node's) may read the node's outputs without a change to the memory plan: they stay
+   * live until the node's consumers have run, so no other tensor holds their memory then.
+   */
+  forwardSpans: ForwardSpan[];
   /** Checks before a training step is recorded (e.g. a batch too small for batch norm). */
   beforeStep(step: number): void;
   stats: PlanStats;
@@ -258,6 +274,12 @@ export async function planGraph(e: Engine, graph: Graph, order: Node[], params: 
     return p.forwardEval ?? p.forward;
   });
   const backward = reverse.flatMap((n) => (sinks.has(n) ? [...opPlans.get(n)!.plan.backward, ...opPlans.get(n)!.after] : []));
+  const forwardSpans: ForwardSpan[] = [];
+  for (const n of order) {
+    if (n === absorbed) continue;
+    const start = forwardSpans.at(-1)?.end ?? 0;
+    forwardSpans.push({ node: n, outputs: n.outputs.map((v) => value.get(v)!), start, end: start + opPlans.get(n)!.plan.forward.length });
+  }
 
   const dInputs = opts.inputGradient ? graph.inputs.map((v) => grad.get(v)!) : [];
   const kept = new Map((opts.keep ?? []).map((v) => {
@@ -301,6 +323,7 @@ export async function planGraph(e: Engine, graph: Graph, order: Node[], params: 
     forward,
     forwardEval,
     backward,
+    forwardSpans,
     beforeStep: (step) => {
       if (opts.inputGradient) throw new Error('This plan computes input gradients of the evaluation forward (inputGradient); it cannot train.');
       for (const { plan } of opPlans.values()) plan.beforeStep?.(step);

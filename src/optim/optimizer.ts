@@ -7,7 +7,7 @@ import type { Tensor } from '../gpu/tensor.ts';
 import type { Param } from '../nn/op.ts';
 import './adam.ts';
 import { ruleOf, type OptimizerConfig, type OptimizerRule } from './registry.ts';
-import { makeSchedule, type Schedule } from './schedule.ts';
+import { makeSchedule, type Schedule, type ScheduleConfig } from './schedule.ts';
 import './sgd.ts';
 
 export { optimizerKinds, registerOptimizer, type OptimizerConfig, type OptimizerRule } from './registry.ts';
@@ -33,6 +33,12 @@ export class Optimizer {
     this.rule = ruleOf(config.kind);
     this.config = this.rule.withDefaults(config);
     this.schedule = makeSchedule(config.schedule);
+  }
+
+  /** Replace the learning-rate schedule from the next step on (checkpoints save the new one). */
+  reschedule(schedule: ScheduleConfig): void {
+    this.schedule = makeSchedule(schedule);
+    (this.config as { schedule?: ScheduleConfig }).schedule = schedule;
   }
 
   /** The learning rate used at a (0-based) step. */

@@ -8,6 +8,7 @@ import { packStepValues } from '../kernels/step.ts';
 import type { Model, ModelPlan } from '../nn/model.ts';
 import type { Optimizer } from '../optim/optimizer.ts';
 import { planLoss, type LossKind, type LossOptions, type LossPlan } from './loss.ts';
+import { StatsRecorder, type StatsOptions } from './stats.ts';
 
 /** Where training stands: saved in checkpoints so that a resumed run continues exactly. */
 export interface TrainState {
@@ -49,8 +50,8 @@ export interface EpochSums {
   seconds: number;
 }
 
-/** Which part of a training step a dispatch belongs to. */
-export type StepPhase = 'forward' | 'loss' | 'backward' | 'clip' | 'optimizer';
+/** Which part of a training step a dispatch belongs to ('stats': a StatsRecorder's, on the steps it watches). */
+export type StepPhase = 'forward' | 'loss' | 'backward' | 'clip' | 'optimizer' | 'stats';
 
 export interface PhasedDispatch {
   phase: StepPhase;
@@ -62,6 +63,11 @@ export interface PhasedDispatch {
 export interface StepOptions {
   /** Dropout active in this step (default true); false trains this step with dropout off. */
   dropout?: boolean;
+  /**
+   * Per-layer statistics, taken on the steps this recorder is due (made by `statsRecorder` for
+   * this step): recorded in the step's own submission and read back later, without waiting.
+   */
+  stats?: StatsRecorder;
 }
 
 /** The window of per-step losses read back: mean loss and accuracy (null without one) per step, oldest first. */
@@ -129,7 +135,13 @@ export class TrainStep {
       ['clip', this.clip],
       ['optimizer', this.optimizer.dispatches()],
     ];
-    return phases.flatMap(([phase, ds]) => ds.map((dispatch, index) => ({ phase, index, dispatch })));
+    const list = phases.flatMap(([phase, ds]) => ds.map((dispatch, index) => ({ phase, index, dispatch })));
+    return opts.stats?.due(this.state.step) ? opts.stats.weave(this.net, list) : list;
+  }
+
+  /** A recorder of per-layer statistics for this step's plan (see src/train/stats.ts); pass it to `record`. */
+  statsRecorder(opts: StatsOptions): Promise<StatsRecorder> {
+    return StatsRecorder.create({ engine: this.engine, net: this.net, params: this.model.params() }, opts);
   }
 
   /**
@@ -140,8 +152,13 @@ export class TrainStep {
     if (this.sinceRead >= this.loss.window) {
       throw new Error(`TrainStep: ${this.sinceRead} steps recorded since the losses were last read; read them (readLosses) every ${this.loss.window} steps.`);
     }
-    this.engine.run(...this.dispatches(opts).map((d) => d.dispatch));
+    const readback = opts.stats?.start(this.net, this.state.step) ?? null;
+    const dispatches = this.dispatches({ ...opts, stats: readback ? opts.stats : undefined });
+    readback?.before();
+    this.engine.run(...dispatches.map((d) => d.dispatch));
+    readback?.copy();
     this.engine.flush();
+    readback?.map();
     this.state.step++;
     this.sinceRead++;
   }

@@ -14,6 +14,7 @@ import { Optimizer, type OptimizerConfig } from '../optim/optimizer.ts';
 import { DivergenceError, DivergenceGuard, type DivergenceOptions } from './divergence.ts';
 import { planLoss, targetWidth, type LossKind, type LossPlan } from './loss.ts';
 import { epochData, resumeMismatch, describePosition } from './resume.ts';
+import type { StatsOptions, StatsRecorder } from './stats.ts';
 import { TrainStep, type StepOptions, type TrainState } from './step.ts';
 
 export type { TrainState } from './step.ts';
@@ -87,6 +88,11 @@ export interface FitOptions {
   onCheckpoint?(ev: CheckpointEvent): void | Promise<void>;
   /** Also stop (DivergenceError) on a finite loss that grows (see DivergenceGuard). */
   divergence?: DivergenceOptions;
+  /**
+   * Per-layer statistics every `stats.every` steps (src/train/stats.ts), delivered to
+   * `stats.onSnapshot` while training runs; all of them are delivered before fit returns.
+   */
+  stats?: StatsOptions;
 }
 
 /** Where training stands when a checkpoint within an epoch is due. */
@@ -157,6 +163,8 @@ export class Trainer {
   private steps = new Map<string, TrainStep>();
   private evalLosses = new Map<number, LossPlan>();
   private last: TrainStep | null = null;
+  /** The statistics recorder of the fit in progress (freed when it ends, or by dispose after a failure). */
+  private fitStats: StatsRecorder | null = null;
 
   private constructor(
     readonly model: Model,
@@ -258,6 +266,7 @@ export class Trainer {
     const batchSize = opts.batchSize ?? 64;
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`fit: batchSize must be a positive integer, got ${batchSize}.`);
     if (!Number.isInteger(opts.epochs) || opts.epochs < 0) throw new Error(`fit: epochs must be a non-negative integer, got ${opts.epochs}.`);
+    if (opts.stats && !opts.stats.onSnapshot) throw new Error('fit: stats needs an onSnapshot callback: the snapshots go there (fit frees its recorder when it returns).');
     if (this.state.step === 0 && opts.seed !== undefined) this.state.dataSeed = opts.seed;
     const window = Math.max(1, opts.logEvery ?? 25);
     const bs = Math.min(batchSize, data.train.n);
@@ -269,6 +278,9 @@ export class Trainer {
     const step = await this.trainStep(bs, window);
     if (step.pending) await step.readLosses();
     this.last = step;
+    this.fitStats?.dispose();
+    this.fitStats = opts.stats ? await step.statsRecorder(opts.stats) : null;
+    const recordOpts: StepOptions = this.fitStats ? { stats: this.fitStats } : {};
     const xHost = new Float32Array(step.net.input.size);
     const yHost = new Float32Array(step.loss.targets.size);
     const guard = opts.divergence ? new DivergenceGuard(opts.divergence) : null;
@@ -328,7 +340,7 @@ export class Trainer {
       for (let b = firstBatch; b < batcher.numBatches; b++) {
         batcher.fill(epoch, b, xHost, yHost);
         step.write(xHost, yHost);
-        step.record();
+        step.record(recordOpts);
         this.state.batch = b + 1;
         // Every few steps, wait for the queue to drain: the queue stays bounded, GPU errors and
         // device loss surface, and the event loop gets a turn. Waiting every step costs more (a
@@ -374,6 +386,9 @@ export class Trainer {
       if (stopped) break;
     }
     await e.sync();
+    const stats = this.fitStats;
+    this.fitStats = null;
+    if (stats) await stats.drain().finally(() => stats.dispose());
     return events;
   }
 
@@ -430,6 +445,7 @@ export class Trainer {
     this.evalLosses.clear();
     this.optimizer.dispose();
     this.clip?.dispose();
+    this.fitStats?.dispose();
   }
 }
 

@@ -205,6 +205,12 @@ def run(rank, world, local_rank, args):
 
     n = len(data.train_y)
     per_epoch = n // min(batch, n)
+    # Told to train to another epoch than the run was planned for: the schedule follows, as in the engine.
+    last_step = state["step"] + max(0, epochs - state["epoch"]) * per_epoch - state["batch"]
+    refit = io.refit_schedule(opt_cfg.get("schedule"), last_step)
+    if refit is not None:
+        opt_cfg = {**opt_cfg, "schedule": refit}
+        log(rank, f"learning-rate schedule ({refit['kind']}) refitted to end at epoch {epochs} (step {last_step})")
     share = min(batch, n) // world
     cut = saved.get("data")
     if state["batch"] and cut:

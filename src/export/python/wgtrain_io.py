@@ -198,6 +198,19 @@ def augment_image(img, dy, dx, flip):
 # ---- learning-rate schedules ---------------------------------------------------------------------
 
 
+def refit_schedule(schedule, total_steps):
+    """src/optim/schedule.ts refitSchedule: a schedule planned for one run length, fitted to another
+    (cosine ends at the new last step, step decay's boundaries move to the new thirds); None when
+    nothing changes."""
+    kind = (schedule or {}).get("kind", "constant")
+    if kind == "cosine" and schedule["totalSteps"] != total_steps:
+        return {**schedule, "totalSteps": total_steps}
+    if kind == "step":
+        every = max(1, -(-total_steps // 3))
+        return None if every == schedule["everySteps"] else {**schedule, "everySteps": every}
+    return None
+
+
 def lr_at(schedule, step, lr):
     """src/optim/schedule.ts: the rate at a 0-based global step."""
     kind = (schedule or {}).get("kind", "constant")
