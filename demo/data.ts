@@ -1,13 +1,14 @@
 // Where the demo's data comes from: the bundled MNIST digits (two gzipped IDX files emitted by
 // mnist-assets.ts), or files the visitor picks (IDX images + labels, or CIFAR-10 .bin batches).
-// Parsing is the engine's own (src/data); this file only fetches and sorts files by name.
+// Parsing is the engine's own (src/data); this file only fetches and sorts files by name. It runs
+// in the training worker (image folders are read there too, in worker.ts).
 import { mnistDigitsDataset, MNIST_PIXELS } from '../src/data/mnist.ts';
 import { idxDataset, parseIdx, parseIdxPair, type NamedBytes } from '../src/data/idx.ts';
 import { cifar10Dataset } from '../src/data/cifar.ts';
 import type { Dataset, Split } from '../src/data/dataset.ts';
 
-const MNIST_IMAGES_FILE = 'mnist-digits-images-idx3-ubyte.gz';
-const MNIST_LABELS_FILE = 'mnist-digits-labels-idx1-ubyte.gz';
+export const MNIST_IMAGES_FILE = 'mnist-digits-images-idx3-ubyte.gz';
+export const MNIST_LABELS_FILE = 'mnist-digits-labels-idx1-ubyte.gz';
 
 async function fetchBytes(url: string): Promise<Uint8Array> {
   const res = await fetch(url);
@@ -16,8 +17,8 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
 }
 
 /** The 10,000 digits of the `mnist` package with the same fixed split as in Node (see mnistDigitsDataset). */
-export async function loadBundledMnist(): Promise<Dataset> {
-  const [imgBytes, labBytes] = await Promise.all([fetchBytes(MNIST_IMAGES_FILE), fetchBytes(MNIST_LABELS_FILE)]);
+export async function loadBundledMnist(imagesUrl: string, labelsUrl: string): Promise<Dataset> {
+  const [imgBytes, labBytes] = await Promise.all([fetchBytes(imagesUrl), fetchBytes(labelsUrl)]);
   const images = parseIdx(imgBytes, MNIST_IMAGES_FILE, 'images');
   const labels = parseIdx(labBytes, MNIST_LABELS_FILE, 'labels');
   // The files hold the package's digits in order; regroup them into one array per digit.

@@ -1,18 +1,17 @@
-// The demo page: wires the controls, charts, pictures and drawing pad to a Trainer. Page state
-// for people is the DOM; for tests it is `window.__demo`, a read-only snapshot (see DemoStatus).
-import type { Dataset } from '../src/data/dataset.ts';
-import { LayerShapeError } from '../src/nn/layer.ts';
-import { exportOnnx } from '../src/export/onnx.ts';
+// The demo page: wires the controls, charts, pictures and drawing pad to the training worker
+// (worker.ts), which owns the GPU, the data and the training loop; this thread only sends commands
+// and draws what comes back, so the page stays responsive while training. Page state for people
+// is the DOM; for tests it is `window.__demo`, a read-only snapshot (see DemoStatus).
+import * as Comlink from 'comlink';
+import { BROWSER_CACHE_KEY } from '../src/kernels/tune.ts';
 import { presetNames } from '../src/nn/presets.ts';
 import { MetricChart } from './charts.ts';
-import { cifarFromFiles, idxFromFiles, loadBundledMnist } from './data.ts';
+import { MNIST_IMAGES_FILE, MNIST_LABELS_FILE } from './data.ts';
 import { attachDrawPad, drawingToInput } from './draw.ts';
-import { className, confusionMatrix, renderConfusion, renderTestGrid, weightImages } from './pictures.ts';
-import { TrainingSession, type ModelConfig } from './trainer.ts';
-
-// Load every layer module: those beyond the core (convolution, pooling...) register their layer
-// kinds (for loading checkpoints) and their model presets (the CNN) when they are imported.
-import.meta.glob('../src/nn/*.ts', { eager: true });
+import { pickedFolder, droppedFolder, type Folder } from './folder.ts';
+import { className, confusionMatrix, renderConfusion, renderExplanations, renderTestGrid, weightImages } from './pictures.ts';
+import type { EpochEvent, StepEvent } from '../src/train/trainer.ts';
+import type { AdapterInfo, DatasetSummary, Explanations, ModelConfig, TestPictures, WorkerApi, WorkerEvent } from './protocol.ts';
 
 type Phase = 'starting' | 'no-webgpu' | 'ready' | 'training' | 'paused' | 'done' | 'error';
 
@@ -40,6 +39,14 @@ export interface DemoStatus {
   predictions: number;
   /** How many times the weight images, test grid and confusion matrix were redrawn. */
   picturesUpdated: number;
+  /** The image folder read last: its report (skipped files with reasons, notes) and how many files were skipped. */
+  folder: { root: string; report: string[]; skipped: number } | null;
+  /** Saliency (and attention) pictures shown: test images right and wrong; how many times they were drawn. */
+  explained: { right: number; wrong: number; attention: boolean } | null;
+  explainUpdates: number;
+  /** The last message about a lost device and how training went on; how many were lost. */
+  notice: string | null;
+  deviceLosses: number;
 }
 
 declare global {
@@ -66,6 +73,11 @@ const state: DemoStatus = {
   prediction: null,
   predictions: 0,
   picturesUpdated: 0,
+  folder: null,
+  explained: null,
+  explainUpdates: 0,
+  notice: null,
+  deviceLosses: 0,
 };
 Object.defineProperty(window, '__demo', { get: () => structuredClone(state), enumerable: true });
 
@@ -82,10 +94,23 @@ const ui = {
   idxFiles: $<HTMLInputElement>('idx-files'),
   cifarRow: $('cifar-files-row'),
   cifarFiles: $<HTMLInputElement>('cifar-files'),
+  imagesRow: $('images-row'),
+  imageFolder: $<HTMLInputElement>('image-folder'),
+  dropZone: $('drop-zone'),
+  imageSize: $<HTMLInputElement>('image-size'),
+  channels: $<HTMLSelectElement>('channels'),
+  valSplit: $<HTMLInputElement>('val-split'),
+  folderReport: $('folder-report'),
   datasetInfo: $('dataset-info'),
   preset: $<HTMLSelectElement>('preset'),
   hiddenRow: $('hidden-row'),
   hidden: $<HTMLInputElement>('hidden'),
+  archRow: $('arch-row'),
+  depth: $<HTMLInputElement>('depth'),
+  vitRow: $('vit-row'),
+  width: $<HTMLInputElement>('width'),
+  heads: $<HTMLInputElement>('heads'),
+  patch: $<HTMLInputElement>('patch'),
   optimizer: $<HTMLSelectElement>('optimizer'),
   lr: $<HTMLInputElement>('lr'),
   batch: $<HTMLInputElement>('batch'),
@@ -97,6 +122,9 @@ const ui = {
   reset: $<HTMLButtonElement>('reset'),
   save: $<HTMLButtonElement>('save'),
   saveOnnx: $<HTMLButtonElement>('save-onnx'),
+  notice: $('notice'),
+  noticeMessage: $('notice-message'),
+  explain: $('explain'),
   load: $<HTMLInputElement>('load'),
   loadLabel: $('load-label'),
   summary: $('model-summary'),
@@ -111,10 +139,60 @@ const ui = {
 
 const lossChart = new MetricChart($<HTMLCanvasElement>('loss-chart'), 'Loss (cross-entropy)');
 const accChart = new MetricChart($<HTMLCanvasElement>('acc-chart'), 'Accuracy', 1);
-const trainer = new TrainingSession((message) => showError(message));
-let dataset: Dataset | null = null;
+const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
+const remote = Comlink.wrap<WorkerApi>(worker);
+let adapter: AdapterInfo | null = null;
+let dataset: DatasetSummary | null = null;
+let haveModel = false;
+/** The image folder last picked or dropped: read again when its settings change. */
+let folder: Folder | null = null;
 /** Bumped by Reset: work started before it (on the old device) reports nothing afterwards. */
 let generation = 0;
+
+// ---- main-thread work in small pieces --------------------------------------------------------
+
+/**
+ * Run `fn` in a task of its own, soon: pieces of drawing (a chart, the test grid, the saliency
+ * pictures) each get one, so that no single task of the main thread grows long, even on a
+ * machine whose cores are busy training. Calls with the same key before it runs are merged (the
+ * last `fn` runs once). Resolves when it has run.
+ */
+const chores = new Map<string, { fn: () => void; done: Promise<void> }>();
+function chore(key: string, fn: () => void, delayMs = 0): Promise<void> {
+  const pending = chores.get(key);
+  if (pending) {
+    pending.fn = fn;
+    return pending.done;
+  }
+  const entry = { fn, done: Promise.resolve() };
+  entry.done = new Promise<void>((resolve) =>
+    setTimeout(() => {
+      chores.delete(key);
+      try {
+        entry.fn();
+      } finally {
+        resolve();
+      }
+    }, delayMs),
+  );
+  chores.set(key, entry);
+  return entry.done;
+}
+
+/** Charts are redrawn at most this often (ms): drawing one is the page's costliest piece of work. */
+const CHART_EVERY_MS = 250;
+let chartsDrawn = 0;
+
+/** Redraw the charts and the status, each in its own task. */
+function drawSoon(): void {
+  const wait = Math.max(0, chartsDrawn + CHART_EVERY_MS - performance.now());
+  void chore('loss-chart', () => lossChart.draw(), wait);
+  void chore('acc-chart', () => {
+    accChart.draw();
+    chartsDrawn = performance.now();
+  }, wait);
+  void chore('render', render);
+}
 
 // ---- status and errors ---------------------------------------------------------------------
 
@@ -124,30 +202,34 @@ const pct = (v: number | null) => (v === null ? '–' : `${(v * 100).toFixed(1)}
 function render(): void {
   const s = state;
   $('st-status').textContent = s.status;
-  $('st-epoch').textContent = trainer.model ? String(s.epoch) : '–';
-  $('st-step').textContent = trainer.model ? String(s.step) : '–';
+  $('st-epoch').textContent = haveModel ? String(s.epoch) : '–';
+  $('st-step').textContent = haveModel ? String(s.step) : '–';
   $('st-loss').textContent = fmt(s.lastLoss);
   $('st-acc').textContent = pct(s.lastAccuracy);
   $('st-val').textContent = s.valLoss === null ? '–' : `loss ${fmt(s.valLoss)}, accuracy ${pct(s.valAccuracy)}`;
   $('st-sps').textContent = s.samplesPerSecond === null ? '–' : Math.round(s.samplesPerSecond).toLocaleString('en-US');
   document.body.dataset.status = s.status;
-  const haveEngine = trainer.engine !== null;
+  const haveEngine = adapter !== null;
   const busy = s.status === 'training' || s.status === 'paused';
-  const locked = trainer.model !== null || busy;
+  const locked = haveModel || busy;
   ui.start.disabled = !haveEngine || !dataset || busy || s.status === 'error' || s.status === 'starting';
-  ui.start.textContent = trainer.model ? `Train ${ui.epochs.value || '?'} more epoch(s)` : 'Start';
+  ui.start.textContent = haveModel ? `Train ${ui.epochs.value || '?'} more epoch(s)` : 'Start';
   ui.pause.disabled = !busy;
   ui.pause.textContent = s.status === 'paused' ? 'Resume' : 'Pause';
   ui.reset.disabled = s.status === 'starting' || s.status === 'no-webgpu';
-  ui.save.disabled = !trainer.model || s.status === 'training' || s.status === 'error';
+  ui.save.disabled = !haveModel || s.status === 'training' || s.status === 'error';
   ui.saveOnnx.disabled = ui.save.disabled;
   const canLoad = haveEngine && !!dataset && !busy && s.status !== 'error';
   ui.load.disabled = !canLoad;
   ui.loadLabel.classList.toggle('disabled', !canLoad);
-  for (const el of [ui.dataset, ui.idxFiles, ui.cifarFiles, ui.preset, ui.hidden, ui.optimizer, ui.lr, ui.seed]) el.disabled = locked;
+  const inputs = [ui.dataset, ui.idxFiles, ui.cifarFiles, ui.imageFolder, ui.imageSize, ui.channels, ui.valSplit, ui.preset, ui.hidden, ui.depth, ui.width, ui.heads, ui.patch, ui.optimizer, ui.lr, ui.seed];
+  for (const el of inputs) el.disabled = locked;
+  ui.dropZone.classList.toggle('disabled', locked);
   ui.batch.disabled = ui.epochs.disabled = busy;
   ui.lockedHint.hidden = !locked;
   ui.hiddenRow.hidden = ui.preset.value !== 'mlp';
+  ui.archRow.hidden = ui.preset.value !== 'resnet' && ui.preset.value !== 'vit';
+  ui.vitRow.hidden = ui.preset.value !== 'vit';
 }
 
 /**
@@ -205,11 +287,10 @@ function latest(fn: () => Promise<void>): () => void {
   return () => void go();
 }
 
-// ---- the GPU ---------------------------------------------------------------------------------
+// ---- the GPU (in the worker) ----------------------------------------------------------------
 
-function showAdapter(): void {
-  const a = trainer.adapter;
-  if (!a) return;
+function showAdapter(a: AdapterInfo): void {
+  adapter = a;
   state.adapter = { name: a.name, description: a.description, isSoftware: a.isSoftware, runtime: a.runtime };
   ui.adapter.dataset.state = a.isSoftware ? 'software' : 'hardware';
   ui.adapter.replaceChildren();
@@ -224,80 +305,164 @@ function showAdapter(): void {
   }
 }
 
+function noWebgpu(reason: string, short: string): void {
+  state.status = 'no-webgpu';
+  ui.noWebgpuReason.textContent = reason;
+  ui.noWebgpu.hidden = false;
+  ui.adapter.dataset.state = 'none';
+  ui.adapter.textContent = short;
+  render();
+}
+
+/** What the worker reports while it works: progress, epoch ends with their pictures, device losses. */
+function onWorkerEvent(e: WorkerEvent): void {
+  if (e.kind === 'tune') {
+    try {
+      localStorage.setItem(e.key, e.value);
+    } catch (err) {
+      console.warn(`could not keep the tuning choices in localStorage: ${errorText(err)}`);
+    }
+  } else if (e.kind === 'progress') {
+    ui.datasetInfo.textContent = `${e.what}: ${e.done.toLocaleString('en-US')} of ${e.total.toLocaleString('en-US')}…`;
+  } else if (e.kind === 'step') onStep(e.ev);
+  else if (e.kind === 'epoch') onEpochEnd(e.ev, e.pictures, e.explanations);
+  else if (e.kind === 'recovered') {
+    showAdapter(e.adapter);
+    state.deviceLosses++;
+    state.notice = e.message;
+    ui.noticeMessage.textContent = e.message;
+    ui.notice.hidden = false;
+    console.warn(e.message);
+    render();
+  } else if (e.kind === 'lost') showError(e.message);
+}
+
 async function startEngine(): Promise<void> {
   if (!('gpu' in navigator) || !navigator.gpu) {
-    state.status = 'no-webgpu';
-    ui.noWebgpuReason.textContent = window.isSecureContext
+    const reason = window.isSecureContext
       ? 'This browser has no WebGPU (navigator.gpu is missing).'
       : 'This page is not in a secure context (it is not served over https:// or from localhost), so the browser hides WebGPU.';
-    ui.noWebgpu.hidden = false;
-    ui.adapter.dataset.state = 'none';
-    ui.adapter.textContent = 'No WebGPU in this browser.';
-    render();
-    return;
+    return noWebgpu(reason, 'No WebGPU in this browser.');
+  }
+  let tune: string | null = null;
+  try {
+    tune = localStorage.getItem(BROWSER_CACHE_KEY);
+  } catch {
+    // storage disabled: the tuner measures again
   }
   try {
-    await trainer.start();
+    showAdapter(await remote.start(tune, Comlink.proxy(onWorkerEvent)));
   } catch (err) {
     const msg = errorText(err);
-    if (/no adapter|navigator\.gpu/i.test(msg)) {
-      state.status = 'no-webgpu';
-      ui.noWebgpuReason.textContent = msg;
-      ui.noWebgpu.hidden = false;
-      ui.adapter.dataset.state = 'none';
-      ui.adapter.textContent = 'WebGPU has no adapter here.';
-      render();
-      return;
-    }
+    if (/no adapter|navigator\.gpu|no WebGPU/i.test(msg)) return noWebgpu(msg, 'WebGPU has no adapter here.');
     throw err;
   }
-  showAdapter();
   if (state.status === 'starting') state.status = 'ready';
   render();
 }
 
 // ---- data and model settings -----------------------------------------------------------------
 
-function setDataset(ds: Dataset): void {
+/** Bumped by every dataset choice: a slower earlier read that ends later is dropped. */
+let datasetChoice = 0;
+
+function setDataset(ds: DatasetSummary, choice = datasetChoice): void {
+  if (choice !== datasetChoice) return;
   dataset = ds;
-  state.dataset = { name: ds.name, train: ds.train.n, test: ds.test.n, inputShape: [...ds.inputShape] };
-  ui.datasetInfo.textContent = `${ds.name}: ${ds.train.n.toLocaleString('en-US')} train, ${ds.test.n.toLocaleString('en-US')} test, ${ds.numClasses} classes, inputs [${ds.inputShape.join(', ')}]${ds.source ? ` (${ds.source})` : ''}`;
+  state.dataset = { name: ds.name, train: ds.train, test: ds.test, inputShape: [...ds.inputShape] };
+  ui.datasetInfo.textContent = `${ds.name}: ${ds.train.toLocaleString('en-US')} train, ${ds.test.toLocaleString('en-US')} test, ${ds.numClasses} classes, inputs [${ds.inputShape.join(', ')}]${ds.source ? ` (${ds.source})` : ''}`;
   const [c, h, w] = ds.inputShape;
-  const drawable = ds.inputShape.length === 3 && c === 1 && ds.normalization.kind === 'scale255';
+  const drawable = ds.inputShape.length === 3 && c === 1 && ds.scale255;
   ui.padPreview.width = drawable ? w : 28;
   ui.padPreview.height = drawable ? h : 28;
   ui.pad.classList.toggle('disabled', !drawable);
-  ui.prediction.textContent = drawable ? (trainer.model ? 'Draw in the box.' : 'Train or load a model, then draw.') : 'Drawing needs a single-channel image dataset.';
+  ui.prediction.textContent = drawable ? (haveModel ? 'Draw in the box.' : 'Train or load a model, then draw.') : 'Drawing needs a single-channel image dataset.';
   render();
+}
+
+function showFolderReport(root: string, report: string[], skipped: number): void {
+  state.folder = { root, report, skipped };
+  ui.folderReport.textContent = report.join('\n');
+  ui.folderReport.hidden = false;
+  ui.folderReport.classList.toggle('has-skipped', skipped > 0);
+}
+
+function folderSettings() {
+  const imageSize = Number(ui.imageSize.value);
+  if (!Number.isInteger(imageSize) || imageSize < 1) throw new Error(`The image size must be a positive whole number of pixels, got "${ui.imageSize.value}".`);
+  const valSplit = Number(ui.valSplit.value);
+  if (!(valSplit > 0 && valSplit < 1)) throw new Error(`The validation share must be between 0 and 1, got "${ui.valSplit.value}".`);
+  const channels = ui.channels.value === 'auto' ? 'auto' : (Number(ui.channels.value) as 1 | 3);
+  return { imageSize, channels, valSplit, seed: 0 } as const;
+}
+
+/** Read the current image folder in the worker; its problems (file and reason) are shown, not thrown away. */
+async function readFolder(): Promise<void> {
+  if (!folder) {
+    ui.datasetInfo.textContent = 'Pick a folder with one subfolder of images per class, or drop one here.';
+    return;
+  }
+  ui.folderReport.hidden = true;
+  state.folder = null;
+  ui.datasetInfo.textContent = `Reading ${folder.files.length.toLocaleString('en-US')} files from ${folder.root}…`;
+  const choice = datasetChoice;
+  const r = await remote.loadImageFolder(folder.root, folder.files, folder.dirs, folderSettings());
+  if (choice !== datasetChoice) return;
+  showFolderReport(folder.root, r.report, r.skipped);
+  setDataset(r.summary, choice);
 }
 
 const chooseDataset = guarded(async () => {
   const kind = ui.dataset.value;
+  const choice = ++datasetChoice;
   ui.idxRow.hidden = kind !== 'idx';
   ui.cifarRow.hidden = kind !== 'cifar';
+  ui.imagesRow.hidden = kind !== 'images';
   dataset = null;
   state.dataset = null;
   render();
+  clearError();
   if (kind === 'mnist') {
     ui.datasetInfo.textContent = 'Loading the bundled MNIST digits…';
-    setDataset(await loadBundledMnist());
+    const at = (f: string) => new URL(f, document.baseURI).href;
+    setDataset(await remote.loadBundledMnist(at(MNIST_IMAGES_FILE), at(MNIST_LABELS_FILE)), choice);
   } else if (kind === 'idx') {
     const files = Array.from(ui.idxFiles.files ?? []);
     ui.datasetInfo.textContent = files.length ? 'Reading…' : 'Pick the IDX files.';
-    if (files.length) setDataset(await idxFromFiles(files));
-  } else {
+    if (files.length) setDataset(await remote.loadIdx(files), choice);
+  } else if (kind === 'cifar') {
     const files = Array.from(ui.cifarFiles.files ?? []);
     ui.datasetInfo.textContent = files.length ? 'Reading…' : 'Pick the CIFAR-10 .bin files.';
-    if (files.length) setDataset(await cifarFromFiles(files));
-  }
-  clearError();
+    if (files.length) setDataset(await remote.loadCifar(files), choice);
+  } else await readFolder();
 }, false);
+
+const pickFolder = guarded(async () => {
+  folder = pickedFolder(Array.from(ui.imageFolder.files ?? []));
+  ui.imageFolder.value = '';
+  await chooseDataset();
+}, false);
+
+const dropFolder = async (ev: DragEvent) => {
+  ev.preventDefault();
+  ui.dropZone.classList.remove('over');
+  if (haveModel || state.status === 'training' || state.status === 'paused') return;
+  try {
+    folder = await droppedFolder(ev.dataTransfer);
+    ui.dataset.value = 'images';
+    await chooseDataset();
+  } catch (err) {
+    showError(errorText(err), false);
+  }
+};
 
 function fillPresets(): void {
   const labels: Record<string, string> = {
     mlp: 'MLP (fully connected)',
     cnn: 'CNN for 28×28 grey images (2 conv blocks)',
     'cnn-cifar': 'CNN for 32×32 colour images (3 conv blocks)',
+    resnet: 'ResNet (CIFAR style: 3 stages of residual blocks)',
+    vit: 'Vision transformer (patches, self-attention)',
   };
   ui.preset.replaceChildren(
     ...presetNames().map((name) => {
@@ -316,6 +481,11 @@ function positiveInt(input: HTMLInputElement, what: string): number {
   return v;
 }
 
+/** An optional positive whole number: empty means the preset's default. */
+function optionalInt(input: HTMLInputElement, what: string): number | undefined {
+  return input.value.trim() === '' ? undefined : positiveInt(input, what);
+}
+
 function modelConfig(): ModelConfig {
   const text = ui.hidden.value.trim();
   const hidden = text ? text.split(/[\s,]+/).map(Number) : [];
@@ -324,46 +494,110 @@ function modelConfig(): ModelConfig {
   if (!(lr > 0) || !Number.isFinite(lr)) throw new Error(`The learning rate must be a positive number, got "${ui.lr.value}".`);
   const seed = Number(ui.seed.value);
   if (!Number.isInteger(seed) || seed < 0) throw new Error(`The seed must be a whole number >= 0, got "${ui.seed.value}".`);
-  return { preset: ui.preset.value, hidden, optimizer: ui.optimizer.value as ModelConfig['optimizer'], lr, seed };
+  const preset = ui.preset.value;
+  const arch = preset === 'resnet' || preset === 'vit' ? { depth: optionalInt(ui.depth, 'The depth') } : {};
+  const vit = preset === 'vit' ? { width: optionalInt(ui.width, 'The width'), heads: optionalInt(ui.heads, 'The number of heads'), patch: optionalInt(ui.patch, 'The patch size') } : {};
+  return { preset, hidden, optimizer: ui.optimizer.value as ModelConfig['optimizer'], lr, seed, ...arch, ...vit };
 }
 
 // ---- training --------------------------------------------------------------------------------
 
 function clearResults(): void {
-  Object.assign(state, { step: 0, epoch: 0, lastLoss: null, lastAccuracy: null, valLoss: null, valAccuracy: null, samplesPerSecond: null, losses: [], chartPoints: 0, prediction: null });
+  Object.assign(state, { step: 0, epoch: 0, lastLoss: null, lastAccuracy: null, valLoss: null, valAccuracy: null, samplesPerSecond: null, losses: [], chartPoints: 0, prediction: null, explained: null });
   lossChart.clear();
   accChart.clear();
+  drawSoon();
   ui.weights.replaceChildren();
   ui.testGrid.replaceChildren();
   ui.confusion.replaceChildren();
+  ui.explain.replaceChildren();
   ui.probs.replaceChildren();
   ui.summary.textContent = '';
 }
 
 async function refreshWeights(): Promise<void> {
   const ds = dataset;
-  if (!trainer.model || !ds) return;
-  const w = await trainer.firstWeights();
-  const imgs = w ? weightImages(w.data, w.shape, ds.inputShape, 32) : null;
-  if (imgs) ui.weights.replaceChildren(...imgs);
-  else ui.weights.textContent = 'The first layer\u2019s weights do not have the shape of an image.';
+  if (!haveModel || !ds) return;
+  const w = await remote.firstWeights();
+  await chore('weights', () => {
+    const imgs = w ? weightImages(w.data, w.shape, ds.inputShape, 32) : null;
+    if (imgs) ui.weights.replaceChildren(...imgs);
+    else ui.weights.textContent = 'The first layer\u2019s weights do not have the shape of an image.';
+  });
 }
 /** Cheap enough to run every few seconds during training. */
 const refreshWeightsSoon = latest(refreshWeights);
 
-/** Weights, and predictions over the whole test split (at epoch ends, on pause, when done). */
+/** Draw the test grid, the confusion matrix and the explanations, each in a task of its own; resolves when all are drawn. */
+async function showPictures(ds: DatasetSummary, pics: TestPictures | null, ex: Explanations | null): Promise<void> {
+  const drawn: Promise<void>[] = [];
+  if (pics) {
+    drawn.push(chore('grid', () => renderTestGrid(ui.testGrid, ds, pics)));
+    drawn.push(chore('confusion', () => renderConfusion(ui.confusion, ds, confusionMatrix(ds, pics))));
+  }
+  drawn.push(
+    chore('explain', () => {
+      if (ex) {
+        renderExplanations(ui.explain, ds, ex);
+        state.explained = { right: ex.right.length, wrong: ex.wrong.length, attention: ex.attentionPath !== null };
+        state.explainUpdates++;
+      } else if (ds.inputShape.length !== 3) ui.explain.textContent = 'Saliency maps need image data.';
+    }),
+  );
+  await Promise.all(drawn);
+}
+
+/** Weights, predictions over the whole test split, and saliency (at pauses, when done, after loading). */
 async function refreshPictures(): Promise<void> {
   const ds = dataset;
-  if (!trainer.model || !ds) return;
+  if (!haveModel || !ds) return;
   await refreshWeights();
-  if (ds.test.n > 0) {
-    const preds = await trainer.testPredictions(ds);
-    renderTestGrid(ui.testGrid, ds, preds);
-    renderConfusion(ui.confusion, ds, confusionMatrix(ds, preds));
-  }
+  const pics = ds.test > 0 ? await remote.testPictures(GRID) : null;
+  await showPictures(ds, pics, await remote.explain(EXPLAIN_PER_KIND));
   state.picturesUpdated++;
 }
 const refreshPicturesSoon = latest(refreshPictures);
+
+/** Test images in the grid, and right and wrong ones explained. */
+const GRID = 40;
+const EXPLAIN_PER_KIND = 4;
+
+let lastPictures = 0;
+let trainGeneration = 0;
+
+function onStep(ev: StepEvent): void {
+  if (trainGeneration !== generation) return;
+  state.step = ev.step;
+  state.epoch = ev.epoch;
+  state.lastLoss = ev.loss;
+  state.lastAccuracy = ev.accuracy;
+  // Smoothed: a window that spans an evaluation or a kernel compile reads low.
+  state.samplesPerSecond = state.samplesPerSecond === null ? ev.samplesPerSecond : 0.7 * state.samplesPerSecond + 0.3 * ev.samplesPerSecond;
+  state.losses.push(ev.loss);
+  lossChart.add('train', ev.step, ev.loss);
+  if (ev.accuracy !== null) accChart.add('train', ev.step, ev.accuracy);
+  state.chartPoints = lossChart.points + accChart.points;
+  if (performance.now() - lastPictures > 2000) {
+    lastPictures = performance.now();
+    refreshWeightsSoon();
+  }
+  if (state.status === 'training' || state.status === 'paused') state.status = pausing ? 'paused' : 'training';
+  drawSoon();
+}
+
+function onEpochEnd(ev: EpochEvent, pics: TestPictures | null, ex: Explanations | null): void {
+  if (trainGeneration !== generation || !dataset) return;
+  state.epoch = ev.epoch;
+  if (ev.valLoss !== undefined) {
+    state.valLoss = ev.valLoss;
+    state.valAccuracy = ev.valAccuracy ?? null;
+    lossChart.add('validation', ev.step, ev.valLoss);
+    if (ev.valAccuracy != null) accChart.add('validation', ev.step, ev.valAccuracy);
+    state.chartPoints = lossChart.points + accChart.points;
+  }
+  drawSoon();
+  void showPictures(dataset, pics, ex).then(() => state.picturesUpdated++);
+}
 
 function start(): void {
   let inputs: { batchSize: number; epochs: number; cfg: ModelConfig };
@@ -375,23 +609,26 @@ function start(): void {
     return;
   }
   const gen = generation;
-  train(dataset!, inputs, gen).catch((err) => {
+  train(inputs, gen).catch((err) => {
     if (gen === generation) showError(errorText(err));
   });
 }
 
-async function train(ds: Dataset, { batchSize, epochs, cfg }: { batchSize: number; epochs: number; cfg: ModelConfig }, gen: number): Promise<void> {
+async function train({ batchSize, epochs, cfg }: { batchSize: number; epochs: number; cfg: ModelConfig }, gen: number): Promise<void> {
   clearError();
   pausing = false;
-  if (!trainer.model) {
+  trainGeneration = gen;
+  if (!haveModel) {
     clearResults();
     state.status = 'training';
     render();
     try {
-      ui.summary.textContent = (await trainer.build(ds, cfg)).summary();
+      ui.summary.textContent = await remote.build(cfg);
+      haveModel = true;
     } catch (err) {
-      // A model that does not fit the data (e.g. a CIFAR CNN on MNIST) is a settings problem.
-      if (!(err instanceof LayerShapeError)) throw err;
+      // A model that does not fit the data (e.g. a CIFAR CNN on MNIST, a patch size that does
+      // not divide the image) is a settings problem.
+      if (!['LayerShapeError', 'GraphError'].includes((err as Error).name)) throw err;
       state.status = 'ready';
       showError(errorText(err), false);
       return;
@@ -399,41 +636,7 @@ async function train(ds: Dataset, { batchSize, epochs, cfg }: { batchSize: numbe
   }
   state.status = 'training';
   render();
-  let lastPictures = performance.now();
-  await trainer.train(ds, { epochs, batchSize, seed: cfg.seed }, {
-    onStep: (ev) => {
-      if (gen !== generation) return;
-      state.step = ev.step;
-      state.epoch = ev.epoch;
-      state.lastLoss = ev.loss;
-      state.lastAccuracy = ev.accuracy;
-      // Smoothed: a window that spans an evaluation or a kernel compile reads low.
-      state.samplesPerSecond = state.samplesPerSecond === null ? ev.samplesPerSecond : 0.7 * state.samplesPerSecond + 0.3 * ev.samplesPerSecond;
-      state.losses.push(ev.loss);
-      lossChart.add('train', ev.step, ev.loss);
-      if (ev.accuracy !== null) accChart.add('train', ev.step, ev.accuracy);
-      state.chartPoints = lossChart.points + accChart.points;
-      if (performance.now() - lastPictures > 2000) {
-        lastPictures = performance.now();
-        refreshWeightsSoon();
-      }
-      if (trainer.isTraining && state.status !== 'error') state.status = trainer.isPaused || pausing ? 'paused' : 'training';
-      render();
-    },
-    onEpochEnd: async (ev) => {
-      if (gen !== generation) return;
-      state.epoch = ev.epoch;
-      if (ev.valLoss !== undefined) {
-        state.valLoss = ev.valLoss;
-        state.valAccuracy = ev.valAccuracy ?? null;
-        lossChart.add('validation', ev.step, ev.valLoss);
-        if (ev.valAccuracy != null) accChart.add('validation', ev.step, ev.valAccuracy);
-        state.chartPoints = lossChart.points + accChart.points;
-      }
-      render();
-      await refreshPictures();
-    },
-  });
+  await remote.train({ epochs, batchSize, seed: cfg.seed, gridCount: GRID, explainPerKind: EXPLAIN_PER_KIND });
   if (gen === generation && (state.status === 'training' || state.status === 'paused')) {
     await refreshPictures();
     state.status = 'done';
@@ -446,12 +649,12 @@ let pausing = false;
 function togglePause(): void {
   if (state.status === 'paused' || pausing) {
     pausing = false;
-    trainer.resume();
+    void remote.resume();
     state.status = 'training';
   } else {
     // The loop stops at its next read-back (a few steps); the status says paused from now on.
     pausing = true;
-    trainer.pause();
+    void remote.pause();
     state.status = 'paused';
     refreshPicturesSoon();
   }
@@ -465,8 +668,8 @@ const reset = guarded(async () => {
   render();
   clearResults();
   clearError();
-  await trainer.reset();
-  showAdapter();
+  haveModel = false;
+  showAdapter(await remote.reset());
   state.status = 'ready';
   render();
 });
@@ -486,26 +689,28 @@ function download(bytes: Uint8Array, name: string): void {
 
 const save = guarded(async () => {
   if (!dataset) return;
-  download(await trainer.save(dataset), `${dataset.name}-${ui.preset.value}-step${state.step}.safetensors`);
+  download(await remote.save(), `${dataset.name}-${ui.preset.value}-step${state.step}.safetensors`);
 });
 
 // The model for onnxruntime and other runtimes: inference semantics, inputs normalised as in training.
 const saveOnnx = guarded(async () => {
-  if (!dataset || !trainer.model) return;
-  download(await exportOnnx(trainer.model), `${dataset.name}-${ui.preset.value}-step${state.step}.onnx`);
-});
+  if (!dataset) return;
+  download(await remote.exportOnnx(), `${dataset.name}-${ui.preset.value}-step${state.step}.onnx`);
+}, false);
 
 const load = guarded(async () => {
   const file = ui.load.files?.[0];
   ui.load.value = '';
   if (!file || !dataset) return;
   clearError();
-  const meta = await trainer.load(new Uint8Array(await file.arrayBuffer()), file.name, dataset, modelConfig());
+  const meta = await remote.load(new Uint8Array(await file.arrayBuffer()), file.name, modelConfig());
+  generation++;
   clearResults();
-  state.step = meta.state.step;
-  state.epoch = meta.state.epoch;
+  haveModel = true;
+  state.step = meta.step;
+  state.epoch = meta.epoch;
   state.status = 'done';
-  ui.summary.textContent = `Loaded ${file.name} (trained ${meta.state.epoch} epoch(s), ${meta.state.step} steps${meta.dataset ? ` on ${meta.dataset.name}` : ''}).\n${trainer.model!.summary()}`;
+  ui.summary.textContent = `Loaded ${file.name} (trained ${meta.epoch} epoch(s), ${meta.step} steps${meta.dataset ? ` on ${meta.dataset}` : ''}).\n${meta.summary}`;
   render();
   await refreshPictures();
   predictDrawingSoon();
@@ -527,11 +732,11 @@ async function predictDrawing(): Promise<void> {
   if (!x) {
     state.prediction = null;
     ui.probs.replaceChildren();
-    ui.prediction.textContent = trainer.model ? 'Draw in the box.' : 'Train or load a model, then draw.';
+    ui.prediction.textContent = haveModel ? 'Draw in the box.' : 'Train or load a model, then draw.';
     return;
   }
-  if (!trainer.model || state.status === 'error') return;
-  const probs = await trainer.probabilities(x, 1);
+  if (!haveModel || state.status === 'error') return;
+  const probs = await remote.probabilities(x);
   let best = 0;
   for (let k = 1; k < probs.length; k++) if (probs[k] > probs[best]) best = k;
   state.prediction = { label: className(ds, best), index: best, probabilities: [...probs], drawing };
@@ -568,6 +773,14 @@ $('clear').addEventListener('click', () => pad.clear());
 ui.dataset.addEventListener('change', chooseDataset);
 ui.idxFiles.addEventListener('change', chooseDataset);
 ui.cifarFiles.addEventListener('change', chooseDataset);
+ui.imageFolder.addEventListener('change', pickFolder);
+for (const el of [ui.imageSize, ui.channels, ui.valSplit]) el.addEventListener('change', () => folder && chooseDataset());
+ui.dropZone.addEventListener('dragover', (ev) => {
+  ev.preventDefault();
+  ui.dropZone.classList.add('over');
+});
+ui.dropZone.addEventListener('dragleave', () => ui.dropZone.classList.remove('over'));
+ui.dropZone.addEventListener('drop', (ev) => void dropFolder(ev));
 ui.preset.addEventListener('change', render);
 ui.epochs.addEventListener('input', render);
 ui.start.addEventListener('click', start);
@@ -577,8 +790,11 @@ ui.save.addEventListener('click', save);
 ui.saveOnnx.addEventListener('click', saveOnnx);
 ui.load.addEventListener('change', load);
 window.addEventListener('unhandledrejection', (ev) => showError(errorText(ev.reason)));
+worker.addEventListener('error', (ev) => showError(`The training worker failed: ${ev.message || 'no message'}`));
 
 fillPresets();
 render();
-chooseDataset();
-guarded(startEngine)();
+guarded(async () => {
+  await startEngine();
+  if (state.status === 'ready') chooseDataset();
+})();

@@ -1,6 +1,8 @@
 // What the model has learned, as pictures: the first layer's weights per unit, a grid of test
-// images with predicted and true labels (mistakes marked), and the confusion matrix.
-import type { Dataset } from '../src/data/dataset.ts';
+// images with predicted and true labels (mistakes marked), the confusion matrix, and for test
+// images it gets right and wrong, where it looks: saliency maps, and a ViT's attention maps.
+// The data comes from the training worker (protocol.ts); this file only draws.
+import type { DatasetSummary, Explanation, Explanations, TestPictures } from './protocol.ts';
 
 /** An image of a sample of `shape` [C, H, W] (C = 1 grey, C = 3 RGB planes) from uint8 or [0, 1] values. */
 export function imageCanvas(values: ArrayLike<number>, shape: readonly number[], scale255: boolean): HTMLCanvasElement {
@@ -68,36 +70,23 @@ export function weightImages(w: Float32Array, shape: readonly number[], inputSha
   return out;
 }
 
-/** Test predictions, index-aligned with the test split. */
-export interface TestPredictions {
-  predicted: Int32Array;
-  /** Probabilities of the predicted class. */
-  confidence: Float32Array;
-}
-
-export function className(ds: Pick<Dataset, 'classNames'>, c: number): string {
+export function className(ds: { classNames?: string[] | null }, c: number): string {
   return ds.classNames?.[c] ?? String(c);
 }
 
-/** Indices of `count` test samples spread evenly over the split (which may be grouped by class). */
-export function gridIndices(n: number, count: number): number[] {
-  const m = Math.min(n, count);
-  return Array.from({ length: m }, (_, i) => Math.floor((i * n) / m));
-}
-
-/** Fill `root` with a grid of test images labelled "predicted (true)"; mistakes get the `wrong` class. */
-export function renderTestGrid(root: HTMLElement, ds: Dataset, preds: TestPredictions, count = 40): void {
+/** Fill `root` with the grid of test images labelled "predicted (true)"; mistakes get the `wrong` class. */
+export function renderTestGrid(root: HTMLElement, ds: DatasetSummary, pics: TestPictures): void {
   const S = ds.inputShape.reduce((a, b) => a * b, 1);
   const shape = ds.inputShape.length === 3 ? ds.inputShape : [1, 1, S];
-  const cells = gridIndices(ds.test.n, count).map((i) => {
-    const p = preds.predicted[i];
-    const t = ds.test.y[i];
+  const cells = pics.grid.map((i, k) => {
+    const p = pics.predicted[i];
+    const t = pics.truth[i];
     const cell = document.createElement('figure');
     cell.className = p === t ? 'sample right' : 'sample wrong';
-    const img = imageCanvas(ds.test.x.subarray(i * S, (i + 1) * S), shape, ds.normalization.kind === 'scale255');
+    const img = imageCanvas(pics.gridValues.subarray(k * S, (k + 1) * S), shape, ds.scale255);
     const cap = document.createElement('figcaption');
     cap.textContent = p === t ? className(ds, p) : `${className(ds, p)} (${className(ds, t)})`;
-    cap.title = `predicted ${className(ds, p)} with p=${preds.confidence[i].toFixed(2)}; true ${className(ds, t)}`;
+    cap.title = `predicted ${className(ds, p)} with p=${pics.confidence[i].toFixed(2)}; true ${className(ds, t)}`;
     cell.append(img, cap);
     return cell;
   });
@@ -105,15 +94,15 @@ export function renderTestGrid(root: HTMLElement, ds: Dataset, preds: TestPredic
 }
 
 /** counts[t * C + p]: test samples of true class t predicted as p. */
-export function confusionMatrix(ds: Dataset, preds: TestPredictions): Int32Array {
+export function confusionMatrix(ds: DatasetSummary, pics: TestPictures): Int32Array {
   const C = ds.numClasses;
   const counts = new Int32Array(C * C);
-  for (let i = 0; i < ds.test.n; i++) counts[ds.test.y[i] * C + preds.predicted[i]]++;
+  for (let i = 0; i < pics.truth.length; i++) counts[pics.truth[i] * C + pics.predicted[i]]++;
   return counts;
 }
 
 /** A table: rows true class, columns predicted class; shading by the share of the row. */
-export function renderConfusion(root: HTMLElement, ds: Dataset, counts: Int32Array): void {
+export function renderConfusion(root: HTMLElement, ds: DatasetSummary, counts: Int32Array): void {
   const C = ds.numClasses;
   const table = document.createElement('table');
   table.className = 'confusion';
@@ -143,4 +132,60 @@ export function renderConfusion(root: HTMLElement, ds: Dataset, counts: Int32Arr
     }
   }
   root.replaceChildren(table);
+}
+
+/** A heat map [H, W] of values in [0, 1] over the image (grey): dark red to yellow where high. */
+export function heatCanvas(values: Float32Array, image: ArrayLike<number>, [c, h, w]: readonly number[], scale255: boolean): HTMLCanvasElement {
+  const canvas = document.createElement('canvas');
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext('2d')!;
+  const img = ctx.createImageData(w, h);
+  const k = scale255 ? 1 : 255;
+  for (let p = 0; p < h * w; p++) {
+    let grey = 0;
+    for (let ch = 0; ch < c; ch++) grey += image[ch * h * w + p] * k;
+    grey /= c;
+    const v = Math.min(1, Math.max(0, values[p]));
+    // The picture faintly underneath, the heat on top.
+    const heat = [255 * Math.min(1, 2 * v), 255 * Math.max(0, 2 * v - 1), 40 * (1 - v)];
+    img.data.set([0.25 * grey + 0.75 * heat[0], 0.25 * grey + 0.75 * heat[1], 0.25 * grey + 0.75 * heat[2], 255], p * 4);
+  }
+  ctx.putImageData(img, 0, 0);
+  return canvas;
+}
+
+/** Test images the model gets right and wrong, each with its saliency map (and attention map for a ViT). */
+export function renderExplanations(root: HTMLElement, ds: DatasetSummary, ex: Explanations): void {
+  const shape = [ex.channels, ex.height, ex.width];
+  const figure = (e: Explanation, outcome: 'right' | 'wrong') => {
+    const fig = document.createElement('figure');
+    fig.className = `explained ${outcome}`;
+    fig.dataset.outcome = outcome;
+    const pics: HTMLCanvasElement[] = [imageCanvas(e.image, shape, ds.scale255)];
+    pics[0].dataset.kind = 'image';
+    const sal = heatCanvas(e.saliency, e.image, shape, ds.scale255);
+    sal.dataset.kind = 'saliency';
+    sal.title = 'saliency: |d logit / d pixel| of the predicted class';
+    pics.push(sal);
+    if (e.attention) {
+      const att = heatCanvas(e.attention, e.image, shape, ds.scale255);
+      att.dataset.kind = 'attention';
+      att.title = `attention received by each patch (${ex.attentionPath}, mean over heads)`;
+      pics.push(att);
+    }
+    const cap = document.createElement('figcaption');
+    cap.textContent = outcome === 'right' ? `${className(ds, e.predicted)} (${(e.confidence * 100).toFixed(0)}%)` : `${className(ds, e.predicted)}, truly ${className(ds, e.truth)}`;
+    fig.append(...pics, cap);
+    return fig;
+  };
+  const group = (title: string, list: Explanation[], outcome: 'right' | 'wrong') => {
+    const div = document.createElement('div');
+    div.className = 'explain-group';
+    const h = document.createElement('h3');
+    h.textContent = list.length ? title : `${title}: none in the test split`;
+    div.append(h, ...list.map((e) => figure(e, outcome)));
+    return div;
+  };
+  root.replaceChildren(group('Right', ex.right, 'right'), group('Wrong', ex.wrong, 'wrong'));
 }

@@ -1,7 +1,8 @@
-// The demo's training session: one engine (GPU device) and at most one model at a time, training
-// with pause/resume and stop, and the reads the page shows (predictions, weights, checkpoints).
-// Reset destroys the device and makes a new one, which is also how the page recovers from a GPU
-// error or a lost device. No DOM here: main.ts shows what this does.
+// The demo's training session, run inside the training worker (worker.ts): one engine (GPU device)
+// and at most one model at a time, training with pause/resume and stop, the reads the page shows
+// (predictions, weights, saliency and attention, checkpoints), and the last state copied to the
+// worker's memory, from which training resumes when the device is lost. Reset destroys the device
+// and makes a new one. No DOM here.
 import { Engine } from '../src/gpu/engine.ts';
 import type { AdapterReport } from '../src/gpu/device.ts';
 import { Batcher } from '../src/data/batcher.ts';
@@ -9,20 +10,27 @@ import { sampleSize, type Dataset } from '../src/data/dataset.ts';
 import type { Model } from '../src/nn/model.ts';
 import { predict, Trainer, type EpochEvent, type StepEvent } from '../src/train/trainer.ts';
 import { checkpointBytes, datasetInfo, loadWeights, modelFromCheckpoint, readCheckpoint, trainerFromCheckpoint, type CheckpointMeta } from '../src/train/checkpoint.ts';
-import type { OptimizerConfig } from '../src/optim/optimizer.ts';
 import { makePreset } from '../src/nn/presets.ts';
-import type { TestPredictions } from './pictures.ts';
+import type { ModelConfig } from './protocol.ts';
 
-export interface ModelConfig {
-  preset: string;
-  hidden: number[];
-  optimizer: OptimizerConfig['kind'];
-  lr: number;
-  seed: number;
+export type { ModelConfig } from './protocol.ts';
+
+/** Test predictions, index-aligned with the test split. */
+export interface TestPredictions {
+  predicted: Int32Array;
+  /** Probabilities of the predicted class. */
+  confidence: Float32Array;
+}
+
+/** The last state copied from the GPU to the worker's memory: a checkpoint, and where training stood. */
+export interface Snapshot {
+  bytes: Uint8Array;
+  step: number;
+  epoch: number;
 }
 
 export interface TrainCallbacks {
-  onStep(ev: StepEvent): void;
+  onStep(ev: StepEvent): Promise<void> | void;
   onEpochEnd(ev: EpochEvent): Promise<void> | void;
 }
 
@@ -47,9 +55,12 @@ export class TrainingSession {
   model: Model | null = null;
   trainer: Trainer | null = null;
   private stopRequested = false;
-  private pauseRequested = false;
+  /** Pause asked for: the loop holds at its next read-back. */
+  pauseRequested = false;
   private release: (() => void) | null = null;
   private running: Promise<unknown> | null = null;
+  /** The last state copied to memory (see snapshot()); training resumes from it after a device loss. */
+  last: Snapshot | null = null;
 
   /** Called when the current device is lost (not when Reset destroys it). */
   constructor(private onLost: (message: string) => void) {}
@@ -80,7 +91,7 @@ export class TrainingSession {
   async build(ds: Dataset, cfg: ModelConfig): Promise<Model> {
     const e = this.requireEngine();
     this.disposeModel();
-    const model = makePreset(cfg.preset, ds.numClasses, { hidden: cfg.hidden });
+    const model = makePreset(cfg.preset, ds.numClasses, { hidden: cfg.hidden, depth: cfg.depth, width: cfg.width, heads: cfg.heads, patch: cfg.patch });
     try {
       await model.build(e, ds.inputShape, { seed: cfg.seed });
       this.trainer = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer: { kind: cfg.optimizer, lr: cfg.lr } });
@@ -106,7 +117,7 @@ export class TrainingSession {
       validation: ds.test,
       logEvery: LOG_EVERY,
       onStep: async (ev) => {
-        cb.onStep(ev);
+        await cb.onStep(ev);
         // Pausing holds the training loop here, between steps, with no GPU work in flight.
         if (this.pauseRequested && !this.stopRequested) await new Promise<void>((r) => (this.release = r));
         this.release = null;
@@ -147,8 +158,34 @@ export class TrainingSession {
     const old = this.engine;
     this.engine = null;
     this.disposeModel();
+    this.last = null;
     old?.destroy();
     return this.start();
+  }
+
+  /** Copy the model, its optimizer state and where training stands to memory (a checkpoint). */
+  async snapshot(ds: Dataset): Promise<Snapshot> {
+    const t = this.trainer;
+    if (!t) throw new Error('No model to copy.');
+    const snap = { bytes: await this.save(ds), step: t.state.step, epoch: t.state.epoch };
+    this.last = snap;
+    return snap;
+  }
+
+  /**
+   * After a device loss: a new engine, and the model and trainer rebuilt from the last snapshot
+   * (null when there is none). The lost device's objects are dropped, not freed.
+   */
+  async replaceLostDevice(ds: Dataset | null, fallback: ModelConfig): Promise<Snapshot | null> {
+    const snap = this.last;
+    this.model = null;
+    this.trainer = null;
+    this.engine = null;
+    this.running = null;
+    await this.start();
+    if (snap && ds) await this.load(snap.bytes, `the state copied at step ${snap.step}`, ds, fallback);
+    this.last = snap;
+    return snap;
   }
 
   /** Class probabilities [n, classes] for `n` model inputs (already normalised). */

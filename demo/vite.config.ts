@@ -11,6 +11,8 @@ export default defineConfig({
   // Relative asset URLs: the built page works from any directory of any static server.
   base: './',
   plugins: [mnistDigitsAssets()],
+  // The training worker is an ES module (it imports the engine, which loads layers by glob).
+  worker: { format: 'es' },
   server: { host: '127.0.0.1', fs: { allow: [repoRoot] } },
   preview: { host: '127.0.0.1' },
   build: {

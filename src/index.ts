@@ -7,7 +7,7 @@ export { Engine, Dispatch, grid1d, type EngineOptions } from './gpu/engine.ts';
 export type { AdapterReport, DeviceOptions } from './gpu/device.ts';
 export { Tensor } from './gpu/tensor.ts';
 export { Module } from './nn/module.ts';
-export { Model, type BuildOptions, type ModelPlan, type PlanStats } from './nn/model.ts';
+export { Model, type BuildOptions, type ModelPlan, type PlanOptions, type PlanStats } from './nn/model.ts';
 export { Sequential } from './nn/sequential.ts';
 export { Value, GraphError } from './nn/graph.ts';
 export {
@@ -88,6 +88,8 @@ export { parseCsv, type CsvOptions } from './data/csv.ts';
 export { mnistDigitsDataset } from './data/mnist.ts';
 export { Batcher, type BatcherOptions } from './data/batcher.ts';
 export type { AugmentOptions } from './data/augment.ts';
+export { saliency, attentionMaps, attentionValues, type SaliencyResult, type AttentionResult } from './train/explain.ts';
+export { ImageFolderReader, sortImageFolder, formatImageFolderReport, type ImageFolderOptions, type ImageFolderReport } from './data/image-folder.ts';
 export { exportOnnx, onnxFromGraph, ExportError, ONNX_OPSET, type OnnxExportOptions } from './export/onnx.ts';
 export { pytorchModelSource } from './export/pytorch-model.ts';
 export { loadStateDict } from './export/state-dict.ts';

@@ -19,6 +19,7 @@ export {
   FASHION_MNIST_CLASSES,
   type LoadOptions,
 } from './data/node.ts';
+export { readImageFolder, loadImageFolder } from './data/image-folder-node.ts';
 export { writeFileAtomic, readFileChecked } from './train/atomic.ts';
 export { CheckpointFiles } from './train/checkpoint-files.ts';
 export {

@@ -209,7 +209,7 @@ describe('named datasets and loadDataset', () => {
   it('unknown names and unrecognised directories list what is accepted', () => {
     expect(() => loadDataset('imagenet')).toThrow(/imagenet.*accepted: 'mnist', 'fashion-mnist', a directory of IDX files .*\.csv/);
     const dir = writeDir({ 'readme.txt': 'hello' });
-    expect(() => loadDataset(dir)).toThrow(/neither IDX files nor CIFAR-10 batches \(found: readme\.txt\)/);
+    expect(() => loadDataset(dir)).toThrow(/neither IDX files, CIFAR-10 batches nor class subfolders of images \(found: readme\.txt\)/);
     expect(() => loadDataset(join(root, 'x.csv'))).toThrow(/target column/);
   });
 

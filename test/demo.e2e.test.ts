@@ -15,13 +15,47 @@ import type { Browser, ElementHandle, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoStatus } from '../demo/main.ts';
 import { encodeIdx } from '../src/data/idx.ts';
+import { PNG } from 'pngjs';
 import { launchChromium, serve } from './browser.ts';
+import { writeImageFolder } from './image-fixtures.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DIST = join(ROOT, 'demo', 'dist');
 const SCREENSHOT = join(ROOT, 'test-output', 'demo.png');
+const SCREENSHOT_IMAGES = join(ROOT, 'test-output', 'demo-image-folder.png');
 
 const demo = (page: Page) => page.evaluate(() => window.__demo) as Promise<DemoStatus>;
+
+/** Record the page's main-thread long tasks (over 50 ms) from its start: Chromium reports them to a PerformanceObserver. */
+async function recordLongTasks(page: Page): Promise<void> {
+  await page.evaluateOnNewDocument(() => {
+    const w = window as unknown as { __longTasks: { start: number; duration: number }[] };
+    w.__longTasks = [];
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) w.__longTasks.push({ start: e.startTime, duration: e.duration });
+    }).observe({ type: 'longtask', buffered: true });
+  });
+}
+
+/** The page's clock now (performance.now()), to bound a span of interest. */
+const pageNow = (page: Page) => page.evaluate(() => performance.now());
+
+/** Long tasks that started within [from, to] of the page's clock. */
+async function longTasksBetween(page: Page, from: number, to: number): Promise<{ start: number; duration: number }[]> {
+  const all = await page.evaluate(() => (window as unknown as { __longTasks: { start: number; duration: number }[] }).__longTasks);
+  return all.filter((t) => t.start >= from && t.start <= to);
+}
+
+/** The page's training worker (demo/worker.ts; the charts have a worker of their own, chart-worker.ts). */
+async function trainingWorker(page: Page) {
+  const until = Date.now() + 30_000;
+  while (Date.now() < until) {
+    const w = page.workers().find((x) => /\/worker-[^/]*\.js$/.test(x.url()));
+    if (w) return w;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`The page started no training worker within 30 s (workers: ${page.workers().map((x) => x.url()).join(', ') || 'none'}).`);
+}
 
 /** Wait until the page's status is one of `want` (or error/no-webgpu, which fail with the page's message). */
 async function waitForStatus(page: Page, want: DemoStatus['status'][], timeout: number): Promise<DemoStatus> {
@@ -55,6 +89,33 @@ async function setValue(page: Page, selector: string, value: string): Promise<vo
   );
 }
 
+/**
+ * The explanation pictures: per test image the `kinds` of canvas, each the image's size, and the
+ * maps not blank (more than a few distinct colours); as many right and wrong as the page says.
+ */
+async function checkExplanations(page: Page, kinds: string[], size: number, explained: { right: number; wrong: number }): Promise<void> {
+  const figs = await page.$$eval('#explain figure', (els) =>
+    els.map((f) => ({
+      outcome: (f as HTMLElement).dataset.outcome,
+      canvases: Array.from(f.querySelectorAll('canvas')).map((c) => {
+        const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+        const colours = new Set<number>();
+        for (let i = 0; i < d.length; i += 4) colours.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+        return { kind: c.dataset.kind, width: c.width, height: c.height, colours: colours.size };
+      }),
+    })),
+  );
+  expect(figs.filter((f) => f.outcome === 'right')).toHaveLength(explained.right);
+  expect(figs.filter((f) => f.outcome === 'wrong')).toHaveLength(explained.wrong);
+  for (const f of figs) {
+    expect(f.canvases.map((c) => c.kind)).toEqual(kinds);
+    for (const c of f.canvases) {
+      expect([c.width, c.height]).toEqual([size, size]);
+      if (c.kind !== 'image') expect(c.colours, `${f.outcome} ${c.kind}`).toBeGreaterThan(4);
+    }
+  }
+}
+
 describe('browser demo (headless Chromium, WebGPU)', () => {
   let browser: Browser | null = null;
   let server: Server | null = null;
@@ -81,6 +142,7 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
     const page = await browser!.newPage();
     page.on('console', (m) => pageLog.push(`[${m.type()}] ${m.text()}`));
     page.on('pageerror', (e) => pageLog.push(`[pageerror] ${(e as Error).message}`));
+    await recordLongTasks(page);
     await page.goto(url, { waitUntil: 'load' });
     return page;
   }
@@ -100,8 +162,13 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
       await setValue(page, '#batch', '64');
       await setValue(page, '#epochs', '1');
       const t0 = Date.now();
+      const from = await pageNow(page);
       await page.click('#start');
       const done = await waitForStatus(page, ['done'], 120_000);
+      // Training runs in the worker: the page's main thread never blocked for more than 50 ms meanwhile.
+      const long = await longTasksBetween(page, from, await pageNow(page));
+      console.info(`demo e2e: main-thread long tasks during training: ${long.length ? long.map((t) => `${t.duration.toFixed(0)} ms`).join(', ') : 'none'}`);
+      expect(long).toEqual([]);
       console.info(`demo e2e: 1 epoch, ${done.step} steps in ${((Date.now() - t0) / 1000).toFixed(1)} s, ${Math.round(done.samplesPerSecond ?? 0)} samples/s; loss ${done.losses[0].toFixed(3)} -> ${done.lastLoss!.toFixed(3)}, val accuracy ${done.valAccuracy}`);
 
       // Learning: the loss fell and accuracy is well above chance (0.1 for ten classes).
@@ -120,13 +187,10 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
 
       // Charts: data points, and the training line's blue on the loss canvas.
       expect(done.chartPoints).toBeGreaterThan(10);
-      const blue = await page.$eval('#loss-chart', (el) => {
-        const c = el as HTMLCanvasElement;
-        const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
-        let n = 0;
-        for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && d[i + 2] > d[i] + 80) n++;
-        return n;
-      });
+      // The charts draw in a worker of their own (an OffscreenCanvas): read what the page shows.
+      const shot = PNG.sync.read(Buffer.from(await (await page.$('#loss-chart'))!.screenshot({ type: 'png' })));
+      let blue = 0;
+      for (let i = 0; i < shot.data.length; i += 4) if (shot.data[i + 2] > shot.data[i] + 80) blue++;
       expect(blue).toBeGreaterThan(100);
 
       // Pictures: weight images, a test grid and a confusion matrix whose counts cover the test split.
@@ -236,42 +300,38 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
     }
   }, 180_000);
 
-  it('shows a lost device, and Reset trains again on a new one', async () => {
-    const page = await browser!.newPage();
-    page.on('console', (m) => pageLog.push(`[${m.type()}] ${m.text()}`));
+  it('resumes training on a new device when the device is lost, from the state copied to the worker, and says so', async () => {
+    const page = await openPage();
     try {
-      // Keep a handle on the devices the page creates, so that the test can destroy one mid-training.
-      await page.evaluateOnNewDocument(() => {
-        const request = GPUAdapter.prototype.requestDevice;
-        GPUAdapter.prototype.requestDevice = async function (this: GPUAdapter, ...args: Parameters<GPUAdapter['requestDevice']>) {
-          const device = await request.apply(this, args);
-          const w = window as unknown as { __testDevices?: GPUDevice[] };
-          (w.__testDevices ??= []).push(device);
-          return device;
-        };
-      });
-      await page.goto(url, { waitUntil: 'load' });
       await waitForStatus(page, ['ready'], 60_000);
       await page.waitForFunction(() => window.__demo.dataset !== null, { timeout: 30_000 });
       await setValue(page, '#hidden', '32');
-      await setValue(page, '#epochs', '3');
+      await setValue(page, '#epochs', '2');
       await page.click('#start');
       await page.waitForFunction(() => window.__demo.step >= 10, { timeout: 60_000, polling: 100 });
-      await page.evaluate(() => (window as unknown as { __testDevices: GPUDevice[] }).__testDevices.at(-1)!.destroy());
-      await waitForStatus(page, ['error'], 30_000).catch(() => undefined);
+      // Destroy the worker's device at its next command encoder (the engine makes one per submission).
+      const worker = await trainingWorker(page);
+      await worker.evaluate(() => {
+        const make = GPUDevice.prototype.createCommandEncoder;
+        GPUDevice.prototype.createCommandEncoder = function (this: GPUDevice, ...args: Parameters<GPUDevice['createCommandEncoder']>) {
+          GPUDevice.prototype.createCommandEncoder = make;
+          const encoder = make.apply(this, args);
+          this.destroy();
+          return encoder;
+        };
+      });
+      await page.waitForFunction(() => window.__demo.deviceLosses > 0 || window.__demo.status === 'error', { timeout: 60_000, polling: 100 });
       const lost = await demo(page);
-      expect(lost.status).toBe('error');
-      expect(lost.error).toMatch(/device was lost/i);
-      expect(await page.$eval('#error', (el) => (el as HTMLElement).hidden)).toBe(false);
-
-      await page.click('#reset');
-      await waitForStatus(page, ['ready'], 60_000);
-      await page.click('#start');
-      await page.waitForFunction(() => window.__demo.step >= 10 || window.__demo.status === 'error', { timeout: 60_000, polling: 100 });
-      const again = await demo(page);
-      expect(again.error).toBeNull();
-      expect(again.status).toBe('training');
-      expect(await page.evaluate(() => (window as unknown as { __testDevices: GPUDevice[] }).__testDevices.length)).toBe(2);
+      expect(lost.error).toBeNull();
+      expect(lost.notice).toMatch(/device was lost.*restored on a new device from the copy kept in the worker at step \d+ \(epoch \d\); training goes on/i);
+      expect(await page.$eval('#notice', (el) => (el as HTMLElement).hidden)).toBe(false);
+      const from = Number(/at step (\d+)/.exec(lost.notice!)![1]);
+      // Training goes on by itself from there and finishes both epochs: nothing to press.
+      const done = await waitForStatus(page, ['done'], 120_000);
+      expect(done.error).toBeNull();
+      expect(done.epoch).toBe(2);
+      expect(done.step).toBeGreaterThan(from);
+      expect(done.valAccuracy!).toBeGreaterThan(0.2);
     } catch (err) {
       console.error(`page log:\n${pageLog.join('\n')}`);
       throw err;
@@ -325,6 +385,122 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 90_000);
+
+  it('trains a ViT and a ResNet on an image folder picked in the page, off the main thread, and shows where they look', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'demo-e2e-images-'));
+    const page = await openPage();
+    try {
+      // Four colour classes, two of them nearly alike (so the model gets some test images wrong),
+      // PNG and JPEG of mixed sizes, one class stored grey, a corrupt and a truncated file, a text file.
+      const photos = join(dir, 'photos');
+      writeImageFolder(photos, {
+        classes: { red: { rgb: [220, 40, 40] }, crimson: { rgb: [210, 50, 45] }, blue: { rgb: [40, 40, 220] }, grey: { rgb: [128, 128, 128], grey: true } },
+        perClass: 10,
+        badFiles: true,
+      });
+      const single = join(dir, 'single');
+      writeImageFolder(single, { classes: { cats: { rgb: [1, 2, 3] } }, perClass: 2 });
+      await waitForStatus(page, ['ready'], 60_000);
+      await setValue(page, '#dataset', 'images');
+      await setValue(page, '#image-size', '16');
+      const input = (await page.$('#image-folder')) as ElementHandle<HTMLInputElement>;
+
+      // A folder with one class is refused, naming it; no Reset needed.
+      await input.uploadFile(single);
+      await page.waitForFunction(() => window.__demo.error !== null, { timeout: 30_000 });
+      const refused = await demo(page);
+      expect(refused.error).toMatch(/single: one class folder \("cats"\): a classifier needs two or more classes/);
+      expect(refused.status).toBe('ready');
+
+      await input.uploadFile(photos);
+      await page.waitForFunction(() => window.__demo.dataset?.name === 'photos' && window.__demo.folder?.root === 'photos', { timeout: 60_000 });
+      const read = await demo(page);
+      expect(read.error).toBeNull();
+      expect(read.dataset).toEqual({ name: 'photos', train: 32, test: 8, inputShape: [3, 16, 16] });
+      // Bad files are skipped with a count, each named with its reason, on the page.
+      expect(read.folder!.skipped).toBe(2);
+      const report: string = await page.$eval('#folder-report', (el) => ((el as HTMLElement).hidden ? '' : el.textContent ?? ''));
+      console.info(`demo e2e: the folder report:\n${report}`);
+      expect(report).toMatch(/2 unreadable image files skipped:\n\s+red\/cut\.jpg: a truncated JPEG[^\n]*\n\s+red\/damaged\.png: the PNG decoder failed/);
+      expect(report).toMatch(/red\/notes\.txt: not a PNG or JPEG file name/);
+      expect(report).toMatch(/README\.md: not in a class folder/);
+      expect(report).toMatch(/mixed sizes: 5 different sizes/);
+      expect(report).toMatch(/mixed modes: 10 grey images \(first: grey\/grey-00\.png\) and 30 colour images/);
+
+      // Images that do not fit, said before any file is decoded (the settings re-read the folder): one
+      // sample over the adapter's buffer limit, then more image data than the page keeps in memory.
+      const refusal = async (pattern: RegExp) => {
+        await page.waitForFunction((src: string) => new RegExp(src).test(window.__demo.error ?? ''), { timeout: 30_000 }, pattern.source);
+        expect((await demo(page)).status).toBe('ready');
+      };
+      await setValue(page, '#image-size', '20000');
+      await refusal(/^photos: one sample of \[3, 20000, 20000\] needs 4\.5 GiB as f32, over the adapter's limit of [\d.]+ [GM]iB per buffer: use a smaller image size/);
+      await setValue(page, '#channels', '1');
+      await setValue(page, '#image-size', '12000');
+      // 42 image files (two of them bad, which only reading tells) of 1 x 12000 x 12000 bytes.
+      await refusal(/^photos: 42 images at 1x12000x12000 need 5\.6 GiB decoded, over the limit of 2 GiB: 14 images fit \(the first one past it is crimson\/crimson-04\.png\)/);
+      await setValue(page, '#channels', 'auto');
+      await setValue(page, '#image-size', '16');
+      await page.waitForFunction(() => window.__demo.dataset?.name === 'photos' && window.__demo.error === null, { timeout: 60_000 });
+
+      // A small ViT: 16 patches of 4x4, two blocks.
+      await setValue(page, '#preset', 'vit');
+      await setValue(page, '#depth', '2');
+      await setValue(page, '#width', '32');
+      await setValue(page, '#heads', '2');
+      await setValue(page, '#patch', '4');
+      await setValue(page, '#lr', '0.003');
+      await setValue(page, '#batch', '8');
+      await setValue(page, '#epochs', '3');
+      let from = await pageNow(page);
+      await page.click('#start');
+      const vit = await waitForStatus(page, ['done'], 150_000);
+      let long = await longTasksBetween(page, from, await pageNow(page));
+      console.info(`demo e2e: ViT on the image folder, ${vit.step} steps, val accuracy ${vit.valAccuracy}; long tasks: ${long.map((t) => t.duration.toFixed(0)).join(', ') || 'none'}`);
+      expect(long).toEqual([]);
+      expect(vit.epoch).toBe(3);
+      expect(vit.explained).toEqual({ right: expect.any(Number), wrong: expect.any(Number), attention: true });
+      expect(vit.explained!.right).toBeGreaterThan(0);
+      expect(vit.explained!.wrong).toBeGreaterThan(0);
+      await checkExplanations(page, ['image', 'saliency', 'attention'], 16, vit.explained!);
+      mkdirSync(join(ROOT, 'test-output'), { recursive: true });
+      await page.screenshot({ path: SCREENSHOT_IMAGES, fullPage: true });
+
+      // Export ONNX: a model onnxruntime runs (inputs [batch, 3, 16, 16], 4 classes out).
+      const downloads = mkdtempSync(join(tmpdir(), 'demo-e2e-onnx-'));
+      const cdp = await page.createCDPSession();
+      await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: downloads });
+      await page.click('#save-onnx');
+      const onnxFile = await waitForFile(downloads, /\.onnx$/, 30_000);
+      const session = await ort.InferenceSession.create(readFileSync(onnxFile));
+      const ran = await session.run({ input: new ort.Tensor('float32', new Float32Array(2 * 3 * 16 * 16), [2, 3, 16, 16]) });
+      expect(ran.output.dims).toEqual([2, 4]);
+      await session.release();
+      rmSync(downloads, { recursive: true, force: true });
+
+      // A ResNet-8 on the same folder: saliency for any model.
+      await page.click('#reset');
+      await waitForStatus(page, ['ready'], 60_000);
+      await setValue(page, '#preset', 'resnet');
+      await setValue(page, '#depth', '8');
+      await setValue(page, '#epochs', '1');
+      from = await pageNow(page);
+      await page.click('#start');
+      const resnet = await waitForStatus(page, ['done'], 150_000);
+      long = await longTasksBetween(page, from, await pageNow(page));
+      console.info(`demo e2e: ResNet-8 on the image folder, ${resnet.step} steps; long tasks: ${long.map((t) => t.duration.toFixed(0)).join(', ') || 'none'}`);
+      expect(long).toEqual([]);
+      expect(resnet.explained!.attention).toBe(false);
+      expect(resnet.explained!.right + resnet.explained!.wrong).toBeGreaterThan(0);
+      await checkExplanations(page, ['image', 'saliency'], 16, resnet.explained!);
+    } catch (err) {
+      console.error(`page log:\n${pageLog.join('\n')}`);
+      throw err;
+    } finally {
+      await page.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 360_000);
 
   it('says what the browser needs when there is no WebGPU', async () => {
     const page = await browser!.newPage();

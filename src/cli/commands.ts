@@ -36,7 +36,8 @@ import {
   regressionResult,
   targetLabel,
 } from './results.ts';
-import { checkDataMatches, csvOptions, isTableFile, openCheckpoint, openParsedCheckpoint, withEngine, type CsvCliOptions } from './session.ts';
+import { checkDataMatches, csvOptions, imageOptions, isTableFile, openCheckpoint, openParsedCheckpoint, withEngine, type CsvCliOptions } from './session.ts';
+import { inputLimitProblem } from '../data/image-folder.ts';
 import { datasetInfo } from '../train/checkpoint.ts';
 
 const log = (s: string) => process.stderr.write(s + '\n');
@@ -108,7 +109,7 @@ export async function runTrain(o: TrainOptions): Promise<void> {
   // Everything that can be checked is checked before the first step: outputs first (cheapest),
   // then the data, the checkpoint to resume from, and the model against the adapter and host.
   await checkOutputFiles(trainOutputs(o), o.mkdir ?? false, log);
-  const data = loadDataset(o.dataset, { target: o.target, task: o.task, log, ...csvOptions(o) });
+  const data = loadDataset(o.dataset, { target: o.target, task: o.task, log, ...csvOptions(o), images: imageOptions(o.dataset, o) });
   log(`dataset ${data.name}: ${data.train.n} train / ${data.test.n} test samples of [${data.inputShape.join(', ')}], ${data.task}${data.task === 'classification' ? ` (${data.numClasses} classes)` : ''}`);
   let resumed: { bytes: Uint8Array; ckpt: Checkpoint } | null = null;
   if (o.resume) {
@@ -127,6 +128,8 @@ export async function runTrain(o: TrainOptions): Promise<void> {
   const engines: Engine[] = [];
   try {
     await withEngine(async (e) => {
+      const tooBig = inputLimitProblem(data.inputShape, Math.min(o.batchSize, data.train.n), e.adapter.limits);
+      if (tooBig) throw new UsageError(`dataset ${data.name}: ${tooBig}.`);
       let trainer: Trainer;
       const stepsPerEpoch = Math.max(1, Math.floor(data.train.n / Math.min(o.batchSize, data.train.n)));
       if (resumed) {
@@ -366,7 +369,7 @@ export async function runEvaluate(o: EvaluateOptions): Promise<void> {
     const spec = o.dataset ?? info?.name;
     if (!spec) throw new UsageError(`checkpoint ${o.checkpoint} does not say which dataset it was trained on; pass --dataset.`);
     if (!o.dataset && info?.featureNames) throw new UsageError(`checkpoint ${o.checkpoint} was trained on the table "${info.name}"; pass --dataset FILE.csv (and --skip-rows, --delimiter or --no-header as in training).`);
-    let data = loadEvaluationData(spec, o, terms);
+    let data = loadEvaluationData(spec, o, terms, [...model.inputShape]);
     checkKind(terms, o.checkpoint, data);
     if (info) data = conformToTraining(data, info, spec);
     checkDataMatches(data, info, o.checkpoint);
@@ -413,10 +416,10 @@ export async function runEvaluate(o: EvaluateOptions): Promise<void> {
  * targets are read as classes when the checkpoint is a classifier that knows every value as a
  * class name (labels 0, 1, 2), else as regression targets, so a mismatch can be named.
  */
-function loadEvaluationData(spec: string, o: EvaluateOptions, terms: { task: Dataset['task']; classNames?: string[]; targetName?: string }): Dataset {
+function loadEvaluationData(spec: string, o: EvaluateOptions, terms: { task: Dataset['task']; classNames?: string[]; targetName?: string }, inputShape: number[]): Dataset {
   const target = o.target ?? terms.targetName;
   if (isTableFile(spec) && !target) throw new UsageError(`a table dataset (${spec}) needs --target COLUMN: checkpoint does not name its target.`);
-  const opts = { target, task: o.task, log, ...csvOptions(o) };
+  const opts = { target, task: o.task, log, ...csvOptions(o), images: imageOptions(spec, o, { inputShape }) };
   const data = loadDataset(spec, opts);
   if (o.task || data.task !== 'regression' || terms.task !== 'classification' || !terms.classNames || !data.featureNames) return data;
   const known = new Set(terms.classNames);

@@ -6,7 +6,25 @@ import { Command, CommanderError, Option } from 'commander';
 import { ACTIVATIONS } from '../ops/activation.ts';
 import { presetNames } from '../nn/presets.ts';
 import { optimizerKinds } from '../optim/optimizer.ts';
-import { augmentList, delimiterOption, durationOption, ExitStatus, factorOption, intList, nameList, nonNegativeInt, numberInRange, oneOf, positiveInt, positiveNumber, saveEveryOption, UsageError } from './options.ts';
+import {
+  augmentList,
+  channelsOption,
+  delimiterOption,
+  durationOption,
+  ExitStatus,
+  factorOption,
+  imageSizeOption,
+  intList,
+  nameList,
+  nonNegativeInt,
+  numberInRange,
+  oneOf,
+  positiveInt,
+  positiveNumber,
+  saveEveryOption,
+  UsageError,
+  valSplitOption,
+} from './options.ts';
 import { runEvaluate, runTrain } from './commands.ts';
 import { runExport } from './export.ts';
 import { runPredict } from './predict.ts';
@@ -20,6 +38,16 @@ function csvLayoutOptions(c: Command, what: string): Command {
     .option('--ignore-columns <names>', `columns of ${what} that are neither features nor the target (comma-separated)`, nameList('--ignore-columns'));
 }
 
+/** How to read an image folder (one subfolder per class): the same options for train, evaluate and predict. */
+function imageFolderOptions(c: Command, fromCheckpoint: boolean): Command {
+  const dflt = fromCheckpoint ? "the checkpoint's" : '32';
+  return c
+    .option('--image-size <n|HxW>', `image folders: the model input size in pixels, a side or HEIGHTxWIDTH; each image is centre-cropped to its aspect ratio and resized (default: ${dflt})`, imageSizeOption)
+    .addOption(new Option('--channels <1|3|auto>', `image folders: 1 grey, 3 RGB, auto: grey when every file is grey (default: ${fromCheckpoint ? "the checkpoint's" : 'auto'})`).argParser(channelsOption))
+    .option('--val-split <share>', 'image folders: the share of each class held out for validation, in (0, 1) (default 0.2)', valSplitOption)
+    .option('--split-seed <n>', 'image folders: seed of the validation split (default 0; the same in train, evaluate and predict)', nonNegativeInt('--split-seed'));
+}
+
 function program(): Command {
   const p = new Command('wgtrain')
     .description('Train neural networks on WebGPU (a GPU, or SwiftShader on machines without one).')
@@ -29,10 +57,10 @@ function program(): Command {
   const train = p
     .command('train')
     .description('train a model on a dataset; prints test loss and accuracy, and errors in the target\'s units (regression) or per-class figures (classification)')
-    .option('--dataset <name|path>', 'mnist, fashion-mnist, a directory of IDX files or CIFAR-10 batches, or a .csv/.tsv file', 'mnist')
+    .option('--dataset <name|path>', 'mnist, fashion-mnist, a directory of IDX files or CIFAR-10 batches, an image folder (one subfolder of PNG/JPEG files per class), or a .csv/.tsv file', 'mnist')
     .option('--target <column>', 'target column of a table dataset')
     .addOption(new Option('--task <task>', 'for table data: classification or regression (default: from the target column)').argParser(oneOf('--task', ['classification', 'regression'] as const)));
-  csvLayoutOptions(train, 'a table dataset')
+  imageFolderOptions(csvLayoutOptions(train, 'a table dataset'), false)
     .addOption(new Option('--model <preset>', `model preset (${presetNames().join(', ')})`).default('mlp'))
     .option('--hidden <sizes>', 'hidden layer widths of the MLP, comma-separated', intList('--hidden'), [256, 128])
     .addOption(new Option('--activation <name>', 'hidden activation').choices(ACTIVATIONS).default('relu'))
@@ -81,7 +109,7 @@ function program(): Command {
     .option('--target <column>', 'target column of a table dataset (default: the checkpoint\'s)')
     .addOption(new Option('--task <task>', 'read a table\'s target as classification or regression (default: as fits the checkpoint)').argParser(oneOf('--task', ['classification', 'regression'] as const)))
     .option('--metrics-out <file>', 'write the result as JSON (and a classifier\'s confusion matrix as FILE.confusion.svg)');
-  csvLayoutOptions(evaluate, 'a table dataset').action(async (o) => runEvaluate(o));
+  imageFolderOptions(csvLayoutOptions(evaluate, 'a table dataset'), true).action(async (o) => runEvaluate(o));
 
   const predict = p
     .command('predict')
@@ -92,7 +120,7 @@ function program(): Command {
     .option('--count <n>', 'how many samples (default: all rows of a table, else 10)', positiveInt('--count'))
     .option('--json', 'print predictions as JSON lines')
     .option('--out <file.csv>', 'write the predictions as CSV (a table\'s rows with the prediction columns appended) instead of printing them');
-  csvLayoutOptions(predict, 'the input table').action(async (o) => runPredict(o));
+  imageFolderOptions(csvLayoutOptions(predict, 'the input table'), true).action(async (o) => runPredict(o));
 
   p.command('export')
     .description('export a checkpoint: an ONNX model (for onnxruntime and other runtimes), or a PyTorch directory (model.py, weights, optimizer state, settings, train.py to continue under torchrun)')

@@ -83,6 +83,28 @@ export function nameList(name: string) {
   };
 }
 
+/** An image size: one side (`32`, square) or height x width (`24x32`). */
+export function imageSizeOption(v: string): [number, number] {
+  const m = /^\s*(\d+)\s*(?:[x×]\s*(\d+)\s*)?$/i.exec(v);
+  const hw: [number, number] | null = m ? [Number(m[1]), Number(m[2] ?? m[1])] : null;
+  if (!hw || hw.some((n) => !Number.isSafeInteger(n) || n < 1)) throw new InvalidArgumentError(`--image-size takes a side in pixels (32) or HEIGHTxWIDTH (24x32), got "${v}".`);
+  return hw;
+}
+
+/** Image channels: 1 (grey), 3 (RGB) or auto. */
+export function channelsOption(v: string): 1 | 3 | 'auto' {
+  if (v === '1' || v === '3') return Number(v) as 1 | 3;
+  if (v === 'auto') return 'auto';
+  throw new InvalidArgumentError(`--channels takes 1 (grey), 3 (RGB) or auto, got "${v}".`);
+}
+
+/** The validation share of an image folder: in (0, 1), since training reports on it. */
+export function valSplitOption(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !(n > 0 && n < 1)) throw new InvalidArgumentError(`--val-split must be in (0, 1) (the share of each class held out for validation), got "${v}".`);
+  return n;
+}
+
 /** The process should end with this status; what to say was said already (a stopped run, say). */
 export class ExitStatus extends Error {
   constructor(

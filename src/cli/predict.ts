@@ -16,7 +16,7 @@ import { predict } from '../train/trainer.ts';
 import { splitOutputs } from '../train/outputs.ts';
 import { UsageError } from './options.ts';
 import { checkKind, formatUnits, outputsInTargetUnits, type DataTerms } from './results.ts';
-import { checkDataMatches, csvOptions, isTableFile, openCheckpoint, withEngine, type CsvCliOptions, type OpenedCheckpoint } from './session.ts';
+import { checkDataMatches, csvOptions, imageOptions, isTableFile, openCheckpoint, withEngine, type CsvCliOptions, type OpenedCheckpoint } from './session.ts';
 
 const log = (s: string) => process.stderr.write(s + '\n');
 
@@ -130,7 +130,7 @@ async function fromDataset(opened: OpenedCheckpoint, o: PredictOptions): Promise
   const spec = o.dataset ?? info?.name;
   if (!spec) throw new UsageError('pass --input FILE or --dataset NAME.');
   if (!o.dataset && info?.featureNames) throw new UsageError(`checkpoint ${o.checkpoint} was trained on the table "${info.name}": pass --input new.csv (rows to predict) or --dataset FILE.csv.`);
-  let data = loadDataset(spec, { target: terms.targetName, task: terms.task, log, ...csvOptions(o) });
+  let data = loadDataset(spec, { target: terms.targetName, task: terms.task, log, ...csvOptions(o), images: imageOptions(spec, o, info) });
   checkKind(terms, o.checkpoint, data);
   if (info) data = conformToTraining(data, info, spec);
   checkDataMatches(data, info, o.checkpoint);

@@ -3,6 +3,8 @@
 // options, and the checks that a dataset fits a checkpoint.
 import type { CsvReadOptions } from '../data/csv-table.ts';
 import type { Dataset } from '../data/dataset.ts';
+import type { ImageFolderOptions } from '../data/image-folder.ts';
+import { NAMED_DATASETS } from '../data/node.ts';
 import { Engine } from '../gpu/engine.ts';
 import { readFileChecked } from '../train/atomic.ts';
 import type { Model } from '../nn/model.ts';
@@ -48,7 +50,7 @@ export async function openParsedCheckpoint(e: Engine, ckpt: Checkpoint, file: st
 }
 
 /** CSV layout options as the CLI parses them (commander's --no-header gives header: false). */
-export interface CsvCliOptions {
+export interface CsvCliOptions extends ImageCliOptions {
   skipRows?: number;
   delimiter?: string;
   header?: boolean;
@@ -58,6 +60,33 @@ export interface CsvCliOptions {
 /** The CSV reading options of a command. */
 export function csvOptions(o: CsvCliOptions): CsvReadOptions & { ignoreColumns?: string[] } {
   return { skipRows: o.skipRows, delimiter: o.delimiter, header: o.header, ignoreColumns: o.ignoreColumns };
+}
+
+/** Image-folder options as the CLI parses them. */
+export interface ImageCliOptions {
+  imageSize?: [number, number];
+  channels?: 1 | 3 | 'auto';
+  valSplit?: number;
+  splitSeed?: number;
+}
+
+/**
+ * How to read `spec` if it is an image folder; a checkpoint's image input shape [C, H, W] gives
+ * the size and channels not given. Refuses image options for a named dataset or a table.
+ */
+export function imageOptions(spec: string, o: ImageCliOptions, info?: { inputShape: number[] } | null): ImageFolderOptions {
+  const given = (['imageSize', 'channels', 'valSplit', 'splitSeed'] as const).filter((k) => o[k] !== undefined);
+  if (given.length && ((NAMED_DATASETS as readonly string[]).includes(spec) || isTableFile(spec))) {
+    const flag = { imageSize: '--image-size', channels: '--channels', valSplit: '--val-split', splitSeed: '--split-seed' }[given[0]];
+    throw new UsageError(`${flag} applies to image folders; "${spec}" is not one.`);
+  }
+  const shape = info?.inputShape.length === 3 ? info.inputShape : null;
+  return {
+    imageSize: o.imageSize ?? (shape ? [shape[1], shape[2]] : undefined),
+    channels: o.channels ?? (shape && (shape[0] === 1 || shape[0] === 3) ? (shape[0] as 1 | 3) : 'auto'),
+    valSplit: o.valSplit,
+    seed: o.splitSeed,
+  };
 }
 
 /** Whether a dataset spec is a table file. */

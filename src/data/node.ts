@@ -8,6 +8,8 @@ import { cifar10Dataset } from './cifar.ts';
 import { parseCsv, type CsvOptions } from './csv.ts';
 import { DataError, type Dataset } from './dataset.ts';
 import { idxDataset, type IdxDatasetOptions, type NamedBytes } from './idx.ts';
+import { loadImageFolder } from './image-folder-node.ts';
+import type { ImageFolderOptions } from './image-folder.ts';
 import { mnistDigitsDataset } from './mnist.ts';
 
 /** Where Debian's `dataset-fashion-mnist` installs the files. */
@@ -150,13 +152,14 @@ export function resolveDataset(name: (typeof NAMED_DATASETS)[number]): Dataset {
 }
 
 /** Options for loadDataset; `target` is required for CSV files. */
-export type LoadOptions = Partial<CsvOptions> & IdxDatasetOptions & { log?: (msg: string) => void };
+export type LoadOptions = Partial<CsvOptions> & IdxDatasetOptions & { log?: (msg: string) => void; images?: ImageFolderOptions };
 
-const ACCEPTED = `'mnist', 'fashion-mnist', a directory of IDX files (train-images-idx3-ubyte[.gz], ...) or CIFAR-10 batches (data_batch_N.bin, test_batch.bin), or a .csv/.tsv file (with a target column)`;
+const ACCEPTED = `'mnist', 'fashion-mnist', a directory of IDX files (train-images-idx3-ubyte[.gz], ...) or CIFAR-10 batches (data_batch_N.bin, test_batch.bin), an image folder (one subfolder of PNG/JPEG files per class), or a .csv/.tsv file (with a target column)`;
 
 /**
- * Load a dataset from a spec: 'mnist' | 'fashion-mnist' | a directory (IDX files or CIFAR-10
- * batches, told apart by the files in it) | a .csv or .tsv path (opts.target required).
+ * Load a dataset from a spec: 'mnist' | 'fashion-mnist' | a directory (IDX files, CIFAR-10
+ * batches, or an image folder with one subfolder per class, told apart by what is in it) | a .csv
+ * or .tsv path (opts.target required).
  */
 export function loadDataset(spec: string, opts: LoadOptions = {}): Dataset {
   if ((NAMED_DATASETS as readonly string[]).includes(spec)) return resolveDataset(spec as (typeof NAMED_DATASETS)[number]);
@@ -171,8 +174,10 @@ export function loadDataset(spec: string, opts: LoadOptions = {}): Dataset {
     if (entries.some((f) => /^(data_batch_\d+|test_batch)\.bin$/.test(f))) return loadCifar10Dir(spec, opts);
     // The CIFAR-10 archive unpacks into cifar-10-batches-bin/.
     if (entries.includes('cifar-10-batches-bin')) return loadCifar10Dir(join(spec, 'cifar-10-batches-bin'), opts);
+    // Anything else with subfolders is read as an image folder, whose reader names what is wrong with it.
+    if (entries.some((f) => !f.startsWith('.') && statSync(join(spec, f)).isDirectory())) return loadImageFolder(spec, { ...opts.images, log: opts.log });
     const shown = entries.slice(0, 10).join(', ') + (entries.length > 10 ? `, ... (${entries.length} entries)` : '');
-    throw new Error(`${spec}: directory holds neither IDX files nor CIFAR-10 batches (found: ${shown || 'nothing'}); accepted: ${ACCEPTED}`);
+    throw new Error(`${spec}: directory holds neither IDX files, CIFAR-10 batches nor class subfolders of images (found: ${shown || 'nothing'}); accepted: ${ACCEPTED}`);
   }
   const why = existsSync(spec) ? 'is not a directory or a .csv/.tsv file' : 'is not a known dataset name and no such file or directory exists';
   throw new Error(`dataset "${spec}" ${why}; accepted: ${ACCEPTED}`);

@@ -159,7 +159,21 @@ export function tuneCachePath(): string | null {
 /** In a browser, choices persist in localStorage under this key (when storage is available). */
 export const BROWSER_CACHE_KEY = 'webgpu-train:tune';
 
-function browserStorage(): Storage | null {
+/** Where a browser build keeps its choices: localStorage's two methods, or a stand-in. */
+export type TuneStorage = Pick<Storage, 'getItem' | 'setItem'>;
+let storageOverride: TuneStorage | null = null;
+
+/**
+ * Keep the choices in `storage` instead of localStorage: a Web Worker has no localStorage, so the
+ * demo's training worker passes one backed by the page's. Set before the first kernel is tuned.
+ */
+export function setTuneStorage(storage: TuneStorage | null): void {
+  storageOverride = storage;
+  diskPromise = null;
+}
+
+function browserStorage(): TuneStorage | null {
+  if (storageOverride) return storageOverride;
   try {
     return isNode ? null : (globalThis.localStorage ?? null);
   } catch {

@@ -5,7 +5,9 @@
 // and buffers carry PyTorch's names: weight (gamma), bias (beta), running_mean, running_var.
 import type { Dispatch, Engine } from '../gpu/engine.ts';
 import type { Shape, Tensor } from '../gpu/tensor.ts';
+import { reluBackward } from '../kernels/activation.ts';
 import { batchNormBackward, batchNormForwardEval, batchNormForwardTrain } from '../kernels/batchnorm.ts';
+import { scaleForward } from '../kernels/elementwise.ts';
 import type { OpSpec } from '../ops/graph.ts';
 import type { Epilogue, Node } from './graph.ts';
 import { expectImage, Layer } from './layer.ts';
@@ -62,6 +64,7 @@ export class BatchNorm2d extends Layer {
     const C = this.inputShape[0];
     const relu = io.epilogue?.activation === 'relu';
     const forwardEval = [await batchNormForwardEval(e, io.x, this.gamma.value, this.beta.value, this.runningMean.value, this.runningVar.value, io.y, { eps: this.eps, relu })];
+    if (io.evalBackward) return this.planEvalGradient(e, io, forwardEval);
     const perChannel = (io.x.size / io.batch / C) * io.batch;
     // A batch with one value per channel has no variance to normalise by (and an undefined
     // unbiased running variance): such a plan evaluates and predicts, but refuses to train.
@@ -105,6 +108,37 @@ export class BatchNorm2d extends Layer {
       backward,
       dispose: () => {
         for (const d of [...forward, ...forwardEval, ...backward]) d.dispose();
+      },
+    };
+  }
+
+  /**
+   * The evaluation forward and its backward (for input gradients): with running statistics the
+   * layer is a per-channel affine map, so dx = dy * gamma / sqrt(runningVar + eps), after the
+   * fused ReLU's mask (where the output is 0). The evaluation kernel computes exactly that when
+   * given dy as its input, a zero mean and a zero shift. Parameter gradients are not computed.
+   */
+  private async planEvalGradient(e: Engine, io: OpIO, forwardEval: Dispatch[]): Promise<OpPlan> {
+    const C = this.inputShape[0];
+    const zeros = e.zeros([C], `${io.path}.zeros`);
+    const backward: Dispatch[] = [];
+    if (io.dy && io.dx) {
+      let dz = io.dy;
+      if (io.epilogue?.activation === 'relu') {
+        dz = io.scratch(io.x.shape, `${io.path}.dz`);
+        backward.push(await reluBackward(e, io.y, io.dy, dz));
+      }
+      const into = io.dx.accumulate ? io.scratch(io.x.shape, `${io.path}.dx`) : io.dx.tensor;
+      backward.push(await batchNormForwardEval(e, dz, this.gamma!.value, zeros, zeros, this.runningVar!.value, into, { eps: this.eps, relu: false }));
+      if (io.dx.accumulate) backward.push(await scaleForward(e, into, io.dx.tensor, 1, { accumulate: true }));
+    }
+    return {
+      forward: forwardEval,
+      forwardEval,
+      backward,
+      dispose: () => {
+        for (const d of [...forwardEval, ...backward]) d.dispose();
+        zeros.dispose();
       },
     };
   }

@@ -37,7 +37,8 @@ export class Dropout extends Layer {
     // Evaluation: y = x, as a copy through a p = 0 dropout (mask all ones) so plans stay dispatch lists.
     const evalMask = io.scratch(io.x.shape, `${io.path}.evalmask`);
     const fwdEval = await dropoutForward(e, io.x, io.y, evalMask, { p: 0, seed: 0 });
-    const backward: Dispatch[] = io.dy && io.dx ? [await dropoutBackward(e, io.dy, mask, io.dx.tensor, { accumulate: io.dx.accumulate })] : [];
+    // The backward of the evaluation forward (input gradients) goes through its all-ones mask.
+    const backward: Dispatch[] = io.dy && io.dx ? [await dropoutBackward(e, io.dy, io.evalBackward ? evalMask : mask, io.dx.tensor, { accumulate: io.dx.accumulate })] : [];
     return {
       forward: [fwd],
       forwardEval: [fwdEval],

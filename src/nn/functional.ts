@@ -341,7 +341,8 @@ class AttentionOp extends Primitive {
         await stridedMatmul(e, square(weights, true), heads(io.dy), part(dqkv, 2), dims(T, dh, T), { accumulate }),
       );
     }
-    return plan(forward, backward);
+    // The attention weights, for pictures of where each token looks (see PlanOptions.keep).
+    return { ...plan(forward, backward), inspect: { weights } };
   }
   spec(): OpSpec {
     return { kind: 'attention', heads: this.heads, factor: this.factor };

@@ -137,12 +137,12 @@ export abstract class Model extends Module {
     if (!e || !this.graph) throw new Error('Build the model before using it.');
     if (!Number.isInteger(batch) || batch < 1) throw new Error(`Model.plan: batch must be a positive integer, got ${batch}.`);
     const softmaxInLoss = Boolean(opts.softmaxInLoss) && endsWithSoftmax(this.graph);
-    const key = `${batch}:${softmaxInLoss ? 'softmax-in-loss' : ''}`;
+    const key = `${batch}:${softmaxInLoss ? 'softmax-in-loss' : ''}${opts.inputGradient ? ':input-gradient' : ''}${opts.keep?.length ? `:keep=${opts.keep.map((v) => v.id).join(',')}` : ''}`;
     const cached = this.plans.get(key);
     if (cached) return cached;
     let pending = this.planning.get(key);
     if (!pending) {
-      pending = planGraph(e, this.graph, this.nodes, this.params(), batch, this.stepValues, { softmaxInLoss });
+      pending = planGraph(e, this.graph, this.nodes, this.params(), batch, this.stepValues, { ...opts, softmaxInLoss });
       this.planning.set(key, pending);
       pending.then(
         (p) => (this.plans.set(key, p), this.planning.delete(key)),

@@ -59,6 +59,12 @@ export interface OpIO {
   epilogue: Epilogue | null;
   /** The per-step values uniform (step, flags, learning rate, ...), bound as `step` by kernels that read it. */
   stepValues: BufferArg;
+  /**
+   * The backward pass is of the evaluation forward (a plan for input gradients, see
+   * PlanOptions.inputGradient): an op whose forwardEval differs from its forward plans the
+   * backward of forwardEval. Others can ignore it.
+   */
+  evalBackward?: boolean;
 }
 
 export interface OpPlan {
@@ -72,6 +78,11 @@ export interface OpPlan {
   beforeStep?(step: number): void;
   /** Frees what the plan made (dispatch uniforms, unplanned tensors). */
   dispose(): void;
+  /**
+   * Tensors of the op's own worth reading after a pass (e.g. a fused attention's weights,
+   * [batch, heads, T, T]): kept readable when the node's output is asked for with PlanOptions.keep.
+   */
+  inspect?: Record<string, Tensor>;
 }
 
 export interface Op {

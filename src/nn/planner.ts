@@ -46,6 +46,12 @@ export interface ModelPlan {
   lossInput: Tensor;
   /** Gradient of the loss with respect to lossInput, written by the loss kernel. */
   dOutput: Tensor;
+  /** With `inputGradient`: the gradient with respect to each model input, [batch, ...inputShape]; else empty. */
+  dInputs: Tensor[];
+  /** The tensors of the values asked for with `keep`, readable after the passes. */
+  kept: Map<Value, Tensor>;
+  /** For each kept value, what its producing op offers to inspect (OpPlan.inspect), kept readable too. */
+  inspected: Map<Value, Record<string, Tensor>>;
   forward: Dispatch[];
   forwardEval: Dispatch[];
   backward: Dispatch[];
@@ -90,6 +96,20 @@ export interface PlanOptions {
    * computes the probabilities, which predictions read.
    */
   softmaxInLoss?: boolean;
+  /**
+   * Plan the gradient of the evaluation forward with respect to the model's inputs (saliency
+   * maps): `forward` is then the evaluation forward (running statistics, no dropout), `backward`
+   * its backward pass (ops whose evaluation differs from training are told so by
+   * OpIO.evalBackward), and `dInputs` receives the gradients. The caller writes dOutput, e.g. a
+   * one-hot of a class for the gradient of that output. Parameter gradients may be written along
+   * the way; a training step writes them anew. Such a plan refuses to train.
+   */
+  inputGradient?: boolean;
+  /**
+   * Values whose tensors stay readable after the passes (no other tensor shares their memory),
+   * with what their producing ops offer to inspect (a fused attention's weights).
+   */
+  keep?: Value[];
 }
 
 /** Whether a model's graph ends with a Softmax that a softmax cross-entropy loss can absorb. */
@@ -118,8 +138,8 @@ export async function planGraph(e: Engine, graph: Graph, order: Node[], params: 
   const absorbed = opts.softmaxInLoss && endsWithSoftmax(graph) ? output.producer! : null;
   const lossValue = absorbed ? absorbed.inputs[0] : output;
 
-  // Which values need a gradient: those computed from a parameter.
-  const requires = new Set<Value>();
+  // Which values need a gradient: those computed from a parameter (or from an input, when its gradient is asked for).
+  const requires = new Set<Value>(opts.inputGradient ? graph.inputs : []);
   const needsBackward = (n: Node) => n !== absorbed && (n.op.params().length > 0 || n.inputs.some((v) => requires.has(v)));
   for (const n of order) if (needsBackward(n)) n.outputs.forEach((v) => requires.add(v));
   if (!requires.has(lossValue)) throw new GraphError(`The model's output ${output} does not depend on any parameter: there is nothing to train.`);
@@ -232,6 +252,7 @@ export async function planGraph(e: Engine, graph: Graph, order: Node[], params: 
         },
         epilogue: n.epilogue,
         stepValues,
+        evalBackward: opts.inputGradient ?? false,
       };
       const plan = await n.op.plan(e, io);
       const after: Dispatch[] = [];
@@ -243,7 +264,11 @@ export async function planGraph(e: Engine, graph: Graph, order: Node[], params: 
     throw err;
   }
 
-  const forward = order.flatMap((n) => (n === absorbed ? [] : opPlans.get(n)!.plan.forward));
+  const forward = order.flatMap((n) => {
+    if (n === absorbed) return [];
+    const p = opPlans.get(n)!.plan;
+    return opts.inputGradient ? (p.forwardEval ?? p.forward) : p.forward;
+  });
   const forwardEval = order.flatMap((n) => {
     const p = opPlans.get(n)!.plan;
     return p.forwardEval ?? p.forward;
@@ -256,7 +281,25 @@ export async function planGraph(e: Engine, graph: Graph, order: Node[], params: 
     forwardSpans.push({ node: n, outputs: n.outputs.map((v) => value.get(v)!), start, end: start + opPlans.get(n)!.plan.forward.length });
   }
 
-  const storages = assignMemory(e, planned, { forward, forwardEval, backward, inputs: graph.inputs.map((v) => value.get(v)!), outputs: [value.get(output)!, value.get(lossValue)!], dOutput });
+  const dInputs = opts.inputGradient ? graph.inputs.map((v) => grad.get(v)!) : [];
+  const kept = new Map((opts.keep ?? []).map((v) => {
+    const t = value.get(v);
+    if (!t) throw new GraphError(`keep: ${v} is not a value of this model's graph after fusion.`);
+    return [v, t] as [Value, Tensor];
+  }));
+  const inspected = new Map<Value, Record<string, Tensor>>();
+  for (const v of kept.keys()) {
+    const offered = v.producer ? opPlans.get(v.producer)?.plan.inspect : undefined;
+    if (offered) inspected.set(v, offered);
+  }
+  const storages = assignMemory(e, planned, {
+    forward,
+    forwardEval,
+    backward,
+    inputs: graph.inputs.map((v) => value.get(v)!),
+    outputs: [value.get(output)!, value.get(lossValue)!, ...dInputs, ...kept.values(), ...[...inspected.values()].flatMap((r) => Object.values(r))],
+    dOutput,
+  });
   const plannedBytes = planned.reduce((s, t) => s + t.byteLength, 0);
   const stats: PlanStats = {
     batch,
@@ -274,11 +317,15 @@ export async function planGraph(e: Engine, graph: Graph, order: Node[], params: 
     output: value.get(output)!,
     lossInput: value.get(lossValue)!,
     dOutput,
+    dInputs,
+    kept,
+    inspected,
     forward,
     forwardEval,
     backward,
     forwardSpans,
     beforeStep: (step) => {
+      if (opts.inputGradient) throw new Error('This plan computes input gradients of the evaluation forward (inputGradient); it cannot train.');
       for (const { plan } of opPlans.values()) plan.beforeStep?.(step);
     },
     stats,
@@ -312,9 +359,9 @@ function assignMemory(
   seq.backward.forEach((d, i) => touch(d, loss + 1 + i, 'train'));
   seq.forwardEval.forEach((d, i) => touch(d, i, 'eval'));
   const evalLoss = seq.forwardEval.length;
-  // Inputs are written before the step; the outputs (the model's, and what the loss reads) are
-  // read by the loss and may be read after the step (predictions, the last logits), in whichever
-  // sequence computes them; the loss writes the gradient.
+  // Inputs are written before the step; the outputs (the model's, what the loss reads, input
+  // gradients and kept values) are read by the loss or after the step (predictions, the last
+  // logits, saliency), in whichever sequence computes them; the loss writes the gradient.
   for (const t of seq.inputs) {
     const l = life.get(t.root)!;
     l.train = widen(widen(l.train, -1), l.train?.[1] ?? -1);
