@@ -6,7 +6,7 @@ import type { Engine } from '../src/gpu/engine.ts';
 import { FixedBatchSteps, timeRecordedSteps } from './recorded-steps.ts';
 import { log, type Backend, type BenchRow, type ChildOptions, type Library } from './common.ts';
 import { CNN, cnnBatch } from './workloads.ts';
-import { cnnStepPlan, trainRows } from './timing.ts';
+import { netStepPlan, trainRows } from './timing.ts';
 
 /** Time our CNN training step (the 'cnn' preset) as the MLP's is timed; returns its rows. */
 export async function runOursCnn(e: Engine, opts: ChildOptions, who: { library: Library; backend: Backend }): Promise<BenchRow[]> {
@@ -23,7 +23,7 @@ export async function runOursCnn(e: Engine, opts: ChildOptions, who: { library: 
   const step = await trainer.trainStep(CNN.batch, opts.warmup + opts.steps + 1);
   const rec = new FixedBatchSteps(e, step, x, Float32Array.from(labels));
   try {
-    const t = await timeRecordedSteps(e, rec, cnnStepPlan(opts));
+    const t = await timeRecordedSteps(e, rec, netStepPlan(opts));
     log(`ours cnn step: ${t.samples.map((v) => v.toFixed(0)).join(' ')} ms; loss ${t.firstLoss.toFixed(4)} -> ${t.lastLoss.toFixed(4)}`);
     const s = step.net.stats;
     const rows = trainRows(who, 'cnn', CNN.batch, t, {

@@ -68,7 +68,7 @@ export interface ChildOptions {
   variants: boolean;
 }
 
-export const BENCH_GROUPS = ['matmul', 'mlp'] as const;
+export const BENCH_GROUPS = ['matmul', 'mlp', 'resnet', 'vit'] as const;
 export type BenchGroup = (typeof BENCH_GROUPS)[number];
 
 export const DEFAULT_SIZES = [256, 512, 1024, 2048];

@@ -15,8 +15,11 @@ import {
   operandShapes,
   uniform,
 } from './workloads.ts';
-import { cnnStepPlan, gflops, sig, SlowSizeGuard, stepPlan, timeCalls, timeSteps, timingPlan, trainRows } from './timing.ts';
+import { netStepPlan, gflops, sig, SlowSizeGuard, stepPlan, timeCalls, timeSteps, timingPlan, trainRows } from './timing.ts';
 import { installNavigatorGpu } from './node-gpu.ts';
+import { trackDeviceMemory } from './gpu-memory.ts';
+import { RESNET, VIT } from './nets.ts';
+import { timePeerNet } from './peer-net.ts';
 
 type Jax = typeof import('@jax-js/jax');
 type JArray = import('@jax-js/jax').Array;
@@ -28,6 +31,7 @@ startChild(rows, info, who);
 
 async function loadJax(): Promise<Jax> {
   info.adapter = await installNavigatorGpu();
+  await trackDeviceMemory();
   const jax = await import('@jax-js/jax');
   const devices = await jax.init();
   if (!devices.includes('webgpu')) throw new Error(`jax-js found no WebGPU device (devices: ${devices.join(', ')}).`);
@@ -157,12 +161,21 @@ async function benchCnn(jax: Jax, opts: ReturnType<typeof parseChildArgs>): Prom
       params = next;
       return (await l.data())[0];
     };
-    const t = await timeSteps(step, cnnStepPlan(opts));
+    const t = await timeSteps(step, netStepPlan(opts));
     tree.dispose(params);
     x.dispose();
     y.dispose();
     log(`jax-js cnn step: ${t.samples.map((v) => v.toFixed(0)).join(' ')} ms; loss ${t.firstLoss.toFixed(4)} -> ${t.lastLoss.toFixed(4)}`);
     return trainRows(who, 'cnn', B, t, { layout: 'NCHW' });
+  });
+}
+
+/** ResNet-20 or the ViT (bench/resnet.ts, bench/vit.ts), NCHW, one jit per step. */
+async function benchNet(jax: Jax, net: 'resnet' | 'vit', opts: ReturnType<typeof parseChildArgs>): Promise<void> {
+  const spec = net === 'resnet' ? RESNET : VIT;
+  await attempt(rows, { ...who, benchmark: `${spec.benchmark}-train-step`, unit: 'ms' }, async () => {
+    const make = net === 'resnet' ? (await import('./resnet.ts')).jaxResnet : (await import('./vit.ts')).jaxVit;
+    return timePeerNet(who, spec, () => make(jax), opts, { extra: { layout: 'NCHW' }, gpu: true });
   });
 }
 
@@ -173,6 +186,8 @@ try {
   if (opts.groups.has('matmul')) await benchMatmuls(jax, opts);
   if (opts.groups.has('mlp')) await benchMlp(jax, opts);
   if (opts.cnn) await benchCnn(jax, opts);
+  if (opts.groups.has('resnet')) await benchNet(jax, 'resnet', opts);
+  if (opts.groups.has('vit')) await benchNet(jax, 'vit', opts);
 } catch (err) {
   rows.push({ ...who, benchmark: 'setup', unit: 'ms', error: err instanceof Error ? err.message : String(err) });
 }

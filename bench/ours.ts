@@ -24,14 +24,16 @@ import { gflops, median, sig, SlowSizeGuard, stepPlan, timeCalls, timingPlan, tr
 import { GpuTimer } from './gpu-timer.ts';
 import { profileStep, type StepProfile } from './profile.ts';
 import { FixedBatchSteps, timeRecordedSteps } from './recorded-steps.ts';
+import { trackDeviceMemory, withDefaultLimits } from './gpu-memory.ts';
+import { RESNET, resnetParams, VIT, vitParams } from './nets.ts';
 
 const who = { library: 'ours' as const, backend: 'webgpu' as const };
 const rows: BenchRow[] = [];
 const info: { adapter?: AdapterInfo } = {};
 startChild(rows, info, who);
 
-async function withEngine<T>(f: (e: Engine) => Promise<T>): Promise<T> {
-  const e = await Engine.create({ log: info.adapter ? () => {} : log });
+async function withEngine<T>(f: (e: Engine) => Promise<T>, create = (o: { log: (s: string) => void }) => Engine.create(o)): Promise<T> {
+  const e = await create({ log: info.adapter ? () => {} : log });
   info.adapter ??= { ...e.adapter };
   try {
     return await f(e);
@@ -187,11 +189,29 @@ async function benchCnn(opts: ChildOptions): Promise<void> {
   });
 }
 
+/** ResNet-20 (batch 32) and its memory row (batch 128, WebGPU's default limits), or the ViT. */
+async function benchNet(net: 'resnet' | 'vit', opts: ChildOptions): Promise<void> {
+  const { runOursNet, runOursNetMemory } = await import('./nets-ours.ts');
+  const [spec, params] = net === 'resnet' ? [RESNET, resnetParams()] : [VIT, vitParams()];
+  await attempt(rows, { ...who, benchmark: `${spec.benchmark}-train-step`, unit: 'ms' }, () => withEngine((e) => runOursNet(e, spec, params, opts, who)));
+  if (net !== 'resnet') return;
+  const batch = RESNET.memoryBatch;
+  await attempt(rows, { ...who, benchmark: `${spec.benchmark}-b${batch}-peak-gpu-bytes`, unit: 'bytes' }, () =>
+    withEngine(
+      (e) => runOursNetMemory(e, spec, params, batch, who),
+      (o) => withDefaultLimits(() => Engine.create(o)),
+    ),
+  );
+}
+
 try {
   const opts = parseChildArgs(process.argv.slice(2));
+  await trackDeviceMemory();
   if (opts.groups.has('matmul')) await benchMatmuls(opts);
   if (opts.groups.has('mlp')) await benchMlp(opts);
   if (opts.cnn) await benchCnn(opts);
+  if (opts.groups.has('resnet')) await benchNet('resnet', opts);
+  if (opts.groups.has('vit')) await benchNet('vit', opts);
   if (!info.adapter) await withEngine(async () => {});
 } catch (err) {
   rows.push({ ...who, benchmark: 'setup', unit: 'ms', error: err instanceof Error ? err.message : String(err) });

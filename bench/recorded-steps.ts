@@ -59,8 +59,8 @@ export async function timeRecordedSteps(e: Engine, rec: FixedBatchSteps, plan: S
     if (n++ === 0) firstLoss = (await rec.readLosses())[0];
     return undefined;
   }, plan);
-  const losses = await rec.readLosses();
+  const losses = [firstLoss, ...(await rec.readLosses())];
   const lastLoss = losses[losses.length - 1];
   if (!Number.isFinite(lastLoss)) throw new Error(`training gave a non-finite loss (${lastLoss})`);
-  return { samples: t.samples, firstLoss, lastLoss };
+  return { samples: t.samples, firstLoss, lastLoss, losses };
 }

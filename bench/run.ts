@@ -9,9 +9,13 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { BENCH_GROUPS, TARGET_OF, TARGETS, type AdapterInfo, type BenchRow, type ChildResult, type Target } from './common.ts';
-import { bestOfRounds, checkTargets, printProfile, printTable, printTargets } from './report.ts';
+import { bestOfRounds, checkTargets, printLosses, printMemory, printProfile, printTable, printTargets } from './report.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Groups that train (timed before the matmuls, repeated by --rounds), and those that train the larger networks. */
+const TRAINING: readonly string[] = ['mlp', 'resnet', 'vit'];
+const NETS: readonly string[] = ['resnet', 'vit'];
 
 /** The child script and arguments for each library. */
 const CHILDREN: Record<Target, { script: string; args: string[] }> = {
@@ -47,17 +51,17 @@ interface CliOptions {
 
 function parseCli(argv: string[]): CliOptions {
   return new Command('bench')
-    .description('Our engine beside TF.js (WebGPU, wasm) and jax-js (WebGPU): matmul GFLOP/s and the MLP training step.')
+    .description('Our engine beside TF.js (WebGPU, wasm) and jax-js (WebGPU): matmul GFLOP/s and training steps (MLP, CNN, ResNet-20, ViT).')
     .option('--quick', 'fewer sizes, steps and repetitions (for tests)')
     .option('--only <list>', `libraries to run, comma-separated (${TARGETS.join(', ')})`, TARGETS.join(','))
     .option('--sizes <list>', 'square matmul sizes, e.g. 256,512 (default 256,512,1024,2048; quick: 256)')
     .option('--steps <n>', 'timed training steps (default 30; quick: 3)')
     .option('--warmup <n>', 'untimed warm-up training steps (default 5; quick: 1)')
-    .option('--groups <list>', `benchmark groups (${BENCH_GROUPS.join(', ')})`)
+    .option('--groups <list>', `benchmark groups (${BENCH_GROUPS.join(', ')}; default mlp,matmul)`)
     .option('--json <file>', 'write the results as JSON')
-    .option('--timeout <s>', 'seconds each library may take (default 900; quick: 300)')
+    .option('--timeout <s>', 'seconds each library may take per group (default 900, resnet and vit 3600; quick: 300, resnet and vit 1200)')
     .option('--variants', 'ours: also time every matmul variant')
-    .option('--rounds <n>', 'run the training phase n times, alternating the order of the libraries, and keep each one\'s best round (for busy machines)', '1')
+    .option('--rounds <n>', 'run the training phases (mlp, resnet, vit) n times, alternating the order of the libraries, and keep each one\'s best round (for busy machines)', '1')
     .option('--verbose', "show the children's full stderr")
     .parse(argv, { from: 'user' })
     .opts<CliOptions>();
@@ -138,7 +142,8 @@ async function main(): Promise<void> {
   if (cli.variants) args.push('--variants');
   // The CNN benchmark runs once our conv layer exists.
   const cnnArgs = existsSync(join(root, 'src/nn/conv.ts')) ? ['--cnn'] : [];
-  const timeoutS = Number(cli.timeout ?? (cli.quick ? 300 : 900));
+  // A peer's ResNet-20 or ViT step can take minutes on a software adapter: those groups get longer.
+  const timeoutOf = (g: string) => Number(cli.timeout ?? (NETS.includes(g) ? (cli.quick ? 1200 : 3600) : cli.quick ? 300 : 900));
 
   const loadavgStart = os.loadavg();
   if (loadavgStart[0] > os.cpus().length * 0.5) {
@@ -150,20 +155,22 @@ async function main(): Promise<void> {
   // of the others', under the same background load. Each library still gets its own process.
   const groups = (cli.groups ?? 'mlp,matmul').split(',').map((g) => g.trim());
   for (const g of groups) if (!(BENCH_GROUPS as readonly string[]).includes(g)) throw new Error(`--groups: unknown group "${g}" (known: ${BENCH_GROUPS.join(', ')}).`);
-  const phases = [...BENCH_GROUPS].sort((a, b) => (a === 'mlp' ? -1 : b === 'mlp' ? 1 : 0)).filter((g) => groups.includes(g));
+  const phases = [...BENCH_GROUPS].sort((a, b) => Number(TRAINING.includes(b)) - Number(TRAINING.includes(a))).filter((g) => groups.includes(g));
   const rounds = Number(cli.rounds ?? 1);
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${cli.rounds}.`);
   for (const [i, g] of phases.entries()) {
-    // The CNN step rides with the first phase; only training is repeated over rounds.
-    const phaseArgs = [...args, '--groups', g, ...(i === 0 ? cnnArgs : [])];
+    // The CNN step rides with the MLP's phase (or the first, when there is no MLP phase and no
+    // larger network asked for); only training is repeated over rounds.
+    const cnnHere = g === 'mlp' || (i === 0 && !phases.some((p) => p === 'mlp' || NETS.includes(p)));
+    const phaseArgs = [...args, '--groups', g, ...(cnnHere ? cnnArgs : [])];
     const perRound: BenchRow[][] = [];
-    const n = g === 'mlp' ? rounds : 1;
+    const n = TRAINING.includes(g) ? rounds : 1;
     for (let r = 0; r < n; r++) {
       const rows: BenchRow[] = [];
       for (const t of r % 2 ? [...targets].reverse() : targets) {
         process.stderr.write(`bench: ${t} ${g}${n > 1 ? ` (round ${r + 1}/${n})` : ''} ...\n`);
         const t0 = performance.now();
-        const res = await runChild(t, phaseArgs, timeoutS, !!cli.verbose);
+        const res = await runChild(t, phaseArgs, timeoutOf(g), !!cli.verbose);
         process.stderr.write(`bench: ${t} ${g} done in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
         rows.push(...res.rows);
         if (res.adapter && (!adapter || t === 'ours')) adapter = res.adapter;
@@ -185,6 +192,8 @@ async function main(): Promise<void> {
   console.log(`Machine: ${report.machine.cpus} x ${report.machine.cpuModel}, Node ${report.machine.node}, load average ${loadavgStart[0].toFixed(1)} -> ${report.machine.loadavgEnd[0].toFixed(1)}\n`);
   printTable(results, targets);
   printTargets(report.targets);
+  printLosses(results, targets);
+  printMemory(results);
   printProfile(results);
   if (cli.json) {
     mkdirSync(dirname(resolve(cli.json)), { recursive: true });

@@ -17,8 +17,11 @@ import {
   operandShapes,
   uniform,
 } from './workloads.ts';
-import { cnnStepPlan, gflops, sig, SlowSizeGuard, stepPlan, timeCalls, timeSteps, timingPlan, trainRows } from './timing.ts';
+import { netStepPlan, gflops, sig, SlowSizeGuard, stepPlan, timeCalls, timeSteps, timingPlan, trainRows } from './timing.ts';
 import { installNavigatorGpu } from './node-gpu.ts';
+import { trackDeviceMemory } from './gpu-memory.ts';
+import { RESNET, VIT } from './nets.ts';
+import { timePeerNet } from './peer-net.ts';
 
 type TF = typeof import('@tensorflow/tfjs-core');
 
@@ -30,7 +33,10 @@ const info: { adapter?: AdapterInfo } = {};
 startChild(rows, info, who);
 
 async function loadTf(): Promise<TF> {
-  if (backend === 'webgpu') info.adapter = await installNavigatorGpu();
+  if (backend === 'webgpu') {
+    info.adapter = await installNavigatorGpu();
+    await trackDeviceMemory();
+  }
   const tf = await import('@tensorflow/tfjs-core');
   // In Node, the core package's entry point registers no gradients (the `@tensorflow/tfjs` bundle
   // would). Register them from its ES modules: they share the global engine and gradient registry.
@@ -157,9 +163,22 @@ async function benchCnn(tf: TF, opts: ReturnType<typeof parseChildArgs>): Promis
       loss.dispose();
       return l;
     };
-    const t = await timeSteps(step, cnnStepPlan(opts));
+    const t = await timeSteps(step, netStepPlan(opts));
     log(`tfjs/${backend} cnn step: ${t.samples.map((s) => s.toFixed(0)).join(' ')} ms; loss ${t.firstLoss.toFixed(4)} -> ${t.lastLoss.toFixed(4)}`);
     return trainRows(who, 'cnn', CNN.batch, t, { layout: 'NHWC' });
+  });
+}
+
+/** ResNet-20 or the ViT (bench/resnet.ts, bench/vit.ts), NHWC. */
+async function benchNet(tf: TF, net: 'resnet' | 'vit', opts: ReturnType<typeof parseChildArgs>): Promise<void> {
+  const spec = net === 'resnet' ? RESNET : VIT;
+  await attempt(rows, { ...who, benchmark: `${spec.benchmark}-train-step`, unit: 'ms' }, async () => {
+    const make = net === 'resnet' ? (await import('./resnet.ts')).tfjsResnet : (await import('./vit.ts')).tfjsVit;
+    const selfReport = () => {
+      const m = tf.memory() as { numBytesInGPU?: number; numBytesAllocatedInGPU?: number };
+      return { tfjsNumBytesAllocatedInGPU: m.numBytesAllocatedInGPU, tfjsNumBytesInGPU: m.numBytesInGPU };
+    };
+    return timePeerNet(who, spec, () => make(tf), opts, { extra: { layout: 'NHWC' }, gpu: backend === 'webgpu', selfReport });
   });
 }
 
@@ -170,6 +189,8 @@ try {
   if (opts.groups.has('matmul')) await benchMatmuls(tf, opts);
   if (opts.groups.has('mlp')) await benchMlp(tf, opts);
   if (opts.cnn) await benchCnn(tf, opts);
+  if (opts.groups.has('resnet')) await benchNet(tf, 'resnet', opts);
+  if (opts.groups.has('vit')) await benchNet(tf, 'vit', opts);
 } catch (err) {
   rows.push({ ...who, benchmark: 'setup', unit: 'ms', error: err instanceof Error ? err.message : String(err) });
 }

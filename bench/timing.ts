@@ -97,6 +97,8 @@ export interface TimedSteps {
   /** Loss after the first warm-up step and after the last timed step (same data every step). */
   firstLoss: number;
   lastLoss: number;
+  /** Every step's loss in order, warm-up steps included (NaN where a step did not say). */
+  losses: number[];
 }
 
 /** How many training steps to time, and how long a benchmark may take before it stops early. */
@@ -119,29 +121,27 @@ export function stepPlan(opts: ChildOptions): StepPlan {
  */
 export async function timeSteps(step: () => Promise<number | undefined>, plan: StepPlan): Promise<TimedSteps> {
   const budget = plan.budgetMs ?? Infinity;
-  let firstLoss = NaN;
+  const losses: number[] = [];
   const w0 = performance.now();
   for (let i = 0; i < Math.max(1, plan.warmup); i++) {
     if (i > 0 && performance.now() - w0 > budget / 4) break;
-    const l = await step();
-    if (i === 0) firstLoss = l ?? NaN;
+    losses.push((await step()) ?? NaN);
   }
   const samples: number[] = [];
-  let lastLoss = NaN;
   const t0 = performance.now();
   for (let i = 0; i < plan.steps; i++) {
     if (i >= 3 && performance.now() - t0 > budget) break;
     const s0 = performance.now();
-    lastLoss = (await step()) ?? NaN;
+    losses.push((await step()) ?? NaN);
     samples.push(performance.now() - s0);
   }
-  return { samples, firstLoss, lastLoss };
+  return { samples, firstLoss: losses[0], lastLoss: losses[losses.length - 1], losses };
 }
 
-/** The two MLP rows (median step time, and the samples/s that median implies) from timed steps. */
+/** The two rows of a trained network (median step time, and the samples/s that median implies) from timed steps. */
 export function trainRows(
   who: { library: Library; backend: Backend },
-  benchmark: 'mlp' | 'cnn',
+  benchmark: string,
   batch: number,
   t: TimedSteps,
   extra: Record<string, unknown> = {},
@@ -154,6 +154,9 @@ export function trainRows(
     maxMs: sig(Math.max(...t.samples)),
     firstLoss: sig(t.firstLoss, 6),
     lastLoss: sig(t.lastLoss, 6),
+    // The first steps' losses, to compare libraries step by step (the first checks the forward
+    // pass, the second the gradients and the update).
+    losses: t.losses.slice(0, 3).map((l) => sig(l, 6)),
   };
   return [
     { ...who, benchmark: `${benchmark}-train-step`, value: sig(ms), unit: 'ms', extra: { ...common, batch, ...extra } },
@@ -161,8 +164,8 @@ export function trainRows(
   ];
 }
 
-/** Fewer steps for the CNN (a step costs several MLP steps), unless --steps asks. */
-export function cnnStepPlan(opts: ChildOptions): StepPlan {
+/** Fewer steps for the convolutional and transformer networks (a step costs several MLP steps), unless --steps asks. */
+export function netStepPlan(opts: ChildOptions): StepPlan {
   const plan = stepPlan(opts);
   return opts.stepsGiven ? plan : { ...plan, steps: Math.min(plan.steps, 10), warmup: Math.min(plan.warmup, 2) };
 }
