@@ -119,9 +119,19 @@ export async function runTrain(o: TrainOptions): Promise<void> {
       checkKind(ckpt.meta.dataset, o.resume, data);
       checkDataMatches(data, ckpt.meta.dataset, o.resume);
     }
-    checkResumeData(ckpt, o.resume, data, o.batchSize, augmentOptions(o.augment));
     resumed = { bytes, ckpt };
   }
+  // --augment unset: a resumed run keeps its own augmentation; a new ViT shifts its images (a
+  // transformer learns little from a few thousand images without); other presets take them as they are.
+  if (o.augment === undefined) {
+    const kept = resumed?.ckpt.meta.run?.augment;
+    const kinds = resumed ? (kept ? augmentKinds(kept) : []) : o.model === 'vit' ? (['shift'] as const) : [];
+    if (kinds.length) {
+      o = { ...o, augment: [...kinds] };
+      log(`augmentation: ${kinds.join(',')} (${resumed ? `the run's own, from ${o.resume}` : "the vit preset's default"}; --augment none turns it off)`);
+    }
+  }
+  if (resumed) checkResumeData(resumed.ckpt, o.resume!, data, o.batchSize, augmentOptions(o.augment));
   // A state_dict to start from is read (and refused if it is not safetensors) before the engine starts.
   const initFrom = o.initFrom ? await readFileChecked(o.initFrom) : null;
   if (o.save) removeStaleTemporaryFiles(o.save);
@@ -350,9 +360,14 @@ function fitOptions(trainer: Trainer, data: Dataset, o: TrainOptions, progress: 
 }
 
 function augmentOptions(a: TrainOptions['augment']): { pad: number; flip: boolean } | undefined {
-  if (!a) return undefined;
+  if (!a || (a !== true && a.length === 0)) return undefined;
   const kinds = a === true ? ['shift', 'flip'] : a;
   return { pad: kinds.includes('shift') ? 2 : 0, flip: kinds.includes('flip') };
+}
+
+/** The --augment kinds that give a checkpoint's recorded augmentation. */
+function augmentKinds(a: { pad: number; flip: boolean }): ('shift' | 'flip')[] {
+  return [...(a.pad > 0 ? (['shift'] as const) : []), ...(a.flip ? (['flip'] as const) : [])];
 }
 
 export interface EvaluateOptions extends CsvCliOptions {

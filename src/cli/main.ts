@@ -65,8 +65,8 @@ function program(): Command {
     .option('--hidden <sizes>', 'hidden layer widths of the MLP, comma-separated', intList('--hidden'), [256, 128])
     .addOption(new Option('--activation <name>', 'hidden activation').choices(ACTIVATIONS).default('relu'))
     .option('--dropout <p>', 'dropout after each hidden layer', numberInRange('--dropout', 0, 1), 0)
-    .option('--depth <n>', 'resnet: weighted layers, 6n + 2 (8, 14, 20, 32, 56; default 20); vit: transformer blocks (default 6)', positiveInt('--depth'))
-    .option('--width <n>', 'vit: token width (default 96)', positiveInt('--width'))
+    .option('--depth <n>', 'resnet: weighted layers, 6n + 2 (8, 14, 20, 32, 56; default 20); vit: transformer blocks (default 4)', positiveInt('--depth'))
+    .option('--width <n>', 'vit: token width (default 64)', positiveInt('--width'))
     .option('--heads <n>', 'vit: attention heads (default 4)', positiveInt('--heads'))
     .option('--patch <n>', 'vit: patch size in pixels, dividing the image (default 4)', positiveInt('--patch'))
     .option('--mlp-ratio <r>', 'vit: MLP width per token width (default 2)', positiveNumber('--mlp-ratio'))
@@ -83,7 +83,7 @@ function program(): Command {
     .option('--epochs <n>', 'total epochs (a resumed run continues up to this many)', nonNegativeInt('--epochs'), 10)
     .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'), 64)
     .option('--seed <n>', 'seed for weights, data order and dropout', nonNegativeInt('--seed'), 1)
-    .option('--augment [kinds]', 'image augmentation: shift (random crop of the image padded by 2), flip (horizontal; not for digits); bare: shift,flip', augmentList)
+    .option('--augment [kinds]', 'image augmentation: shift (random crop of the image padded by 2), flip (horizontal; not for digits), none; bare: shift,flip (default: none; vit: shift; a resumed run: its own)', augmentList)
     .option('--save <file>', 'checkpoint (safetensors) written atomically at every epoch end, within epochs (--save-every) and when stopped')
     .addOption(
       new Option('--save-every <steps|time>', 'also checkpoint within epochs: every N steps (500) or after a time (10m, 90s)').argParser(saveEveryOption).default({ seconds: 300 }, '5m'),

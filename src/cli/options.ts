@@ -60,10 +60,11 @@ export function oneOf<T extends string>(name: string, allowed: readonly T[]) {
   };
 }
 
-/** `shift`, `flip` or both, comma-separated. */
+/** `shift`, `flip` or both, comma-separated; `none` for no augmentation (an empty list). */
 export function augmentList(v: string): ('shift' | 'flip')[] {
+  if (v.trim() === 'none') return [];
   const parts = v.split(',').map((s) => s.trim());
-  for (const p of parts) if (p !== 'shift' && p !== 'flip') throw new InvalidArgumentError(`--augment takes shift, flip or shift,flip; got "${v}".`);
+  for (const p of parts) if (p !== 'shift' && p !== 'flip') throw new InvalidArgumentError(`--augment takes shift, flip, shift,flip or none; got "${v}".`);
   return parts as ('shift' | 'flip')[];
 }
 

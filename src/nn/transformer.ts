@@ -112,9 +112,9 @@ export class TransformerBlock extends Module {
 export interface VitOptions {
   /** Patch size (pixels per side); must divide the image. Default 4. */
   patch?: number;
-  /** Token width; default 96. */
+  /** Token width; default 64. */
   width?: number;
-  /** Transformer blocks; default 6. */
+  /** Transformer blocks; default 4. */
   depth?: number;
   /** Attention heads (must divide the width); default 4. */
   heads?: number;
@@ -140,7 +140,7 @@ export class VisionTransformer extends Model {
   ) {
     super();
     const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as VitOptions;
-    const o: Required<VitOptions> = { patch: 4, width: 96, depth: 6, heads: 4, mlpRatio: 2, pool: 'mean', ...given };
+    const o: Required<VitOptions> = { patch: 4, width: 64, depth: 4, heads: 4, mlpRatio: 2, pool: 'mean', ...given };
     this.options = o;
     for (const [k, v] of Object.entries({ patch: o.patch, width: o.width, depth: o.depth, heads: o.heads })) {
       if (!Number.isInteger(v) || v < 1) throw new GraphError(`vit: --${k} ${v} must be a positive integer.`);
