@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodeIdx } from '../src/data/idx.ts';
+import { readCheckpoint } from '../src/train/checkpoint.ts';
 import { cli } from './helpers.ts';
 
 describe('CLI usage errors: message, non-zero status, no stack trace', () => {
@@ -140,5 +141,36 @@ describe('CLI on a CSV file (regression)', () => {
     const bad = await cli(['train', '--dataset', csv, '--target', 'cost', '--epochs', '1']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/houses\.csv.*cost.*(area|columns)/);
+  });
+});
+
+describe('CLI augmentation defaults', () => {
+  it('a resumed run keeps the augmentation it was trained with; --augment none turns it off; a new ViT shifts by default', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wgtrain-augment-'));
+    writeTinyIdx(dir);
+    const ckpt = join(dir, 'model.safetensors');
+    const common = ['train', '--dataset', dir, '--hidden', '16', '--batch-size', '64', '--quiet'];
+    const first = await cli([...common, '--augment', 'shift', '--epochs', '1', '--save', ckpt]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(readCheckpoint(new Uint8Array(readFileSync(ckpt)), ckpt).meta.run?.augment).toEqual({ pad: 2, flip: false });
+
+    // Resumed without --augment: the run's own shift, said so, and recorded again.
+    const resumed = await cli([...common, '--resume', ckpt, '--epochs', '2', '--save', ckpt]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toContain(`augmentation: shift (the run's own, from ${ckpt}; --augment none turns it off)`);
+    expect(readCheckpoint(new Uint8Array(readFileSync(ckpt)), ckpt).meta.run?.augment).toEqual({ pad: 2, flip: false });
+
+    // --augment none: no augmentation, and none recorded.
+    const plain = await cli([...common, '--resume', ckpt, '--epochs', '3', '--augment', 'none', '--save', ckpt]);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stderr).not.toContain('augmentation:');
+    expect(readCheckpoint(new Uint8Array(readFileSync(ckpt)), ckpt).meta.run?.augment).toBeNull();
+
+    // A new ViT run without --augment shifts its images (0 epochs: the run is planned, nothing trains).
+    const vit = await cli(['train', '--dataset', dir, '--model', 'vit', '--depth', '1', '--width', '8', '--heads', '2', '--epochs', '0', '--quiet']);
+    expect(vit.code, vit.stderr).toBe(0);
+    expect(vit.stderr).toContain("augmentation: shift (the vit preset's default; --augment none turns it off)");
+    const mlp = await cli([...common, '--epochs', '0']);
+    expect(mlp.stderr).not.toContain('augmentation:');
   });
 });
