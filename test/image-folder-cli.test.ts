@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runPython } from './export-models.ts';
 import { cli } from './helpers.ts';
 import { writeImageFolder } from './image-fixtures.ts';
 
@@ -44,7 +45,16 @@ describe('CLI: image folders', () => {
     const lines = pr.stdout.trim().split('\n').map((l) => JSON.parse(l) as { label: string });
     expect(lines).toHaveLength(3);
     for (const l of lines) expect(['blue', 'grey', 'red']).toContain(l.label);
-  }, 240_000);
+
+    // Exported for PyTorch: the folder goes along as IDX files, decoded and split as in training, so
+    // train.py evaluates the checkpoint on the same 9 validation images to the same accuracy.
+    const pt = join(root, 'photos-pt');
+    const ex = await cli(['export', '--checkpoint', ckpt, '--format', 'pytorch', '--out', pt]);
+    expect(ex.code, ex.stderr).toBe(0);
+    expect(ex.stdout).toContain(`data/ (the image folder ${photos} as IDX files, decoded and split as in training)`);
+    const torch = await runPython([join(pt, 'train.py'), '--eval-only']);
+    expect(torch.stdout).toMatch(new RegExp(`test accuracy ${acc.toFixed(2)}% \\(9 samples\\)`));
+  }, 300_000);
 
   it('refuses a folder with one class, an empty class, too many images, and image options for other data', async () => {
     const one = join(root, 'one');

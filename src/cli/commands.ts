@@ -4,7 +4,7 @@
 // on stdout, in the metrics JSON and as pictures beside it.
 import { resolve } from 'node:path';
 import { conformToTraining } from '../data/conform.ts';
-import { loadDataset } from '../data/node.ts';
+import { directoryKind, loadDataset } from '../data/node.ts';
 import type { Dataset } from '../data/dataset.ts';
 import { loadStateDict } from '../export/state-dict.ts';
 import { GraphError } from '../nn/graph.ts';
@@ -249,7 +249,14 @@ async function trainWithCheckpoints(
     fit: (t) => fitOptions(t, data, o, progress, validation, stats),
     dataset: datasetInfo(data),
     // What an export needs to continue this run elsewhere.
-    run: { dataset: o.dataset, batchSize: o.batchSize, epochs: o.epochs, augment: augmentOptions(o.augment) ?? null, ...(isTableFile(o.dataset) ? { csv: csvOptions(o) } : {}) },
+    run: {
+      dataset: o.dataset,
+      batchSize: o.batchSize,
+      epochs: o.epochs,
+      augment: augmentOptions(o.augment) ?? null,
+      ...(isTableFile(o.dataset) ? { csv: csvOptions(o) } : {}),
+      ...(directoryKind(o.dataset) === 'images' ? { images: { valSplit: o.valSplit, splitSeed: o.splitSeed } } : {}),
+    },
     store,
     saveEvery: o.saveEvery,
     stopRequested: () => stops.requested(),

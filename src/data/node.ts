@@ -157,6 +157,21 @@ export type LoadOptions = Partial<CsvOptions> & IdxDatasetOptions & { log?: (msg
 const ACCEPTED = `'mnist', 'fashion-mnist', a directory of IDX files (train-images-idx3-ubyte[.gz], ...) or CIFAR-10 batches (data_batch_N.bin, test_batch.bin), an image folder (one subfolder of PNG/JPEG files per class), or a .csv/.tsv file (with a target column)`;
 
 /**
+ * What a directory holds, told apart by its entries: IDX files, CIFAR-10 batches (or their
+ * unpacked archive), class subfolders (an image folder, whose reader names what is wrong with it),
+ * or something else; null when `spec` is not a directory.
+ */
+export function directoryKind(spec: string): 'idx' | 'cifar' | 'cifar-archive' | 'images' | 'other' | null {
+  if (!existsSync(spec) || !statSync(spec).isDirectory()) return null;
+  const entries = listDir(spec);
+  if (Object.values(findIdxFiles(entries)).some((f) => f)) return 'idx';
+  if (entries.some((f) => /^(data_batch_\d+|test_batch)\.bin$/.test(f))) return 'cifar';
+  if (entries.includes('cifar-10-batches-bin')) return 'cifar-archive';
+  if (entries.some((f) => !f.startsWith('.') && statSync(join(spec, f)).isDirectory())) return 'images';
+  return 'other';
+}
+
+/**
  * Load a dataset from a spec: 'mnist' | 'fashion-mnist' | a directory (IDX files, CIFAR-10
  * batches, or an image folder with one subfolder per class, told apart by what is in it) | a .csv
  * or .tsv path (opts.target required).
@@ -167,15 +182,14 @@ export function loadDataset(spec: string, opts: LoadOptions = {}): Dataset {
     if (!opts.target) throw new Error(`${spec}: a CSV dataset needs a target column (option target)`);
     return loadCsvFile(spec, { ...opts, target: opts.target });
   }
-  if (existsSync(spec) && statSync(spec).isDirectory()) {
+  const kind = directoryKind(spec);
+  if (kind === 'idx') return loadIdxDir(spec, opts);
+  if (kind === 'cifar') return loadCifar10Dir(spec, opts);
+  // The CIFAR-10 archive unpacks into cifar-10-batches-bin/.
+  if (kind === 'cifar-archive') return loadCifar10Dir(join(spec, 'cifar-10-batches-bin'), opts);
+  if (kind === 'images') return loadImageFolder(spec, { ...opts.images, log: opts.log });
+  if (kind === 'other') {
     const entries = listDir(spec);
-    const idx = findIdxFiles(entries);
-    if (Object.values(idx).some((f) => f)) return loadIdxDir(spec, opts);
-    if (entries.some((f) => /^(data_batch_\d+|test_batch)\.bin$/.test(f))) return loadCifar10Dir(spec, opts);
-    // The CIFAR-10 archive unpacks into cifar-10-batches-bin/.
-    if (entries.includes('cifar-10-batches-bin')) return loadCifar10Dir(join(spec, 'cifar-10-batches-bin'), opts);
-    // Anything else with subfolders is read as an image folder, whose reader names what is wrong with it.
-    if (entries.some((f) => !f.startsWith('.') && statSync(join(spec, f)).isDirectory())) return loadImageFolder(spec, { ...opts.images, log: opts.log });
     const shown = entries.slice(0, 10).join(', ') + (entries.length > 10 ? `, ... (${entries.length} entries)` : '');
     throw new Error(`${spec}: directory holds neither IDX files, CIFAR-10 batches nor class subfolders of images (found: ${shown || 'nothing'}); accepted: ${ACCEPTED}`);
   }

@@ -44,6 +44,8 @@ export interface RunRecord {
   augment: { pad: number; flip: boolean } | null;
   /** How a table was read. */
   csv?: { skipRows?: number; delimiter?: string; header?: boolean; ignoreColumns?: string[] };
+  /** How an image folder was split (its size and channels are the model's input shape). */
+  images?: { valSplit?: number; splitSeed?: number };
 }
 
 export interface CheckpointMeta {

@@ -287,7 +287,8 @@ def load_idx_dir(directory, info):
     def split(prefixes):
         x = _idx(_find(directory, prefixes, "images", "idx3-ubyte"))
         y = _idx(_find(directory, prefixes, "labels", "idx1-ubyte"))
-        return x.reshape(x.shape[0], 1, x.shape[1], x.shape[2]), y.astype(np.int64)
+        # [n, h, w] grey images, or [n, c, h, w] (an image folder's RGB images, as the export writes them).
+        return (x if x.ndim == 4 else x.reshape(x.shape[0], 1, x.shape[1], x.shape[2])), y.astype(np.int64)
 
     train, test = split(["train"]), split(["t10k", "test"])
     return Data(info.get("name", directory), "classification", train[0].shape[1:], train, test, {"kind": "scale255"})
