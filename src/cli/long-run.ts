@@ -148,7 +148,11 @@ export class StopRequests {
     if (this.signal) {
       this.log(`${sig} again: quitting at once. Files being written keep their previous contents.`);
       removeTemporaryFiles();
-      process.exit(128 + signalNumber(this.signal));
+      // Ended by the signal itself (shells report 128 + its number): the kernel ends the process on
+      // the spot, where exit() would first run the GPU library's teardown while its threads still work.
+      process.removeAllListeners(sig);
+      process.kill(process.pid, sig);
+      return;
     }
     this.signal = sig;
     const what = sig === 'SIGINT' ? 'Ctrl-C' : sig;
