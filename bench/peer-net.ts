@@ -11,6 +11,58 @@ export interface PeerStep {
   dispose: () => void;
 }
 
+type TF = typeof import('@tensorflow/tfjs-core');
+type Jax = typeof import('@jax-js/jax');
+type JArray = import('@jax-js/jax').Array;
+
+/**
+ * A TF.js step as its users write one: plain SGD's `optimizer.minimize` of `lossFn`, then the loss
+ * read back; `owned` (variables, the batch) is disposed with it.
+ */
+export function tfjsSgdStep(tf: TF, lossFn: () => import('@tensorflow/tfjs-core').Scalar, lr: number, owned: { dispose(): void }[]): PeerStep {
+  const optimizer = tf.train.sgd(lr);
+  return {
+    step: async () => {
+      const loss = optimizer.minimize(lossFn, true)!;
+      const v = (await loss.data())[0];
+      loss.dispose();
+      return v;
+    },
+    dispose: () => {
+      for (const t of owned) t.dispose();
+      optimizer.dispose();
+    },
+  };
+}
+
+/**
+ * A jax-js step as its users write one: one jit of the loss's valueAndGrad and the plain SGD
+ * update, the parameters carried from step to step, then the loss read back.
+ */
+type Params = Record<string, JArray>;
+
+export function jaxSgdStep(jax: Jax, loss: (p: Params, xb: JArray, yb: JArray) => JArray, params: Params, x: JArray, y: JArray, lr: number): PeerStep {
+  const { tree } = jax;
+  const trainStep = jax.jit((p: Params, xb: JArray, yb: JArray): [JArray, Params] => {
+    const [l, g] = jax.valueAndGrad(loss)(tree.ref(p), xb, yb);
+    return [l, tree.map((pi: JArray, gi: JArray) => pi.sub(gi.mul(lr)), p, g) as Params];
+  });
+  return {
+    step: async () => {
+      const [l, next] = trainStep(params, x.ref, y.ref);
+      params = next;
+      // data() consumes the array's reference.
+      return (await l.data())[0];
+    },
+    dispose: () => {
+      tree.dispose(params);
+      x.dispose();
+      y.dispose();
+      trainStep.dispose();
+    },
+  };
+}
+
 /**
  * Time `make()`'s step (making it counts toward the peak bytes, not the time); `gpu`: also the
  * peak-bytes row, with whatever the library says of its own memory (`selfReport`) beside it.

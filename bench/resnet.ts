@@ -8,7 +8,7 @@
 import type * as tfc from '@tensorflow/tfjs-core';
 import type { Array as JArray } from '@jax-js/jax';
 import { initialWeights, nchwToNhwc, netBatch, peerWeights, RESNET, resnetBlocks, resnetParams } from './nets.ts';
-import type { PeerStep } from './peer-net.ts';
+import { jaxSgdStep, tfjsSgdStep, type PeerStep } from './peer-net.ts';
 
 type TF = typeof import('@tensorflow/tfjs-core');
 type Jax = typeof import('@jax-js/jax');
@@ -46,30 +46,16 @@ export function tfjsResnet(tf: TF): PeerStep {
     const logits = tf.add(tf.matMul(tf.mean(h, [1, 2]), p('head.weight')), p('head.bias'));
     return tf.losses.softmaxCrossEntropy(ys, logits) as tfc.Scalar;
   };
-  const optimizer = tf.train.sgd(RESNET.lr);
-  return {
-    step: async () => {
-      const loss = optimizer.minimize(lossFn, true)!;
-      const v = (await loss.data())[0];
-      loss.dispose();
-      return v;
-    },
-    dispose: () => {
-      for (const v of vars.values()) v.dispose();
-      xs.dispose();
-      ys.dispose();
-      optimizer.dispose();
-    },
-  };
+  return tfjsSgdStep(tf, lossFn, RESNET.lr, [...vars.values(), xs, ys]);
 }
 
 /** ResNet-20 in jax-js: NCHW and OIHW as ours, Dense [in, out]; one jit of valueAndGrad and the update. */
 export function jaxResnet(jax: Jax): PeerStep {
-  const { numpy: np, nn, lax, tree } = jax;
+  const { numpy: np, nn, lax } = jax;
   const specs = resnetParams();
   const weights = peerWeights(specs, initialWeights(specs, RESNET.seed), 'OIHW');
   type Params = Record<string, JArray>;
-  let params: Params = Object.fromEntries([...weights].map(([name, w]) => [name, np.array(w.data).reshape(w.shape)]));
+  const params: Params = Object.fromEntries([...weights].map(([name, w]) => [name, np.array(w.data).reshape(w.shape)]));
   const B = RESNET.batch;
   const { x: xHost, labels } = netBatch(RESNET);
   const x = np.array(xHost).reshape([B, ...RESNET.inputShape]);
@@ -94,22 +80,5 @@ export function jaxResnet(jax: Jax): PeerStep {
     const logits = np.dot(np.mean(h, [2, 3]), p['head.weight']).add(p['head.bias']);
     return nn.logSoftmax(logits).mul(nn.oneHot(yb, RESNET.classes)).sum().mul(-1 / B);
   };
-  const trainStep = jax.jit((p: Params, xb: JArray, yb: JArray): [JArray, Params] => {
-    const [l, g] = jax.valueAndGrad(loss)(tree.ref(p), xb, yb);
-    return [l, tree.map((pi: JArray, gi: JArray) => pi.sub(gi.mul(RESNET.lr)), p, g) as Params];
-  });
-  return {
-    step: async () => {
-      const [l, next] = trainStep(params, x.ref, y.ref);
-      params = next;
-      // data() consumes the array's reference.
-      return (await l.data())[0];
-    },
-    dispose: () => {
-      tree.dispose(params);
-      x.dispose();
-      y.dispose();
-      trainStep.dispose();
-    },
-  };
+  return jaxSgdStep(jax, loss, params, x, y, RESNET.lr);
 }

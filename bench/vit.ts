@@ -8,7 +8,7 @@
 import type * as tfc from '@tensorflow/tfjs-core';
 import type { Array as JArray } from '@jax-js/jax';
 import { initialWeights, nchwToNhwc, netBatch, peerWeights, VIT, vitParams } from './nets.ts';
-import type { PeerStep } from './peer-net.ts';
+import { jaxSgdStep, tfjsSgdStep, type PeerStep } from './peer-net.ts';
 
 type TF = typeof import('@tensorflow/tfjs-core');
 type Jax = typeof import('@jax-js/jax');
@@ -62,21 +62,7 @@ export function tfjsVit(tf: TF): PeerStep {
     const feature = tf.mean(tf.reshape(layerNorm(t, 'norm'), [B, T, D]), 1);
     return tf.losses.softmaxCrossEntropy(ys, dense(feature, 'head')) as tfc.Scalar;
   };
-  const optimizer = tf.train.sgd(VIT.lr);
-  return {
-    step: async () => {
-      const loss = optimizer.minimize(lossFn, true)!;
-      const l = (await loss.data())[0];
-      loss.dispose();
-      return l;
-    },
-    dispose: () => {
-      for (const t of vars.values()) t.dispose();
-      xs.dispose();
-      ys.dispose();
-      optimizer.dispose();
-    },
-  };
+  return tfjsSgdStep(tf, lossFn, VIT.lr, [...vars.values(), xs, ys]);
 }
 
 /**
@@ -85,12 +71,12 @@ export function tfjsVit(tf: TF): PeerStep {
  * einsum, which needs iterator helpers that Node 20 lacks.
  */
 export function jaxVit(jax: Jax): PeerStep {
-  const { numpy: np, nn, lax, tree } = jax;
+  const { numpy: np, nn, lax } = jax;
   const { B, C, H, W, p, T, D, heads, dh } = dims();
   const specs = vitParams();
   const weights = peerWeights(specs, initialWeights(specs, VIT.seed), 'OIHW');
   type Params = Record<string, JArray>;
-  let params: Params = Object.fromEntries([...weights].map(([name, w]) => [name, np.array(w.data).reshape(w.shape)]));
+  const params: Params = Object.fromEntries([...weights].map(([name, w]) => [name, np.array(w.data).reshape(w.shape)]));
   const { x: xHost, labels } = netBatch(VIT);
   const x = np.array(xHost).reshape([B, C, H, W]);
   const y = np.array(labels, { dtype: np.int32 });
@@ -119,21 +105,5 @@ export function jaxVit(jax: Jax): PeerStep {
     const logits = dense(np.mean(layerNorm(t, 'norm'), 1), 'head');
     return nn.logSoftmax(logits).mul(nn.oneHot(yb, VIT.classes)).sum().mul(-1 / B);
   };
-  const trainStep = jax.jit((prm: Params, xb: JArray, yb: JArray): [JArray, Params] => {
-    const [l, g] = jax.valueAndGrad(loss)(tree.ref(prm), xb, yb);
-    return [l, tree.map((pi: JArray, gi: JArray) => pi.sub(gi.mul(VIT.lr)), prm, g) as Params];
-  });
-  return {
-    step: async () => {
-      const [l, next] = trainStep(params, x.ref, y.ref);
-      params = next;
-      return (await l.data())[0];
-    },
-    dispose: () => {
-      tree.dispose(params);
-      x.dispose();
-      y.dispose();
-      trainStep.dispose();
-    },
-  };
+  return jaxSgdStep(jax, loss, params, x, y, VIT.lr);
 }
