@@ -220,7 +220,7 @@ function drawStrip(c: HTMLCanvasElement, hists: LayerTrack['params'][number]['va
   return { lo, hi };
 }
 
-/** A small line chart: one polyline per series, a dot at each series' last point; `band` shaded (log charts). */
+/** A small line chart: one polyline per series, a dot at each series' last point (when it has a value); `band` shaded (log charts). */
 function drawLines(c: HTMLCanvasElement, steps: number[], series: (number | null)[][], colours: string[], scale: ReturnType<typeof chartScale>, band: [number, number] | null): void {
   const ctx = c.getContext('2d')!;
   const { width: W, height: H } = c;
@@ -234,14 +234,16 @@ function drawLines(c: HTMLCanvasElement, steps: number[], series: (number | null
   }
   const first = steps[0];
   const last = steps[steps.length - 1];
-  series.forEach((s, k) => {
-    ctx.strokeStyle = ctx.fillStyle = colours[k];
+  // Lines first, then the dots on top of every line: a dot shows its series' colour.
+  const ends: ([number, number] | null)[] = series.map((s, k) => {
+    ctx.strokeStyle = colours[k];
     ctx.lineWidth = 1.5;
     ctx.beginPath();
     let open = false;
     let end: [number, number] | null = null;
     s.forEach((v, i) => {
       const y = chartY(v, scale, H, LINE_PAD);
+      end = null;
       if (y === null) {
         open = false;
         return;
@@ -250,13 +252,16 @@ function drawLines(c: HTMLCanvasElement, steps: number[], series: (number | null
       if (open) ctx.lineTo(x, y);
       else ctx.moveTo(x, y);
       open = true;
-      end = i === s.length - 1 ? [x, y] : null;
+      end = [x, y];
     });
     ctx.stroke();
-    if (end) {
-      ctx.beginPath();
-      ctx.arc(end[0], end[1], 2.5, 0, 2 * Math.PI);
-      ctx.fill();
-    }
+    return end;
+  });
+  ends.forEach((end, k) => {
+    if (!end) return;
+    ctx.fillStyle = colours[k];
+    ctx.beginPath();
+    ctx.arc(end[0], end[1], 2.5, 0, 2 * Math.PI);
+    ctx.fill();
   });
 }

@@ -24,7 +24,7 @@ function snapshot(step: number, dead: number, scale = 1): StatsSnapshot {
     step,
     batch: 8,
     params: [p('layers.1.weight', [4, 3], true, 2), p('layers.1.bias', [4], false, 0.5), p('layers.3.weight', [2, 4], true, 1.5), p('layers.3.bias', [2], false, 0.1)],
-    activations: [{ name: 'layers.2', producer: 'layers.1', kind: 'relu', shape: [4], deadFraction: dead, mean: 0 }],
+    activations: [{ name: 'layers.2', producer: 'layers.1', kind: 'relu', shape: [4], deadFraction: dead, mean: 0, nonFinite: 0 }],
   };
 }
 
