@@ -9,8 +9,8 @@ import { STATS_BANDS, type StatsWarning } from '../src/train/stats-series.ts';
 
 /** Heat strip rows (value bins on the page). */
 export const STRIP_ROWS = 40;
-export const LINE_W = 168;
-export const LINE_H = 56;
+export const LINE_W = 120;
+export const LINE_H = 44;
 export const LINE_PAD = 4;
 /** Colours of the heat strips at their densest: values blue, gradients orange. */
 export const STRIP_COLOURS = { value: '#2f6fde', grad: '#d9480f' } as const;
@@ -131,28 +131,51 @@ export class LayerPanels {
     return { root, strips, lines, cells, dead, step: null };
   }
 
-  /** Draw panel `i` from the book (one short task's work). */
-  draw(i: number): void {
+  /**
+   * Pieces of drawing panel `i`, each a short task's work: one per heat strip, one per line chart,
+   * and last the figures (which mark the panel as showing the book's last step).
+   */
+  pieces(i: number): number {
+    const p = this.panels[i];
+    return p ? p.strips.length + p.lines.length + 1 : 0;
+  }
+
+  /** Draw piece `k` of panel `i` (see pieces) from the book as it is now. */
+  drawPiece(i: number, k: number): void {
     const panel = this.panels[i];
     const l = this.book.layers[i];
-    if (!panel || !l || !l.steps.length) return;
-    for (const s of panel.strips) {
-      const t = l.params.find((p) => p.name === s.param)!;
-      const { lo, hi } = drawStrip(s.canvas, s.of === 'value' ? t.value : t.grad, STRIP_COLOURS[s.of]);
-      s.canvas.dataset.lo = String(lo);
-      s.canvas.dataset.hi = String(hi);
-      s.canvas.dataset.columns = String(l.steps.length);
-      s.range.textContent = `${figure(lo)} … ${figure(hi)}`;
-    }
-    for (const c of panel.lines) {
-      const series = c.kind === 'dead' ? [l.dead] : l.params.map((p) => (c.kind === 'norm' ? p.norm : c.kind === 'grad-norm' ? p.gradNorm : p.updateRatio));
-      const colours = c.kind === 'dead' ? ['#c8322b'] : l.params.map((_, k) => SERIES_COLOURS[k % SERIES_COLOURS.length]);
-      const scale = chartScale(series, c.kind === 'update-ratio', c.kind === 'dead' ? [0, 1] : undefined);
-      drawLines(c.canvas, l.steps, series, colours, scale, c.kind === 'update-ratio' ? STATS_BANDS.updateRatio : null);
-      Object.assign(c.canvas.dataset, { lo: String(scale.lo), hi: String(scale.hi), log: String(scale.log), first: String(l.steps[0]), last: String(l.steps.at(-1)) });
-      const shown = (v: number) => figure(scale.log ? 10 ** v : v);
-      c.range.textContent = `${shown(scale.lo)} … ${shown(scale.hi)}`;
-    }
+    if (!panel || !l || !l.steps.length || panel.root.dataset.layer !== l.name) return;
+    if (k < panel.strips.length) return this.drawStripOf(panel.strips[k], l);
+    k -= panel.strips.length;
+    if (k < panel.lines.length) return this.drawLineOf(panel.lines[k], l);
+    this.drawFigures(panel, l);
+  }
+
+  /** Draw all of panel `i` at once. */
+  draw(i: number): void {
+    for (let k = 0; k < this.pieces(i); k++) this.drawPiece(i, k);
+  }
+
+  private drawStripOf(s: Panel['strips'][number], l: LayerTrack): void {
+    const t = l.params.find((p) => p.name === s.param)!;
+    const { lo, hi } = drawStrip(s.canvas, s.of === 'value' ? t.value : t.grad, STRIP_COLOURS[s.of]);
+    s.canvas.dataset.lo = String(lo);
+    s.canvas.dataset.hi = String(hi);
+    s.canvas.dataset.columns = String(l.steps.length);
+    s.range.textContent = `${figure(lo)} … ${figure(hi)}`;
+  }
+
+  private drawLineOf(c: Panel['lines'][number], l: LayerTrack): void {
+    const series = c.kind === 'dead' ? [l.dead] : l.params.map((p) => (c.kind === 'norm' ? p.norm : c.kind === 'grad-norm' ? p.gradNorm : p.updateRatio));
+    const colours = c.kind === 'dead' ? ['#c8322b'] : l.params.map((_, k) => SERIES_COLOURS[k % SERIES_COLOURS.length]);
+    const scale = chartScale(series, c.kind === 'update-ratio', c.kind === 'dead' ? [0, 1] : undefined);
+    drawLines(c.canvas, l.steps, series, colours, scale, c.kind === 'update-ratio' ? STATS_BANDS.updateRatio : null);
+    Object.assign(c.canvas.dataset, { lo: String(scale.lo), hi: String(scale.hi), log: String(scale.log), first: String(l.steps[0]), last: String(l.steps.at(-1)), points: String(l.steps.length) });
+    const shown = (v: number) => figure(scale.log ? 10 ** v : v);
+    c.range.textContent = `${shown(scale.lo)} … ${shown(scale.hi)}`;
+  }
+
+  private drawFigures(panel: Panel, l: LayerTrack): void {
     const k = l.steps.length - 1;
     for (const p of l.params) {
       const put = (field: string, v: number | null) => {
@@ -170,8 +193,11 @@ export class LayerPanels {
       panel.dead.textContent = `${Number.isFinite(d) ? (100 * d).toFixed(1) : '–'}% of ${l.activation}'s outputs ≤ 0`;
       panel.dead.classList.toggle('bad', d >= STATS_BANDS.deadFraction);
     }
+    // The step shown: that of the figures, and of every strip and chart drawn with as many columns.
+    const drawn = [...panel.strips.map((s) => s.canvas), ...panel.lines.map((c) => c.canvas)];
+    const complete = drawn.every((c) => Number(c.dataset.columns ?? c.dataset.points) === l.steps.length && (c.dataset.last === undefined || Number(c.dataset.last) === l.steps[k]));
     panel.root.dataset.step = String(l.steps[k]);
-    panel.step = l.steps[k];
+    panel.step = complete ? l.steps[k] : null;
   }
 
   /** The warnings, newest last, each naming its layer. */
@@ -197,9 +223,17 @@ export class LayerPanels {
   }
 }
 
+/**
+ * A canvas's 2D context, drawn by the CPU in the page's process: an accelerated canvas would wait
+ * on the GPU process, which on a software adapter is busy training, and its waits make long tasks.
+ */
+function context(c: HTMLCanvasElement): CanvasRenderingContext2D {
+  return c.getContext('2d', { willReadFrequently: true })!;
+}
+
 /** A heat strip: one column per histogram, left-aligned; white where nothing is. */
 function drawStrip(c: HTMLCanvasElement, hists: LayerTrack['params'][number]['value'], colour: string): { lo: number; hi: number } {
-  const ctx = c.getContext('2d')!;
+  const ctx = context(c);
   const img = ctx.createImageData(c.width, c.height);
   img.data.fill(255);
   const { columns, lo, hi } = heatStrip(hists, c.height);
@@ -222,7 +256,7 @@ function drawStrip(c: HTMLCanvasElement, hists: LayerTrack['params'][number]['va
 
 /** A small line chart: one polyline per series, a dot at each series' last point (when it has a value); `band` shaded (log charts). */
 function drawLines(c: HTMLCanvasElement, steps: number[], series: (number | null)[][], colours: string[], scale: ReturnType<typeof chartScale>, band: [number, number] | null): void {
-  const ctx = c.getContext('2d')!;
+  const ctx = context(c);
   const { width: W, height: H } = c;
   ctx.fillStyle = '#fff';
   ctx.fillRect(0, 0, W, H);

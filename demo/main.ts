@@ -543,12 +543,21 @@ async function refreshWeights(): Promise<void> {
   const ds = dataset;
   if (!haveModel || !ds) return;
   const w = await remote.firstWeights();
+  // A few units' pictures per task: on a machine whose cores are busy training, all of them at once can take long.
+  const units = w ? Math.min(WEIGHT_UNITS, w.shape[0]) : 0;
+  const made: (HTMLCanvasElement[] | null)[] = [];
+  const call = ++weightCalls;
+  for (let first = 0; first < Math.max(units, 1); first += 8) {
+    await chore(`weights:${call}:${first}`, () => void made.push(w ? weightImages(w.data, w.shape, ds.inputShape, 8, first) : null));
+  }
   await chore('weights', () => {
-    const imgs = w ? weightImages(w.data, w.shape, ds.inputShape, 32) : null;
-    if (imgs) ui.weights.replaceChildren(...imgs);
+    if (made.every((m) => m !== null)) ui.weights.replaceChildren(...made.flat() as HTMLCanvasElement[]);
     else ui.weights.textContent = 'The first layer\u2019s weights do not have the shape of an image.';
   });
 }
+/** Units whose first-layer weights are shown. */
+const WEIGHT_UNITS = 32;
+let weightCalls = 0;
 /** Cheap enough to run every few seconds during training. */
 const refreshWeightsSoon = latest(refreshWeights);
 
@@ -635,7 +644,9 @@ function drawLayersSoon(): void {
       ui.layerStatsInfo.textContent = `${layerPanels.count} layers with parameters; statistics every ${state.layerStats.every} steps.`;
     }
     layersDrawn = performance.now();
-    for (let i = 0; i < layerPanels.count; i++) void chore(`layer-panel:${i}`, () => layerPanels.draw(i));
+    for (let i = 0; i < layerPanels.count; i++) {
+      for (let k = 0; k < layerPanels.pieces(i); k++) void chore(`layer-panel:${i}:${k}`, () => layerPanels.drawPiece(i, k));
+    }
     void chore('layer-panels-done', () => {
       layerPanels.drawWarnings(layerBook.warnings);
       const steps = layerPanels.drawnSteps;
