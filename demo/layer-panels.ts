@@ -46,7 +46,7 @@ interface Panel {
 }
 
 export class LayerPanels {
-  private panels: Panel[] = [];
+  private panels: (Panel | null)[] = [];
   private shape = -1;
 
   constructor(
@@ -61,15 +61,18 @@ export class LayerPanels {
 
   /** The step each panel shows (null where not drawn yet). */
   get drawnSteps(): (number | null)[] {
-    return this.panels.map((p) => p.step);
+    return this.panels.map((p) => p?.step ?? null);
   }
 
-  /** Build the panels again if the book's layers changed (a new model); true when they did. */
+  /**
+   * Start over if the book's layers changed (a new model); true when they did. The panels are
+   * made by their first piece of drawing (see pieces), one per task.
+   */
   sync(): boolean {
     if (this.shape === this.book.shape) return false;
     this.shape = this.book.shape;
-    this.panels = this.book.layers.map((l) => this.make(l));
-    this.host.replaceChildren(...this.panels.map((p) => p.root));
+    this.panels = this.book.layers.map(() => null);
+    this.host.replaceChildren();
     return true;
   }
 
@@ -136,22 +139,33 @@ export class LayerPanels {
    * and last the figures (which mark the panel as showing the book's last step).
    */
   pieces(i: number): number {
-    const p = this.panels[i];
-    return p ? p.strips.length + p.lines.length + 1 : 0;
+    const l = this.book.layers[i];
+    return l ? 1 + 2 * l.params.length + (l.activation ? 4 : 3) + 1 : 0;
   }
 
-  /** Draw piece `k` of panel `i` (see pieces) from the book as it is now. */
+  /** Draw piece `k` of panel `i` (see pieces) from the book as it is now; piece 0 makes the panel if it is not there yet. */
   drawPiece(i: number, k: number): void {
-    const panel = this.panels[i];
     const l = this.book.layers[i];
-    if (!panel || !l || !l.steps.length || panel.root.dataset.layer !== l.name) return;
+    if (!l || i >= this.panels.length) return;
+    if (k === 0) {
+      if (this.panels[i]) return;
+      const made = this.make(l);
+      this.panels[i] = made;
+      // In layer order, whichever panels are made already.
+      const next = this.panels.slice(i + 1).find((p) => p !== null);
+      this.host.insertBefore(made.root, next ? next.root : null);
+      return;
+    }
+    k--;
+    const panel = this.panels[i];
+    if (!panel || !l.steps.length || panel.root.dataset.layer !== l.name) return;
     if (k < panel.strips.length) return this.drawStripOf(panel.strips[k], l);
     k -= panel.strips.length;
     if (k < panel.lines.length) return this.drawLineOf(panel.lines[k], l);
     this.drawFigures(panel, l);
   }
 
-  /** Draw all of panel `i` at once. */
+  /** Make (if need be) and draw all of panel `i` at once. */
   draw(i: number): void {
     for (let k = 0; k < this.pieces(i); k++) this.drawPiece(i, k);
   }

@@ -335,6 +335,7 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
       expect(orangePx).toBeGreaterThan(500);
 
       // Draw a "7" with mouse events; the prediction's probabilities sum to 1.
+      await page.$eval('#pad', (el) => el.scrollIntoView({ block: 'center' }));
       const box = (await (await page.$('#pad'))!.boundingBox())!;
       const at = (fx: number, fy: number) => [box.x + fx * box.width, box.y + fy * box.height] as const;
       await page.mouse.move(...at(0.3, 0.25));
