@@ -3,13 +3,13 @@
 // rebinned onto one axis: high values at the top), small line charts of the parameters' norms, their
 // gradients' norms, the update ratio ||Δw||/||w|| (log scale, the sane band shaded) and the dead
 // share of the ReLU after the layer, and the latest figures in numbers. Each panel is drawn on its
-// own small canvases in one short task (main.ts schedules one task per panel).
+// own small canvases, a canvas per short task (main.ts schedules them).
 import { chartScale, chartX, chartY, figure, heatStrip, KEEP, type LayerStatsBook, type LayerTrack } from './layer-stats.ts';
 import { STATS_BANDS, type StatsWarning } from '../src/train/stats-series.ts';
 
 /** Heat strip rows (value bins on the page). */
 export const STRIP_ROWS = 40;
-export const LINE_W = 120;
+export const LINE_W = 100;
 export const LINE_H = 44;
 export const LINE_PAD = 4;
 /** Colours of the heat strips at their densest: values blue, gradients orange. */
@@ -84,8 +84,10 @@ export class LayerPanels {
     if (dead) head.append(' ', dead);
     root.append(head);
     const strips: Panel['strips'] = [];
-    const stripRow = el('div', 'strips');
+    const stripRows: HTMLElement[] = [];
     for (const p of l.params) {
+      const stripRow = el('div', 'strips');
+      stripRows.push(stripRow);
       for (const of of ['value', 'grad'] as const) {
         const fig = el('figure', 'strip');
         fig.dataset.param = p.name;
@@ -130,7 +132,7 @@ export class LayerPanels {
       }
       table.tBodies[0].append(tr);
     });
-    root.append(stripRow, lineRow, table);
+    root.append(...stripRows, lineRow, table);
     return { root, strips, lines, cells, dead, step: null };
   }
 
@@ -245,14 +247,16 @@ function context(c: HTMLCanvasElement): CanvasRenderingContext2D {
   return c.getContext('2d', { willReadFrequently: true })!;
 }
 
-/** A heat strip: one column per histogram, left-aligned; white where nothing is. */
+/** A heat strip: one column per histogram, stretched over the width; white where no values are. */
 function drawStrip(c: HTMLCanvasElement, hists: LayerTrack['params'][number]['value'], colour: string): { lo: number; hi: number } {
   const ctx = context(c);
   const img = ctx.createImageData(c.width, c.height);
   img.data.fill(255);
   const { columns, lo, hi } = heatStrip(hists, c.height);
   const [r, g, b] = rgb(colour);
-  columns.forEach((col, x) => {
+  // The snapshots share the strip's width: snapshot j fills pixel columns j·W/n up to (j+1)·W/n.
+  for (let x = 0; x < c.width && columns.length; x++) {
+    const col = columns[Math.floor((x * columns.length) / c.width)];
     for (let y = 0; y < c.height; y++) {
       const v = col[y];
       if (!(v > 0)) continue;
@@ -263,7 +267,7 @@ function drawStrip(c: HTMLCanvasElement, hists: LayerTrack['params'][number]['va
       img.data[o + 1] = Math.round(255 + t * (g - 255));
       img.data[o + 2] = Math.round(255 + t * (b - 255));
     }
-  });
+  }
   ctx.putImageData(img, 0, 0);
   return { lo, hi };
 }
