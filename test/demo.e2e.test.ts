@@ -320,6 +320,10 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
       expect(ls.layers[0].deadFraction).toBeLessThan(0.99);
       expect(ls.layers[1].deadFraction).toBeNull();
       // What the page shows of them: coloured pixels in the panels' picture (blue strips and lines, orange gradients).
+      // Panels out of sight are not rendered (content-visibility): bring them into view, let a few frames pass.
+      await page.$eval('#layer-panels', (el) => el.scrollIntoView({ block: 'center' }));
+      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => requestAnimationFrame(r)))));
+      await new Promise((r) => setTimeout(r, 200));
       const panelShot = PNG.sync.read(Buffer.from(await (await page.$('#layer-panels'))!.screenshot({ type: 'png' })));
       let bluePx = 0;
       let orangePx = 0;
