@@ -9,8 +9,11 @@ import { MetricChart } from './charts.ts';
 import { MNIST_IMAGES_FILE, MNIST_LABELS_FILE } from './data.ts';
 import { attachDrawPad, drawingToInput } from './draw.ts';
 import { pickedFolder, droppedFolder, type Folder } from './folder.ts';
+import { LayerPanels } from './layer-panels.ts';
+import { LayerStatsBook, type LayerLast } from './layer-stats.ts';
 import { className, confusionMatrix, renderConfusion, renderExplanations, renderTestGrid, weightImages } from './pictures.ts';
 import type { EpochEvent, StepEvent } from '../src/train/trainer.ts';
+import type { StatsSnapshot, StatsWarning } from '../src/train/stats-series.ts';
 import type { AdapterInfo, DatasetSummary, Explanations, ModelConfig, TestPictures, WorkerApi, WorkerEvent } from './protocol.ts';
 
 type Phase = 'starting' | 'no-webgpu' | 'ready' | 'training' | 'paused' | 'done' | 'error';
@@ -47,6 +50,20 @@ export interface DemoStatus {
   /** The last message about a lost device and how training went on; how many were lost. */
   notice: string | null;
   deviceLosses: number;
+  /**
+   * Per-layer statistics (the "Inside the layers" panels): every how many steps they are taken (0:
+   * off), snapshots received for this model, the step of the last one and the step the panels
+   * show (the oldest any panel shows), the latest figures per layer, the warnings.
+   */
+  layerStats: {
+    every: number;
+    snapshots: number;
+    lastStep: number | null;
+    drawnStep: number | null;
+    panels: number;
+    layers: LayerLast[];
+    warnings: StatsWarning[];
+  };
 }
 
 declare global {
@@ -78,6 +95,7 @@ const state: DemoStatus = {
   explainUpdates: 0,
   notice: null,
   deviceLosses: 0,
+  layerStats: { every: 0, snapshots: 0, lastStep: null, drawnStep: null, panels: 0, layers: [], warnings: [] },
 };
 Object.defineProperty(window, '__demo', { get: () => structuredClone(state), enumerable: true });
 
@@ -116,6 +134,8 @@ const ui = {
   batch: $<HTMLInputElement>('batch'),
   epochs: $<HTMLInputElement>('epochs'),
   seed: $<HTMLInputElement>('seed'),
+  statsEvery: $<HTMLInputElement>('stats-every'),
+  layerStatsInfo: $('layer-stats-info'),
   lockedHint: $('locked-hint'),
   start: $<HTMLButtonElement>('start'),
   pause: $<HTMLButtonElement>('pause'),
@@ -137,6 +157,8 @@ const ui = {
   confusion: $('confusion'),
 };
 
+const layerBook = new LayerStatsBook();
+const layerPanels = new LayerPanels($('layer-panels'), $('layer-warnings'), layerBook);
 const lossChart = new MetricChart($<HTMLCanvasElement>('loss-chart'), 'Loss (cross-entropy)');
 const accChart = new MetricChart($<HTMLCanvasElement>('acc-chart'), 'Accuracy', 1);
 const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
@@ -225,7 +247,7 @@ function render(): void {
   const inputs = [ui.dataset, ui.idxFiles, ui.cifarFiles, ui.imageFolder, ui.imageSize, ui.channels, ui.valSplit, ui.preset, ui.hidden, ui.depth, ui.width, ui.heads, ui.patch, ui.optimizer, ui.lr, ui.seed];
   for (const el of inputs) el.disabled = locked;
   ui.dropZone.classList.toggle('disabled', locked);
-  ui.batch.disabled = ui.epochs.disabled = busy;
+  ui.batch.disabled = ui.epochs.disabled = ui.statsEvery.disabled = busy;
   ui.lockedHint.hidden = !locked;
   ui.hiddenRow.hidden = ui.preset.value !== 'mlp';
   ui.archRow.hidden = ui.preset.value !== 'resnet' && ui.preset.value !== 'vit';
@@ -325,6 +347,7 @@ function onWorkerEvent(e: WorkerEvent): void {
   } else if (e.kind === 'progress') {
     ui.datasetInfo.textContent = `${e.what}: ${e.done.toLocaleString('en-US')} of ${e.total.toLocaleString('en-US')}…`;
   } else if (e.kind === 'step') onStep(e.ev);
+  else if (e.kind === 'stats') onStats(e.snapshot);
   else if (e.kind === 'epoch') onEpochEnd(e.ev, e.pictures, e.explanations);
   else if (e.kind === 'recovered') {
     showAdapter(e.adapter);
@@ -513,18 +536,28 @@ function clearResults(): void {
   ui.explain.replaceChildren();
   ui.probs.replaceChildren();
   ui.summary.textContent = '';
+  clearLayerStats();
 }
 
 async function refreshWeights(): Promise<void> {
   const ds = dataset;
   if (!haveModel || !ds) return;
   const w = await remote.firstWeights();
+  // A few units' pictures per task: on a machine whose cores are busy training, all of them at once can take long.
+  const units = w ? Math.min(WEIGHT_UNITS, w.shape[0]) : 0;
+  const made: (HTMLCanvasElement[] | null)[] = [];
+  const call = ++weightCalls;
+  for (let first = 0; first < Math.max(units, 1); first += 8) {
+    await chore(`weights:${call}:${first}`, () => void made.push(w ? weightImages(w.data, w.shape, ds.inputShape, 8, first) : null));
+  }
   await chore('weights', () => {
-    const imgs = w ? weightImages(w.data, w.shape, ds.inputShape, 32) : null;
-    if (imgs) ui.weights.replaceChildren(...imgs);
+    if (made.every((m) => m !== null)) ui.weights.replaceChildren(...made.flat() as HTMLCanvasElement[]);
     else ui.weights.textContent = 'The first layer\u2019s weights do not have the shape of an image.';
   });
 }
+/** Units whose first-layer weights are shown. */
+const WEIGHT_UNITS = 32;
+let weightCalls = 0;
 /** Cheap enough to run every few seconds during training. */
 const refreshWeightsSoon = latest(refreshWeights);
 
@@ -585,6 +618,50 @@ function onStep(ev: StepEvent): void {
   drawSoon();
 }
 
+// ---- per-layer statistics ---------------------------------------------------------------------
+
+/** The layer panels are redrawn at most this often (ms); each panel in a task of its own. */
+const LAYERS_EVERY_MS = 400;
+let layersDrawn = -Infinity;
+
+function onStats(snap: StatsSnapshot): void {
+  if (trainGeneration !== generation) return;
+  layerBook.add(snap);
+  const ls = state.layerStats;
+  ls.snapshots = layerBook.received;
+  ls.lastStep = layerBook.lastStep;
+  ls.layers = layerBook.last();
+  ls.warnings = [...layerBook.warnings];
+  drawLayersSoon();
+}
+
+function drawLayersSoon(): void {
+  const wait = Math.max(0, layersDrawn + LAYERS_EVERY_MS - performance.now());
+  void chore('layer-panels', () => {
+    if (layerPanels.sync()) {
+      // New panels: each gets its own task below, after this one.
+      state.layerStats.panels = layerPanels.count;
+      ui.layerStatsInfo.textContent = `${layerPanels.count} layers with parameters; statistics every ${state.layerStats.every} steps.`;
+    }
+    layersDrawn = performance.now();
+    for (let i = 0; i < layerPanels.count; i++) {
+      for (let k = 0; k < layerPanels.pieces(i); k++) void chore(`layer-panel:${i}:${k}`, () => layerPanels.drawPiece(i, k));
+    }
+    void chore('layer-panels-done', () => {
+      layerPanels.drawWarnings(layerBook.warnings);
+      const steps = layerPanels.drawnSteps;
+      state.layerStats.drawnStep = steps.length && steps.every((t) => t !== null) ? Math.min(...(steps as number[])) : null;
+    });
+  }, wait);
+}
+
+function clearLayerStats(): void {
+  layerBook.clear();
+  layerPanels.clear();
+  Object.assign(state.layerStats, { snapshots: 0, lastStep: null, drawnStep: null, panels: 0, layers: [], warnings: [] });
+  ui.layerStatsInfo.textContent = 'Start training to see them.';
+}
+
 function onEpochEnd(ev: EpochEvent, pics: TestPictures | null, ex: Explanations | null): void {
   if (trainGeneration !== generation || !dataset) return;
   state.epoch = ev.epoch;
@@ -600,10 +677,12 @@ function onEpochEnd(ev: EpochEvent, pics: TestPictures | null, ex: Explanations 
 }
 
 function start(): void {
-  let inputs: { batchSize: number; epochs: number; cfg: ModelConfig };
+  let inputs: { batchSize: number; epochs: number; cfg: ModelConfig; statsEvery: number };
   try {
     if (!dataset) throw new Error('No dataset yet.');
-    inputs = { batchSize: positiveInt(ui.batch, 'The batch size'), epochs: positiveInt(ui.epochs, 'The number of epochs'), cfg: modelConfig() };
+    const statsEvery = Number(ui.statsEvery.value || 0);
+    if (!Number.isInteger(statsEvery) || statsEvery < 0) throw new Error(`Layer statistics every: a whole number of steps >= 0 (0: off), got "${ui.statsEvery.value}".`);
+    inputs = { batchSize: positiveInt(ui.batch, 'The batch size'), epochs: positiveInt(ui.epochs, 'The number of epochs'), cfg: modelConfig(), statsEvery };
   } catch (err) {
     showError(errorText(err), false);
     return;
@@ -614,8 +693,10 @@ function start(): void {
   });
 }
 
-async function train({ batchSize, epochs, cfg }: { batchSize: number; epochs: number; cfg: ModelConfig }, gen: number): Promise<void> {
+async function train({ batchSize, epochs, cfg, statsEvery }: { batchSize: number; epochs: number; cfg: ModelConfig; statsEvery: number }, gen: number): Promise<void> {
   clearError();
+  state.layerStats.every = statsEvery;
+  ui.layerStatsInfo.textContent = statsEvery ? `Statistics every ${statsEvery} steps; the panels appear after the first.` : 'Layer statistics are off (set "Layer statistics every" above 0).';
   pausing = false;
   trainGeneration = gen;
   if (!haveModel) {
@@ -636,7 +717,7 @@ async function train({ batchSize, epochs, cfg }: { batchSize: number; epochs: nu
   }
   state.status = 'training';
   render();
-  await remote.train({ epochs, batchSize, seed: cfg.seed, gridCount: GRID, explainPerKind: EXPLAIN_PER_KIND });
+  await remote.train({ epochs, batchSize, seed: cfg.seed, gridCount: GRID, explainPerKind: EXPLAIN_PER_KIND, statsEvery });
   if (gen === generation && (state.status === 'training' || state.status === 'paused')) {
     await refreshPictures();
     state.status = 'done';

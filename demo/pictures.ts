@@ -28,7 +28,7 @@ export function imageCanvas(values: ArrayLike<number>, shape: readonly number[],
  * sample ([in] with in = C*H*W of the input) or one convolution kernel ([C, kh, kw]). Each unit is
  * scaled by its own largest |w|: blue negative, red positive (one channel), or min-max per unit (RGB).
  */
-export function weightImages(w: Float32Array, shape: readonly number[], inputShape: readonly number[], count: number): HTMLCanvasElement[] | null {
+export function weightImages(w: Float32Array, shape: readonly number[], inputShape: readonly number[], count: number, first = 0): HTMLCanvasElement[] | null {
   const per = shape.slice(1).reduce((a, b) => a * b, 1);
   let imgShape: number[];
   if (shape.length === 4) imgShape = [shape[1], shape[2], shape[3]];
@@ -36,7 +36,7 @@ export function weightImages(w: Float32Array, shape: readonly number[], inputSha
   else return null;
   const [c, h, wd] = imgShape;
   const out: HTMLCanvasElement[] = [];
-  for (let u = 0; u < Math.min(count, shape[0]); u++) {
+  for (let u = first; u < Math.min(first + count, shape[0]); u++) {
     const unit = w.subarray(u * per, (u + 1) * per);
     const canvas = document.createElement('canvas');
     canvas.width = wd;
@@ -49,7 +49,11 @@ export function weightImages(w: Float32Array, shape: readonly number[], inputSha
       for (let p = 0; p < h * wd; p++) {
         const t = unit[p] / m;
         const a = Math.round(255 * Math.min(1, Math.abs(t)));
-        img.data.set(t >= 0 ? [255, 255 - a, 255 - a, 255] : [255 - a, 255 - a, 255, 255], p * 4);
+        const d = img.data;
+        d[p * 4] = t >= 0 ? 255 : 255 - a;
+        d[p * 4 + 1] = 255 - a;
+        d[p * 4 + 2] = t >= 0 ? 255 - a : 255;
+        d[p * 4 + 3] = 255;
       }
     } else {
       let lo = Infinity;

@@ -4,6 +4,7 @@
 // epoch ends, device loss) through one callback it hands over at start. Only plain data crosses:
 // numbers, strings, typed arrays (transferred where large), and the File objects the visitor picked.
 import type { EpochEvent, StepEvent } from '../src/train/trainer.ts';
+import type { StatsSnapshot } from '../src/train/stats-series.ts';
 
 export interface AdapterInfo {
   name: string;
@@ -97,6 +98,8 @@ export type WorkerEvent =
   | { kind: 'recovered'; message: string; step: number | null; adapter: AdapterInfo }
   /** The device was lost and could not be replaced. */
   | { kind: 'lost'; message: string }
+  /** Per-layer statistics of a step (src/train/stats.ts): summaries and histogram counts of every parameter and its gradient. */
+  | { kind: 'stats'; snapshot: StatsSnapshot }
   /** The matmul tuner's choices, to keep in the page's localStorage. */
   | { kind: 'tune'; key: string; value: string };
 
@@ -110,7 +113,8 @@ export interface WorkerApi {
   loadImageFolder(root: string, files: PickedFile[], dirs: string[], settings: ImageFolderSettings): Promise<{ summary: DatasetSummary; report: string[]; skipped: number }>;
   build(cfg: ModelConfig): Promise<string>;
   /** Train more epochs; resolves when they are done or training stopped. */
-  train(opts: { epochs: number; batchSize: number; seed: number; gridCount: number; explainPerKind: number }): Promise<void>;
+  /** `statsEvery`: per-layer statistics every this many steps (0: none), sent as 'stats' events. */
+  train(opts: { epochs: number; batchSize: number; seed: number; gridCount: number; explainPerKind: number; statsEvery: number }): Promise<void>;
   pause(): void;
   resume(): void;
   stop(): Promise<void>;

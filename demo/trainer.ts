@@ -11,6 +11,7 @@ import type { Model } from '../src/nn/model.ts';
 import { predict, Trainer, type EpochEvent, type StepEvent } from '../src/train/trainer.ts';
 import { checkpointBytes, datasetInfo, loadWeights, modelFromCheckpoint, readCheckpoint, trainerFromCheckpoint, type CheckpointMeta } from '../src/train/checkpoint.ts';
 import { makePreset } from '../src/nn/presets.ts';
+import type { StatsSnapshot } from '../src/train/stats-series.ts';
 import type { ModelConfig } from './protocol.ts';
 
 export type { ModelConfig } from './protocol.ts';
@@ -32,10 +33,15 @@ export interface Snapshot {
 export interface TrainCallbacks {
   onStep(ev: StepEvent): Promise<void> | void;
   onEpochEnd(ev: EpochEvent): Promise<void> | void;
+  /** Per-layer statistics, when asked for (delivered a few steps after their own, never inside a step). */
+  onStats?(snapshot: StatsSnapshot): void;
 }
 
 /** Read the loss back every this many steps: the chart's resolution and the pause latency. */
 export const LOG_EVERY = 5;
+
+/** Histogram bins of the per-layer statistics (the rows of the page's heat strips come from them). */
+export const STATS_BINS = 32;
 
 /** Softmax of each row of `logits` [n, c], in place; returns it. */
 export function softmaxRows(logits: Float32Array, c: number): Float32Array {
@@ -103,8 +109,11 @@ export class TrainingSession {
     return model;
   }
 
-  /** Train `epochs` more epochs; resolves when they are done or training was stopped. */
-  async train(ds: Dataset, opts: { epochs: number; batchSize: number; seed: number }, cb: TrainCallbacks): Promise<EpochEvent[]> {
+  /**
+   * Train `epochs` more epochs; resolves when they are done or training was stopped. With
+   * `statsEvery` (> 0) and `cb.onStats`, per-layer statistics every that many steps.
+   */
+  async train(ds: Dataset, opts: { epochs: number; batchSize: number; seed: number; statsEvery?: number }, cb: TrainCallbacks): Promise<EpochEvent[]> {
     const trainer = this.trainer;
     if (!trainer) throw new Error('Build or load a model before training.');
     if (this.running) throw new Error('Training is already running.');
@@ -124,6 +133,7 @@ export class TrainingSession {
       },
       onEpochEnd: (ev) => cb.onEpochEnd(ev),
       shouldStop: () => this.stopRequested,
+      stats: opts.statsEvery && cb.onStats ? { every: opts.statsEvery, bins: STATS_BINS, onSnapshot: cb.onStats } : undefined,
     });
     this.running = run;
     try {

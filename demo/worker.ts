@@ -304,7 +304,8 @@ const api: WorkerApi = {
     for (;;) {
       const t = session.trainer!;
       try {
-        await session.train(ds, { batchSize: opts.batchSize, seed: opts.seed, epochs: Math.max(0, target - t.state.epoch) }, {
+        await session.train(ds, { batchSize: opts.batchSize, seed: opts.seed, epochs: Math.max(0, target - t.state.epoch), statsEvery: opts.statsEvery }, {
+          onStats: (snapshot) => emit({ kind: 'stats', snapshot }),
           onStep: async (ev) => {
             emit({ kind: 'step', ev });
             if (performance.now() - lastCopy > SNAPSHOT_SECONDS * 1000 || session.pauseRequested) {

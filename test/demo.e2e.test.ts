@@ -16,6 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoStatus } from '../demo/main.ts';
 import { encodeIdx } from '../src/data/idx.ts';
 import { PNG } from 'pngjs';
+import { LINE_PAD, SERIES_COLOURS } from '../demo/layer-panels.ts';
+import { figure, KEEP } from '../demo/layer-stats.ts';
 import { launchChromium, serve } from './browser.ts';
 import { writeImageFolder } from './image-fixtures.ts';
 
@@ -116,6 +118,109 @@ async function checkExplanations(page: Page, kinds: string[], size: number, expl
   }
 }
 
+const hexRgb = (hex: string) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+
+/**
+ * The "Inside the layers" panels once they show the last snapshot: one per layer of the page's
+ * status, in order; each figure printed equals the status's value (and is the panels' own
+ * formatting of it); each heat strip has as many columns as snapshots kept, stretched over its
+ * width, and a pixel of its full colour in every pixel column (each snapshot's densest values); each small chart has its series' colour
+ * at the point where the status's last value lands on its scale. Returns the status.
+ */
+async function checkLayerPanels(page: Page): Promise<DemoStatus['layerStats']> {
+  // The status and the panels read in one go (a snapshot arriving between two reads would mismatch them).
+  const read = () =>
+    page.evaluate(() => {
+      const ls = window.__demo.layerStats;
+      if (!(ls.snapshots > 0 && ls.panels > 0 && ls.drawnStep === ls.lastStep)) return null;
+      const sections = Array.from(document.querySelectorAll('#layer-panels section.layer'));
+      return {
+        ls,
+        seen: sections.map((sec) => {
+          const el = sec as HTMLElement;
+          const px = (c: HTMLCanvasElement) => Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data);
+          return {
+            layer: el.dataset.layer!,
+            step: Number(el.dataset.step),
+            cells: Array.from(el.querySelectorAll('td[data-field]')).map((td) => ({ param: (td as HTMLElement).dataset.param!, field: (td as HTMLElement).dataset.field!, value: (td as HTMLElement).dataset.value!, text: td.textContent! })),
+            dead: (el.querySelector('h3 .dead') as HTMLElement | null)?.dataset.value ?? null,
+            strips: Array.from(el.querySelectorAll('figure.strip')).map((f) => {
+              const c = f.querySelector('canvas')!;
+              return { param: (f as HTMLElement).dataset.param!, of: (f as HTMLElement).dataset.of!, width: c.width, height: c.height, colour: c.dataset.colour!, columns: Number(c.dataset.columns), pixels: px(c) };
+            }),
+            lines: Array.from(el.querySelectorAll('figure.line')).map((f) => {
+              const c = f.querySelector('canvas')!;
+              const d = c.dataset;
+              return { kind: (f as HTMLElement).dataset.chart!, width: c.width, height: c.height, lo: Number(d.lo), hi: Number(d.hi), log: d.log === 'true', pixels: px(c) };
+            }),
+          };
+        }),
+      };
+    });
+  const until = Date.now() + 30_000;
+  let got = await read();
+  while (!got && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 200));
+    got = await read();
+  }
+  if (!got) throw new Error(`The layer panels did not show the last statistics within 30 s: ${JSON.stringify((await demo(page)).layerStats).slice(0, 400)}`);
+  const { ls, seen } = got;
+  expect(ls.panels).toBe(ls.layers.length);
+  expect(seen.map((p) => p.layer)).toEqual(ls.layers.map((l) => l.name));
+  for (const [i, layer] of ls.layers.entries()) {
+    const panel = seen[i];
+    expect(panel.step).toBe(ls.lastStep);
+    // Numbers: what is printed is the status's value.
+    const fields: Record<string, 'norm' | 'gradNorm' | 'updateRatio'> = { norm: 'norm', 'grad-norm': 'gradNorm', 'update-ratio': 'updateRatio' };
+    expect(panel.cells).toHaveLength(3 * layer.params.length);
+    for (const c of panel.cells) {
+      const v = layer.params.find((p) => p.name === c.param)![fields[c.field]];
+      expect(c.value === 'null' ? null : Number(c.value), `${c.param} ${c.field}`).toBe(v);
+      expect(c.text).toBe(figure(v));
+    }
+    expect(panel.dead === null ? null : Number(panel.dead)).toBe(layer.deadFraction);
+    // Heat strips: a value and a gradient strip per parameter.
+    expect(panel.strips.map((s) => `${s.param}/${s.of}`)).toEqual(layer.params.flatMap((p) => [`${p.name}/value`, `${p.name}/grad`]));
+    for (const s of panel.strips) {
+      expect(s.columns).toBe(Math.min(ls.snapshots, KEEP));
+      const [r, g, b] = hexRgb(s.colour);
+      // Snapshot j fills pixel columns j·W/n up to (j+1)·W/n; each has its densest row at the full colour.
+      for (let x = 0; x < s.width; x++) {
+        let full = 0;
+        for (let y = 0; y < s.height; y++) {
+          const o = (y * s.width + x) * 4;
+          if (s.pixels[o] === r && s.pixels[o + 1] === g && s.pixels[o + 2] === b) full++;
+        }
+        expect(full, `${s.param} ${s.of} pixel column ${x} (snapshot ${Math.floor((x * s.columns) / s.width)})`).toBeGreaterThan(0);
+      }
+    }
+    // Line charts: each series' last value is drawn where the chart's scale puts it, in its colour.
+    expect(panel.lines.map((l) => l.kind)).toEqual(['norm', 'grad-norm', 'update-ratio', ...(layer.deadFraction === null ? [] : ['dead'])]);
+    for (const l of panel.lines) {
+      const values = l.kind === 'dead' ? [layer.deadFraction] : layer.params.map((p) => (l.kind === 'norm' ? p.norm : l.kind === 'grad-norm' ? p.gradNorm : p.updateRatio));
+      const colours = l.kind === 'dead' ? ['#c8322b'] : layer.params.map((_, k) => SERIES_COLOURS[k % SERIES_COLOURS.length]);
+      const ys = values.map((v) => (v === null || !Number.isFinite(v) || (l.log && v <= 0) ? null : l.height - LINE_PAD - (((l.log ? Math.log10(v) : v) - l.lo) / (l.hi - l.lo)) * (l.height - 2 * LINE_PAD)));
+      const x = l.width - LINE_PAD;
+      let checked = 0;
+      ys.forEach((y, k) => {
+        if (y === null) return;
+        expect(y, `${layer.name} ${l.kind} ${k}`).toBeGreaterThanOrEqual(LINE_PAD - 1e-6);
+        expect(y).toBeLessThanOrEqual(l.height - LINE_PAD + 1e-6);
+        // A later series' dot on top of this one hides it.
+        if (ys.some((y2, k2) => k2 > k && y2 !== null && Math.abs(y2 - y) < 6)) return;
+        const o = (Math.floor(y) * l.width + Math.floor(x)) * 4;
+        expect([l.pixels[o], l.pixels[o + 1], l.pixels[o + 2]], `${layer.name} ${l.kind} series ${k} at y=${y.toFixed(1)}`).toEqual(hexRgb(colours[k]));
+        checked++;
+      });
+      expect(checked, `${layer.name} ${l.kind}`).toBeGreaterThan(0);
+    }
+  }
+  // The warnings, each naming its layer, as listed in the status.
+  const warnings = await page.$$eval('#layer-warnings li', (lis) => lis.map((li) => ({ name: (li as HTMLElement).dataset.name, kind: (li as HTMLElement).dataset.kind, text: li.textContent })));
+  expect(warnings).toEqual(ls.warnings.map((w) => ({ name: w.name, kind: w.kind, text: w.message })));
+  return ls;
+}
+
 describe('browser demo (headless Chromium, WebGPU)', () => {
   let browser: Browser | null = null;
   let server: Server | null = null;
@@ -200,7 +305,38 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
       const confusionTotal = await page.$$eval('#confusion tbody td', (cells) => cells.reduce((s, c) => s + Number(c.textContent || 0), 0));
       expect(confusionTotal).toBe(done.dataset!.test);
 
+      // Inside the layers: statistics every 10 steps (the page's default) of the two Dense layers.
+      const ls = await checkLayerPanels(page);
+      console.info(`demo e2e: layer statistics: ${ls.snapshots} snapshots up to step ${ls.lastStep}; ${ls.layers.map((l) => `${l.name} |w| ${figure(l.params[0].norm)} |g| ${figure(l.params[0].gradNorm)} ratio ${figure(l.params[0].updateRatio)}${l.deadFraction === null ? '' : ` dead ${figure(l.deadFraction)}`}`).join('; ')}; warnings: ${ls.warnings.length}`);
+      expect(ls.every).toBe(10);
+      const due = Math.ceil(done.step / 10);
+      expect(ls.snapshots).toBeGreaterThanOrEqual(due - 1); // a due step finding every readback busy is skipped
+      expect(ls.snapshots).toBeLessThanOrEqual(due);
+      expect(ls.lastStep! % 10).toBe(0);
+      expect(ls.lastStep!).toBeGreaterThan(done.step - 21);
+      expect(ls.layers.map((l) => l.params.map((p) => p.shape))).toEqual([[[32, 784], [32]], [[10, 32], [10]]]);
+      for (const l of ls.layers) for (const p of l.params) expect(p.norm).toBeGreaterThan(0);
+      expect(ls.layers[0].deadFraction).toBeGreaterThanOrEqual(0);
+      expect(ls.layers[0].deadFraction).toBeLessThan(0.99);
+      expect(ls.layers[1].deadFraction).toBeNull();
+      // What the page shows of them: coloured pixels in the panels' picture (blue strips and lines, orange gradients).
+      // Panels out of sight are not rendered (content-visibility): bring them into view, let a few frames pass.
+      await page.$eval('#layer-panels', (el) => el.scrollIntoView({ block: 'center' }));
+      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => requestAnimationFrame(r)))));
+      await new Promise((r) => setTimeout(r, 200));
+      const panelShot = PNG.sync.read(Buffer.from(await (await page.$('#layer-panels'))!.screenshot({ type: 'png' })));
+      let bluePx = 0;
+      let orangePx = 0;
+      for (let i = 0; i < panelShot.data.length; i += 4) {
+        const [r, g, b] = [panelShot.data[i], panelShot.data[i + 1], panelShot.data[i + 2]];
+        if (b > r + 60) bluePx++;
+        if (r > b + 100 && g < r - 40) orangePx++;
+      }
+      expect(bluePx).toBeGreaterThan(500);
+      expect(orangePx).toBeGreaterThan(500);
+
       // Draw a "7" with mouse events; the prediction's probabilities sum to 1.
+      await page.$eval('#pad', (el) => el.scrollIntoView({ block: 'center' }));
       const box = (await (await page.$('#pad'))!.boundingBox())!;
       const at = (fx: number, fy: number) => [box.x + fx * box.width, box.y + fy * box.height] as const;
       await page.mouse.move(...at(0.3, 0.25));
@@ -231,7 +367,11 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
       const saved = await waitForFile(downloads, /\.safetensors$/, 30_000);
       const bytes = readFileSync(saved);
       const headerLength = Number(bytes.readBigUInt64LE(0));
-      expect(JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')).__metadata__.format).toBe('webgpu-train/1');
+      const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, unknown>;
+      expect((header.__metadata__ as { format: string }).format).toBe('webgpu-train/1');
+      // The panels are the model's layers with parameters, as the checkpoint names them.
+      const modelTensors = Object.keys(header).filter((k) => k !== '__metadata__' && !k.startsWith('optim.'));
+      expect(ls.layers.flatMap((l) => l.params.map((p) => p.name)).sort()).toEqual(modelTensors.sort());
       // Export ONNX: the download is a model onnxruntime runs (inputs [batch, 1, 28, 28], 10 outputs).
       await page.click('#save-onnx');
       const onnxFile = await waitForFile(downloads, /\.onnx$/, 30_000);
@@ -262,6 +402,33 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
       const loaded = await demo(page);
       expect(loaded.step).toBe(done.step);
       expect(await page.$eval('#test-grid', (el) => el.textContent)).toBe(gridBefore);
+
+      // A dead hidden layer (its biases far negative before the ReLU), loaded and trained on: the
+      // page names it in the warnings and its panel shows every output zero.
+      const deadFile = join(downloads, 'dead.safetensors');
+      const firstBias = modelTensors.find((k) => k.endsWith('.bias'))!;
+      const deadLayer = firstBias.replace(/\.bias$/, '');
+      const meta = header[firstBias] as { dtype: string; data_offsets: [number, number] };
+      expect(meta.dtype).toBe('F32');
+      const deadBytes = Buffer.from(bytes);
+      const body = 8 + headerLength;
+      for (let o = body + meta.data_offsets[0]; o < body + meta.data_offsets[1]; o += 4) deadBytes.writeFloatLE(-30, o);
+      writeFileSync(deadFile, deadBytes);
+      const beforeDead = await demo(page);
+      await ((await page.$('#load')) as ElementHandle<HTMLInputElement>).uploadFile(deadFile);
+      await page.waitForFunction((n: number) => window.__demo.status === 'done' && window.__demo.picturesUpdated > n, { timeout: 60_000 }, beforeDead.picturesUpdated);
+      expect((await demo(page)).layerStats.snapshots).toBe(0);
+      await setValue(page, '#epochs', '1');
+      await page.click('#start');
+      await page.waitForFunction(() => window.__demo.layerStats.warnings.some((w) => w.kind === 'dead-activation'), { timeout: 60_000, polling: 200 });
+      await page.click('#pause');
+      const deadStats = await checkLayerPanels(page);
+      const deadWarning = deadStats.warnings.find((w) => w.kind === 'dead-activation')!;
+      console.info(`demo e2e: dead layer warning: ${deadWarning.message}`);
+      expect(deadWarning.message).toContain(`(after ${deadLayer}) are zero: the layer is dead`);
+      expect(deadStats.layers.find((l) => l.name === deadLayer)!.deadFraction).toBe(1);
+      expect(await page.$eval(`#layer-panels section[data-layer="${deadLayer}"] h3 .dead`, (el) => el.classList.contains('bad'))).toBe(true);
+      expect(await page.$$eval('#layer-warnings li[data-kind="dead-activation"]', (lis) => lis.map((li) => li.textContent))).toEqual([deadWarning.message]);
       rmSync(downloads, { recursive: true, force: true });
     } catch (err) {
       console.error(`page log:\n${pageLog.join('\n')}`);
@@ -463,6 +630,12 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
       expect(vit.explained!.right).toBeGreaterThan(0);
       expect(vit.explained!.wrong).toBeGreaterThan(0);
       await checkExplanations(page, ['image', 'saliency', 'attention'], 16, vit.explained!);
+      // Panels for every layer with parameters of the ViT (statistics at steps 0 and 10 of 12).
+      const vitStats = await checkLayerPanels(page);
+      console.info(`demo e2e: ViT layer panels: ${vitStats.layers.map((l) => l.name).join(', ')}`);
+      expect(vitStats.snapshots).toBe(2);
+      expect(vitStats.layers.length).toBeGreaterThan(8);
+      expect(vitStats.layers.some((l) => /attn/.test(l.name))).toBe(true);
       mkdirSync(join(ROOT, 'test-output'), { recursive: true });
       await page.screenshot({ path: SCREENSHOT_IMAGES, fullPage: true });
 
@@ -493,6 +666,11 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
       expect(resnet.explained!.attention).toBe(false);
       expect(resnet.explained!.right + resnet.explained!.wrong).toBeGreaterThan(0);
       await checkExplanations(page, ['image', 'saliency'], 16, resnet.explained!);
+      const resnetStats = await checkLayerPanels(page);
+      console.info(`demo e2e: ResNet layer panels: ${resnetStats.layers.map((l) => `${l.name}${l.deadFraction === null ? '' : ` (dead ${figure(l.deadFraction)})`}`).join(', ')}`);
+      expect(resnetStats.snapshots).toBe(1);
+      expect(resnetStats.layers.length).toBeGreaterThan(8);
+      expect(resnetStats.layers.some((l) => l.deadFraction !== null)).toBe(true);
     } catch (err) {
       console.error(`page log:\n${pageLog.join('\n')}`);
       throw err;
