@@ -7,18 +7,21 @@ import type { DatasetSummary, Explanation, Explanations, TestPictures } from './
 /** An image of a sample of `shape` [C, H, W] (C = 1 grey, C = 3 RGB planes) from uint8 or [0, 1] values. */
 export function imageCanvas(values: ArrayLike<number>, shape: readonly number[], scale255: boolean): HTMLCanvasElement {
   const [c, h, w] = shape.length === 3 ? shape : [1, 1, shape[0]];
+  const k = scale255 ? 1 : 255;
+  return pixelCanvas(w, h, (p) => {
+    const r = values[p] * k;
+    return [r, c === 3 ? values[h * w + p] * k : r, c === 3 ? values[2 * h * w + p] * k : r];
+  });
+}
+
+/** A canvas of `w` x `h` pixels, pixel `p` (row-major) coloured `rgb(p)`, opaque. */
+function pixelCanvas(w: number, h: number, rgb: (p: number) => [number, number, number]): HTMLCanvasElement {
   const canvas = document.createElement('canvas');
   canvas.width = w;
   canvas.height = h;
   const ctx = canvas.getContext('2d')!;
   const img = ctx.createImageData(w, h);
-  const k = scale255 ? 1 : 255;
-  for (let p = 0; p < h * w; p++) {
-    const r = values[p] * k;
-    const g = c === 3 ? values[h * w + p] * k : r;
-    const b = c === 3 ? values[2 * h * w + p] * k : r;
-    img.data.set([r, g, b, 255], p * 4);
-  }
+  for (let p = 0; p < h * w; p++) img.data.set([...rgb(p), 255], p * 4);
   ctx.putImageData(img, 0, 0);
   return canvas;
 }
@@ -140,23 +143,16 @@ export function renderConfusion(root: HTMLElement, ds: DatasetSummary, counts: I
 
 /** A heat map [H, W] of values in [0, 1] over the image (grey): dark red to yellow where high. */
 export function heatCanvas(values: Float32Array, image: ArrayLike<number>, [c, h, w]: readonly number[], scale255: boolean): HTMLCanvasElement {
-  const canvas = document.createElement('canvas');
-  canvas.width = w;
-  canvas.height = h;
-  const ctx = canvas.getContext('2d')!;
-  const img = ctx.createImageData(w, h);
   const k = scale255 ? 1 : 255;
-  for (let p = 0; p < h * w; p++) {
+  return pixelCanvas(w, h, (p) => {
     let grey = 0;
     for (let ch = 0; ch < c; ch++) grey += image[ch * h * w + p] * k;
     grey /= c;
     const v = Math.min(1, Math.max(0, values[p]));
     // The picture faintly underneath, the heat on top.
     const heat = [255 * Math.min(1, 2 * v), 255 * Math.max(0, 2 * v - 1), 40 * (1 - v)];
-    img.data.set([0.25 * grey + 0.75 * heat[0], 0.25 * grey + 0.75 * heat[1], 0.25 * grey + 0.75 * heat[2], 255], p * 4);
-  }
-  ctx.putImageData(img, 0, 0);
-  return canvas;
+    return [0.25 * grey + 0.75 * heat[0], 0.25 * grey + 0.75 * heat[1], 0.25 * grey + 0.75 * heat[2]];
+  });
 }
 
 /** Test images the model gets right and wrong, each with its saliency map (and attention map for a ViT). */

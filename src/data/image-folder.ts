@@ -170,12 +170,8 @@ export class ImageFolderReader {
 
   /** Read file `i` (its index in `files`) from its bytes with a platform decoder; a bad file is recorded, not thrown. */
   async read(i: number, bytes: Uint8Array, decode: (bytes: Uint8Array, header: ImageHeader) => RgbaImage | Promise<RgbaImage>): Promise<void> {
-    let header: ImageHeader;
-    try {
-      header = readImageHeader(bytes);
-    } catch (err) {
-      return this.reject(i, (err as Error).message);
-    }
+    const header = this.header(i, bytes);
+    if (!header) return;
     let img: RgbaImage;
     try {
       img = await decode(bytes, header);
@@ -187,12 +183,8 @@ export class ImageFolderReader {
 
   /** Read file `i` synchronously (Node's decoders are synchronous). */
   readSync(i: number, bytes: Uint8Array, decode: (bytes: Uint8Array, header: ImageHeader) => RgbaImage): void {
-    let header: ImageHeader;
-    try {
-      header = readImageHeader(bytes);
-    } catch (err) {
-      return this.reject(i, (err as Error).message);
-    }
+    const header = this.header(i, bytes);
+    if (!header) return;
     let img: RgbaImage;
     try {
       img = decode(bytes, header);
@@ -200,6 +192,16 @@ export class ImageFolderReader {
       return this.reject(i, decodeFailure(err, header));
     }
     this.accept(i, header, img);
+  }
+
+  /** File `i`'s header, or null when it has none (the file is then recorded as unreadable). */
+  private header(i: number, bytes: Uint8Array): ImageHeader | null {
+    try {
+      return readImageHeader(bytes);
+    } catch (err) {
+      this.reject(i, (err as Error).message);
+      return null;
+    }
   }
 
   /** Record file `i` as unreadable: skipped, with the reason. */
