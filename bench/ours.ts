@@ -72,14 +72,7 @@ async function timeMatmul(e: Engine, mm: MatmulModule, s: MatmulShape, opts: Chi
 }
 
 async function benchMatmuls(opts: ChildOptions): Promise<void> {
-  let mm: MatmulModule;
-  try {
-    mm = await import('../src/kernels/matmul.ts');
-  } catch (err) {
-    const msg = `matmul kernel unavailable: ${err instanceof Error ? err.message : String(err)}`;
-    for (const s of matmulShapes(opts.sizes, 'ours')) rows.push({ ...who, benchmark: s.benchmark, unit: 'GFLOP/s', error: msg });
-    return;
-  }
+  const mm: MatmulModule = await import('../src/kernels/matmul.ts');
   await withEngine(async (e) => {
     const guard = new SlowSizeGuard(opts);
     for (const s of matmulShapes(opts.sizes, 'ours')) {
