@@ -11,6 +11,7 @@ import type { Model } from '../src/nn/model.ts';
 import { predict, Trainer, type EpochEvent, type StepEvent } from '../src/train/trainer.ts';
 import { checkpointBytes, datasetInfo, loadWeights, modelFromCheckpoint, readCheckpoint, trainerFromCheckpoint, type CheckpointMeta } from '../src/train/checkpoint.ts';
 import { makePreset } from '../src/nn/presets.ts';
+import { softmaxRows } from '../src/train/metrics.ts';
 import type { ModelConfig } from './protocol.ts';
 
 export type { ModelConfig } from './protocol.ts';
@@ -36,19 +37,6 @@ export interface TrainCallbacks {
 
 /** Read the loss back every this many steps: the chart's resolution and the pause latency. */
 export const LOG_EVERY = 5;
-
-/** Softmax of each row of `logits` [n, c], in place; returns it. */
-export function softmaxRows(logits: Float32Array, c: number): Float32Array {
-  for (let r = 0; r < logits.length / c; r++) {
-    const row = logits.subarray(r * c, (r + 1) * c);
-    let m = -Infinity;
-    for (const v of row) m = Math.max(m, v);
-    let s = 0;
-    for (let i = 0; i < c; i++) s += row[i] = Math.exp(row[i] - m);
-    for (let i = 0; i < c; i++) row[i] /= s;
-  }
-  return logits;
-}
 
 export class TrainingSession {
   engine: Engine | null = null;
