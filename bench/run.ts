@@ -195,7 +195,7 @@ async function main(): Promise<void> {
   printProfile(results);
   if (cli.json) {
     mkdirSync(dirname(resolve(cli.json)), { recursive: true });
-    writeFileSync(cli.json, JSON.stringify(report, null, 2) + '\n');
+    writeFileSync(cli.json, `${JSON.stringify(report, null, 2)}\n`);
     console.log(`\nWrote ${cli.json}`);
   }
 }

@@ -13,7 +13,7 @@ import { BatchNorm2d } from '../src/nn/batchnorm.ts';
 import { Conv2d } from '../src/nn/conv.ts';
 import { Dense } from '../src/nn/dense.ts';
 import type { Epilogue } from '../src/nn/graph.ts';
-import { Layer, LayerShapeError } from '../src/nn/layer.ts';
+import { type Layer, LayerShapeError } from '../src/nn/layer.ts';
 import { AvgPool2d, GlobalAvgPool, MaxPool2d } from '../src/nn/pool.ts';
 import { makePreset } from '../src/nn/presets.ts';
 import { layerFromConfig, layerToConfig } from '../src/nn/registry.ts';

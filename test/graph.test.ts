@@ -8,7 +8,7 @@ import { BatchNorm2d } from '../src/nn/batchnorm.ts';
 import { Conv2d } from '../src/nn/conv.ts';
 import { Dense } from '../src/nn/dense.ts';
 import { Dropout } from '../src/nn/dropout.ts';
-import { Flatten, Softmax } from '../src/nn/activations.ts';
+import { Softmax } from '../src/nn/activations.ts';
 import { add, attention, concat, matmul, mean, mul, permute, relu, reshape, scale, softmax, split, sum, tanh } from '../src/nn/functional.ts';
 import { GraphError, type Value } from '../src/nn/graph.ts';
 import { Model } from '../src/nn/model.ts';

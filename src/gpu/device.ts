@@ -93,7 +93,7 @@ export async function requestDevice(opts: DeviceOptions = {}): Promise<{ device:
     requiredLimits: limits,
   });
   const report: AdapterReport = { ...base, features: [...features], limits };
-  const log = opts.log ?? (runtime === 'node' ? (s: string) => process.stderr.write(s + '\n') : undefined);
+  const log = opts.log ?? (runtime === 'node' ? (s: string) => process.stderr.write(`${s}\n`) : undefined);
   log?.(
     `WebGPU adapter: ${report.name}${report.description ? ` (${report.description})` : ''}` +
       (report.isSoftware ? ' [SOFTWARE adapter: runs on the CPU, figures are not GPU figures]' : ''),

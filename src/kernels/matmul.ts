@@ -126,7 +126,10 @@ const noBias = new WeakMap<Engine, Tensor>();
 
 function placeholderBias(e: Engine): Tensor {
   let t = noBias.get(e);
-  if (!t || t.disposed) noBias.set(e, (t = e.zeros([4], 'matmul:no-bias')));
+  if (!t || t.disposed) {
+    t = e.zeros([4], 'matmul:no-bias');
+    noBias.set(e, t);
+  }
   return t;
 }
 
