@@ -1,7 +1,6 @@
-// The CNN training-step benchmark for our engine. The orchestrator runs it only when
-// src/nn/conv.ts exists; the conv module registers its layers and the 'cnn' model preset, and this
-// times that preset on MNIST-shaped synthetic data with the same step loop as the MLP. The peers
-// train the same architecture (CNN in common.ts) in bench/tfjs.ts and bench/jax.ts.
+// The CNN training-step benchmark for our engine: times the 'cnn' model preset on MNIST-shaped
+// synthetic data with the same step loop as the MLP. The peers train the same architecture (CNN in
+// workloads.ts) in bench/tfjs.ts and bench/jax.ts.
 import type { Engine } from '../src/gpu/engine.ts';
 import { FixedBatchSteps, timeRecordedSteps } from './recorded-steps.ts';
 import { log, type Backend, type BenchRow, type ChildOptions, type Library } from './common.ts';
@@ -10,11 +9,7 @@ import { netStepPlan, trainRows } from './timing.ts';
 
 /** Time our CNN training step (the 'cnn' preset) as the MLP's is timed; returns its rows. */
 export async function runOursCnn(e: Engine, opts: ChildOptions, who: { library: Library; backend: Backend }): Promise<BenchRow[]> {
-  await import('../src/nn/conv.ts' as string);
-  const { makePreset, presetNames } = await import('../src/nn/presets.ts');
-  if (!presetNames().includes(CNN.preset)) {
-    throw new Error(`src/nn/conv.ts registered no '${CNN.preset}' preset (presets: ${presetNames().join(', ')}); bench/cnn.ts builds its model from it.`);
-  }
+  const { makePreset } = await import('../src/nn/presets.ts');
   const { Trainer } = await import('../src/train/trainer.ts');
   const model = makePreset(CNN.preset, CNN.classes);
   await model.build(e, CNN.inputShape, { seed: CNN.seed });

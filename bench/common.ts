@@ -122,10 +122,10 @@ export function startChild(rows: BenchRow[], info: { adapter?: AdapterInfo }, wh
 
 /** Print the result line and exit (a process holding a GPU device may not exit by itself). */
 export function emit(result: ChildResult, code = 0): void {
-  process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(code));
+  process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(code));
 }
 
 /** A short log line on stderr (the orchestrator shows it as progress). */
 export function log(line: string): void {
-  process.stderr.write(line + '\n');
+  process.stderr.write(`${line}\n`);
 }

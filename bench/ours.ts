@@ -1,8 +1,8 @@
 // Benchmark child for our engine: matmul GFLOP/s (submit + onSubmittedWorkDone over back-to-back
 // dispatches, plus kernel time from timestamp queries when the adapter has them), the MLP
 // training step through Sequential's real training path (StepRecorder: what fit() records per
-// step), our peak GPU bytes, a per-dispatch profile of one step, and the CNN step once a conv
-// layer exists. Each group gets a fresh engine so that peak bytes count that group alone.
+// step), our peak GPU bytes, a per-dispatch profile of one step, and the CNN step. Each group
+// gets a fresh engine so that peak bytes count that group alone.
 // Prints one JSON line ({rows, adapter}) on stdout.
 import '../src/gpu/node-host.ts'; // Dawn as the GPU in Node
 import { Engine } from '../src/gpu/engine.ts';
@@ -72,14 +72,7 @@ async function timeMatmul(e: Engine, mm: MatmulModule, s: MatmulShape, opts: Chi
 }
 
 async function benchMatmuls(opts: ChildOptions): Promise<void> {
-  let mm: MatmulModule;
-  try {
-    mm = await import('../src/kernels/matmul.ts');
-  } catch (err) {
-    const msg = `matmul kernel unavailable: ${err instanceof Error ? err.message : String(err)}`;
-    for (const s of matmulShapes(opts.sizes, 'ours')) rows.push({ ...who, benchmark: s.benchmark, unit: 'GFLOP/s', error: msg });
-    return;
-  }
+  const mm: MatmulModule = await import('../src/kernels/matmul.ts');
   await withEngine(async (e) => {
     const guard = new SlowSizeGuard(opts);
     for (const s of matmulShapes(opts.sizes, 'ours')) {

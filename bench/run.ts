@@ -3,9 +3,9 @@
 // the figures); each child prints one JSON line of rows. This prints the table with how many times
 // faster we are than each peer, checks the targets, and writes everything as JSON with --json.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { BENCH_GROUPS, TARGET_OF, TARGETS, type AdapterInfo, type BenchRow, type ChildResult, type Target } from './common.ts';
@@ -140,8 +140,6 @@ async function main(): Promise<void> {
     if (v !== undefined) args.push(flag, v);
   }
   if (cli.variants) args.push('--variants');
-  // The CNN benchmark runs once our conv layer exists.
-  const cnnArgs = existsSync(join(root, 'src/nn/conv.ts')) ? ['--cnn'] : [];
   // A peer's ResNet-20 or ViT step can take minutes on a software adapter: those groups get longer.
   const timeoutOf = (g: string) => Number(cli.timeout ?? (NETS.includes(g) ? (cli.quick ? 1200 : 3600) : cli.quick ? 300 : 900));
 
@@ -162,7 +160,7 @@ async function main(): Promise<void> {
     // The CNN step rides with the MLP's phase (or the first, when there is no MLP phase and no
     // larger network asked for); only training is repeated over rounds.
     const cnnHere = g === 'mlp' || (i === 0 && !phases.some((p) => p === 'mlp' || NETS.includes(p)));
-    const phaseArgs = [...args, '--groups', g, ...(cnnHere ? cnnArgs : [])];
+    const phaseArgs = [...args, '--groups', g, ...(cnnHere ? ['--cnn'] : [])];
     const perRound: BenchRow[][] = [];
     const n = TRAINING.includes(g) ? rounds : 1;
     for (let r = 0; r < n; r++) {
@@ -197,7 +195,7 @@ async function main(): Promise<void> {
   printProfile(results);
   if (cli.json) {
     mkdirSync(dirname(resolve(cli.json)), { recursive: true });
-    writeFileSync(cli.json, JSON.stringify(report, null, 2) + '\n');
+    writeFileSync(cli.json, `${JSON.stringify(report, null, 2)}\n`);
     console.log(`\nWrote ${cli.json}`);
   }
 }

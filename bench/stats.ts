@@ -50,7 +50,7 @@ function options(): Options {
   return o;
 }
 
-const log = (s: string) => process.stderr.write(s + '\n');
+const log = (s: string) => process.stderr.write(`${s}\n`);
 
 /** The bench's MLP (784-512-256-10, ReLU, batch 128, SGD) from the main bench's weights. */
 async function mlp(e: Engine): Promise<{ model: Model; batch: number; x: Float32Array; y: Float32Array }> {
@@ -227,5 +227,5 @@ if (o.json) {
     deviceStepMs: sig(r.deviceStepMs),
     deviceStatsMs: sig(r.deviceStatsMs),
   }));
-  writeFileSync(o.json, JSON.stringify({ adapter, every: o.every, steps: o.steps, rounds: o.rounds, load: { start: loadStart, end: loadEnd }, rows: out }, null, 2) + '\n');
+  writeFileSync(o.json, `${JSON.stringify({ adapter, every: o.every, steps: o.steps, rounds: o.rounds, load: { start: loadStart, end: loadEnd }, rows: out }, null, 2)}\n`);
 }

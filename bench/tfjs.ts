@@ -46,7 +46,7 @@ async function loadTf(): Promise<TF> {
     await import('@tensorflow/tfjs-backend-webgpu');
   } else {
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
-    const dist = dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json')) + '/dist/';
+    const dist = `${dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json'))}/dist/`;
     wasm.setWasmPaths(dist);
   }
   if (!(await tf.setBackend(backend))) throw new Error(`TF.js could not start its ${backend} backend.`);

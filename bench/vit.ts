@@ -96,7 +96,7 @@ export function jaxVit(jax: Jax): PeerStep {
       return dense(np.matmul(weights, v).transpose([0, 2, 1, 3]).reshape([B, T, D]), `${path}.proj`);
     };
     const patches = lax.convGeneralDilated(xb, prm['patches.weight'], [p, p], 'VALID').add(prm['patches.bias'].reshape([1, D, 1, 1])); // [B, D, H/p, W/p]
-    let t = patches.reshape([B, D, T]).transpose([0, 2, 1]).add(prm['pos']);
+    let t = patches.reshape([B, D, T]).transpose([0, 2, 1]).add(prm.pos);
     for (let i = 0; i < VIT.depth; i++) {
       const at = `blocks.${i}`;
       t = t.ref.add(attention(layerNorm(t, `${at}.ln1`), `${at}.attn`));

@@ -801,7 +801,7 @@ const load = guarded(async () => {
 
 async function predictDrawing(): Promise<void> {
   const ds = dataset;
-  if (!ds || ds.inputShape.length !== 3 || ds.inputShape[0] !== 1) return;
+  if (ds?.inputShape.length !== 3 || ds.inputShape[0] !== 1) return;
   const [, h, w] = ds.inputShape;
   const drawing = state.drawing;
   const x = drawingToInput(ui.pad, h, w);

@@ -12,6 +12,7 @@ import { predict, Trainer, type EpochEvent, type StepEvent } from '../src/train/
 import { checkpointBytes, datasetInfo, loadWeights, modelFromCheckpoint, readCheckpoint, trainerFromCheckpoint, type CheckpointMeta } from '../src/train/checkpoint.ts';
 import { makePreset } from '../src/nn/presets.ts';
 import type { StatsSnapshot } from '../src/train/stats-series.ts';
+import { softmaxRows } from '../src/train/metrics.ts';
 import type { ModelConfig } from './protocol.ts';
 
 export type { ModelConfig } from './protocol.ts';
@@ -42,19 +43,6 @@ export const LOG_EVERY = 5;
 
 /** Histogram bins of the per-layer statistics (the rows of the page's heat strips come from them). */
 export const STATS_BINS = 32;
-
-/** Softmax of each row of `logits` [n, c], in place; returns it. */
-export function softmaxRows(logits: Float32Array, c: number): Float32Array {
-  for (let r = 0; r < logits.length / c; r++) {
-    const row = logits.subarray(r * c, (r + 1) * c);
-    let m = -Infinity;
-    for (const v of row) m = Math.max(m, v);
-    let s = 0;
-    for (let i = 0; i < c; i++) s += row[i] = Math.exp(row[i] - m);
-    for (let i = 0; i < c; i++) row[i] /= s;
-  }
-  return logits;
-}
 
 export class TrainingSession {
   engine: Engine | null = null;

@@ -1,5 +1,5 @@
 // The demo is a plain Vite app rooted here; it imports the engine from ../src, and the engine's
-// WGSL files from ../shaders are bundled by the import.meta.glob in src/gpu/shaders.ts.
+// WGSL files from ../shaders are bundled by the import.meta.glob in src/gpu/shader-files.ts.
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
 import { mnistDigitsAssets } from './mnist-assets.ts';

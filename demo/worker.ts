@@ -15,9 +15,6 @@ import type { AdapterInfo, DatasetSummary, Explanation, Explanations, ImageFolde
 import { TrainingSession } from './trainer.ts';
 import { Rng } from '../src/util/random.ts';
 
-// Layer modules beyond the core register their kinds (for checkpoints) and presets when imported.
-import.meta.glob('../src/nn/*.ts', { eager: true });
-
 /** Copy the model to the worker's memory at least this often while training (seconds). */
 const SNAPSHOT_SECONDS = 5;
 

@@ -1,6 +1,6 @@
 // Shared by shaders/matmul.wgsl and shaders/matmul_quad.wgsl (through #include): the params, the
 // bindings, the HAS_BIAS, ACT and ACCUM override constants, and the epilogue that adds the bias,
-// applies the activation (formulas as in shaders/activation.wgsl) and stores an element of C.
+// applies the activation (shaders/_activation.wgsl) and stores an element of C.
 //
 // Batches of G matrices, in groups of gi (attention's heads within a sample): matrix g's operands
 // start oa + (g / gi) * bsa2 + (g % gi) * bsa elements into a (likewise b with ob, bsb2, bsb and c
@@ -9,6 +9,8 @@
 // read and write matrices that are strided views of larger tensors (one head of a [T, 3D] qkv).
 // Which invocations compute matrix g is the entry point's business: the workgroup id z in
 // shaders/matmul.wgsl, the quad numbering in shaders/matmul_quad.wgsl.
+
+#include "_activation.wgsl"
 
 struct Params {
   M: u32, N: u32, K: u32,
@@ -47,26 +49,10 @@ fn batch_base(g: u32) -> BatchBase {
   );
 }
 
-// ---- epilogue: bias and activation (formulas as in shaders/activation.wgsl) --------------------
-
-fn tanh_safe(v: f32) -> f32 {
-  return tanh(clamp(v, -15.0, 15.0));
-}
-
-fn sigmoid_f(v: f32) -> f32 {
-  let e = exp(-abs(v));
-  return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= 0.0);
-}
+// ---- epilogue: bias and activation (ACT: an id of shaders/_activation.wgsl) -----------------
 
 fn activate(v: f32) -> f32 {
-  switch ACT {
-    case 1u: { return max(v, 0.0); }
-    case 2u: { return select(params.alpha * v, v, v > 0.0); }
-    case 3u: { return sigmoid_f(v); }
-    case 4u: { return tanh_safe(v); }
-    case 5u: { return 0.5 * v * (1.0 + tanh_safe(0.7978845608028654 * (v + 0.044715 * v * v * v))); }
-    default: { return v; }
-  }
+  return activation_f(ACT, v, params.alpha);
 }
 
 // Bias for column `col` (clamped, so that any column may be asked for).

@@ -14,7 +14,7 @@
 //   params: { M, N, K, sam, sak, sbk, sbn: u32, alpha: f32, bsa, bsb, bsc: u32 }
 //   a    : array<f32> (M*K, or G*M*K)   b: (K*N, or G*K*N)   c: (G*M*N), row-major [G, M, N]
 //   bias : array<f32> (N)     read only when HAS_BIAS (bind any buffer otherwise)
-// Override constants: HAS_BIAS (bool), ACT (0 none, 1 relu, 2 leaky_relu, 3 sigmoid, 4 tanh, 5 gelu),
+// Override constants: HAS_BIAS (bool), ACT (an activation id: ACT_* of shaders/_activation.wgsl),
 //   ACCUM (bool: add the result into C instead of overwriting it).
 //
 // Entry points and dispatch geometry:

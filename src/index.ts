@@ -35,7 +35,7 @@ export {
 export type { Op, OpIO, OpPlan, Param, GradOut } from './nn/op.ts';
 export { Layer, LayerShapeError } from './nn/layer.ts';
 export { Dense } from './nn/dense.ts';
-export { Activation, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax, Flatten } from './nn/activations.ts';
+export { Activation, ReLU, Softmax, Flatten } from './nn/activations.ts';
 export { Dropout } from './nn/dropout.ts';
 export { Conv2d, type Conv2dOptions, type ConvAlgorithm } from './nn/conv.ts';
 export { MaxPool2d, AvgPool2d, GlobalAvgPool, type Pool2dOptions, type AvgPool2dOptions } from './nn/pool.ts';

@@ -1,6 +1,6 @@
 // Activation kernels vs the CPU reference, and the reference's derivatives vs finite differences.
 import { describe, expect, it } from 'vitest';
-import { ACTIVATIONS, activationBackward, activationForward } from '../src/kernels/activation.ts';
+import { ACTIVATIONS, activationBackward, activationForward, activationId } from '../src/kernels/activation.ts';
 import * as ref from '../src/reference/activation.ts';
 import { randomUniform } from '../src/util/random.ts';
 import { checkGradient, expectClose, getEngine } from './helpers.ts';
@@ -33,6 +33,13 @@ describe('activation kernels vs reference', () => {
       });
     }
   }
+
+  it('takes the activation ids from shaders/_activation.wgsl: one per activation, distinct, none 0 (no activation)', async () => {
+    await getEngine();
+    const ids = ACTIVATIONS.map(activationId);
+    expect(new Set(ids).size).toBe(ACTIVATIONS.length);
+    expect(ids).not.toContain(0);
+  });
 
   it('rejects mismatched sizes, naming the kernel and both shapes', async () => {
     const e = await getEngine();

@@ -50,10 +50,7 @@ export async function serve(dir: string): Promise<{ server: Server; url: string 
 /** Launch headless Chromium with WebGPU; `what` names the test in the error when Chromium is missing. */
 export async function launchChromium(what: string, userDataDir: string): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium was not found at ${CHROMIUM}. ${what} needs it: run \`bash scripts/setup.sh\` ` +
-        '(or `apt-get install -y chromium`), or set CHROMIUM_PATH to a Chromium with WebGPU.',
-    );
+    throw new Error(`Chromium was not found at ${CHROMIUM}. ${what} needs it: run \`bash scripts/setup.sh\` (or \`apt-get install -y chromium\`), or set CHROMIUM_PATH to a Chromium with WebGPU.`);
   }
   return puppeteer.launch({
     executablePath: CHROMIUM,

@@ -25,7 +25,7 @@ function housesCsv(n: number, seed: number): { text: string; rule: (rooms: numbe
     const tax = Math.round(r.uniform(180, 700));
     lines.push(`${rooms},${age},${tax},${(rule(rooms, age, tax) + 0.5 * r.normal()).toFixed(2)}`);
   }
-  return { text: lines.join('\n') + '\n', rule };
+  return { text: `${lines.join('\n')}\n`, rule };
 }
 
 describe('CLI: regression reported in the target\'s units, and new rows priced', () => {
@@ -81,8 +81,8 @@ describe('CLI: regression reported in the target\'s units, and new rows priced',
       [4.5, 80, 500],
       [8.2, 5, 250],
     ];
-    writeFileSync(join(dir, 'plain.csv'), ['ROOMS,AGE,TAX', ...rows.map((r) => r.join(','))].join('\n') + '\n');
-    writeFileSync(join(dir, 'new.csv'), ['id;TAX;ROOMS;AGE', ...rows.map((r, i) => `h${i};${r[2]};${r[0]};${r[1]}`)].join('\n') + '\n');
+    writeFileSync(join(dir, 'plain.csv'), `${['ROOMS,AGE,TAX', ...rows.map((r) => r.join(','))].join('\n')}\n`);
+    writeFileSync(join(dir, 'new.csv'), `${['id;TAX;ROOMS;AGE', ...rows.map((r, i) => `h${i};${r[2]};${r[0]};${r[1]}`)].join('\n')}\n`);
     const plain = await cli(['predict', '--checkpoint', ckpt, '--input', join(dir, 'plain.csv'), '--json']);
     expect(plain.code, plain.stderr).toBe(0);
     const plainValues = plain.stdout.trim().split('\n').map((l) => JSON.parse(l).predicted as number);
@@ -125,7 +125,7 @@ function animalsCsv(n: number, seed: number): string {
     const a = (2 * Math.PI * c) / 6;
     lines.push(`${(3 * Math.cos(a) + 0.8 * r.normal()).toFixed(3)}\t${(3 * Math.sin(a) + 0.8 * r.normal()).toFixed(3)}\t${names[c]}`);
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 describe('CLI: a classification report', () => {
@@ -177,7 +177,7 @@ describe('CLI: a classification report', () => {
     const rows = await cli(['predict', '--checkpoint', ckpt, '--input', join(dir, 'new.csv')]);
     expect(rows.code, rows.stderr).toBe(0);
     expect(rows.stderr).toMatch(/not used as features: animal \(animal is the target\)/);
-    expect(rows.stdout).toMatch(/^line 2: (ant|bee|cat|dog|eel|fox) \(\d+\.\d%\)  true: cat/m);
+    expect(rows.stdout).toMatch(/^line 2: (ant|bee|cat|dog|eel|fox) \(\d+\.\d%\) {2}true: cat/m);
 
     // A classifier given a regression table (and the reverse) is named as such.
     const houses = join(dir, 'houses.csv');

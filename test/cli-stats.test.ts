@@ -16,17 +16,17 @@ function pointsCsv(n: number, seed: number): string {
   const lines = ['a,b,c,d,kind'];
   for (let i = 0; i < n; i++) {
     const k = r.int(3);
-    lines.push([0, 1, 2, 3].map((j) => (2 * Math.cos(k + j) + r.normal()).toFixed(3)).join(',') + `,k${k}`);
+    lines.push(`${[0, 1, 2, 3].map((j) => (2 * Math.cos(k + j) + r.normal()).toFixed(3)).join(',')},k${k}`);
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 /** The SVG's points as `panel|step|name` -> value, read from their accessible labels. */
 function svgPoints(svg: string): Map<string, number> {
   const out = new Map<string, number>();
-  const unescape = (t: string) => t.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
+  const unescapeHtml = (t: string) => t.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
   for (const [, escaped] of svg.matchAll(/aria-label="step: ([^"]*)"/g)) {
-    const label = unescape(escaped);
+    const label = unescapeHtml(escaped);
     const m = /^(-?[\d.e+-]+); (.+?): (-?[\d.e+-]+); (?:parameter|weight|activation): (.+)$/.exec(label);
     if (m) out.set(`${m[2]}|${m[1]}|${m[4]}`, Number(m[3]));
   }

@@ -35,7 +35,10 @@ function writeTinyIdx(dir: string): void {
     const x = new Uint8Array(n * 28 * 28);
     const y = new Uint8Array(n);
     let s = seed;
-    const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const rnd = () => {
+      s = (s * 1103515245 + 12345) >>> 0;
+      return s / 2 ** 32;
+    };
     for (let i = 0; i < n; i++) {
       const c = i % 4;
       y[i] = c;
@@ -120,7 +123,10 @@ describe('CLI on a CSV file (regression)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'wgtrain-csv-'));
     const lines = ['area,rooms,age,price'];
     let s = 7;
-    const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const rnd = () => {
+      s = (s * 1103515245 + 12345) >>> 0;
+      return s / 2 ** 32;
+    };
     for (let i = 0; i < 600; i++) {
       const area = 40 + 160 * rnd();
       const rooms = 1 + Math.floor(5 * rnd());
@@ -129,7 +135,7 @@ describe('CLI on a CSV file (regression)', () => {
       lines.push(`${area.toFixed(1)},${rooms},${age.toFixed(1)},${price.toFixed(0)}`);
     }
     const csv = join(dir, 'houses.csv');
-    writeFileSync(csv, lines.join('\n') + '\n');
+    writeFileSync(csv, `${lines.join('\n')}\n`);
     const metrics = join(dir, 'm.json');
     const r = await cli(['train', '--dataset', csv, '--target', 'price', '--hidden', '16', '--epochs', '30', '--batch-size', '32', '--lr', '0.01', '--metrics-out', metrics, '--quiet']);
     expect(r.code, r.stderr).toBe(0);

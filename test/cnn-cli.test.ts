@@ -12,7 +12,10 @@ import { cli } from './helpers.ts';
 /** n CIFAR-format images: class c is a noisy image whose dominant colour channel is c % 3. */
 function cifarBatch(n: number, seed: number): { bytes: Uint8Array; labels: number[] } {
   let s = seed;
-  const rnd = () => (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const rnd = () => {
+    s = (s * 1103515245 + 12345) >>> 0;
+    return s / 2 ** 32;
+  };
   const x = new Uint8Array(n * CIFAR10_PIXELS);
   const labels: number[] = [];
   for (let i = 0; i < n; i++) {

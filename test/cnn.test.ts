@@ -13,21 +13,20 @@ import { BatchNorm2d } from '../src/nn/batchnorm.ts';
 import { Conv2d } from '../src/nn/conv.ts';
 import { Dense } from '../src/nn/dense.ts';
 import type { Epilogue } from '../src/nn/graph.ts';
-import { Layer, LayerShapeError } from '../src/nn/layer.ts';
+import { type Layer, LayerShapeError } from '../src/nn/layer.ts';
 import { AvgPool2d, GlobalAvgPool, MaxPool2d } from '../src/nn/pool.ts';
 import { makePreset } from '../src/nn/presets.ts';
 import { layerFromConfig, layerToConfig } from '../src/nn/registry.ts';
 import * as refBn from '../src/reference/batchnorm.ts';
-import { RefCnn, type RefLayerSpec } from '../src/reference/cnn.ts';
 import * as refConv from '../src/reference/conv2d.ts';
 import { hostTensor, type HostTensor } from '../src/reference/host.ts';
-import type { RefOptimizer } from '../src/reference/mlp.ts';
+import type { RefOptimizer } from '../src/reference/graph.ts';
 import * as refPool from '../src/reference/pool.ts';
 import { Sequential } from '../src/nn/sequential.ts';
 import { checkpointBytes, datasetInfo, readCheckpoint, trainerFromCheckpoint } from '../src/train/checkpoint.ts';
 import { predict, Trainer } from '../src/train/trainer.ts';
 import { Rng, randomUniform } from '../src/util/random.ts';
-import { expectClose, getEngine, planAlone } from './helpers.ts';
+import { expectClose, getEngine, planAlone, refOf } from './helpers.ts';
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -186,34 +185,6 @@ function imageDataset(n: number, shape: number[], classes: number, seed: number)
   return { name: 'random-images', task: 'classification', inputShape: shape, numClasses: classes, train: { n, x, y }, test: { n, x, y }, normalization: { kind: 'scale255' } };
 }
 
-/** The reference network of a built model, with the model's current weights and buffers. */
-async function refOf(model: Sequential): Promise<RefCnn> {
-  const specs: RefLayerSpec[] = [];
-  for (const n of model.nodes) {
-    const l = n.op;
-    const read = (t: Tensor) => t.read();
-    if (l instanceof Conv2d) {
-      const wShape = l.weight!.value.shape as [number, number, number, number];
-      specs.push({ kind: 'conv', weight: await read(l.weight!.value), wShape, bias: l.bias ? await read(l.bias.value) : null, stride: l.stride, padding: l.padding });
-      if (n.epilogue) specs.push({ kind: 'relu' }); // the ReLU layer fused into it left the graph
-    } else if (l instanceof BatchNorm2d) {
-      specs.push({ kind: 'batchnorm', gamma: await read(l.gamma!.value), beta: await read(l.beta!.value), runningMean: await read(l.runningMean!.value), runningVar: await read(l.runningVar!.value), eps: l.eps, momentum: l.momentum });
-      if (n.epilogue) specs.push({ kind: 'relu' }); // likewise the ReLU that BatchNorm absorbed
-    } else if (l instanceof Activation) {
-      if (l.activation !== 'relu') throw new Error(`refOf: ${l.kind} is not in the reference CNN`);
-      specs.push({ kind: 'relu' });
-    } else if (l instanceof MaxPool2d) specs.push({ kind: 'maxpool', opts: { kernel: l.kernel, stride: l.stride, padding: l.padding } });
-    else if (l instanceof AvgPool2d) specs.push({ kind: 'avgpool', opts: { kernel: l.kernel, stride: l.stride, padding: l.padding, countIncludePad: l.countIncludePad } });
-    else if (l instanceof GlobalAvgPool) specs.push({ kind: 'gap' });
-    else if (l instanceof Flatten) specs.push({ kind: 'flatten' });
-    else if (l instanceof Dense) {
-      if (n.epilogue) throw new Error('refOf: keep Dense unfused (follow it with a non-ReLU layer or none)');
-      specs.push({ kind: 'dense', weight: await read(l.weight!.value), bias: await read(l.bias!.value), nIn: l.inputShape[0], nOut: l.units });
-    } else throw new Error(`refOf: no reference for ${l.kind}`);
-  }
-  return new RefCnn(specs, [...model.inputShape]);
-}
-
 /** Conv (+ReLU fused) - MaxPool - BatchNorm - Conv (stride 2) - BatchNorm - ReLU - AvgPool - Flatten - Dense, on [2, 9, 11]. */
 function smallCnn(classes: number): Layer[] {
   return [
@@ -263,7 +234,7 @@ describe('CNN training matches the CPU reference step by step', () => {
       const refLosses: number[] = [];
       for (let s = 0; s < 10; s++) {
         batcher.fill(0, s, x, y);
-        refLosses.push(ref.trainStep(x, y, B, opt, s));
+        refLosses.push(ref.trainStep([x], y, B, 'softmax_cross_entropy', opt, s));
       }
       expect(gpuLosses).toHaveLength(10);
       // f32 on both sides, different summation orders (and BatchNorm divides by small batch
@@ -273,17 +244,16 @@ describe('CNN training matches the CPU reference step by step', () => {
       }
       expect(refLosses[9]).toBeLessThan(refLosses[0]);
       const gpuParams = model.params();
-      const refParams = ref.params();
-      expect(gpuParams.length).toBe(refParams.length);
-      for (let i = 0; i < gpuParams.length; i++) expectClose(await gpuParams[i].value.read(), refParams[i].value, { atol: 1e-3, rtol: 1e-2 }, gpuParams[i].name);
+      expect(gpuParams.length).toBe(ref.params.size);
+      for (const p of gpuParams) expectClose(await p.value.read(), ref.params.get(p.name)!.value, { atol: 1e-3, rtol: 1e-2 }, p.name);
       const gpuBuffers = model.buffers();
-      const refBuffers = ref.buffers();
-      for (let i = 0; i < gpuBuffers.length; i++) expectClose(await gpuBuffers[i].value.read(), refBuffers[i].data, { atol: 1e-4, rtol: 1e-3 }, gpuBuffers[i].name);
+      expect(gpuBuffers.length).toBe(ref.buffers.size);
+      for (const b of gpuBuffers) expectClose(await b.value.read(), ref.buffers.get(b.name)!, { atol: 1e-4, rtol: 1e-3 }, b.name);
 
       // Evaluation mode (running statistics) on the same inputs.
       batcher.fill(0, 0, x, y);
       const logits = await predict(model, x, B);
-      expectClose(logits, ref.forward(x, B, false).data, { atol: 1e-4, rtol: 1e-3 }, 'eval logits');
+      expectClose(logits, ref.forward([x], B, false).values.get(ref.spec.output)!.data, { atol: 1e-4, rtol: 1e-3 }, 'eval logits');
       trainer.dispose();
       model.dispose();
     });

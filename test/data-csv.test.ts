@@ -25,7 +25,7 @@ function houseCsv(n: number, seed: number): string {
     const price = 120 * sqft + 15000 * rooms - 800 * age + 30000 + 2000 * r.normal();
     lines.push(`${sqft},${rooms},${age},${price.toFixed(2)}`);
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 function expectError(fn: () => unknown, ...parts: string[]): void {

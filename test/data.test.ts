@@ -166,7 +166,7 @@ describe('CIFAR-10 binary', () => {
     const b2 = batch(2, 2);
     const t = batch(2, 3);
     const names = CIFAR10_CLASSES.map((s) => s.toUpperCase());
-    const dir = writeDir({ 'data_batch_1.bin': b1.bytes, 'data_batch_2.bin': b2.bytes, 'test_batch.bin': t.bytes, 'batches.meta.txt': names.join('\n') + '\n\n' });
+    const dir = writeDir({ 'data_batch_1.bin': b1.bytes, 'data_batch_2.bin': b2.bytes, 'test_batch.bin': t.bytes, 'batches.meta.txt': `${names.join('\n')}\n\n` });
     const logs: string[] = [];
     const ds = loadCifar10Dir(dir, { log: (m) => logs.push(m) });
     expect(logs.join()).toContain('missing data_batch_3.bin, data_batch_4.bin, data_batch_5.bin');

@@ -5,19 +5,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Model } from '../src/nn/model.ts';
 import { makePreset } from '../src/nn/presets.ts';
-import { RefGraph } from '../src/reference/graph.ts';
+import type { RefGraph } from '../src/reference/graph.ts';
 import { attentionMaps, attentionValues, saliency } from '../src/train/explain.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { Rng } from '../src/util/random.ts';
-import { expectClose, getEngine } from './helpers.ts';
-
-async function refOf(model: Model): Promise<RefGraph> {
-  const params = new Map<string, Float32Array>();
-  for (const p of model.params()) params.set(p.name, await p.value.read());
-  const buffers = new Map<string, Float32Array>();
-  for (const b of model.buffers()) buffers.set(b.name, await b.value.read());
-  return new RefGraph(model.spec(), params, buffers, { float64: true });
-}
+import { expectClose, getEngine, refOf } from './helpers.ts';
 
 /** d out[c] / d x[i] by central differences of the reference's evaluation forward, one sample, at coordinates `at`. */
 function numericSaliency(ref: RefGraph, x: Float32Array, c: number, at: number[], h = 1e-4): Float64Array {
@@ -68,7 +60,7 @@ function inputs(shape: number[], n: number, seed: number): Float32Array {
 /** Saliency of `n` samples against differences at `coords` coordinates per sample (all when omitted; spread over the input). */
 async function checkSaliency(model: Model, shape: number[], n: number, tol: { atol: number; rtol: number }, coords?: number) {
   const x = inputs(shape, n, 7);
-  const ref = await refOf(model);
+  const ref = await refOf(model, { float64: true });
   const S = x.length / n;
   const at = Array.from({ length: coords ?? S }, (_, k) => Math.floor((k * S) / (coords ?? S)));
   // Predicted classes, and a fixed other class for the first sample.
@@ -144,7 +136,7 @@ describe('saliency: input gradients of the evaluation forward on the GPU', () =>
       [2, 5, 5],
       [2, 5, 5],
     ]);
-    const ref = await refOf(model);
+    const ref = await refOf(model, { float64: true });
     const values = ref.forward([x], 2, false).values;
     attentionValues(model).forEach((a, k) => {
       // The weights from the reference's q, k and v: softmax(factor q kᵀ) per head, in float64.

@@ -8,7 +8,7 @@ import { BatchNorm2d } from '../src/nn/batchnorm.ts';
 import { Conv2d } from '../src/nn/conv.ts';
 import { Dense } from '../src/nn/dense.ts';
 import { Dropout } from '../src/nn/dropout.ts';
-import { Flatten, Softmax } from '../src/nn/activations.ts';
+import { Softmax } from '../src/nn/activations.ts';
 import { add, attention, concat, matmul, mean, mul, permute, relu, reshape, scale, softmax, split, sum, tanh } from '../src/nn/functional.ts';
 import { GraphError, type Value } from '../src/nn/graph.ts';
 import { Model } from '../src/nn/model.ts';
@@ -17,11 +17,10 @@ import type { Param } from '../src/nn/op.ts';
 import { GlobalAvgPool } from '../src/nn/pool.ts';
 import { BasicBlock } from '../src/nn/resnet.ts';
 import { Sequential } from '../src/nn/sequential.ts';
-import type { RefOptimizer } from '../src/reference/mlp.ts';
-import { RefGraph, type RefLoss } from '../src/reference/graph.ts';
+import type { RefLoss, RefOptimizer } from '../src/reference/graph.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { Rng } from '../src/util/random.ts';
-import { checkGradient, expectClose, getEngine } from './helpers.ts';
+import { checkGradient, expectClose, getEngine, refOf } from './helpers.ts';
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -61,15 +60,6 @@ class SmallResNet extends Model {
     for (const b of this.blocks) h = b.forward(h);
     return this.head.forward(this.pool.forward(h));
   }
-}
-
-/** The reference graph of a built model, with the model's current parameters and buffers. */
-async function refOf(model: Model, float64 = false): Promise<RefGraph> {
-  const params = new Map<string, Float32Array>();
-  for (const p of model.params()) params.set(p.name, await p.value.read());
-  const buffers = new Map<string, Float32Array>();
-  for (const b of model.buffers()) buffers.set(b.name, await b.value.read());
-  return new RefGraph(model.spec(), params, buffers, { float64 });
 }
 
 function batches(n: number, inputShape: number[], classes: number, batch: number, seed: number): { x: Float32Array; y: Float32Array }[] {
@@ -199,7 +189,7 @@ async function checkGradients(e: Engine, model: Model, inputShape: number[], bat
   await model.build(e, inputShape, { seed: 6 });
   // Plain SGD with a tiny rate: the step's gradients stay readable and the weights barely move.
   const trainer = await Trainer.create(model, { loss, optimizer: { kind: 'sgd', lr: 1e-12, momentum: 0 } });
-  const ref = await refOf(model, true);
+  const ref = await refOf(model, { float64: true });
   const [{ x, y }] = batches(1, inputShape, 3, batch, 12);
   await trainer.step(x, y, { readLoss: true });
   ref.gradients([x], y, batch, loss);

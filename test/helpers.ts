@@ -11,7 +11,9 @@ import type { Tensor } from '../src/gpu/tensor.ts';
 import { packStepValues } from '../src/kernels/step.ts';
 import type { Epilogue } from '../src/nn/graph.ts';
 import type { Layer } from '../src/nn/layer.ts';
+import type { Model } from '../src/nn/model.ts';
 import type { OpPlan } from '../src/nn/op.ts';
+import { RefGraph } from '../src/reference/graph.ts';
 import { Rng, randomUniform } from '../src/util/random.ts';
 
 const run = promisify(execFile);
@@ -189,4 +191,13 @@ export async function planAlone(e: Engine, layer: Layer, batch: number, inputSha
       e.releaseBuffer(stepBuffer);
     },
   };
+}
+
+/** The CPU reference of a built model: its graph, with the model's current parameters and buffers. */
+export async function refOf(model: Model, opts: { float64?: boolean } = {}): Promise<RefGraph> {
+  const params = new Map<string, Float32Array>();
+  for (const p of model.params()) params.set(p.name, await p.value.read());
+  const buffers = new Map<string, Float32Array>();
+  for (const b of model.buffers()) buffers.set(b.name, await b.value.read());
+  return new RefGraph(model.spec(), params, buffers, opts);
 }

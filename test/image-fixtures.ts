@@ -9,7 +9,10 @@ import { PNG } from 'pngjs';
 /** A seeded generator (LCG) for pixel noise: the same folder on every run. */
 function noise(seed: number): () => number {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296);
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296;
+  };
 }
 
 /** RGBA pixels of `w x h` around a colour, with noise of +-`spread`. */

@@ -13,14 +13,17 @@ import { cli, cliWatched } from './helpers.ts';
 /** A table of 3 separable classes in 6 features: `rows` rows, 80% of them for training. */
 function writeBlobs(path: string, rows: number, seed = 7): void {
   let s = seed;
-  const rnd = () => (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const rnd = () => {
+    s = (s * 1103515245 + 12345) >>> 0;
+    return s / 2 ** 32;
+  };
   const lines = ['a,b,c,d,e,f,label'];
   for (let i = 0; i < rows; i++) {
     const c = i % 3;
     const v = Array.from({ length: 6 }, (_, j) => ((j % 3 === c ? 2 : 0) + 1.4 * (rnd() - 0.5)).toFixed(3));
     lines.push(`${v.join(',')},${'xyz'[c]}`);
   }
-  writeFileSync(path, lines.join('\n') + '\n');
+  writeFileSync(path, `${lines.join('\n')}\n`);
 }
 
 const read = (path: string): Checkpoint => readCheckpoint(new Uint8Array(readFileSync(path)), path);

@@ -33,7 +33,7 @@ import { Rng } from '../src/util/random.ts';
 import { getEngine } from './helpers.ts';
 
 /** Tiny 8x8 one-channel images of 3 classes (a bright square in a class-dependent corner) with noise. */
-export function tinyImages(n: number, seed: number): Dataset {
+function tinyImages(n: number, seed: number): Dataset {
   const rng = new Rng(seed);
   const make = (m: number) => {
     const x = new Uint8Array(m * 64);

@@ -71,7 +71,8 @@ function reference(c: Case) {
     const bias = randomUniform(c.N, c.N + 5);
     const out = new Float32Array(c.M * c.N);
     ref.matmul(a, b, out, c.M, c.N, c.K, { transA: c.transA, transB: c.transB, bias: c.bias ? bias : undefined, activation: c.activation, alpha: 0.1 });
-    expected.set(key, (r = { a, b, bias, c: out }));
+    r = { a, b, bias, c: out };
+    expected.set(key, r);
   }
   return r;
 }

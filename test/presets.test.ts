@@ -6,22 +6,13 @@ import type { Engine } from '../src/gpu/engine.ts';
 import { GraphError } from '../src/nn/graph.ts';
 import type { Model } from '../src/nn/model.ts';
 import { makePreset } from '../src/nn/presets.ts';
-import type { RefOptimizer } from '../src/reference/mlp.ts';
-import { RefGraph } from '../src/reference/graph.ts';
+import type { RefOptimizer } from '../src/reference/graph.ts';
 import { checkpointBytes, readCheckpoint, trainerFromCheckpoint } from '../src/train/checkpoint.ts';
 import { predict, Trainer } from '../src/train/trainer.ts';
 import { Rng } from '../src/util/random.ts';
-import { expectClose, getEngine } from './helpers.ts';
+import { expectClose, getEngine, refOf } from './helpers.ts';
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
-
-async function refOf(model: Model): Promise<RefGraph> {
-  const params = new Map<string, Float32Array>();
-  for (const p of model.params()) params.set(p.name, await p.value.read());
-  const buffers = new Map<string, Float32Array>();
-  for (const b of model.buffers()) buffers.set(b.name, await b.value.read());
-  return new RefGraph(model.spec(), params, buffers);
-}
 
 function batch(shape: number[], n: number, classes: number, seed: number): { x: Float32Array; y: Float32Array } {
   const rng = new Rng(seed);

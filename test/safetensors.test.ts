@@ -411,7 +411,10 @@ async function killWriter(dir: string, phase: number): Promise<string> {
   try {
     await until(() => wrote >= 1, 'the first complete write');
     let first = '';
-    await until(() => (first = temps()[0] ?? '') !== '', 'a temporary file');
+    await until(() => {
+      first = temps()[0] ?? '';
+      return first !== '';
+    }, 'a temporary file');
     const t0 = performance.now();
     await until(() => !temps().includes(first), 'the temporary file to be renamed');
     write = performance.now() - t0;

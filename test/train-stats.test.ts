@@ -251,7 +251,11 @@ describe('statistics in fit', () => {
     const trainer = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer: { kind: 'adam', lr: 1e-3 } });
     const snaps: StatsSnapshot[] = [];
     const watch = new StatsWatch();
-    await trainer.fit(dataset(64, 4), { epochs: 1, batchSize: 8, stats: { every: 3, onSnapshot: (s) => (snaps.push(s), watch.check(s)) } });
+    await trainer.fit(dataset(64, 4), { epochs: 1, batchSize: 8, stats: { every: 3, onSnapshot: (s) => {
+          snaps.push(s);
+          watch.check(s);
+        },
+      }, });
     expect(snaps.map((s) => s.step)).toEqual([0, 3, 6]); // 8 steps; every one delivered before fit returned
     for (const s of snaps) {
       expect(s.activations).toEqual([expect.objectContaining({ name: 'layers.1', producer: 'layers.0', deadFraction: 1, mean: 0 })]);

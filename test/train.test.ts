@@ -6,12 +6,12 @@ import type { Dataset } from '../src/data/dataset.ts';
 import { Activation, Flatten } from '../src/nn/activations.ts';
 import { Dense } from '../src/nn/dense.ts';
 import { LayerShapeError } from '../src/nn/layer.ts';
-import { refDense, refTrainStep, type RefOptimizer } from '../src/reference/mlp.ts';
+import type { RefOptimizer } from '../src/reference/graph.ts';
 import { Sequential } from '../src/nn/sequential.ts';
 import { predict, Trainer } from '../src/train/trainer.ts';
 import { Dropout } from '../src/nn/dropout.ts';
 import { Rng } from '../src/util/random.ts';
-import { expectClose, getEngine } from './helpers.ts';
+import { expectClose, getEngine, refOf } from './helpers.ts';
 
 function randomDataset(n: number, features: number, classes: number, seed: number): Dataset {
   const rng = new Rng(seed);
@@ -44,8 +44,7 @@ describe('GPU training matches the CPU reference step by step', () => {
       await model.build(e, [F], { seed: 3 });
       const optimizer = opt.kind === 'sgd' ? { kind: 'sgd' as const, lr: opt.lr, momentum: opt.momentum, weightDecay: opt.weightDecay } : { kind: opt.kind, lr: opt.lr, weightDecay: opt.weightDecay };
       const trainer = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer });
-      const p = await Promise.all(model.params().map((q) => q.value.read()));
-      const ref = [refDense(p[0], p[1], F, 37, 'relu'), refDense(p[2], p[3], 37, 19, 'tanh'), refDense(p[4], p[5], 19, C, null)];
+      const ref = await refOf(model);
 
       const gpuLosses: number[] = [];
       await trainer.fit(data, { epochs: 1, batchSize: B, seed: 11, logEvery: 1, onStep: (ev) => void gpuLosses.push(ev.loss) });
@@ -56,15 +55,17 @@ describe('GPU training matches the CPU reference step by step', () => {
       const refLosses: number[] = [];
       for (let s = 0; s < 20; s++) {
         batcher.fill(0, s, x, y);
-        refLosses.push(refTrainStep(ref, x, y, B, opt, s));
+        refLosses.push(ref.trainStep([x], y, B, 'softmax_cross_entropy', opt, s));
       }
       expect(gpuLosses).toHaveLength(20);
       // f32 on both sides but different summation orders; differences compound over 20 steps of
       // training, so 1e-3 relative is the bound (observed well below it).
       for (let s = 0; s < 20; s++) expect(Math.abs(gpuLosses[s] - refLosses[s]), `step ${s}: gpu ${gpuLosses[s]} ref ${refLosses[s]}`).toBeLessThanOrEqual(1e-4 + 1e-3 * Math.abs(refLosses[s]));
-      const w = await model.params()[4].value.read();
+      const last = model.params()[4];
+      const w = await last.value.read();
+      const refW = ref.params.get(last.name)!.value;
       let maxDiff = 0;
-      for (let i = 0; i < w.length; i++) maxDiff = Math.max(maxDiff, Math.abs(w[i] - ref[2].w[i]));
+      for (let i = 0; i < w.length; i++) maxDiff = Math.max(maxDiff, Math.abs(w[i] - refW[i]));
       expect(maxDiff).toBeLessThan(1e-3);
       model.dispose();
     });

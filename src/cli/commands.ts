@@ -40,7 +40,7 @@ import { checkDataMatches, csvOptions, imageOptions, isTableFile, openCheckpoint
 import { inputLimitProblem } from '../data/image-folder.ts';
 import { datasetInfo } from '../train/checkpoint.ts';
 
-const log = (s: string) => process.stderr.write(s + '\n');
+const log = (s: string) => process.stderr.write(`${s}\n`);
 const pct = (v: number | null | undefined) => (v === null || v === undefined ? '-' : `${(100 * v).toFixed(2)}%`);
 
 function modelName(o: { model: string; hidden: number[]; activation: string }): string {

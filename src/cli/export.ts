@@ -25,7 +25,7 @@ export interface ExportOptions {
   augment?: ('shift' | 'flip')[] | true;
 }
 
-const log = (s: string) => process.stderr.write(s + '\n');
+const log = (s: string) => process.stderr.write(`${s}\n`);
 
 /** The directory that will hold `path` must exist and be writable; `path` itself must not be a directory. */
 function checkFileTarget(path: string): void {
@@ -58,7 +58,7 @@ function checkDirTarget(path: string): void {
     if (err instanceof UsageError) throw err;
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsageError(`--out ${path}: ${(err as Error).message}`);
   }
-  if (entries && entries.length) throw new UsageError(`--out ${path} is not empty (${entries.length} entries); give a new directory, so that no earlier file is mixed in.`);
+  if (entries?.length) throw new UsageError(`--out ${path} is not empty (${entries.length} entries); give a new directory, so that no earlier file is mixed in.`);
   const parent = dirname(resolve(path));
   try {
     accessSync(parent, constants.W_OK);

@@ -18,7 +18,7 @@ import { UsageError } from './options.ts';
 import { checkKind, formatUnits, outputsInTargetUnits, type DataTerms } from './results.ts';
 import { checkDataMatches, csvOptions, imageOptions, isTableFile, openCheckpoint, withEngine, type CsvCliOptions, type OpenedCheckpoint } from './session.ts';
 
-const log = (s: string) => process.stderr.write(s + '\n');
+const log = (s: string) => process.stderr.write(`${s}\n`);
 
 export interface PredictOptions extends CsvCliOptions {
   checkpoint: string;
@@ -178,7 +178,7 @@ function predictionsCsv(s: Samples, predictions: Prediction[], terms: DataTerms)
     const pred = terms.task === 'regression' ? p.values!.map(f32) : [p.label!, f32(p.probability!)];
     lines.push(formatCsvRow([...input, ...pred]));
   });
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 /** A float32 value written with the digits it holds (about 7), not its float64 expansion. */

@@ -258,7 +258,7 @@ export function picturePaths(metricsPath: string): { curves: string; confusion: 
  * the pictures written.
  */
 export async function writeMetrics(path: string, metrics: RunMetrics, history: EpochEvent[], extraPoints: CurvePoint[] = []): Promise<string[]> {
-  await writeFileAtomic(path, new TextEncoder().encode(JSON.stringify(metrics, null, 2) + '\n'));
+  await writeFileAtomic(path, new TextEncoder().encode(`${JSON.stringify(metrics, null, 2)}\n`));
   const pictures = picturePaths(path);
   const written: string[] = [];
   const title = `${metrics.model} on ${metrics.dataset}`;

@@ -178,7 +178,7 @@ const headerLike = (r: CsvRow) => r.cells.length >= 2 && r.cells.every((c) => c.
 /** Short form of a record for messages: its cells joined, cut at 60 characters. */
 function quoteRecord(r: CsvRow, delimiter: string): string {
   const s = r.cells.join(delimiter === '\t' ? '\\t' : delimiter);
-  return `"${s.length > 60 ? s.slice(0, 57) + '...' : s}"`;
+  return `"${s.length > 60 ? `${s.slice(0, 57)}...` : s}"`;
 }
 
 /**

@@ -137,7 +137,7 @@ function regressionTargets(targets: string[], numeric: (number | null)[], body: 
 
 /** Class names (sorted distinct target values: numerically when all are numbers) and each row's class. */
 function classIndex(targets: string[], numeric: (number | null)[], body: CsvRow[], fileLabel: string, target: string): { classNames: string[]; classOf: number[] } {
-  const empty = targets.findIndex((t) => t === '');
+  const empty = targets.indexOf('');
   if (empty >= 0) throw new DataError(fileLabel, 'empty target', { line: body[empty].line, column: target });
   const allNumeric = numeric.every((v) => v !== null);
   // Numeric labels are keyed by value so that "1" and "1.0" are one class.

@@ -68,7 +68,7 @@ export class DataError extends Error {
     if (location.offset !== undefined) where.push(`byte offset ${location.offset}`);
     if (location.line !== undefined) where.push(`line ${location.line}`);
     if (location.column !== undefined) where.push(`column "${location.column}"`);
-    super(`${file}: ${where.length ? where.join(', ') + ': ' : ''}${message}`);
+    super(`${file}: ${where.length ? `${where.join(', ')}: ` : ''}${message}`);
     this.name = 'DataError';
     this.file = file;
     this.location = location;

@@ -44,7 +44,7 @@ export function parseIdx(bytes: Uint8Array, fileLabel: string, kind?: 'images' |
   const gz = isGzip(bytes);
   const raw = maybeGunzip(bytes, fileLabel);
   const label = gz ? `${fileLabel} (decompressed)` : fileLabel;
-  const hex = (v: number) => '0x' + (v >>> 0).toString(16).padStart(8, '0');
+  const hex = (v: number) => `0x${(v >>> 0).toString(16).padStart(8, '0')}`;
   if (raw.length < 4) throw new DataError(label, `file is ${raw.length} bytes, too short for the 4-byte IDX magic number`, { offset: raw.length });
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const magic = view.getUint32(0, false);

@@ -76,7 +76,7 @@ export function readImageFolder(root: string, opts: ImageFolderOptions & { onPro
 /** An image folder as a dataset; the report's lines go to `log` (default stderr). */
 export function loadImageFolder(root: string, opts: ImageFolderOptions & { log?: (msg: string) => void } = {}): Dataset {
   const { dataset, report } = readImageFolder(root, opts);
-  const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   for (const line of formatImageFolderReport(report)) log(line);
   return dataset;
 }

@@ -83,7 +83,10 @@ export function sortImageFolder(root: string, contents: FolderContents): FolderL
   const ignored: FolderListing['ignored'] = [];
   const classOf = (name: string) => {
     let c = classes.get(name);
-    if (!c) classes.set(name, (c = { images: [], others: [] }));
+    if (!c) {
+      c = { images: [], others: [] };
+      classes.set(name, c);
+    }
     return c;
   };
   for (const d of contents.dirs ?? []) {
@@ -189,7 +192,8 @@ export class ImageFolderReader {
     try {
       img = decode(bytes, header);
     } catch (err) {
-      return this.reject(i, decodeFailure(err, header));
+      this.reject(i, decodeFailure(err, header));
+      return;
     }
     this.accept(i, header, img);
   }
@@ -211,7 +215,8 @@ export class ImageFolderReader {
 
   private accept(i: number, header: ImageHeader, img: RgbaImage): void {
     if (img.width !== header.width || img.height !== header.height) {
-      return this.reject(i, `decoded as ${img.width}x${img.height}, but its header says ${header.width}x${header.height}`);
+      this.reject(i, `decoded as ${img.width}x${img.height}, but its header says ${header.width}x${header.height}`);
+      return;
     }
     const [H, W] = this.size;
     // Kept as RGB until every file is read: 'auto' decides grey or RGB from all of them.

@@ -77,7 +77,10 @@ export class BufferPool {
     this.stats.bytesInUse -= buf.size;
     const key = `${buf.size}:${buf.usage}`;
     let list = this.free.get(key);
-    if (!list) this.free.set(key, (list = []));
+    if (!list) {
+      list = [];
+      this.free.set(key, list);
+    }
     list.push(buf);
   }
 

@@ -93,10 +93,8 @@ export async function requestDevice(opts: DeviceOptions = {}): Promise<{ device:
     requiredLimits: limits,
   });
   const report: AdapterReport = { ...base, features: [...features], limits };
-  const log = opts.log ?? (runtime === 'node' ? (s: string) => process.stderr.write(s + '\n') : undefined);
-  log?.(
-    `WebGPU adapter: ${report.name}${report.description ? ` (${report.description})` : ''}` +
-      (report.isSoftware ? ' [SOFTWARE adapter: runs on the CPU, figures are not GPU figures]' : ''),
-  );
+  const log = opts.log ?? (runtime === 'node' ? (s: string) => process.stderr.write(`${s}\n`) : undefined);
+  const software = report.isSoftware ? ' [SOFTWARE adapter: runs on the CPU, figures are not GPU figures]' : '';
+  log?.(`WebGPU adapter: ${report.name}${report.description ? ` (${report.description})` : ''}${software}`);
   return { device, adapter: report };
 }

@@ -395,7 +395,7 @@ export class Engine {
    * thread, on a software adapter in Node; elsewhere just await it. Why: Dawn's Node binding
    * resolves such a promise by re-queueing setImmediate, so the main thread runs at full speed for
    * the whole wait; on a CPU adapter that spin takes a core's share from the threads doing the
-   * GPU's work (on 2 cores the MLP benchmark's step took 211 ms with the spin, 111 ms without).
+   * GPU's work (bench/README.md, "Waiting for the GPU", has the figures).
    * Here each turn of the event loop first sleeps QUIET_POLL_MS (Atomics.wait: no CPU), so Dawn
    * still checks for completion about once per millisecond.
    */

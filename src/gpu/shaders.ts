@@ -17,7 +17,7 @@ const defined = new Map<string, string>();
 
 /** Where each line of an expanded family came from: file name (without .wgsl) and 1-based line. */
 const origins = new Map<string, { file: string; line: number }[]>();
-const INCLUDE = /^\s*#include\s+"([A-Za-z0-9_\-]+)\.wgsl"\s*$/;
+const INCLUDE = /^\s*#include\s+"([A-Za-z0-9_-]+)\.wgsl"\s*$/;
 
 /** Must be awaited once before `shaderSource` (the engine does it when it starts). */
 export async function initShaderSources(): Promise<void> {

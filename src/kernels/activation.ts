@@ -1,5 +1,6 @@
 // Elementwise activation kernels (shaders/activation.wgsl): build validated dispatches.
 import { grid1d, type Dispatch, type Engine } from '../gpu/engine.ts';
+import { shaderSource } from '../gpu/shaders.ts';
 import { shapeStr, type Tensor } from '../gpu/tensor.ts';
 import type { AccumulateOptions } from '../ops/accumulate.ts';
 import type { Activation } from '../ops/activation.ts';
@@ -8,6 +9,17 @@ import { withAccumulate } from './accumulate.ts';
 export { ACTIVATIONS, type Activation } from '../ops/activation.ts';
 
 const WG = 256;
+
+/**
+ * The id of an activation in kernels that take it as an override constant (matmul's ACT): the
+ * `ACT_<NAME>` constant of shaders/_activation.wgsl, where the ids are defined and nowhere else.
+ */
+export function activationId(act: Activation): number {
+  const name = `ACT_${act.toUpperCase()}`;
+  const m = new RegExp(`^const ${name}: u32 = (\\d+)u;`, 'm').exec(shaderSource('_activation'));
+  if (!m) throw new Error(`shaders/_activation.wgsl declares no ${name} (the id of activation "${act}").`);
+  return Number(m[1]);
+}
 
 function sameSize(kernel: string, a: Tensor, b: Tensor): void {
   if (a.size !== b.size) {

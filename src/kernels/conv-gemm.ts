@@ -114,7 +114,10 @@ export function needsPlaneCheck(g: Conv2dGeometry, pass: ConvPass): boolean {
 const placeholders = new WeakMap<Engine, Tensor>();
 function placeholder(e: Engine): Tensor {
   let t = placeholders.get(e);
-  if (!t || t.disposed) placeholders.set(e, (t = e.zeros([4], 'conv_gemm:none')));
+  if (!t || t.disposed) {
+    t = e.zeros([4], 'conv_gemm:none');
+    placeholders.set(e, t);
+  }
   return t;
 }
 

@@ -15,7 +15,7 @@ const WG = 64;
  * Invocations per workgroup of the weight-gradient kernels (RW in the shader): how many split one
  * 8x8 block's sum before the workgroup tree adds them. On a CPU adapter the tree's workgroup
  * memory and barriers cost more than they save: 4 (one SIMD group) measured fastest on
- * SwiftShader, about 2x faster than 64. GPUs want many more threads per block; 64 there is a
+ * SwiftShader (figures in bench/README.md). GPUs want many more threads per block; 64 there is a
  * guess, not a measurement.
  */
 function weightGradInvocations(e: Engine): number {

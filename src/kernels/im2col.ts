@@ -37,10 +37,10 @@ function grid3d(what: string, width: number, height: number, batch: number, t: T
 }
 
 /**
- * Columns each transpose invocation moves (TC in the shader). On SwiftShader one element per
- * invocation ran about 4x slower than 16 to 64 (transposing [64, 256, 64]: 67 ms with 1, 17-22 ms
- * with 16 to 256; the cost is per invocation, not per element). GPUs want more invocations in
- * flight instead: 4 there is a guess, not a measurement.
+ * Columns each transpose invocation moves (TC in the shader). On SwiftShader the cost is per
+ * invocation, not per element, so one element per invocation is several times slower than 16 or
+ * more (figures in bench/README.md). GPUs want more invocations in flight instead: 4 there is a
+ * guess, not a measurement.
  */
 function transposeColumns(e: Engine): number {
   return e.adapter.isSoftware ? 32 : 4;

@@ -7,7 +7,7 @@ import type { AccumulateOptions } from '../ops/accumulate.ts';
 import { batchedMatmulGeometry, type TransposeOptions } from '../ops/matmul.ts';
 import { Rng } from '../util/random.ts';
 import { withAccumulate } from './accumulate.ts';
-import type { Activation } from './activation.ts';
+import { ACTIVATIONS, activationId, type Activation } from './activation.ts';
 import { timeDispatch, tunedChoice } from './tune.ts';
 
 export interface MatmulOptions {
@@ -80,8 +80,6 @@ const VARIANTS: Record<string, Variant> = {
 /** Names of all variants, for tests and benchmarks. */
 export const MATMUL_VARIANTS: readonly string[] = Object.keys(VARIANTS);
 
-const ACT_IDS: Record<Activation, number> = { relu: 1, leaky_relu: 2, sigmoid: 3, tanh: 4, gelu: 5 };
-
 /** The variants this engine's adapter can run. */
 export function matmulVariantsFor(e: Engine): string[] {
   const subgroups = e.adapter.features.includes('subgroups');
@@ -128,7 +126,10 @@ const noBias = new WeakMap<Engine, Tensor>();
 
 function placeholderBias(e: Engine): Tensor {
   let t = noBias.get(e);
-  if (!t || t.disposed) noBias.set(e, (t = e.zeros([4], 'matmul:no-bias')));
+  if (!t || t.disposed) {
+    t = e.zeros([4], 'matmul:no-bias');
+    noBias.set(e, t);
+  }
   return t;
 }
 
@@ -138,8 +139,8 @@ export async function matmul(e: Engine, a: Tensor, b: Tensor, c: Tensor, opts: M
   if (opts.bias && (opts.bias.shape.length !== 1 || opts.bias.shape[0] !== N)) {
     throw new Error(`Kernel matmul: bias "${opts.bias.label}" ${shapeStr(opts.bias.shape)} must be [${N}] for output "${c.label}" ${shapeStr(c.shape)}.`);
   }
-  if (opts.activation && !(opts.activation in ACT_IDS)) {
-    throw new Error(`Kernel matmul: unknown activation "${opts.activation}" (have: ${Object.keys(ACT_IDS).join(', ')}).`);
+  if (opts.activation && !ACTIVATIONS.includes(opts.activation)) {
+    throw new Error(`Kernel matmul: unknown activation "${opts.activation}" (have: ${ACTIVATIONS.join(', ')}).`);
   }
   const variant = opts.variant ?? (await chooseMatmulVariant(e, M, N, K, opts));
   return matmulDispatch(e, variant, a, b, c, { M, N, K }, opts);
@@ -260,7 +261,7 @@ async function matmulDispatch(e: Engine, variant: string, a: Tensor, b: Tensor, 
     throw new Error(`Kernel matmul: variant "${variant}" needs the 'subgroups' feature, which adapter "${e.adapter.name}" does not offer.`);
   }
   const { M, N, K } = size;
-  const constants: Record<string, number> = { HAS_BIAS: opts.bias ? 1 : 0, ACT: opts.activation ? ACT_IDS[opts.activation] : 0 };
+  const constants: Record<string, number> = { HAS_BIAS: opts.bias ? 1 : 0, ACT: opts.activation ? activationId(opts.activation) : 0 };
   const G = size.G ?? 1;
   const quads = v.quads?.(M, N, G);
   if (quads) constants.WG = quads.wg;

@@ -57,7 +57,10 @@ export async function tunedChoice(e: Engine, req: TuneRequest): Promise<string> 
 /** Like `tunedChoice`, with the timings behind the choice (for benchmarks and tests). */
 export function tuneRecord(e: Engine, req: TuneRequest): Promise<TuneRecord> {
   let perEngine = memory.get(e);
-  if (!perEngine) memory.set(e, (perEngine = new Map()));
+  if (!perEngine) {
+    perEngine = new Map();
+    memory.set(e, perEngine);
+  }
   const key = `${req.family}${req.version && req.version > 1 ? `@${req.version}` : ''}:${req.shapeClass}`;
   let rec = perEngine.get(key);
   if (!rec) {
@@ -153,7 +156,7 @@ let diskPromise: Promise<DiskCache> | null = null;
 export function tuneCachePath(): string | null {
   if (!isNode) return null;
   const dir = process.env.WGTRAIN_CACHE_DIR || nodeHost().cacheDir;
-  return dir.replace(/\/?$/, '/') + 'tune.json';
+  return `${dir.replace(/\/?$/, '/')}tune.json`;
 }
 
 /** In a browser, choices persist in localStorage under this key (when storage is available). */
@@ -205,7 +208,7 @@ function parseCache(text: string | null): DiskCache {
 
 async function writeDisk(adapter: string, key: string, variant: string): Promise<void> {
   const cache = await readDisk();
-  (cache[adapter] ??= {})[key] = variant;
+  cache[adapter] = { ...cache[adapter], [key]: variant };
   const storage = browserStorage();
   if (storage) {
     try {

@@ -45,11 +45,8 @@ export class Activation extends Layer {
   }
 }
 
+/** A ReLU layer: `new Activation('relu')` (the other kinds are spelled that way). */
 export const ReLU = () => new Activation('relu');
-export const LeakyReLU = (alpha = 0.01) => new Activation('leaky_relu', alpha);
-export const Sigmoid = () => new Activation('sigmoid');
-export const Tanh = () => new Activation('tanh');
-export const GELU = () => new Activation('gelu');
 
 /**
  * Softmax over the last axis. For training with softmax cross-entropy, a model may end with it:

@@ -1,6 +1,6 @@
 // Weight initialisers, seeded: the same seed gives the same weights. Fan-in and fan-out follow
 // PyTorch: for a weight [out, in, ...kernel], fanIn = in * prod(kernel), fanOut = out * prod(kernel).
-import { Rng } from '../util/random.ts';
+import type { Rng } from '../util/random.ts';
 
 export type Initializer = 'glorot_uniform' | 'glorot_normal' | 'he_uniform' | 'he_normal' | 'zeros' | 'ones' | 'normal_002';
 export const INITIALIZERS: readonly Initializer[] = ['glorot_uniform', 'glorot_normal', 'he_uniform', 'he_normal', 'zeros', 'ones', 'normal_002'];

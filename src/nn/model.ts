@@ -145,7 +145,10 @@ export abstract class Model extends Module {
       pending = planGraph(e, this.graph, this.nodes, this.params(), batch, this.stepValues, { ...opts, softmaxInLoss });
       this.planning.set(key, pending);
       pending.then(
-        (p) => (this.plans.set(key, p), this.planning.delete(key)),
+        (p) => {
+          this.plans.set(key, p);
+          this.planning.delete(key);
+        },
         () => this.planning.delete(key),
       );
     }
@@ -254,7 +257,9 @@ export function fuse(graph: Graph, order: Node[]): Node[] {
     n.fused.push({ path: c.path, kind: c.op.kind });
     const cOut: Value = c.outputs[0];
     out.consumers.splice(0, out.consumers.length, ...cOut.consumers);
-    for (const d of cOut.consumers) d.inputs.forEach((v, i) => v === cOut && (d.inputs[i] = out));
+    for (const d of cOut.consumers) {
+      for (let i = 0; i < d.inputs.length; i++) if (d.inputs[i] === cOut) d.inputs[i] = out;
+    }
     graph.outputs = graph.outputs.map((v) => (v === cOut ? out : v));
     removed.add(c);
   }

@@ -58,18 +58,16 @@ export abstract class Module {
 
   /** Every parameter of this module and its sub-modules, each once, in declaration order. */
   params(): Param[] {
-    const out: Param[] = [];
     const seen = new Set<Param>();
-    for (const [, m] of this.modules()) for (const p of m.ownParams()) if (!seen.has(p)) (seen.add(p), out.push(p));
-    return out;
+    for (const [, m] of this.modules()) for (const p of m.ownParams()) seen.add(p);
+    return [...seen];
   }
 
   /** Every saved non-trainable tensor (running statistics), each once. */
   buffers(): StateTensor[] {
-    const out: StateTensor[] = [];
     const seen = new Set<StateTensor>();
-    for (const [, m] of this.modules()) for (const b of m.ownBuffers()) if (!seen.has(b)) (seen.add(b), out.push(b));
-    return out;
+    for (const [, m] of this.modules()) for (const b of m.ownBuffers()) seen.add(b);
+    return [...seen];
   }
 
   /** Number of trainable values. */

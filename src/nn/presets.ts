@@ -56,11 +56,6 @@ const presets = new Map<string, Preset>([
   ['vit', (outputs, o) => new VisionTransformer(outputs, { depth: o.depth, width: o.width, heads: o.heads, patch: o.patch, mlpRatio: o.mlpRatio, pool: o.pool })],
 ]);
 
-/** Add a preset. */
-export function registerPreset(name: string, p: Preset): void {
-  presets.set(name, p);
-}
-
 export function presetNames(): string[] {
   return [...presets.keys()];
 }

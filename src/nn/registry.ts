@@ -44,11 +44,6 @@ const factories = new Map<string, Factory>([
   ['BatchNorm2d', (c) => new BatchNorm2d(c as BatchNorm2dOptions)],
 ]);
 
-/** Add a layer kind (used by layer modules that live outside this file). */
-export function registerLayer(kind: string, factory: Factory): void {
-  factories.set(kind, factory);
-}
-
 export function layerToConfig(l: Layer): LayerConfig {
   return { kind: l.kind, config: l.config() };
 }

@@ -16,7 +16,6 @@ import { addForward, mulBackward, mulForward, scaleForward } from './elementwise
 import type { HostTensor } from './host.ts';
 import { bceLogits, mse, softmaxCrossEntropy } from './loss.ts';
 import { batchedMatmul, batchedMatmulBackward, biasGrad, matmul } from './matmul.ts';
-import type { RefOptimizer } from './mlp.ts';
 import { adamUpdate, sgdUpdate } from './optim.ts';
 import { permute, permuteBackward } from './permute.ts';
 import { avgPool2dBackward, avgPool2dForward, globalAvgPoolBackward, globalAvgPoolForward, maxPool2dBackward, maxPool2dForward } from './pool.ts';
@@ -25,6 +24,12 @@ import { sliceFrom, sliceInto } from './slice.ts';
 import { softmaxBackward, softmaxForward } from './softmax.ts';
 
 type Floats = Float32Array | Float64Array;
+
+/** The optimizer of a reference training step, with the GPU optimizers' settings. */
+export type RefOptimizer =
+  | { kind: 'sgd'; lr: number; momentum: number; nesterov?: boolean; weightDecay?: number }
+  | { kind: 'adam' | 'adamw'; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number };
+
 export type RefLoss = 'softmax_cross_entropy' | 'mse' | 'bce_logits';
 
 /** Training settings beyond the loss and the optimizer. */
@@ -477,13 +482,13 @@ export class RefGraph {
   }
 }
 
-/** A [..., r, c] tensor as [G, r, c]. */
 /** The sizes of an attention node over qkv [B, T, 3D]. */
 function attentionSizes(qkv: HostTensor, op: { heads: number; factor: number }): AttentionSizes {
   const [batch, tokens, d3] = qkv.shape;
   return { batch, tokens, width: d3 / 3, heads: op.heads, scale: op.factor };
 }
 
+/** A [..., r, c] tensor as [G, r, c]. */
 function as3(t: HostTensor): HostTensor {
   const r = t.shape.at(-2)!;
   const c = t.shape.at(-1)!;

@@ -32,15 +32,7 @@ export function softmaxBackward(y: ArrayLike<number>, dy: ArrayLike<number>, dx:
 
 /** y = softmax(scale * x) over each row of C values. x, y: [..., C]. */
 export function scaledSoftmaxForward(x: ArrayLike<number>, y: Floats, scale: number, C: number): void {
-  const B = x.length / C;
-  for (let b = 0; b < B; b++) {
-    const base = b * C;
-    let m = -Infinity;
-    for (let c = 0; c < C; c++) m = Math.max(m, scale * x[base + c]);
-    let sum = 0;
-    for (let c = 0; c < C; c++) sum += Math.exp(scale * x[base + c] - m);
-    for (let c = 0; c < C; c++) y[base + c] = Math.exp(scale * x[base + c] - m) / sum;
-  }
+  softmaxForward(Array.from(x, (v) => scale * v), y, C);
 }
 
 /** dx = scale * y * (dy - sum_c dy*y) per row (dx += with accumulate), y the forward output. y, dy, dx: [..., C]. */

@@ -58,7 +58,7 @@ export class CheckpointFiles {
   async kept(): Promise<{ step: number; path: string; mtimeMs: number }[]> {
     const { stem, ext } = this.parts();
     const dir = dirname(this.path);
-    const pattern = new RegExp(`^${escape(stem)}-step(\\d+)${escape(ext)}$`);
+    const pattern = new RegExp(`^${escapeRegExp(stem)}-step(\\d+)${escapeRegExp(ext)}$`);
     const out: { step: number; path: string; mtimeMs: number }[] = [];
     for (const name of await readdir(dir)) {
       const m = pattern.exec(name);
@@ -77,4 +77,4 @@ export class CheckpointFiles {
   }
 }
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

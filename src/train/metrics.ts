@@ -3,6 +3,7 @@
 // per-class precision / recall / F1, macro averages, top-k accuracy). Pure functions over plain
 // arrays, with float64 sums: no GPU, no I/O, so that the CLI, the demo and tests share one
 // definition, the one scikit-learn and Keras users know.
+import { softmaxForward } from '../reference/softmax.ts';
 
 /** Regression errors over `n` samples, in the units of the targets given. */
 export interface RegressionMetrics {
@@ -173,15 +174,9 @@ export function classificationMetrics(scores: ArrayLike<number>, truth: ArrayLik
   return { ...classificationReport(counts, numClasses, classNames), topK };
 }
 
-/** Softmax of each row of logits [n * numClasses], in float64 for the sums, stable for large logits. */
+/** Softmax of each row of logits [n * numClasses] into a new array: the CPU reference's softmax. */
 export function softmaxRows(logits: ArrayLike<number>, numClasses: number): Float32Array {
   const out = new Float32Array(logits.length);
-  for (let i = 0; i < logits.length; i += numClasses) {
-    let max = -Infinity;
-    for (let c = 0; c < numClasses; c++) max = Math.max(max, logits[i + c]);
-    let sum = 0;
-    for (let c = 0; c < numClasses; c++) sum += Math.exp(logits[i + c] - max);
-    for (let c = 0; c < numClasses; c++) out[i + c] = Math.exp(logits[i + c] - max) / sum;
-  }
+  softmaxForward(logits, out, numClasses);
   return out;
 }

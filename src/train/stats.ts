@@ -13,6 +13,7 @@ import { STAT_PARTIALS_SIZE, tensorStats, type StatsOut } from '../kernels/stats
 import type { Node } from '../nn/graph.ts';
 import type { Param } from '../nn/op.ts';
 import type { ModelPlan } from '../nn/planner.ts';
+import type { OpSpec } from '../ops/graph.ts';
 import { checkBins, STAT_RECORD, STAT_SLOTS } from '../ops/stats.ts';
 import type { ActivationStats, ParamStats, StatsSnapshot, TensorSummary } from './stats-series.ts';
 import type { PhasedDispatch } from './step.ts';
@@ -50,7 +51,7 @@ export interface StatsTarget {
 function reluLike(node: Node): { kind: 'relu' | 'leaky_relu'; name: string; producer: string } | null {
   const ep = node.epilogue;
   if (ep) return { kind: ep.activation, name: node.fused[0]?.path ?? node.path, producer: node.path };
-  let s;
+  let s: OpSpec | undefined;
   try {
     s = node.op.spec?.(node);
   } catch {
@@ -145,7 +146,10 @@ export class StatsRecorder {
     };
     const placed = { forward: new Map<number, Dispatch[]>(), gradients: [] as Dispatch[], values: [] as Dispatch[] };
     const made: Dispatch[] = [];
-    const keep = (ds: Dispatch[]) => (made.push(...ds), ds);
+    const keep = (ds: Dispatch[]) => {
+      made.push(...ds);
+      return ds;
+    };
     const free: GPUBuffer[] = [];
     try {
       for (const [i, param] of target.params.entries()) {
