@@ -35,7 +35,10 @@ async function time(e: Engine, ds: Dispatch[], n = 5): Promise<{ median: number;
   return { median: ms[Math.floor(ms.length / 2)], min: ms[0] };
 }
 
-const load = () => loadavg().map((v) => v.toFixed(2)).join(' ');
+const load = () =>
+  loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' ');
 const show = (what: string, t: { median: number; min: number }) => console.log(`  ${what.padEnd(44)} ${t.median.toFixed(2).padStart(8)} ms (${t.min.toFixed(2)})`);
 
 const e = await Engine.create();

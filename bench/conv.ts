@@ -84,7 +84,10 @@ const nets = values.only?.split(',');
 const passes = (values.passes?.split(',') as ConvPass[] | undefined) ?? PASSES;
 for (const p of passes) if (!PASSES.includes(p)) throw new Error(`--passes: unknown pass "${p}" (known: ${PASSES.join(', ')}).`);
 
-const load = () => loadavg().map((v) => v.toFixed(2)).join(' ');
+const load = () =>
+  loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' ');
 const load0 = load();
 const e = await Engine.create({ log: () => {} });
 console.log(`adapter: ${e.adapter.name} (${e.adapter.description})${e.adapter.isSoftware ? ' [software adapter: CPU figures]' : ''}; ${availableParallelism()} cores; load average ${load0}`);
@@ -146,11 +149,7 @@ for (const c of CASES.filter((x) => !nets || nets.includes(x.net))) {
     }
     // The matmul im2col would run for this pass, on operands of its shapes.
     const [mm, nn, kk, transA, transB] = pass === 'forward' ? [M, c.oc, K, false, true] : pass === 'backward_input' ? [M, K, c.oc, false, false] : [c.oc, K, M, true, false];
-    const ops: Tensor[] = [
-      e.tensor(transA ? [kk, mm] : [mm, kk], randomUniform(mm * kk, 5), 'a'),
-      e.tensor(transB ? [nn, kk] : [kk, nn], randomUniform(kk * nn, 6), 'b'),
-      e.tensor([mm, nn], undefined, 'c'),
-    ];
+    const ops: Tensor[] = [e.tensor(transA ? [kk, mm] : [mm, kk], randomUniform(mm * kk, 5), 'a'), e.tensor(transB ? [nn, kk] : [kk, nn], randomUniform(kk * nn, 6), 'b'), e.tensor([mm, nn], undefined, 'c')];
     const variant = await chooseMatmulVariant(e, mm, nn, kk, { transA, transB });
     const md = await matmul(e, ops[0], ops[1], ops[2], { transA, transB, variant });
     cands.set('matmul', [md]);

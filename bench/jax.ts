@@ -3,18 +3,7 @@
 // loss and returns the loss with the SGD-updated parameters; the loss is read back every step.
 // Prints one JSON line ({rows, adapter}) on stdout.
 import { attempt, emit, log, parseChildArgs, startChild, type AdapterInfo, type BenchRow } from './common.ts';
-import {
-  CNN,
-  cnnBatch,
-  describeShape,
-  matmulFlops,
-  matmulShapes,
-  MLP,
-  mlpBatch,
-  mlpWeights,
-  operandShapes,
-  uniform,
-} from './workloads.ts';
+import { CNN, cnnBatch, describeShape, matmulFlops, matmulShapes, MLP, mlpBatch, mlpWeights, operandShapes, uniform } from './workloads.ts';
 import { netStepPlan, gflops, sig, SlowSizeGuard, stepPlan, timeCalls, timeSteps, timingPlan, trainRows } from './timing.ts';
 import { installNavigatorGpu } from './node-gpu.ts';
 import { trackDeviceMemory } from './gpu-memory.ts';
@@ -93,7 +82,11 @@ async function benchMlp(jax: Jax, opts: ReturnType<typeof parseChildArgs>): Prom
         h = np.dot(h, p.w[i]).add(p.b[i]);
         if (i + 1 < p.w.length) h = nn.relu(h);
       }
-      return nn.logSoftmax(h).mul(nn.oneHot(yb, L[L.length - 1])).sum().mul(-1 / B);
+      return nn
+        .logSoftmax(h)
+        .mul(nn.oneHot(yb, L[L.length - 1]))
+        .sum()
+        .mul(-1 / B);
     };
     const trainStep = jax.jit((p: Params, xb: JArray, yb: JArray): [JArray, Params] => {
       const [l, g] = jax.valueAndGrad(loss)(tree.ref(p), xb, yb);
@@ -124,15 +117,32 @@ async function benchCnn(jax: Jax, opts: ReturnType<typeof parseChildArgs>): Prom
     const flat = c2 * 7 * 7;
     const glorot = (shape: number[], fanIn: number, fanOut: number, seed: number) => {
       const lim = Math.sqrt(6 / (fanIn + fanOut));
-      return np.array(uniform(shape.reduce((a, b) => a * b, 1), seed, -lim, lim)).reshape(shape);
+      return np
+        .array(
+          uniform(
+            shape.reduce((a, b) => a * b, 1),
+            seed,
+            -lim,
+            lim,
+          ),
+        )
+        .reshape(shape);
     };
     const full = (n: number, value: number) => np.array(new Float32Array(n).fill(value));
     type Params = Record<'w1' | 'b1' | 'g1' | 'be1' | 'w2' | 'b2' | 'g2' | 'be2' | 'w3' | 'b3' | 'w4' | 'b4', JArray>;
     let params: Params = {
-      w1: glorot([c1, 1, 3, 3], 9, 9 * c1, CNN.seed + 10), b1: full(c1, 0), g1: full(c1, 1), be1: full(c1, 0),
-      w2: glorot([c2, c1, 3, 3], 9 * c1, 9 * c2, CNN.seed + 11), b2: full(c2, 0), g2: full(c2, 1), be2: full(c2, 0),
-      w3: glorot([flat, CNN.hidden], flat, CNN.hidden, CNN.seed + 12), b3: full(CNN.hidden, 0),
-      w4: glorot([CNN.hidden, CNN.classes], CNN.hidden, CNN.classes, CNN.seed + 13), b4: full(CNN.classes, 0),
+      w1: glorot([c1, 1, 3, 3], 9, 9 * c1, CNN.seed + 10),
+      b1: full(c1, 0),
+      g1: full(c1, 1),
+      be1: full(c1, 0),
+      w2: glorot([c2, c1, 3, 3], 9 * c1, 9 * c2, CNN.seed + 11),
+      b2: full(c2, 0),
+      g2: full(c2, 1),
+      be2: full(c2, 0),
+      w3: glorot([flat, CNN.hidden], flat, CNN.hidden, CNN.seed + 12),
+      b3: full(CNN.hidden, 0),
+      w4: glorot([CNN.hidden, CNN.classes], CNN.hidden, CNN.classes, CNN.seed + 13),
+      b4: full(CNN.classes, 0),
     };
     const { x: xHost, labels } = cnnBatch();
     const x = np.array(xHost).reshape([B, 1, 28, 28]);
@@ -143,14 +153,21 @@ async function benchCnn(jax: Jax, opts: ReturnType<typeof parseChildArgs>): Prom
       const a = lax.reduceWindow(z, (t: JArray) => np.max(t), [2, 2], [2, 2]);
       const centered = a.ref.sub(np.mean(a, [0, 2, 3], { keepdims: true }));
       const variance = np.mean(np.square(centered.ref), [0, 2, 3], { keepdims: true });
-      return centered.mul(np.reciprocal(np.sqrt(variance.add(1e-5)))).mul(perChannel(g)).add(perChannel(be));
+      return centered
+        .mul(np.reciprocal(np.sqrt(variance.add(1e-5))))
+        .mul(perChannel(g))
+        .add(perChannel(be));
     };
     const loss = (p: Params, xb: JArray, yb: JArray): JArray => {
       let h = block(xb, p.w1, p.b1, p.g1, p.be1, c1);
       h = block(h, p.w2, p.b2, p.g2, p.be2, c2);
       h = nn.relu(np.dot(h.reshape([B, flat]), p.w3).add(p.b3));
       const logits = np.dot(h, p.w4).add(p.b4);
-      return nn.logSoftmax(logits).mul(nn.oneHot(yb, CNN.classes)).sum().mul(-1 / B);
+      return nn
+        .logSoftmax(logits)
+        .mul(nn.oneHot(yb, CNN.classes))
+        .sum()
+        .mul(-1 / B);
     };
     const trainStep = jax.jit((p: Params, xb: JArray, yb: JArray): [JArray, Params] => {
       const [l, g] = jax.valueAndGrad(loss)(tree.ref(p), xb, yb);

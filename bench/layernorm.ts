@@ -32,7 +32,10 @@ async function time(e: Engine, ds: Dispatch[], n = 5): Promise<{ median: number;
   return { median: ms[Math.floor(ms.length / 2)], min: ms[0] };
 }
 
-const load = () => loadavg().map((v) => v.toFixed(2)).join(' ');
+const load = () =>
+  loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' ');
 const show = (what: string, t: { median: number; min: number }) => console.log(`  ${what.padEnd(34)} ${t.median.toFixed(3).padStart(8)} ms (${t.min.toFixed(3)})`);
 
 const e = await Engine.create();

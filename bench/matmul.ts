@@ -28,13 +28,25 @@ interface Case {
 const SQUARE: Case[] = [256, 512, 1024, 2048].map((n) => ({ name: `${n}²`, M: n, N: n, K: n }));
 // Dense layers compute y = x·Wᵀ + b with W stored [out, in]; backward dx = dy·W, dW = dyᵀ·x.
 const MLP: Case[] = [];
-for (const [inp, out] of [[784, 512], [512, 256], [256, 10]]) {
+for (const [inp, out] of [
+  [784, 512],
+  [512, 256],
+  [256, 10],
+]) {
   MLP.push({ name: `fwd  [128x${inp}]·[${out}x${inp}]ᵀ`, M: 128, N: out, K: inp, transB: true });
 }
-for (const [inp, out] of [[784, 512], [512, 256], [256, 10]]) {
+for (const [inp, out] of [
+  [784, 512],
+  [512, 256],
+  [256, 10],
+]) {
   MLP.push({ name: `dX   [128x${out}]·[${out}x${inp}]`, M: 128, N: inp, K: out });
 }
-for (const [inp, out] of [[784, 512], [512, 256], [256, 10]]) {
+for (const [inp, out] of [
+  [784, 512],
+  [512, 256],
+  [256, 10],
+]) {
   MLP.push({ name: `dW   [128x${out}]ᵀ·[128x${inp}]`, M: out, N: inp, K: 128, transA: true });
 }
 

@@ -116,7 +116,9 @@ export async function runOursNetMemory(e: Engine, spec: NetSpec, params: ParamSp
       losses: losses.map((l) => sig(l, 6)),
       firstStepMs: sig(ms),
     };
-    log(`ours ${name}: peak ${(e.stats().peakBytesHeld / 2 ** 20).toFixed(1)} MiB held; activations ${(s.reusedBytes / 2 ** 20).toFixed(1)} MiB with reuse, ${(s.plannedBytes / 2 ** 20).toFixed(1)} MiB without; largest buffer ${(dev.largest / 2 ** 20).toFixed(1)} MiB`);
+    log(
+      `ours ${name}: peak ${(e.stats().peakBytesHeld / 2 ** 20).toFixed(1)} MiB held; activations ${(s.reusedBytes / 2 ** 20).toFixed(1)} MiB with reuse, ${(s.plannedBytes / 2 ** 20).toFixed(1)} MiB without; largest buffer ${(dev.largest / 2 ** 20).toFixed(1)} MiB`,
+    );
     return [
       {
         ...who,

@@ -8,18 +8,7 @@ import '../src/gpu/node-host.ts'; // Dawn as the GPU in Node
 import { Engine } from '../src/gpu/engine.ts';
 import type { Tensor } from '../src/gpu/tensor.ts';
 import { attempt, emit, log, parseChildArgs, startChild, type AdapterInfo, type BenchRow, type ChildOptions } from './common.ts';
-import {
-  describeShape,
-  matmulFlops,
-  matmulShapes,
-  MLP,
-  mlpBatch,
-  mlpWeights,
-  operandShapes,
-  transpose,
-  uniform,
-  type MatmulShape,
-} from './workloads.ts';
+import { describeShape, matmulFlops, matmulShapes, MLP, mlpBatch, mlpWeights, operandShapes, transpose, uniform, type MatmulShape } from './workloads.ts';
 import { gflops, median, sig, SlowSizeGuard, stepPlan, timeCalls, timingPlan, trainRows } from './timing.ts';
 import { GpuTimer } from './gpu-timer.ts';
 import { profileStep, type StepProfile } from './profile.ts';

@@ -42,10 +42,7 @@ export function bestOfRounds(perRound: BenchRow[][]): BenchRow[] {
       if (r.value !== undefined) values.set(k, [...(values.get(k) ?? []), r.value]);
       const best = out.get(k);
       const dir = HIGHER_IS_BETTER[r.unit];
-      const better =
-        !best ||
-        (best.value === undefined && r.value !== undefined) ||
-        (best.value !== undefined && r.value !== undefined && dir !== null && (dir ? r.value > best.value : r.value < best.value));
+      const better = !best || (best.value === undefined && r.value !== undefined) || (best.value !== undefined && r.value !== undefined && dir !== null && (dir ? r.value > best.value : r.value < best.value));
       if (better) out.set(k, r);
     }
   }

@@ -61,12 +61,26 @@ export function jaxResnet(jax: Jax): PeerStep {
   const x = np.array(xHost).reshape([B, ...RESNET.inputShape]);
   const y = np.array(labels, { dtype: np.int32 });
 
-  const conv = (h: JArray, w: JArray, stride: number): JArray => lax.convGeneralDilated(h, w, [stride, stride], w.shape[2] === 3 ? [[1, 1], [1, 1]] : 'VALID');
+  const conv = (h: JArray, w: JArray, stride: number): JArray =>
+    lax.convGeneralDilated(
+      h,
+      w,
+      [stride, stride],
+      w.shape[2] === 3
+        ? [
+            [1, 1],
+            [1, 1],
+          ]
+        : 'VALID',
+    );
   const bn = (h: JArray, g: JArray, b: JArray): JArray => {
     const perChannel = (t: JArray) => t.reshape([1, t.shape[0], 1, 1]);
     const centered = h.ref.sub(np.mean(h, [0, 2, 3], { keepdims: true }));
     const variance = np.mean(np.square(centered.ref), [0, 2, 3], { keepdims: true });
-    return centered.mul(np.reciprocal(np.sqrt(variance.add(BN_EPS)))).mul(perChannel(g)).add(perChannel(b));
+    return centered
+      .mul(np.reciprocal(np.sqrt(variance.add(BN_EPS))))
+      .mul(perChannel(g))
+      .add(perChannel(b));
   };
   const loss = (p: Params, xb: JArray, yb: JArray): JArray => {
     const bnOf = (h: JArray, path: string) => bn(h, p[`${path}.weight`], p[`${path}.bias`]);
@@ -78,7 +92,11 @@ export function jaxResnet(jax: Jax): PeerStep {
       h = nn.relu(z.add(skip));
     }
     const logits = np.dot(np.mean(h, [2, 3]), p['head.weight']).add(p['head.bias']);
-    return nn.logSoftmax(logits).mul(nn.oneHot(yb, RESNET.classes)).sum().mul(-1 / B);
+    return nn
+      .logSoftmax(logits)
+      .mul(nn.oneHot(yb, RESNET.classes))
+      .sum()
+      .mul(-1 / B);
   };
   return jaxSgdStep(jax, loss, params, x, y, RESNET.lr);
 }

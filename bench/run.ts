@@ -61,7 +61,7 @@ function parseCli(argv: string[]): CliOptions {
     .option('--json <file>', 'write the results as JSON')
     .option('--timeout <s>', 'seconds each library may take per group (default 900, resnet and vit 3600; quick: 300, resnet and vit 1200)')
     .option('--variants', 'ours: also time every matmul variant')
-    .option('--rounds <n>', 'run the training phases (mlp, resnet, vit) n times, alternating the order of the libraries, and keep each one\'s best round (for busy machines)', '1')
+    .option('--rounds <n>', "run the training phases (mlp, resnet, vit) n times, alternating the order of the libraries, and keep each one's best round (for busy machines)", '1')
     .option('--verbose', "show the children's full stderr")
     .parse(argv, { from: 'user' })
     .opts<CliOptions>();
@@ -110,7 +110,11 @@ function runChild(target: Target, args: string[], timeoutS: number, verbose: boo
     p.on('close', (code, signal) => {
       clearTimeout(timer);
       current = null;
-      const line = stdout.trim().split('\n').reverse().find((l) => l.startsWith('{'));
+      const line = stdout
+        .trim()
+        .split('\n')
+        .reverse()
+        .find((l) => l.startsWith('{'));
       let result: ChildResult | null = null;
       try {
         result = line ? (JSON.parse(line) as ChildResult) : null;
@@ -123,7 +127,10 @@ function runChild(target: Target, args: string[], timeoutS: number, verbose: boo
         return;
       }
       const why = timedOut ? `killed after ${timeoutS} s (--timeout)` : `exited with ${signal ?? `code ${code}`} and no result`;
-      const tail = stderrTail.filter((l) => l.trim()).slice(-3).join(' | ');
+      const tail = stderrTail
+        .filter((l) => l.trim())
+        .slice(-3)
+        .join(' | ');
       done({ rows: [{ library, backend, benchmark: 'child', unit: 'ms', error: `${target}: ${why}${tail ? `: ${tail}` : ''}` }] });
     });
   });
@@ -131,12 +138,19 @@ function runChild(target: Target, args: string[], timeoutS: number, verbose: boo
 
 async function main(): Promise<void> {
   const cli = parseCli(process.argv.slice(2));
-  const only = cli.only.split(',').map((s) => s.trim()).filter(Boolean);
+  const only = cli.only
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const t of only) if (!TARGETS.includes(t as Target)) throw new Error(`--only: unknown library "${t}" (known: ${TARGETS.join(', ')}).`);
   const targets = TARGETS.filter((t) => only.includes(t));
   const args: string[] = [];
   if (cli.quick) args.push('--quick');
-  for (const [flag, v] of [['--sizes', cli.sizes], ['--steps', cli.steps], ['--warmup', cli.warmup]] as const) {
+  for (const [flag, v] of [
+    ['--sizes', cli.sizes],
+    ['--steps', cli.steps],
+    ['--warmup', cli.warmup],
+  ] as const) {
     if (v !== undefined) args.push(flag, v);
   }
   if (cli.variants) args.push('--variants');

@@ -183,7 +183,9 @@ async function measure(name: 'mlp' | 'cnn', o: Options): Promise<Row> {
     row.deviceStepMs = Math.min(...device.map((t) => t[0]));
     row.deviceStatsMs = Math.min(...device.map((t) => t[1]));
     row.timing = timer.method;
-    log(`${name} single steps: ${row.singleOffMs.toFixed(1)} ms without statistics, ${row.singleStatsMs.toFixed(1)} ms with (${row.statsDispatches} dispatches added to ${row.stepDispatches}); device time ${row.deviceStepMs.toFixed(1)} ms for the step's own, ${row.deviceStatsMs.toFixed(1)} ms for the statistics (${timer.method})`);
+    log(
+      `${name} single steps: ${row.singleOffMs.toFixed(1)} ms without statistics, ${row.singleStatsMs.toFixed(1)} ms with (${row.statsDispatches} dispatches added to ${row.stepDispatches}); device time ${row.deviceStepMs.toFixed(1)} ms for the step's own, ${row.deviceStatsMs.toFixed(1)} ms for the statistics (${timer.method})`,
+    );
     watched.dispose();
     everyStep.dispose();
     trainer.dispose();

@@ -5,18 +5,7 @@
 import { createRequire, register } from 'node:module';
 import { dirname } from 'node:path';
 import { attempt, emit, log, parseChildArgs, startChild, type AdapterInfo, type Backend, type BenchRow } from './common.ts';
-import {
-  CNN,
-  cnnBatch,
-  describeShape,
-  matmulFlops,
-  matmulShapes,
-  MLP,
-  mlpBatch,
-  mlpWeights,
-  operandShapes,
-  uniform,
-} from './workloads.ts';
+import { CNN, cnnBatch, describeShape, matmulFlops, matmulShapes, MLP, mlpBatch, mlpWeights, operandShapes, uniform } from './workloads.ts';
 import { netStepPlan, gflops, sig, SlowSizeGuard, stepPlan, timeCalls, timeSteps, timingPlan, trainRows } from './timing.ts';
 import { installNavigatorGpu } from './node-gpu.ts';
 import { trackDeviceMemory } from './gpu-memory.ts';
@@ -132,15 +121,33 @@ async function benchCnn(tf: TF, opts: ReturnType<typeof parseChildArgs>): Promis
     const [c1, c2] = CNN.channels;
     const glorot = (shape: number[], fanIn: number, fanOut: number, seed: number) => {
       const lim = Math.sqrt(6 / (fanIn + fanOut));
-      return tf.variable(tf.tensor(uniform(shape.reduce((a, b) => a * b, 1), seed, -lim, lim), shape));
+      return tf.variable(
+        tf.tensor(
+          uniform(
+            shape.reduce((a, b) => a * b, 1),
+            seed,
+            -lim,
+            lim,
+          ),
+          shape,
+        ),
+      );
     };
     const v = (shape: number[], value: number) => tf.variable(tf.fill(shape, value));
     const flat = 7 * 7 * c2;
     const p = {
-      w1: glorot([3, 3, 1, c1], 9, 9 * c1, CNN.seed + 10), b1: v([c1], 0), g1: v([c1], 1), be1: v([c1], 0),
-      w2: glorot([3, 3, c1, c2], 9 * c1, 9 * c2, CNN.seed + 11), b2: v([c2], 0), g2: v([c2], 1), be2: v([c2], 0),
-      w3: glorot([flat, CNN.hidden], flat, CNN.hidden, CNN.seed + 12), b3: v([CNN.hidden], 0),
-      w4: glorot([CNN.hidden, CNN.classes], CNN.hidden, CNN.classes, CNN.seed + 13), b4: v([CNN.classes], 0),
+      w1: glorot([3, 3, 1, c1], 9, 9 * c1, CNN.seed + 10),
+      b1: v([c1], 0),
+      g1: v([c1], 1),
+      be1: v([c1], 0),
+      w2: glorot([3, 3, c1, c2], 9 * c1, 9 * c2, CNN.seed + 11),
+      b2: v([c2], 0),
+      g2: v([c2], 1),
+      be2: v([c2], 0),
+      w3: glorot([flat, CNN.hidden], flat, CNN.hidden, CNN.seed + 12),
+      b3: v([CNN.hidden], 0),
+      w4: glorot([CNN.hidden, CNN.classes], CNN.hidden, CNN.classes, CNN.seed + 13),
+      b4: v([CNN.classes], 0),
     };
     const { x: xHost, labels } = cnnBatch();
     const x = tf.tensor4d(xHost, [CNN.batch, 28, 28, 1]);

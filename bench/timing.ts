@@ -139,13 +139,7 @@ export async function timeSteps(step: () => Promise<number | undefined>, plan: S
 }
 
 /** The two rows of a trained network (median step time, and the samples/s that median implies) from timed steps. */
-export function trainRows(
-  who: { library: Library; backend: Backend },
-  benchmark: string,
-  batch: number,
-  t: TimedSteps,
-  extra: Record<string, unknown> = {},
-): BenchRow[] {
+export function trainRows(who: { library: Library; backend: Backend }, benchmark: string, batch: number, t: TimedSteps, extra: Record<string, unknown> = {}): BenchRow[] {
   if (!Number.isFinite(t.lastLoss)) throw new Error(`training gave a non-finite loss (${t.lastLoss})`);
   const ms = median(t.samples);
   const common = {

@@ -85,7 +85,10 @@ export function jaxVit(jax: Jax): PeerStep {
     const layerNorm = (t: JArray, path: string): JArray => {
       const centered = t.ref.sub(np.mean(t, -1, { keepdims: true }));
       const variance = np.mean(np.square(centered.ref), -1, { keepdims: true });
-      return centered.mul(np.reciprocal(np.sqrt(variance.add(LN_EPS)))).mul(prm[`${path}.weight`]).add(prm[`${path}.bias`]);
+      return centered
+        .mul(np.reciprocal(np.sqrt(variance.add(LN_EPS))))
+        .mul(prm[`${path}.weight`])
+        .add(prm[`${path}.bias`]);
     };
     const dense = (t: JArray, path: string): JArray => np.matmul(t, prm[`${path}.weight`]).add(prm[`${path}.bias`]);
     /** Tokens [B, T, D] in and out. */
@@ -103,7 +106,11 @@ export function jaxVit(jax: Jax): PeerStep {
       t = t.ref.add(dense(nn.gelu(dense(layerNorm(t, `${at}.ln2`), `${at}.fc1`)), `${at}.fc2`));
     }
     const logits = dense(np.mean(layerNorm(t, 'norm'), 1), 'head');
-    return nn.logSoftmax(logits).mul(nn.oneHot(yb, VIT.classes)).sum().mul(-1 / B);
+    return nn
+      .logSoftmax(logits)
+      .mul(nn.oneHot(yb, VIT.classes))
+      .sum()
+      .mul(-1 / B);
   };
   return jaxSgdStep(jax, loss, params, x, y, VIT.lr);
 }

@@ -5,10 +5,7 @@
 export type Point = { x: number; y: number };
 
 /** What the page tells the chart worker. Series 0 is training, 1 validation. */
-export type ChartMessage =
-  | { kind: 'create'; id: number; canvas: OffscreenCanvas; title: string; yMax?: number; devicePixelRatio: number }
-  | { kind: 'points'; id: number; points: [0 | 1, number, number][] }
-  | { kind: 'clear'; id: number };
+export type ChartMessage = { kind: 'create'; id: number; canvas: OffscreenCanvas; title: string; yMax?: number; devicePixelRatio: number } | { kind: 'points'; id: number; points: [0 | 1, number, number][] } | { kind: 'clear'; id: number };
 
 let worker: Worker | null = null;
 let nextId = 0;

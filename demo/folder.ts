@@ -18,7 +18,12 @@ export function pickedFolder(files: File[]): Folder {
   const withPath = files.map((file) => ({ file, parts: (file.webkitRelativePath || file.name).split('/') }));
   const root = withPath[0].parts.length > 1 ? withPath[0].parts[0] : 'folder';
   if (withPath.every((f) => f.parts.length < 2)) {
-    throw new Error(`Pick a folder (with one subfolder per class), not single files: got ${files.slice(0, 3).map((f) => f.name).join(', ')}${files.length > 3 ? ', ...' : ''}.`);
+    throw new Error(
+      `Pick a folder (with one subfolder per class), not single files: got ${files
+        .slice(0, 3)
+        .map((f) => f.name)
+        .join(', ')}${files.length > 3 ? ', ...' : ''}.`,
+    );
   }
   const out = withPath.map(({ file, parts }) => ({ file, path: parts.slice(1).join('/') }));
   const dirs = new Set<string>();

@@ -161,10 +161,9 @@ export class LayerPanels {
     k--;
     const panel = this.panels[i];
     if (!panel || !l.steps.length || panel.root.dataset.layer !== l.name) return;
-    if (k < panel.strips.length) return this.drawStripOf(panel.strips[k], l);
-    k -= panel.strips.length;
-    if (k < panel.lines.length) return this.drawLineOf(panel.lines[k], l);
-    this.drawFigures(panel, l);
+    if (k < panel.strips.length) this.drawStripOf(panel.strips[k], l);
+    else if (k < panel.strips.length + panel.lines.length) this.drawLineOf(panel.lines[k - panel.strips.length], l);
+    else this.drawFigures(panel, l);
   }
 
   /** Make (if need be) and draw all of panel `i` at once. */

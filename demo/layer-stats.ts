@@ -107,7 +107,10 @@ export class LayerStatsBook {
     for (const p of s.params) {
       const [layer, kind] = splitParamName(p.name);
       let l = layers.get(layer);
-      if (!l) layers.set(layer, (l = { name: layer, steps: [], params: [], activation: null, dead: [] }));
+      if (!l) {
+        l = { name: layer, steps: [], params: [], activation: null, dead: [] };
+        layers.set(layer, l);
+      }
       l.params.push({ name: p.name, kind, shape: [...p.shape], decay: p.decay, value: [], grad: [], norm: [], gradNorm: [], updateRatio: [] });
     }
     for (const a of s.activations) {

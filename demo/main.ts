@@ -209,10 +209,14 @@ let chartsDrawn = 0;
 function drawSoon(): void {
   const wait = Math.max(0, chartsDrawn + CHART_EVERY_MS - performance.now());
   void chore('loss-chart', () => lossChart.draw(), wait);
-  void chore('acc-chart', () => {
-    accChart.draw();
-    chartsDrawn = performance.now();
-  }, wait);
+  void chore(
+    'acc-chart',
+    () => {
+      accChart.draw();
+      chartsDrawn = performance.now();
+    },
+    wait,
+  );
   void chore('render', render);
 }
 
@@ -321,8 +325,7 @@ function showAdapter(a: AdapterInfo): void {
   ui.adapter.append(name);
   if (a.isSoftware) {
     const warn = document.createElement('p');
-    warn.textContent =
-      'This is a SOFTWARE adapter: WebGPU is running on the CPU, not on a graphics card. Training works but is much slower, and the speed shown is not a GPU speed.';
+    warn.textContent = 'This is a SOFTWARE adapter: WebGPU is running on the CPU, not on a graphics card. Training works but is much slower, and the speed shown is not a GPU speed.';
     ui.adapter.append(warn);
   }
 }
@@ -362,9 +365,7 @@ function onWorkerEvent(e: WorkerEvent): void {
 
 async function startEngine(): Promise<void> {
   if (!('gpu' in navigator) || !navigator.gpu) {
-    const reason = window.isSecureContext
-      ? 'This browser has no WebGPU (navigator.gpu is missing).'
-      : 'This page is not in a secure context (it is not served over https:// or from localhost), so the browser hides WebGPU.';
+    const reason = window.isSecureContext ? 'This browser has no WebGPU (navigator.gpu is missing).' : 'This page is not in a secure context (it is not served over https:// or from localhost), so the browser hides WebGPU.';
     return noWebgpu(reason, 'No WebGPU in this browser.');
   }
   let tune: string | null = null;
@@ -551,7 +552,7 @@ async function refreshWeights(): Promise<void> {
     await chore(`weights:${call}:${first}`, () => void made.push(w ? weightImages(w.data, w.shape, ds.inputShape, 8, first) : null));
   }
   await chore('weights', () => {
-    if (made.every((m) => m !== null)) ui.weights.replaceChildren(...made.flat() as HTMLCanvasElement[]);
+    if (made.every((m) => m !== null)) ui.weights.replaceChildren(...(made.flat() as HTMLCanvasElement[]));
     else ui.weights.textContent = 'The first layer\u2019s weights do not have the shape of an image.';
   });
 }
@@ -637,22 +638,26 @@ function onStats(snap: StatsSnapshot): void {
 
 function drawLayersSoon(): void {
   const wait = Math.max(0, layersDrawn + LAYERS_EVERY_MS - performance.now());
-  void chore('layer-panels', () => {
-    if (layerPanels.sync()) {
-      // New panels: each gets its own task below, after this one.
-      state.layerStats.panels = layerPanels.count;
-      ui.layerStatsInfo.textContent = `${layerPanels.count} layers with parameters; statistics every ${state.layerStats.every} steps.`;
-    }
-    layersDrawn = performance.now();
-    for (let i = 0; i < layerPanels.count; i++) {
-      for (let k = 0; k < layerPanels.pieces(i); k++) void chore(`layer-panel:${i}:${k}`, () => layerPanels.drawPiece(i, k));
-    }
-    void chore('layer-panels-done', () => {
-      layerPanels.drawWarnings(layerBook.warnings);
-      const steps = layerPanels.drawnSteps;
-      state.layerStats.drawnStep = steps.length && steps.every((t) => t !== null) ? Math.min(...(steps as number[])) : null;
-    });
-  }, wait);
+  void chore(
+    'layer-panels',
+    () => {
+      if (layerPanels.sync()) {
+        // New panels: each gets its own task below, after this one.
+        state.layerStats.panels = layerPanels.count;
+        ui.layerStatsInfo.textContent = `${layerPanels.count} layers with parameters; statistics every ${state.layerStats.every} steps.`;
+      }
+      layersDrawn = performance.now();
+      for (let i = 0; i < layerPanels.count; i++) {
+        for (let k = 0; k < layerPanels.pieces(i); k++) void chore(`layer-panel:${i}:${k}`, () => layerPanels.drawPiece(i, k));
+      }
+      void chore('layer-panels-done', () => {
+        layerPanels.drawWarnings(layerBook.warnings);
+        const steps = layerPanels.drawnSteps;
+        state.layerStats.drawnStep = steps.length && steps.every((t) => t !== null) ? Math.min(...(steps as number[])) : null;
+      });
+    },
+    wait,
+  );
 }
 
 function clearLayerStats(): void {

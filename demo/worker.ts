@@ -222,7 +222,12 @@ async function explain(perKind: number): Promise<Explanations | null> {
   }
   const indices = [...right, ...wrong];
   const x = testInputs(ds, indices);
-  const sal = await saliency(model, x, indices.length, indices.map((i) => preds.predicted[i]));
+  const sal = await saliency(
+    model,
+    x,
+    indices.length,
+    indices.map((i) => preds.predicted[i]),
+  );
   const S = sampleSize(ds);
   const [, H, W] = ds.inputShape;
   let attention: { maps: Float32Array[]; path: string } | null = null;
@@ -301,23 +306,27 @@ const api: WorkerApi = {
     for (;;) {
       const t = session.trainer!;
       try {
-        await session.train(ds, { batchSize: opts.batchSize, seed: opts.seed, epochs: Math.max(0, target - t.state.epoch), statsEvery: opts.statsEvery }, {
-          onStats: (snapshot) => emit({ kind: 'stats', snapshot }),
-          onStep: async (ev) => {
-            emit({ kind: 'step', ev });
-            if (performance.now() - lastCopy > SNAPSHOT_SECONDS * 1000 || session.pauseRequested) {
+        await session.train(
+          ds,
+          { batchSize: opts.batchSize, seed: opts.seed, epochs: Math.max(0, target - t.state.epoch), statsEvery: opts.statsEvery },
+          {
+            onStats: (snapshot) => emit({ kind: 'stats', snapshot }),
+            onStep: async (ev) => {
+              emit({ kind: 'step', ev });
+              if (performance.now() - lastCopy > SNAPSHOT_SECONDS * 1000 || session.pauseRequested) {
+                await session.snapshot(ds);
+                lastCopy = performance.now();
+              }
+            },
+            onEpochEnd: async (ev) => {
               await session.snapshot(ds);
               lastCopy = performance.now();
-            }
+              // The pictures of this epoch's model, made before the next epoch changes it.
+              const pictures = await testPictures(opts.gridCount);
+              emit({ kind: 'epoch', ev, pictures, explanations: await explain(opts.explainPerKind) });
+            },
           },
-          onEpochEnd: async (ev) => {
-            await session.snapshot(ds);
-            lastCopy = performance.now();
-            // The pictures of this epoch's model, made before the next epoch changes it.
-            const pictures = await testPictures(opts.gridCount);
-            emit({ kind: 'epoch', ev, pictures, explanations: await explain(opts.explainPerKind) });
-          },
-        });
+        );
         return;
       } catch (err) {
         // A lost device shows itself as a failed GPU call; the loss event can come a moment later.

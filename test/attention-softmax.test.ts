@@ -62,7 +62,12 @@ describe('scaled softmax vs reference', () => {
       ref.scaledSoftmaxBackward(ys, dys, want, 0.3, C, { accumulate: true });
       const alone = new Float32Array(n);
       ref.scaledSoftmaxBackward(ys, dys, alone, 0.3, C);
-      expectClose(want, Float32Array.from(prefill, (v, k) => v + alone[k]), { atol: 1e-7, rtol: 1e-6 }, 'reference dx with accumulate');
+      expectClose(
+        want,
+        Float32Array.from(prefill, (v, k) => v + alone[k]),
+        { atol: 1e-7, rtol: 1e-6 },
+        'reference dx with accumulate',
+      );
       expectClose(await dx.read(), want, {}, 'scaled_softmax_backward dx with accumulate');
       for (const t of [y, dy, dx]) t.dispose();
     });

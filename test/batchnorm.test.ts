@@ -120,7 +120,15 @@ describe('batchnorm with a fused ReLU', () => {
     e.runOnce(await batchNormForwardTrain(e, x.gpu, gamma.gpu, beta.gpu, y, mean, invstd, runMean.gpu, runVar.gpu, opts));
     e.runOnce(await batchNormForwardEval(e, x.gpu, gamma.gpu, beta.gpu, runMean.gpu, runVar.gpu, yEval, opts));
     e.runOnce(await batchNormBackward(e, x.gpu, dy.gpu, gamma.gpu, mean, invstd, dx, dgamma, dbeta, { accumulate: true, reluOutput: y }));
-    const want = { y: hostTensor(shape), yEval: hostTensor(shape), mean: hostTensor([c]), invstd: hostTensor([c]), dx: hostTensor(shape, prefill), dgamma: hostTensor([c], new Float32Array(c).fill(0.5)), dbeta: hostTensor([c], new Float32Array(c).fill(-0.5)) };
+    const want = {
+      y: hostTensor(shape),
+      yEval: hostTensor(shape),
+      mean: hostTensor([c]),
+      invstd: hostTensor([c]),
+      dx: hostTensor(shape, prefill),
+      dgamma: hostTensor([c], new Float32Array(c).fill(0.5)),
+      dbeta: hostTensor([c], new Float32Array(c).fill(-0.5)),
+    };
     ref.batchNormForwardTrain(x.host, gamma.host, beta.host, want.y, want.mean, want.invstd, runMean.host, runVar.host, opts);
     ref.batchNormForwardEval(x.host, gamma.host, beta.host, runMean.host, runVar.host, want.yEval, opts);
     ref.batchNormBackward(x.host, dy.host, gamma.host, want.mean, want.invstd, want.dx, want.dgamma, want.dbeta, { accumulate: true, reluOutput: want.y });
@@ -144,8 +152,7 @@ describe('batchnorm with a fused ReLU', () => {
     const beta = f64([2], 13, -0.3, 0.3);
     const r = f64(shape, 14);
     const stats = () => ({ shape: [2], data: new Float64Array(2) });
-    const forward = (y: HostTensor, mean: HostTensor, invstd: HostTensor) =>
-      ref.batchNormForwardTrain(x, gamma, beta, y, mean, invstd, stats(), stats(), { eps: 1e-5, momentum: 0.1, relu: true });
+    const forward = (y: HostTensor, mean: HostTensor, invstd: HostTensor) => ref.batchNormForwardTrain(x, gamma, beta, y, mean, invstd, stats(), stats(), { eps: 1e-5, momentum: 0.1, relu: true });
     const loss = () => {
       const y = { shape, data: new Float64Array(size(shape)) };
       forward(y, stats(), stats());
@@ -207,9 +214,7 @@ describe('batchnorm shape checks', () => {
     const c3 = e.tensor([3], undefined, 'c3');
     const gamma4 = e.tensor([4], undefined, 'gamma');
     const yBad = e.tensor([2, 3, 4, 5], undefined, 'y');
-    await expect(batchNormForwardTrain(e, x, gamma4, c3, x, c3, c3, c3, c3, OPTS)).rejects.toThrow(
-      /batchnorm\.batch_norm_forward_train.*"gamma" \[4\] should be \[3\].*"x" \[2, 3, 4, 4\]/,
-    );
+    await expect(batchNormForwardTrain(e, x, gamma4, c3, x, c3, c3, c3, c3, OPTS)).rejects.toThrow(/batchnorm\.batch_norm_forward_train.*"gamma" \[4\] should be \[3\].*"x" \[2, 3, 4, 4\]/);
     await expect(batchNormForwardEval(e, x, c3, c3, c3, c3, yBad, OPTS)).rejects.toThrow(/batchnorm\.batch_norm_forward_eval.*"y" \[2, 3, 4, 5\] should be \[2, 3, 4, 4\].*"x" \[2, 3, 4, 4\]/);
     await expect(batchNormBackward(e, x, yBad, c3, c3, c3, x, c3, c3)).rejects.toThrow(/batchnorm\.batch_norm_backward.*"y" \[2, 3, 4, 5\].*"x" \[2, 3, 4, 4\]/);
     for (const t of [x, c3, gamma4, yBad]) t.dispose();

@@ -43,12 +43,7 @@ describe('bench report', () => {
   });
 
   it('checks the targets, and says when a side was not measured', () => {
-    const rows = [
-      row('ours', 'webgpu', 'mlp-train-step', 40, 'ms'),
-      row('jax-js', 'webgpu', 'mlp-train-step', 100, 'ms'),
-      row('tfjs', 'wasm', 'mlp-train-step', 140, 'ms'),
-      row('ours', 'webgpu', 'matmul-1024', 5, 'GFLOP/s'),
-    ];
+    const rows = [row('ours', 'webgpu', 'mlp-train-step', 40, 'ms'), row('jax-js', 'webgpu', 'mlp-train-step', 100, 'ms'), row('tfjs', 'wasm', 'mlp-train-step', 140, 'ms'), row('ours', 'webgpu', 'matmul-1024', 5, 'GFLOP/s')];
     const [jax, tfWebgpu, tfWasm, mm] = checkTargets(rows);
     expect(jax).toMatchObject({ met: false, measured: 2.5 });
     expect(tfWebgpu).toMatchObject({ met: null, measured: null });
@@ -60,7 +55,10 @@ describe('bench report', () => {
 describe('the larger networks every library trains (bench/nets.ts)', () => {
   it('lists exactly the parameters of our presets, by name and shape', async () => {
     const e = await getEngine();
-    for (const [spec, params] of [[RESNET, resnetParams()], [VIT, vitParams()]] as const) {
+    for (const [spec, params] of [
+      [RESNET, resnetParams()],
+      [VIT, vitParams()],
+    ] as const) {
       const model = makePreset(spec.preset, spec.classes, spec.options);
       await model.build(e, [...spec.inputShape], { seed: spec.seed });
       try {

@@ -28,7 +28,7 @@ function housesCsv(n: number, seed: number): { text: string; rule: (rooms: numbe
   return { text: `${lines.join('\n')}\n`, rule };
 }
 
-describe('CLI: regression reported in the target\'s units, and new rows priced', () => {
+describe("CLI: regression reported in the target's units, and new rows priced", () => {
   it('trains on a file with a metadata line (--skip-rows 1), reports MAE/RMSE/R², evaluates, predicts from a CSV', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wgtrain-results-'));
     const { text, rule } = housesCsv(300, 3);
@@ -85,7 +85,10 @@ describe('CLI: regression reported in the target\'s units, and new rows priced',
     writeFileSync(join(dir, 'new.csv'), `${['id;TAX;ROOMS;AGE', ...rows.map((r, i) => `h${i};${r[2]};${r[0]};${r[1]}`)].join('\n')}\n`);
     const plain = await cli(['predict', '--checkpoint', ckpt, '--input', join(dir, 'plain.csv'), '--json']);
     expect(plain.code, plain.stderr).toBe(0);
-    const plainValues = plain.stdout.trim().split('\n').map((l) => JSON.parse(l).predicted as number);
+    const plainValues = plain.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).predicted as number);
     const out = join(dir, 'pred.csv');
     const pred = await cli(['predict', '--checkpoint', ckpt, '--input', join(dir, 'new.csv'), '--ignore-columns', 'id', '--out', out]);
     expect(pred.code, pred.stderr).toBe(0);
@@ -165,7 +168,11 @@ describe('CLI: a classification report', () => {
     const pred = await cli(['predict', '--checkpoint', ckpt, '--dataset', tsv, '--count', '80', '--json']);
     expect(pred.code, pred.stderr).toBe(0);
     const counted = Array.from({ length: 6 }, () => new Array(6).fill(0));
-    for (const l of pred.stdout.trim().split('\n').map((s) => JSON.parse(s))) counted[l.truth][l.predicted]++;
+    for (const l of pred.stdout
+      .trim()
+      .split('\n')
+      .map((s) => JSON.parse(s)))
+      counted[l.truth][l.predicted]++;
     expect(counted).toEqual(c.confusion);
     c.perClass.forEach((m: { support: number; recall: number }, k: number) => {
       expect(m.support).toBe(counted[k].reduce((a, b) => a + b, 0));

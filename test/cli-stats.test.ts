@@ -24,7 +24,13 @@ function pointsCsv(n: number, seed: number): string {
 /** The SVG's points as `panel|step|name` -> value, read from their accessible labels. */
 function svgPoints(svg: string): Map<string, number> {
   const out = new Map<string, number>();
-  const unescapeHtml = (t: string) => t.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
+  const unescapeHtml = (t: string) =>
+    t
+      .replace(/&lt;/g, '<')
+      .replace(/&gt;/g, '>')
+      .replace(/&quot;/g, '"')
+      .replace(/&#39;/g, "'")
+      .replace(/&amp;/g, '&');
   for (const [, escaped] of svg.matchAll(/aria-label="step: ([^"]*)"/g)) {
     const label = unescapeHtml(escaped);
     const m = /^(-?[\d.e+-]+); (.+?): (-?[\d.e+-]+); (?:parameter|weight|activation): (.+)$/.exec(label);
@@ -64,12 +70,7 @@ describe('CLI: per-layer statistics', () => {
     const s = JSON.parse(readFileSync(metrics, 'utf8')).stats;
     expect(s.every).toBe(4);
     expect(s.steps).toEqual([16, 20, 24, 28, 32, 36, 40, 44]);
-    expect(s.warnings.map((w: { name: string; kind: string }) => `${w.name} ${w.kind}`)).toEqual([
-      'layers.1.weight zero-gradient',
-      'layers.1.bias zero-gradient',
-      'layers.3.weight zero-gradient',
-      'layers.2 dead-activation',
-    ]);
+    expect(s.warnings.map((w: { name: string; kind: string }) => `${w.name} ${w.kind}`)).toEqual(['layers.1.weight zero-gradient', 'layers.1.bias zero-gradient', 'layers.3.weight zero-gradient', 'layers.2 dead-activation']);
     expect(s.activations).toEqual([{ name: 'layers.2', producer: 'layers.1', kind: 'relu', shape: [16], deadFraction: new Array(8).fill(1), mean: new Array(8).fill(0) }]);
     expect(s.params.map((p: { name: string }) => p.name)).toEqual(['layers.1.weight', 'layers.1.bias', 'layers.3.weight', 'layers.3.bias']);
     expect(s.params[0].grad.norm).toEqual(new Array(8).fill(0));

@@ -104,7 +104,10 @@ describe('CLI training run', () => {
 
     const pred = await cli(['predict', '--checkpoint', ckpt, '--dataset', dir, '--count', '4', '--json']);
     expect(pred.code, pred.stderr).toBe(0);
-    const lines = pred.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = pred.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines).toHaveLength(4);
     for (const l of lines) expect(l.predicted).toBe(l.truth);
 

@@ -67,7 +67,10 @@ describe('CLI: the cnn-cifar preset on CIFAR-10 binary batches', () => {
 
     const pred = await cli(['predict', '--checkpoint', ckpt, '--dataset', dir, '--count', '5', '--json']);
     expect(pred.code, pred.stderr).toBe(0);
-    const lines = pred.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = pred.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines).toHaveLength(5);
     lines.forEach((l, i) => {
       expect(l.truth).toBe(test.labels[i]);

@@ -64,7 +64,10 @@ describe('layer plans vs reference kernels (NCHW, odd shapes)', () => {
       const opts = { stride: conv.stride, padding: conv.padding };
       refConv.conv2dForward(t.host.x, w, b, t.host.y, { ...opts, relu: c.relu });
       // With the ReLU fused, the gradient reaching the convolution is dy where y > 0.
-      const dz = hostTensor(t.host.dy.shape, t.host.dy.data.map((v, i) => (!c.relu || t.host.y.data[i] > 0 ? v : 0)));
+      const dz = hostTensor(
+        t.host.dy.shape,
+        t.host.dy.data.map((v, i) => (!c.relu || t.host.y.data[i] > 0 ? v : 0)),
+      );
       const dw = hostTensor(w.shape);
       const db = b ? hostTensor(b.shape) : null;
       refConv.conv2dBackwardInput(dz, w, t.host.dx, opts);
@@ -263,8 +266,18 @@ describe('CNN training matches the CPU reference step by step', () => {
 describe('build errors name the layer and the shapes', () => {
   const cases: [string, Layer[], number[], RegExp][] = [
     ['Conv2d on a flat input', [new Conv2d(8)], [784], /Layer layers\.0 \(Conv2d\): cannot take input of shape \[784\] \(per sample\): it takes images \[C, H, W\]/],
-    ['Conv2d kernel larger than the padded image', [new Conv2d(8, { kernel: 5, padding: 1 })], [1, 2, 9], /Layer layers\.0 \(Conv2d\): cannot take input of shape \[1, 2, 9\].*5x5 kernel.*larger than the input's 2 padded by 1 on each side \(4\)/],
-    ['MaxPool2d on an image shrunk too far', [new Conv2d(4, { kernel: 3 }), new Activation('relu'), new MaxPool2d({ kernel: 2 }), new MaxPool2d({ kernel: 2 })], [3, 5, 5], /Layer layers\.3 \(MaxPool2d\): cannot take input of shape \[4, 1, 1\].*2x2 window.*larger than the input's 1/],
+    [
+      'Conv2d kernel larger than the padded image',
+      [new Conv2d(8, { kernel: 5, padding: 1 })],
+      [1, 2, 9],
+      /Layer layers\.0 \(Conv2d\): cannot take input of shape \[1, 2, 9\].*5x5 kernel.*larger than the input's 2 padded by 1 on each side \(4\)/,
+    ],
+    [
+      'MaxPool2d on an image shrunk too far',
+      [new Conv2d(4, { kernel: 3 }), new Activation('relu'), new MaxPool2d({ kernel: 2 }), new MaxPool2d({ kernel: 2 })],
+      [3, 5, 5],
+      /Layer layers\.3 \(MaxPool2d\): cannot take input of shape \[4, 1, 1\].*2x2 window.*larger than the input's 1/,
+    ],
     ['BatchNorm2d after Flatten', [new Conv2d(4), new Flatten(), new BatchNorm2d()], [1, 6, 6], /Layer layers\.2 \(BatchNorm2d\): cannot take input of shape \[64\]/],
     ['GlobalAvgPool on a vector', [new Flatten(), new GlobalAvgPool()], [2, 3, 3], /Layer layers\.1 \(GlobalAvgPool\): cannot take input of shape \[18\]/],
     ['Dense on conv features without Flatten', [new Conv2d(4), new Dense(10)], [1, 5, 5], /Layer layers\.1 \(Dense\): cannot take input of shape \[4, 3, 3\].*Flatten/],
@@ -321,9 +334,7 @@ describe('CNN checkpoints', () => {
     const bytes = await checkpointBytes(trainer, datasetInfo(data));
     const ckpt = readCheckpoint(bytes, 'cnn.safetensors');
     const names = [...ckpt.tensors.keys()].filter((k) => !k.startsWith('optim.'));
-    expect(names).toEqual(
-      expect.arrayContaining(['layers.0.weight', 'layers.0.bias', 'layers.3.weight', 'layers.3.bias', 'layers.3.running_mean', 'layers.3.running_var', 'layers.4.weight', 'layers.9.weight']),
-    );
+    expect(names).toEqual(expect.arrayContaining(['layers.0.weight', 'layers.0.bias', 'layers.3.weight', 'layers.3.bias', 'layers.3.running_mean', 'layers.3.running_var', 'layers.4.weight', 'layers.9.weight']));
     expect(ckpt.tensors.get('layers.0.weight')!.shape).toEqual([4, 2, 3, 3]); // [OC, IC, KH, KW]
     expect(ckpt.tensors.get('layers.4.weight')!.shape).toEqual([6, 4, 3, 2]);
     expect(names).not.toContain('layers.4.bias');

@@ -27,7 +27,10 @@ beforeAll(() => {
   reloadTuneCache();
 });
 afterAll(() => {
-  for (const [k, v] of [['WGTRAIN_CACHE_DIR', saved.dir], ['WGTRAIN_TUNE', saved.tune]] as const) {
+  for (const [k, v] of [
+    ['WGTRAIN_CACHE_DIR', saved.dir],
+    ['WGTRAIN_TUNE', saved.tune],
+  ] as const) {
     if (v === undefined) delete process.env[k];
     else process.env[k] = v;
   }

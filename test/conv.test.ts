@@ -41,7 +41,10 @@ function caseName(c: Case): string {
 
 /** The same seeded data on the GPU and on the host. */
 function both(e: Engine, shape: number[], seed: number, label: string) {
-  const data = randomUniform(shape.reduce((a, b) => a * b, 1), seed);
+  const data = randomUniform(
+    shape.reduce((a, b) => a * b, 1),
+    seed,
+  );
   return { gpu: e.tensor(shape, data, label), host: hostTensor(shape, data, label) };
 }
 
@@ -95,7 +98,8 @@ describe('conv2d kernels vs reference', () => {
     ref.conv2dBackwardWeight(x.host, dy.host, wantDw, wantDb, c.opts);
     const g = conv2dGeometry('test', x.host, w.host, c.opts);
     const blocks = Math.ceil(c.oc / 8) * Math.ceil((c.ic * c.k[0] * c.k[1]) / 8);
-    for (const RW of [1, 4, 64]) { // 64 is the most that fits: 288 bytes of workgroup memory each
+    for (const RW of [1, 4, 64]) {
+      // 64 is the most that fits: 288 bytes of workgroup memory each
       const k = await e.kernel('conv2d', 'conv2d_backward_weight_bias', { RW });
       e.runOnce(e.dispatch(k, { x: x.gpu, dy: dy.gpu, dw, db }, grid1d(blocks * RW, RW), conv2dParams(g)));
       expectClose(await dw.read(), wantDw.data, { atol: 5e-5, rtol: 1e-4 }, `dw with RW=${RW}`);
@@ -133,7 +137,12 @@ describe('conv2d reference gradients by finite differences', () => {
   const f64 = (shape: number[], seed: number, label: string): HostTensor => ({
     shape,
     label,
-    data: Float64Array.from(randomUniform(shape.reduce((a, b) => a * b, 1), seed)),
+    data: Float64Array.from(
+      randomUniform(
+        shape.reduce((a, b) => a * b, 1),
+        seed,
+      ),
+    ),
   });
   const x = f64(xShape, 1, 'x');
   const w = f64(wShape, 2, 'w');

@@ -40,7 +40,14 @@ describe('CSV quirks', () => {
     expect(ds.task).toBe('regression');
     expect(ds.train.n + ds.test.n).toBe(6);
     const want = [6.5, 65.2, 296, 24, 6.4, 78.9, 242, 21.6, 7.1, 61.1, 242, 34.7, 7, 45.8, 222, 33.4, 7.1, 54.2, 222, 36.2, 6.4, 58.7, 222, 28.7];
-    const rows = Array.from({ length: 6 }, (_, r) => `${want.slice(r * 4, r * 4 + 3).map(Math.fround).join(' ')} -> ${Math.fround(want[r * 4 + 3])}`);
+    const rows = Array.from(
+      { length: 6 },
+      (_, r) =>
+        `${want
+          .slice(r * 4, r * 4 + 3)
+          .map(Math.fround)
+          .join(' ')} -> ${Math.fround(want[r * 4 + 3])}`,
+    );
     expect(allRows(ds)).toEqual(rows.sort());
     // Lines keep their numbers in the file after skipping.
     expect(errorOf(() => parseCsv(SKLEARN_LIKE.replace('7,45.8', '7,forty'), 'houses.csv', { target: 'MEDV', skipRows: 1 }))).toContain('line 6, column "AGE": "forty" is not a number');
@@ -158,7 +165,7 @@ describe('CSV rows to predict', () => {
 describe('a table read again for a trained model', () => {
   const trained = parseCsv('x,y,kind\n1,2,ant\n2,3,bee\n3,4,cat\n4,5,ant\n5,6,bee\n6,7,cat\n', 'train.csv', { target: 'kind' });
 
-  it("takes the training standardisation and re-indexes labels to the training classes", () => {
+  it('takes the training standardisation and re-indexes labels to the training classes', () => {
     // No "ant" here: read alone, "bee" would be class 0 and "cat" class 1.
     const again = parseCsv('x,y,kind\n10,20,bee\n30,40,cat\n50,60,cat\n70,80,bee\n90,99,cat\n', 'new.csv', { target: 'kind', testFraction: 0.4 });
     expect(again.classNames).toEqual(['bee', 'cat']);
@@ -174,6 +181,6 @@ describe('a table read again for a trained model', () => {
     const owl = parseCsv('x,y,kind\n1,2,owl\n2,3,ant\n3,4,owl\n4,5,ant\n5,6,ant\n', 'owl.csv', { target: 'kind' });
     expect(errorOf(() => conformToTraining(owl, trained, 'owl.csv'))).toContain('class "owl" never seen in training; the model knows ant, bee, cat');
     const cols = parseCsv('x,z,kind\n1,2,ant\n2,3,bee\n3,4,cat\n4,5,ant\n5,6,bee\n', 'cols.csv', { target: 'kind' });
-    expect(errorOf(() => conformToTraining(cols, trained, 'cols.csv'))).toContain('the feature columns differ from the model\'s: missing y; not in training z');
+    expect(errorOf(() => conformToTraining(cols, trained, 'cols.csv'))).toContain("the feature columns differ from the model's: missing y; not in training z");
   });
 });

@@ -94,7 +94,10 @@ describe('CSV', () => {
     }
     // Least squares on the standardised train batches, then predict the test split in price units.
     const A = [0, 1, 2, 3].map((i) => [0, 1, 2, 3].map((j) => X.reduce((s, r) => s + r[i] * r[j], 0)));
-    const w = solve(A, [0, 1, 2, 3].map((i) => X.reduce((s, r, k) => s + r[i] * Y[k], 0)));
+    const w = solve(
+      A,
+      [0, 1, 2, 3].map((i) => X.reduce((s, r, k) => s + r[i] * Y[k], 0)),
+    );
     const tb = new Batcher(ds.test, ds, { batchSize: 100, shuffle: false, seed: 0 });
     const tx = new Float32Array(300);
     const ty = new Float32Array(100);

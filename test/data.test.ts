@@ -119,23 +119,13 @@ describe('IDX', () => {
 
   it('image count must equal label count', () => {
     const four = encodeIdx([4], labels.subarray(0, 4));
-    expectDataError(
-      () => parseIdxPair({ label: 'imgs', bytes: images }, { label: 'labs', bytes: four }),
-      'labs',
-      'byte offset 4',
-      '4 labels but imgs has 5 images',
-    );
+    expectDataError(() => parseIdxPair({ label: 'imgs', bytes: images }, { label: 'labs', bytes: four }), 'labs', 'byte offset 4', '4 labels but imgs has 5 images');
   });
 
   it('label out of range: names the file and the byte offset of the label', () => {
     const bad = labels.slice();
     bad[3] = 10;
-    expectDataError(
-      () => parseIdxPair({ label: 'imgs', bytes: images }, { label: 'labs', bytes: encodeIdx([n], bad) }),
-      'labs',
-      'byte offset 11',
-      'label 10',
-    );
+    expectDataError(() => parseIdxPair({ label: 'imgs', bytes: images }, { label: 'labs', bytes: encodeIdx([n], bad) }), 'labs', 'byte offset 11', 'label 10');
     // A larger class count (EMNIST-style) accepts it.
     expect(parseIdxPair({ label: 'imgs', bytes: images }, { label: 'labs', bytes: encodeIdx([n], bad) }, 47).split.y[3]).toBe(10);
   });

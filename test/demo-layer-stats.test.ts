@@ -85,14 +85,28 @@ describe('demo: per-layer statistics of the page', () => {
   });
 
   it('makes heat strip columns over the shared range, the densest row of each 1, high values at the top', () => {
-    const { columns, lo, hi } = heatStrip([{ lo: 0, hi: 1, counts: [3, 1] }, { lo: 1, hi: 2, counts: [0, 2] }], 4);
+    const { columns, lo, hi } = heatStrip(
+      [
+        { lo: 0, hi: 1, counts: [3, 1] },
+        { lo: 1, hi: 2, counts: [0, 2] },
+      ],
+      4,
+    );
     expect([lo, hi]).toEqual([0, 2]);
     expect([...columns[0]]).toEqual([0, 0, 1 / 3, 1]);
     expect([...columns[1]]).toEqual([1, 0, 0, 0]);
   });
 
   it('scales the small charts: linear or log10, never empty, and maps values and steps to pixels', () => {
-    expect(chartScale([[1, 3], [2, null]], false)).toEqual({ lo: 1, hi: 3, log: false });
+    expect(
+      chartScale(
+        [
+          [1, 3],
+          [2, null],
+        ],
+        false,
+      ),
+    ).toEqual({ lo: 1, hi: 3, log: false });
     expect(chartScale([[1e-3, 1e-1, 0, null]], true)).toEqual({ lo: -3, hi: -1, log: true });
     const flat = chartScale([[2, 2]], false);
     expect(flat.lo).toBeLessThan(2);

@@ -56,7 +56,14 @@ async function trainingWorker(page: Page) {
     if (w) return w;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`The page started no training worker within 30 s (workers: ${page.workers().map((x) => x.url()).join(', ') || 'none'}).`);
+  throw new Error(
+    `The page started no training worker within 30 s (workers: ${
+      page
+        .workers()
+        .map((x) => x.url())
+        .join(', ') || 'none'
+    }).`,
+  );
 }
 
 /** Wait until the page's status is one of `want` (or error/no-webgpu, which fail with the page's message). */
@@ -274,7 +281,9 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
       const long = await longTasksBetween(page, from, await pageNow(page));
       console.info(`demo e2e: main-thread long tasks during training: ${long.length ? long.map((t) => `${t.duration.toFixed(0)} ms`).join(', ') : 'none'}`);
       expect(long).toEqual([]);
-      console.info(`demo e2e: 1 epoch, ${done.step} steps in ${((Date.now() - t0) / 1000).toFixed(1)} s, ${Math.round(done.samplesPerSecond ?? 0)} samples/s; loss ${done.losses[0].toFixed(3)} -> ${done.lastLoss!.toFixed(3)}, val accuracy ${done.valAccuracy}`);
+      console.info(
+        `demo e2e: 1 epoch, ${done.step} steps in ${((Date.now() - t0) / 1000).toFixed(1)} s, ${Math.round(done.samplesPerSecond ?? 0)} samples/s; loss ${done.losses[0].toFixed(3)} -> ${done.lastLoss!.toFixed(3)}, val accuracy ${done.valAccuracy}`,
+      );
 
       // Learning: the loss fell and accuracy is well above chance (0.1 for ten classes).
       expect(done.step).toBeGreaterThanOrEqual(100);
@@ -307,14 +316,19 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
 
       // Inside the layers: statistics every 10 steps (the page's default) of the two Dense layers.
       const ls = await checkLayerPanels(page);
-      console.info(`demo e2e: layer statistics: ${ls.snapshots} snapshots up to step ${ls.lastStep}; ${ls.layers.map((l) => `${l.name} |w| ${figure(l.params[0].norm)} |g| ${figure(l.params[0].gradNorm)} ratio ${figure(l.params[0].updateRatio)}${l.deadFraction === null ? '' : ` dead ${figure(l.deadFraction)}`}`).join('; ')}; warnings: ${ls.warnings.length}`);
+      console.info(
+        `demo e2e: layer statistics: ${ls.snapshots} snapshots up to step ${ls.lastStep}; ${ls.layers.map((l) => `${l.name} |w| ${figure(l.params[0].norm)} |g| ${figure(l.params[0].gradNorm)} ratio ${figure(l.params[0].updateRatio)}${l.deadFraction === null ? '' : ` dead ${figure(l.deadFraction)}`}`).join('; ')}; warnings: ${ls.warnings.length}`,
+      );
       expect(ls.every).toBe(10);
       const due = Math.ceil(done.step / 10);
       expect(ls.snapshots).toBeGreaterThanOrEqual(due - 1); // a due step finding every readback busy is skipped
       expect(ls.snapshots).toBeLessThanOrEqual(due);
       expect(ls.lastStep! % 10).toBe(0);
       expect(ls.lastStep!).toBeGreaterThan(done.step - 21);
-      expect(ls.layers.map((l) => l.params.map((p) => p.shape))).toEqual([[[32, 784], [32]], [[10, 32], [10]]]);
+      expect(ls.layers.map((l) => l.params.map((p) => p.shape))).toEqual([
+        [[32, 784], [32]],
+        [[10, 32], [10]],
+      ]);
       for (const l of ls.layers) for (const p of l.params) expect(p.norm).toBeGreaterThan(0);
       expect(ls.layers[0].deadFraction).toBeGreaterThanOrEqual(0);
       expect(ls.layers[0].deadFraction).toBeLessThan(0.99);
@@ -507,7 +521,7 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
     }
   }, 180_000);
 
-  it('reads picked IDX and CIFAR-10 files with the engine\'s parsers', async () => {
+  it("reads picked IDX and CIFAR-10 files with the engine's parsers", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'demo-e2e-files-'));
     const page = await openPage();
     try {
@@ -586,7 +600,7 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
       expect(read.dataset).toEqual({ name: 'photos', train: 32, test: 8, inputShape: [3, 16, 16] });
       // Bad files are skipped with a count, each named with its reason, on the page.
       expect(read.folder!.skipped).toBe(2);
-      const report: string = await page.$eval('#folder-report', (el) => ((el as HTMLElement).hidden ? '' : el.textContent ?? ''));
+      const report: string = await page.$eval('#folder-report', (el) => ((el as HTMLElement).hidden ? '' : (el.textContent ?? '')));
       console.info(`demo e2e: the folder report:\n${report}`);
       expect(report).toMatch(/2 unreadable image files skipped:\n\s+red\/cut\.jpg: a truncated JPEG[^\n]*\n\s+red\/damaged\.png: the PNG decoder failed/);
       expect(report).toMatch(/red\/notes\.txt: not a PNG or JPEG file name/);
@@ -688,7 +702,7 @@ describe('browser demo (headless Chromium, WebGPU)', () => {
       });
       await page.goto(url, { waitUntil: 'load' });
       await waitForStatus(page, ['no-webgpu'], 30_000);
-      const text = await page.$eval('#no-webgpu', (el) => ((el as HTMLElement).hidden ? '' : el.textContent ?? ''));
+      const text = await page.$eval('#no-webgpu', (el) => ((el as HTMLElement).hidden ? '' : (el.textContent ?? '')));
       expect(text).toMatch(/WebGPU/);
       expect(text).toMatch(/https/);
       expect(await page.$eval('#start', (el) => (el as HTMLButtonElement).disabled)).toBe(true);

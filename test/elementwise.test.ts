@@ -15,10 +15,19 @@ const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 /** [a's shape, b's shape]: equal shapes, trailing parts, leading 1s, a scalar. */
 const PAIRS: [number[], number[]][] = [
   [[1], [1]],
-  [[3, 5, 7], [3, 5, 7]],
-  [[3, 5, 7], [5, 7]],
+  [
+    [3, 5, 7],
+    [3, 5, 7],
+  ],
+  [
+    [3, 5, 7],
+    [5, 7],
+  ],
   [[3, 5, 7], [7]],
-  [[127, 33, 65], [1, 33, 65]],
+  [
+    [127, 33, 65],
+    [1, 33, 65],
+  ],
   [[127, 33, 65], [1]],
 ];
 
@@ -124,8 +133,14 @@ describe('elementwise reference gradients by finite differences', () => {
   const f64 = (shape: number[], seed: number, label: string) => ({ shape, data: Float64Array.from(randomUniform(size(shape), seed)), label });
 
   for (const [aShape, bShape] of [
-    [[2, 3, 4], [2, 3, 4]],
-    [[2, 3, 4], [3, 4]],
+    [
+      [2, 3, 4],
+      [2, 3, 4],
+    ],
+    [
+      [2, 3, 4],
+      [3, 4],
+    ],
     [[2, 3, 4], [1]],
   ]) {
     it(`add and mul with b [${bShape.join(', ')}] against a [${aShape.join(', ')}]`, () => {

@@ -111,7 +111,11 @@ describe('saliency: input gradients of the evaluation forward on the GPU', () =>
     await model.build(e, [3, 8, 8], { seed: 3 });
     const trainer = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9 } });
     const rng = new Rng(4);
-    for (let s = 0; s < 4; s++) await trainer.step(inputs([3, 8, 8], 6, 10 + s), Float32Array.from({ length: 6 }, () => rng.int(10)));
+    for (let s = 0; s < 4; s++)
+      await trainer.step(
+        inputs([3, 8, 8], 6, 10 + s),
+        Float32Array.from({ length: 6 }, () => rng.int(10)),
+      );
     const before = await Promise.all([...model.params(), ...model.buffers()].map((p) => p.value.read()));
     // f32 through 8 layers against float64 differences.
     await checkSaliency(model, [3, 8, 8], 2, { atol: 5e-4, rtol: 5e-3 }, 40);

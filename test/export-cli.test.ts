@@ -156,9 +156,7 @@ describe('bad input', () => {
     const pt = at('pt-batch');
     mkdirSync(pt);
     for (const [name, bytes] of await exportPytorch(trainer, { training: { batchSize: 64 } })) writeFileSync(join(pt, name), bytes);
-    await expect(runPython([join(pt, 'train.py'), '--nproc', '3', '--max-steps', '1', '--out', at('never.safetensors')])).rejects.toThrow(
-      'the global batch size 64 does not split evenly over 3 processes',
-    );
+    await expect(runPython([join(pt, 'train.py'), '--nproc', '3', '--max-steps', '1', '--out', at('never.safetensors')])).rejects.toThrow('the global batch size 64 does not split evenly over 3 processes');
     expect(readdirSync(dir)).not.toContain('never.safetensors');
     trainer.dispose();
     model.dispose();

@@ -139,9 +139,21 @@ export function perturbBatchNorm(e: Engine, model: Model, seed: number): void {
     const last = t.name.split('.').at(-1)!;
     const n = t.value.size;
     if (!['running_mean', 'running_var'].includes(last) && !(t.name.includes('bn') || t.value.shape.length === 1)) continue;
-    if (last === 'running_var') e.write(t.value, Float32Array.from({ length: n }, () => rng.uniform(0.5, 2)));
-    else if (last === 'running_mean' || last === 'bias') e.write(t.value, Float32Array.from({ length: n }, () => rng.uniform(-0.5, 0.5)));
-    else if (last === 'weight') e.write(t.value, Float32Array.from({ length: n }, () => rng.uniform(0.5, 1.5)));
+    if (last === 'running_var')
+      e.write(
+        t.value,
+        Float32Array.from({ length: n }, () => rng.uniform(0.5, 2)),
+      );
+    else if (last === 'running_mean' || last === 'bias')
+      e.write(
+        t.value,
+        Float32Array.from({ length: n }, () => rng.uniform(-0.5, 0.5)),
+      );
+    else if (last === 'weight')
+      e.write(
+        t.value,
+        Float32Array.from({ length: n }, () => rng.uniform(0.5, 1.5)),
+      );
   }
 }
 

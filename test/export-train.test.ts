@@ -77,7 +77,12 @@ const CASES: StepCase[] = [
   ...(presetNames().includes('vit')
     ? [{ name: 'ViT with a class token (layer norm, attention), plain SGD', make: () => makePreset('vit', 10, { pool: 'cls', depth: 1, width: 16, heads: 2, patch: 5 } as never), optimizer: { kind: 'sgd', lr: 0.1, momentum: 0 }, before: 0 }]
     : []),
-  { name: 'MLP, AdamW after 3 steps, cosine schedule', make: () => makePreset('mlp', 10, { hidden: [24] }), optimizer: { kind: 'adamw', lr: 0.01, weightDecay: 0.05, schedule: { kind: 'cosine', warmupSteps: 2, totalSteps: 10 } }, before: 3 },
+  {
+    name: 'MLP, AdamW after 3 steps, cosine schedule',
+    make: () => makePreset('mlp', 10, { hidden: [24] }),
+    optimizer: { kind: 'adamw', lr: 0.01, weightDecay: 0.05, schedule: { kind: 'cosine', warmupSteps: 2, totalSteps: 10 } },
+    before: 3,
+  },
 ];
 
 describe('one training step in PyTorch equals ours', () => {
@@ -157,7 +162,11 @@ print(json.dumps({
     const { stdout } = await runPython([join(dir, 'order.py'), join(import.meta.dirname, '..', 'src', 'export', 'python')]);
     const got = JSON.parse(stdout);
     const data = loadIdxDir(DATA);
-    const orders = [[1, 0], [7, 3], [123456, 11]].map(([seed, epoch]) => {
+    const orders = [
+      [1, 0],
+      [7, 3],
+      [123456, 11],
+    ].map(([seed, epoch]) => {
       const split = { n: 37, x: new Uint8Array(37 * 100), y: new Uint8Array(37) };
       return Array.from(new Batcher(split, { ...data, train: split }, { batchSize: 5, shuffle: true, seed }).epochOrder(epoch));
     });
@@ -194,7 +203,11 @@ describe('train.py reads the dataset formats as the engine does', () => {
     const at = join(dir, 'cifar');
     mkdirSync(at);
     const rng = new Rng(5);
-    const batch = (n: number) => encodeCifarBatch(Uint8Array.from({ length: n * 3072 }, () => rng.int(256)), Uint8Array.from({ length: n }, () => rng.int(10)));
+    const batch = (n: number) =>
+      encodeCifarBatch(
+        Uint8Array.from({ length: n * 3072 }, () => rng.int(256)),
+        Uint8Array.from({ length: n }, () => rng.int(10)),
+      );
     writeFileSync(join(at, 'data_batch_1.bin'), batch(30));
     writeFileSync(join(at, 'data_batch_2.bin'), batch(20));
     writeFileSync(join(at, 'test_batch.bin'), batch(25));
@@ -203,7 +216,7 @@ describe('train.py reads the dataset formats as the engine does', () => {
 
   it('CSV tables: class names, the seeded split and the standardisation; regression targets standardised', async () => {
     const rng = new Rng(8);
-    const rows = Array.from({ length: 53 }, (_, i) => [rng.uniform(-3, 9).toFixed(3), (rng.normal() * 40).toFixed(2), String(i % 7), ['setosa', 'versicolor', 'virginica'][rng.int(3)], (rng.uniform(0, 100)).toFixed(1)]);
+    const rows = Array.from({ length: 53 }, (_, i) => [rng.uniform(-3, 9).toFixed(3), (rng.normal() * 40).toFixed(2), String(i % 7), ['setosa', 'versicolor', 'virginica'][rng.int(3)], rng.uniform(0, 100).toFixed(1)]);
     const file = join(dir, 'table.csv');
     writeFileSync(file, `id,"width",depth,kind,price\n${rows.map((r) => r.join(',')).join('\n')}\n`);
     const csv = { ignoreColumns: ['id'] };

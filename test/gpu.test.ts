@@ -135,7 +135,11 @@ describe('dispatch grids', () => {
     e.runOnce(await reluForward(e, x, y));
     const out = await y.read();
     let bad = -1;
-    for (let i = 0; i < n; i++) if (out[i] !== Math.max(0, src[i])) { bad = i; break; }
+    for (let i = 0; i < n; i++)
+      if (out[i] !== Math.max(0, src[i])) {
+        bad = i;
+        break;
+      }
     expect(bad).toBe(-1);
     x.dispose();
     y.dispose();

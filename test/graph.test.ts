@@ -431,7 +431,7 @@ class Reshaped extends Model {
 }
 
 describe('a malformed graph is refused, naming what is at fault', () => {
-  const cases: [string, () => Model, (number[] | number[][]), RegExp][] = [
+  const cases: [string, () => Model, number[] | number[][], RegExp][] = [
     ['a join of mismatched shapes', () => new Mismatch(), [6], /^add: cannot add a \[4\] and input \[6\]: the shapes differ/],
     ['a value computed but never used', () => new Unused(), [6], /b \(Dense\) computes b \[4\] but nothing uses it/],
     ['a parameter that receives no gradient', () => new IdleParam(), [6], /Parameter orphan \[3\] receives no gradient/],
@@ -442,7 +442,9 @@ describe('a malformed graph is refused, naming what is at fault', () => {
     it(what, async () => {
       const e = await getEngine();
       const before = e.stats().bytesInUse;
-      const err = await make().build(e, shape as number[]).catch((x: unknown) => x);
+      const err = await make()
+        .build(e, shape as number[])
+        .catch((x: unknown) => x);
       expect(err).toBeInstanceOf(GraphError);
       expect((err as Error).message).toMatch(want);
       expect(e.stats().bytesInUse).toBe(before); // nothing allocated by the failed build is kept

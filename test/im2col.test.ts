@@ -202,7 +202,10 @@ describe('Conv2d: every algorithm vs the CPU convolution reference', () => {
         const y = hostTensor(t.host.dy.shape);
         refConv.conv2dForward(t.host.x, w, b, y, { ...opts, relu: c.relu });
         // With the ReLU fused, the gradient reaching the convolution is dy where y > 0.
-        const dz = hostTensor(y.shape, t.host.dy.data.map((v, i) => (!c.relu || y.data[i] > 0 ? v : 0)));
+        const dz = hostTensor(
+          y.shape,
+          t.host.dy.data.map((v, i) => (!c.relu || y.data[i] > 0 ? v : 0)),
+        );
         const dx = hostTensor(t.host.x.shape);
         const dw = hostTensor(w.shape);
         const db = b ? hostTensor(b.shape) : null;

@@ -42,7 +42,10 @@ describe('CLI: image folders', () => {
     expect(ev.stdout).toMatch(new RegExp(`photos test: loss [\\d.]+, accuracy ${acc.toFixed(2)}% \\(9 samples\\)`));
     const pr = await cli(['predict', '--checkpoint', ckpt, '--dataset', photos, '--count', '3', '--json']);
     expect(pr.code, pr.stderr).toBe(0);
-    const lines = pr.stdout.trim().split('\n').map((l) => JSON.parse(l) as { label: string });
+    const lines = pr.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { label: string });
     expect(lines).toHaveLength(3);
     for (const l of lines) expect(['blue', 'grey', 'red']).toContain(l.label);
 

@@ -93,7 +93,7 @@ describe('resampling to the model input', () => {
     for (let p = 0; p < 24; p++) expect(same[p]).toBe(src.rgba[p * 4]);
     // 30x10: red thirds either side of a green middle; a square crop keeps the green only.
     const wide = new Uint8Array(30 * 10 * 4);
-    for (let p = 0; p < 300; p++) wide.set((p % 30) >= 10 && (p % 30) < 20 ? [0, 255, 0, 255] : [255, 0, 0, 255], p * 4);
+    for (let p = 0; p < 300; p++) wide.set(p % 30 >= 10 && p % 30 < 20 ? [0, 255, 0, 255] : [255, 0, 0, 255], p * 4);
     const sq = imageToSample({ width: 30, height: 10, rgba: wide }, { width: 5, height: 5, channels: 3 });
     expect(Math.max(...sq.subarray(0, 25))).toBe(0);
     expect(Math.min(...sq.subarray(25, 50))).toBe(255);
@@ -211,7 +211,7 @@ describe('image folders', () => {
     expect(l.ignored.map((i) => i.file)).toEqual(['dogs/z.gif', 'top.png', '.DS_Store', '__MACOSX/cats/._a.png']);
   });
 
-  it('says when one sample or one batch exceeds the adapter\'s buffer limits, and which batch fits', () => {
+  it("says when one sample or one batch exceeds the adapter's buffer limits, and which batch fits", () => {
     const limits = { maxStorageBufferBindingSize: 128 * 1024 ** 2, maxBufferSize: 256 * 1024 ** 2 };
     expect(inputLimitProblem([3, 32, 32], 64, limits)).toBeNull();
     expect(inputLimitProblem([3, 4096, 4096], 1, limits)).toBe("one sample of [3, 4096, 4096] needs 192 MiB as f32, over the adapter's limit of 128 MiB per buffer: use a smaller image size");

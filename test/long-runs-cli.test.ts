@@ -54,7 +54,28 @@ describe('long runs from the command line', () => {
   const csv = join(dir, 'blobs.csv');
   writeBlobs(csv, 1500); // 1200 training rows: 300 steps per epoch in batches of 4
   /** Dropout, so that resuming also has to recreate the masks; a cosine schedule (the default). */
-  const run = (out: string) => ['train', '--dataset', csv, '--target', 'label', '--hidden', '8', '--dropout', '0.2', '--epochs', '2', '--batch-size', '4', '--lr', '0.01', '--save-every', '40', '--quiet', '--save', join(out, 'ck.safetensors')];
+  const run = (out: string) => [
+    'train',
+    '--dataset',
+    csv,
+    '--target',
+    'label',
+    '--hidden',
+    '8',
+    '--dropout',
+    '0.2',
+    '--epochs',
+    '2',
+    '--batch-size',
+    '4',
+    '--lr',
+    '0.01',
+    '--save-every',
+    '40',
+    '--quiet',
+    '--save',
+    join(out, 'ck.safetensors'),
+  ];
   let straight: string;
 
   beforeAll(async () => {
@@ -105,7 +126,10 @@ describe('long runs from the command line', () => {
     writeBlobs(smaller, 1400);
     const common = ['train', '--resume', file, '--target', 'label', '--epochs', '2', '--quiet'];
     const cases: [string[], RegExp][] = [
-      [['--dataset', smaller, '--batch-size', '4'], /--resume .*mid-epoch\.safetensors stopped within an epoch \(epoch 1, batch \d+ of 300\) and continues only on the batches it was cut from: 1200 training samples, this data has 1120\. Resume with the same --dataset, --batch-size and --augment, or from a checkpoint saved at an epoch end\./],
+      [
+        ['--dataset', smaller, '--batch-size', '4'],
+        /--resume .*mid-epoch\.safetensors stopped within an epoch \(epoch 1, batch \d+ of 300\) and continues only on the batches it was cut from: 1200 training samples, this data has 1120\. Resume with the same --dataset, --batch-size and --augment, or from a checkpoint saved at an epoch end\./,
+      ],
       [['--dataset', csv, '--batch-size', '8'], /cut from: batches of 4, this run's are of 8/],
     ];
     for (const [args, want] of cases) {

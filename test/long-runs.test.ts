@@ -350,7 +350,7 @@ describe('checkpoint files (--keep)', () => {
 });
 
 describe('temporary files of interrupted writes', () => {
-  it('those of dead writers are removed beside the checkpoint; a live writer\'s and other files stay', async () => {
+  it("those of dead writers are removed beside the checkpoint; a live writer's and other files stay", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wgtrain-tmp-'));
     const path = join(dir, 'ck.safetensors');
     // A process id that was just in use and has exited: its writes can no longer finish.

@@ -289,7 +289,7 @@ describe('biasGrad vs reference', () => {
   }
 });
 
-describe('biasGrad accumulates; it sums a broadcast operand\'s gradient', () => {
+describe("biasGrad accumulates; it sums a broadcast operand's gradient", () => {
   it('db += column sums of dy viewed as [rows, b.size]', async () => {
     const e = await getEngine();
     // y = a + b with a [B, T, D] and b [T, D]: db = sum over B of dy, i.e. biasGrad of dy viewed [B, T*D].
@@ -374,8 +374,24 @@ describe('batched matmul reference gradients by finite differences', () => {
       const [G, M, N, K] = [3, 2, 4, 3];
       const aShape = [...(aB ? [G] : []), ...(transA ? [K, M] : [M, K])];
       const bShape = [...(bB ? [G] : []), ...(transB ? [N, K] : [K, N])];
-      const a = { shape: aShape, data: Float64Array.from(randomUniform(aShape.reduce((x, y) => x * y), 31)) };
-      const b = { shape: bShape, data: Float64Array.from(randomUniform(bShape.reduce((x, y) => x * y), 32)) };
+      const a = {
+        shape: aShape,
+        data: Float64Array.from(
+          randomUniform(
+            aShape.reduce((x, y) => x * y),
+            31,
+          ),
+        ),
+      };
+      const b = {
+        shape: bShape,
+        data: Float64Array.from(
+          randomUniform(
+            bShape.reduce((x, y) => x * y),
+            32,
+          ),
+        ),
+      };
       const w = { shape: [G, M, N], data: Float64Array.from(randomUniform(G * M * N, 33)) }; // dL/dC for L = sum(w ⊙ C)
       const loss = () => {
         const c = { shape: [G, M, N], data: new Float64Array(G * M * N) };

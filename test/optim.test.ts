@@ -200,7 +200,7 @@ describe('params helpers', () => {
     expect(() => sgdParams({ nesterov: true }, 4)).toThrow(/sgd\.sgd_update.*Nesterov/);
   });
 
-  it('packStepValues lays out step, flags, lr and the rule\'s values; refuses what does not fit', () => {
+  it("packStepValues lays out step, flags, lr and the rule's values; refuses what does not fit", () => {
     const v = new DataView(packStepValues({ step: 7, dropout: true, lr: 0.5, extra: [0.25, 0.125] }));
     expect([v.getUint32(0, true), v.getUint32(4, true), v.getFloat32(8, true), v.getFloat32(12, true), v.getFloat32(16, true)]).toEqual([7, 1, 0.5, 0.25, 0.125]);
     expect(new DataView(packStepValues({ step: 0, dropout: false, lr: 1 })).getUint32(4, true)).toBe(0);

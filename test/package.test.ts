@@ -214,7 +214,11 @@ describe('the npm package, installed from its tarball into an empty project', ()
     const { loadShaderFiles } = (await import(join(installed, 'dist', 'gpu', 'shader-files.js'))) as { loadShaderFiles(): Promise<Record<string, string>> };
     const built = await loadShaderFiles();
     const dir = join(ROOT, 'shaders');
-    const expected = Object.fromEntries(readdirSync(dir).filter((f) => f.endsWith('.wgsl')).map((f) => [f.slice(0, -5), readFileSync(join(dir, f), 'utf8')]));
+    const expected = Object.fromEntries(
+      readdirSync(dir)
+        .filter((f) => f.endsWith('.wgsl'))
+        .map((f) => [f.slice(0, -5), readFileSync(join(dir, f), 'utf8')]),
+    );
     expect(Object.keys(built).sort()).toEqual(Object.keys(expected).sort());
     for (const [name, text] of Object.entries(expected)) expect(built[name], name).toBe(text);
   });
@@ -243,10 +247,7 @@ describe('the npm package, installed from its tarball into an empty project', ()
     const help = ok(await exec('npx', ['--offline', 'wgtrain', '--help'], project, 60_000), 'npx wgtrain --help');
     expect(help.stdout).toMatch(/Usage: wgtrain/);
     expect(help.stdout).toMatch(/train/);
-    const trained = ok(
-      await exec('npx', ['--offline', 'wgtrain', 'train', '--dataset', 'mnist', '--epochs', '1', '--hidden', '32', '--batch-size', '128', '--save', 'ck.safetensors'], project, 240_000),
-      'npx wgtrain train',
-    );
+    const trained = ok(await exec('npx', ['--offline', 'wgtrain', 'train', '--dataset', 'mnist', '--epochs', '1', '--hidden', '32', '--batch-size', '128', '--save', 'ck.safetensors'], project, 240_000), 'npx wgtrain train');
     expect(`${trained.stdout}${trained.stderr}`).toMatch(/accuracy/i);
     expect(existsSync(join(project, 'ck.safetensors'))).toBe(true);
   }, 300_000);
@@ -307,7 +308,10 @@ export type Used = [Dataset, Value];
       const until = Date.now() + 120_000;
       while (!lines.some((l) => l.startsWith('accuracy ')) && errors.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
       expect(errors, `page log:\n${lines.join('\n')}`).toEqual([]);
-      const losses = lines.map((l) => /^step \d+: loss ([\d.]+)$/.exec(l)).filter((m) => m !== null).map((m) => Number(m[1]));
+      const losses = lines
+        .map((l) => /^step \d+: loss ([\d.]+)$/.exec(l))
+        .filter((m) => m !== null)
+        .map((m) => Number(m[1]));
       const accuracy = lines.map((l) => /^accuracy ([\d.]+)$/.exec(l)).find((m) => m !== null);
       expect(accuracy, `page log:\n${lines.join('\n')}`).toBeDefined();
       console.info(`package: README browser example in Chromium, ${((Date.now() - t0) / 1000).toFixed(1)} s: loss ${losses[0]} -> ${losses.at(-1)}, accuracy ${accuracy![1]}`);

@@ -12,14 +12,38 @@ const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
 const CASES: [number[], number[]][] = [
   [[7], [0]],
-  [[3, 5], [1, 0]],
-  [[3, 5, 7], [0, 1, 2]], // identity: a copy
-  [[3, 5, 7], [2, 0, 1]],
-  [[2, 3, 5, 7], [0, 2, 1, 3]], // attention's [B, T, H, D] -> [B, H, T, D]
-  [[1, 5, 1, 7], [3, 1, 2, 0]], // axes of size 1
-  [[127, 33, 65], [1, 2, 0]],
-  [[2, 3, 1, 4, 5, 2], [5, 3, 1, 0, 4, 2]],
-  [[3, 2, 2, 3, 2, 2], [0, 1, 4, 5, 2, 3]], // runs that merge
+  [
+    [3, 5],
+    [1, 0],
+  ],
+  [
+    [3, 5, 7],
+    [0, 1, 2],
+  ], // identity: a copy
+  [
+    [3, 5, 7],
+    [2, 0, 1],
+  ],
+  [
+    [2, 3, 5, 7],
+    [0, 2, 1, 3],
+  ], // attention's [B, T, H, D] -> [B, H, T, D]
+  [
+    [1, 5, 1, 7],
+    [3, 1, 2, 0],
+  ], // axes of size 1
+  [
+    [127, 33, 65],
+    [1, 2, 0],
+  ],
+  [
+    [2, 3, 1, 4, 5, 2],
+    [5, 3, 1, 0, 4, 2],
+  ],
+  [
+    [3, 2, 2, 3, 2, 2],
+    [0, 1, 4, 5, 2, 3],
+  ], // runs that merge
 ];
 
 describe('permute vs reference', () => {
@@ -92,8 +116,14 @@ describe('permute vs reference', () => {
 
 describe('permute reference backward by finite differences', () => {
   for (const [shape, perm] of [
-    [[2, 3, 4], [2, 0, 1]],
-    [[2, 1, 3, 2], [3, 0, 2, 1]],
+    [
+      [2, 3, 4],
+      [2, 0, 1],
+    ],
+    [
+      [2, 1, 3, 2],
+      [3, 0, 2, 1],
+    ],
   ]) {
     it(`x [${shape.join(', ')}] by [${perm.join(', ')}]`, () => {
       const x = { shape, data: Float64Array.from(randomUniform(size(shape), 5)) };

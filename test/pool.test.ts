@@ -3,15 +3,7 @@
 // kernel's name and both shapes.
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../src/gpu/engine.ts';
-import {
-  avgPool2dBackward,
-  avgPool2dForward,
-  globalAvgPoolBackward,
-  globalAvgPoolForward,
-  maxPool2dBackward,
-  maxPool2dForward,
-  pool2dOutputShape,
-} from '../src/kernels/pool.ts';
+import { avgPool2dBackward, avgPool2dForward, globalAvgPoolBackward, globalAvgPoolForward, maxPool2dBackward, maxPool2dForward, pool2dOutputShape } from '../src/kernels/pool.ts';
 import { hostTensor, type HostTensor } from '../src/reference/host.ts';
 import * as ref from '../src/reference/pool.ts';
 import type { Pool2dOptions } from '../src/ops/pooling.ts';

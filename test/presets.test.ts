@@ -42,22 +42,29 @@ describe('presets train like the CPU reference of their graph', () => {
 
   it('a 2-block ViT on [1, 8, 8] (patch 4, class token), 10 steps of AdamW', async () => {
     // eps 1e-6: a few parameters have gradients near zero that Adam would turn into noisy full steps.
-    await tenSteps(
-      await getEngine(),
-      makePreset('vit', 10, { depth: 2, width: 16, heads: 2, patch: 4, pool: 'cls' }),
-      [1, 8, 8],
-      { kind: 'adamw', lr: 0.003, beta1: 0.9, beta2: 0.999, eps: 1e-6, weightDecay: 0.05 },
-      4,
-      1e-3,
-    );
+    await tenSteps(await getEngine(), makePreset('vit', 10, { depth: 2, width: 16, heads: 2, patch: 4, pool: 'cls' }), [1, 8, 8], { kind: 'adamw', lr: 0.003, beta1: 0.9, beta2: 0.999, eps: 1e-6, weightDecay: 0.05 }, 4, 1e-3);
   });
 
   it('a ViT with mean pooling: the graph has the blocks, and the norms, biases and embeddings are not decayed', async () => {
     const e = await getEngine();
     const m = makePreset('vit', 10, { depth: 2, width: 16, heads: 4, patch: 7 });
     await m.build(e, [1, 28, 28]);
-    const decayed = m.params().filter((p) => p.decay).map((p) => p.name);
-    expect(decayed).toEqual(['patches.weight', 'blocks.0.attn.qkv.weight', 'blocks.0.attn.proj.weight', 'blocks.0.fc1.weight', 'blocks.0.fc2.weight', 'blocks.1.attn.qkv.weight', 'blocks.1.attn.proj.weight', 'blocks.1.fc1.weight', 'blocks.1.fc2.weight', 'head.weight']);
+    const decayed = m
+      .params()
+      .filter((p) => p.decay)
+      .map((p) => p.name);
+    expect(decayed).toEqual([
+      'patches.weight',
+      'blocks.0.attn.qkv.weight',
+      'blocks.0.attn.proj.weight',
+      'blocks.0.fc1.weight',
+      'blocks.0.fc2.weight',
+      'blocks.1.attn.qkv.weight',
+      'blocks.1.attn.proj.weight',
+      'blocks.1.fc1.weight',
+      'blocks.1.fc2.weight',
+      'head.weight',
+    ]);
     expect(m.params().map((p) => p.name)).toContain('pos');
     expect(m.params().find((p) => p.name === 'pos')!.value.shape).toEqual([16, 16]);
     m.dispose();

@@ -78,7 +78,7 @@ describe('reduceAxes and broadcastAxes vs reference', () => {
   });
 });
 
-describe('reduce and broadcast references are each other\'s gradient (finite differences)', () => {
+describe("reduce and broadcast references are each other's gradient (finite differences)", () => {
   const view = { outer: 2, reduce: 3, inner: 4, scale: 0.5 };
   it('d/dx of sum(w ⊙ reduceAxes(x)) is broadcastAxes(w)', () => {
     const x = { shape: [2, 3, 4], data: Float64Array.from(randomUniform(24, 1)) };

@@ -67,7 +67,11 @@ describe('sum_accumulate vs reference', () => {
 
   it('NaN in the input reaches the accumulator (for divergence guards)', async () => {
     const e = await getEngine();
-    const x = e.tensor([300], Float32Array.from({ length: 300 }, (_, i) => (i === 299 ? NaN : 1)), 'x');
+    const x = e.tensor(
+      [300],
+      Float32Array.from({ length: 300 }, (_, i) => (i === 299 ? NaN : 1)),
+      'x',
+    );
     const acc = e.zeros([1], 'acc');
     e.runOnce(await sumAccumulate(e, x, acc, 0));
     expect(Number.isNaN((await acc.read())[0])).toBe(true);

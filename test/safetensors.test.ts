@@ -15,7 +15,13 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CHILD = join(REPO, 'test', 'fixtures-save-child.ts');
 
 function tensor(shape: number[], seed: number): NamedTensor {
-  return { shape, data: randomUniform(shape.reduce((a, b) => a * b, 1), seed) };
+  return {
+    shape,
+    data: randomUniform(
+      shape.reduce((a, b) => a * b, 1),
+      seed,
+    ),
+  };
 }
 
 /** A file built by hand: header JSON (or raw text) padded to 8 bytes, then `data`. */
@@ -94,7 +100,11 @@ describe('safetensors codec', () => {
   });
 
   it('lays out bytes as the spec says (parsed by hand)', () => {
-    const tensors: [string, NamedTensor][] = [['w', tensor([3, 5], 11)], ['b', tensor([5], 12)], ['s', tensor([1], 13)]];
+    const tensors: [string, NamedTensor][] = [
+      ['w', tensor([3, 5], 11)],
+      ['b', tensor([5], 12)],
+      ['s', tensor([1], 13)],
+    ];
     const bytes = encodeSafetensors(tensors, { epoch: '3' });
     const view = new DataView(bytes.buffer);
     const n = Number(view.getBigUint64(0, true));
@@ -119,14 +129,25 @@ describe('safetensors codec', () => {
   it('refuses to encode bad input', () => {
     expect(() => encodeSafetensors({ a: { shape: [2, 3], data: new Float32Array(5) } })).toThrow(/"a".*\[2, 3\].*6 elements.*5 values/);
     expect(() => encodeSafetensors({ a: { shape: [-1], data: new Float32Array(0) } })).toThrow(/"a"/);
-    expect(() => encodeSafetensors([['a', tensor([1], 1)], ['a', tensor([1], 1)]])).toThrow(/"a" appears twice/);
+    expect(() =>
+      encodeSafetensors([
+        ['a', tensor([1], 1)],
+        ['a', tensor([1], 1)],
+      ]),
+    ).toThrow(/"a" appears twice/);
     expect(() => encodeSafetensors({ __metadata__: tensor([1], 1) })).toThrow(/not a valid tensor name/);
     expect(() => encodeSafetensors({}, { epochs: 3 as unknown as string })).toThrow(/metadata "epochs" must be a string/);
   });
 });
 
 describe('safetensors corruption gives CheckpointError naming the file and the bytes', () => {
-  const good = encodeSafetensors([['layers.0.weight', tensor([4, 8], 21)], ['layers.0.bias', tensor([8], 22)]], { epoch: '1' });
+  const good = encodeSafetensors(
+    [
+      ['layers.0.weight', tensor([4, 8], 21)],
+      ['layers.0.bias', tensor([8], 22)],
+    ],
+    { epoch: '1' },
+  );
   const headerLen = Number(new DataView(good.buffer).getBigUint64(0, true));
   const dataStart = 8 + headerLen;
 
@@ -190,8 +211,7 @@ describe('safetensors corruption gives CheckpointError naming the file and the b
   });
 
   it('a shape that does not match its byte span', () => {
-    expectCorrupt(rawFile({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Uint8Array(8)),
-      /tensor "w" .*shape \[3\] of F32 needs 12 bytes, but data_offsets \[0, 8\] span 8 bytes/);
+    expectCorrupt(rawFile({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Uint8Array(8)), /tensor "w" .*shape \[3\] of F32 needs 12 bytes, but data_offsets \[0, 8\] span 8 bytes/);
     expectCorrupt(rawFile({ w: { dtype: 'F16', shape: [2, 2], data_offsets: [0, 16] } }, new Uint8Array(16)), /F16 needs 8 bytes/);
   });
 
@@ -357,7 +377,10 @@ describe('writeFileAtomic and readFileChecked', () => {
       mkdirSync(dir);
       outcomes.push(await killWriter(dir, phases[i]));
     }
-    expect(outcomes.some((o) => o.includes('temp file left')), outcomes.join('\n')).toBe(true);
+    expect(
+      outcomes.some((o) => o.includes('temp file left')),
+      outcomes.join('\n'),
+    ).toBe(true);
   }, 300_000);
 });
 
@@ -401,10 +424,12 @@ async function killWriter(dir: string, phase: number): Promise<string> {
     for (const m of d.toString().matchAll(/wrote (\d+)/g)) wrote = Math.max(wrote, Number(m[1]));
   });
   child.stderr.on('data', (d) => (stderr += d));
-  const closed = new Promise<void>((r) => child.on('close', (code, signal) => {
-    exited = `child exited (code ${code}, signal ${signal}): ${stderr}`;
-    r();
-  }));
+  const closed = new Promise<void>((r) =>
+    child.on('close', (code, signal) => {
+      exited = `child exited (code ${code}, signal ${signal}): ${stderr}`;
+      r();
+    }),
+  );
   const temps = () => readdirSync(dir).filter((n) => n.startsWith('.model.safetensors.tmp-'));
   const until = (done: () => boolean, what: string) => pollUntil(done, what, () => exited);
   let write = 0;
@@ -437,7 +462,10 @@ async function killWriter(dir: string, phase: number): Promise<string> {
   expect(version).toBeLessThanOrEqual(wrote + 1);
   const w = tensors.get('layers.0.weight')!;
   expect(w.shape).toEqual([(MEGABYTES * 1024 * 1024) / 4096, 1024]);
-  expect(w.data.every((x) => x === version), 'every value is the version number').toBe(true);
+  expect(
+    w.data.every((x) => x === version),
+    'every value is the version number',
+  ).toBe(true);
   expect(tensors.get('layers.0.bias')!.data.every((x) => x === version)).toBe(true);
   const what = `killed ${phase} x ${write.toFixed(0)} ms into a write: target is version ${version}`;
   if (leftover.length === 0) return `${what}, no temp file`;

@@ -97,7 +97,7 @@ describe('slice reference backward passes by finite differences', () => {
     return s;
   };
 
-  it('concatenate [2, 3, 4] and [2, 1, 4] along axis 1: each piece\'s gradient is sliceFrom of dy', () => {
+  it("concatenate [2, 3, 4] and [2, 1, 4] along axis 1: each piece's gradient is sliceFrom of dy", () => {
     const [a, b] = [f64([2, 3, 4], 1), f64([2, 1, 4], 2)];
     const w = f64([2, 4, 4], 3); // dL/dy for L = sum(w ⊙ y)
     const loss = () => {
@@ -106,7 +106,10 @@ describe('slice reference backward passes by finite differences', () => {
       ref.sliceInto(b, y, 1, 3);
       return dot(y, w);
     };
-    const [da, db] = [{ shape: a.shape, data: new Float64Array(24) }, { shape: b.shape, data: new Float64Array(8) }];
+    const [da, db] = [
+      { shape: a.shape, data: new Float64Array(24) },
+      { shape: b.shape, data: new Float64Array(8) },
+    ];
     ref.sliceFrom(w, da, 1, 0);
     ref.sliceFrom(w, db, 1, 3);
     checkGradient(loss, a.data, da.data, {}, 'da');

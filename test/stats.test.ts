@@ -49,7 +49,10 @@ function expectRecord(got: ArrayLike<number>, want: Float64Array, scale: number,
  */
 function expectHistogram(got: number[], want: number[], x: ArrayLike<number>, lo: number, hi: number, what: string): void {
   expect(got.length, `${what}: bins`).toBe(want.length);
-  expect(got.reduce((a, b) => a + b, 0), `${what}: total`).toBe(want.reduce((a, b) => a + b, 0));
+  expect(
+    got.reduce((a, b) => a + b, 0),
+    `${what}: total`,
+  ).toBe(want.reduce((a, b) => a + b, 0));
   const bins = want.length;
   let nearEdge = 0;
   if (hi > lo) {
@@ -121,7 +124,8 @@ describe('tensor_stats vs reference', () => {
       [101, Infinity],
       [2_500, -Infinity],
       [5_002, NaN],
-    ] as const) xs[i] = v;
+    ] as const)
+      xs[i] = v;
     const got = await run(e, xs, { bins: 11 });
     const want = ref.tensorStats(xs, { bins: 11 });
     expect(got.rec[STAT_SLOTS.nonFinite]).toBe(4);

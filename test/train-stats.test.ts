@@ -76,7 +76,10 @@ function expectSummary(got: TensorSummary, host: ArrayLike<number>, bins: number
   expectClose([got.min, got.max], [r[STAT_SLOTS.min], r[STAT_SLOTS.max]], { atol: 1e-7 * scale, rtol: 1e-6 }, `${what}: min, max`);
   expectClose([got.mean], [r[STAT_SLOTS.mean]], { atol: 1e-6 * scale, rtol: 1e-5 }, `${what}: mean`);
   expectClose([got.std, got.norm], [r[STAT_SLOTS.std], r[STAT_SLOTS.norm]], { atol: 1e-7 * scale, rtol: 2e-5 }, `${what}: std, norm`);
-  expect(got.histogram.counts.reduce((a, b) => a + b, 0), `${what}: histogram total`).toBe(host.length);
+  expect(
+    got.histogram.counts.reduce((a, b) => a + b, 0),
+    `${what}: histogram total`,
+  ).toBe(host.length);
   // Bin edges: these small tensors have no value within 1e-4 of one, so the counts are exact.
   expect(got.histogram.counts, `${what}: histogram`).toEqual(want.histogram);
 }
@@ -104,7 +107,10 @@ describe('statistics inside training steps', () => {
     }
     await rec.drain();
     expect(rec.snapshots.map((q) => q.step)).toEqual([0, 2, 4]);
-    expect(host.some((h) => h.factor < 0.99), 'the clipping must act in at least one step').toBe(true);
+    expect(
+      host.some((h) => h.factor < 0.99),
+      'the clipping must act in at least one step',
+    ).toBe(true);
     rec.snapshots.forEach((snap, i) => {
       const h = host[i];
       expect(snap.batch).toBe(B);
@@ -113,7 +119,12 @@ describe('statistics inside training steps', () => {
         expect(p.decay).toBe(p.name.endsWith('weight'));
         expectSummary(p.value, h.after[p.name], bins, `step ${snap.step} ${p.name}`);
         // Read after the step, the gradient is clipped: the statistics saw it before, 1/factor larger.
-        expectSummary(p.grad, Float64Array.from(h.grads[p.name], (v) => v / h.factor), bins, `step ${snap.step} d${p.name}`);
+        expectSummary(
+          p.grad,
+          Float64Array.from(h.grads[p.name], (v) => v / h.factor),
+          bins,
+          `step ${snap.step} d${p.name}`,
+        );
         const d = ref.tensorStats(h.after[p.name], { bins: 0, prev: h.before[p.name] }).record;
         expectClose([p.update.norm], [d[STAT_SLOTS.deltaNorm]], { atol: 1e-9, rtol: 1e-4 }, `step ${snap.step} ${p.name}: update norm`);
         if (d[STAT_SLOTS.prevNorm] === 0) expect(p.update.ratio).toBeNull();
@@ -128,8 +139,18 @@ describe('statistics inside training steps', () => {
         ['relu', 'a', 'relu', [H]],
         ['leaky_relu', 'add', 'leaky_relu', [H]],
       ]);
-      expectClose(snap.activations.map((a) => a.deadFraction), [zeros(relu1), zeros(leaky)], { atol: 1e-6 }, `step ${snap.step}: dead fractions`);
-      expectClose(snap.activations.map((a) => a.mean), [relu1.reduce((a, b) => a + b) / relu1.length, leaky.reduce((a, b) => a + b) / leaky.length], { atol: 1e-5 }, `step ${snap.step}: activation means`);
+      expectClose(
+        snap.activations.map((a) => a.deadFraction),
+        [zeros(relu1), zeros(leaky)],
+        { atol: 1e-6 },
+        `step ${snap.step}: dead fractions`,
+      );
+      expectClose(
+        snap.activations.map((a) => a.mean),
+        [relu1.reduce((a, b) => a + b) / relu1.length, leaky.reduce((a, b) => a + b) / leaky.length],
+        { atol: 1e-5 },
+        `step ${snap.step}: activation means`,
+      );
     });
     rec.dispose();
     trainer.dispose();
@@ -148,7 +169,12 @@ describe('statistics inside training steps', () => {
     const same = (a: PhasedDispatch[], b: PhasedDispatch[]) => a.length === b.length && a.every((d, i) => d.dispatch === b[i].dispatch && d.phase === b[i].phase && d.index === b[i].index);
     const plain = step.dispatches();
     const watched = step.dispatches({ stats: rec });
-    expect(same(watched.filter((d) => d.phase !== 'stats'), plain)).toBe(true);
+    expect(
+      same(
+        watched.filter((d) => d.phase !== 'stats'),
+        plain,
+      ),
+    ).toBe(true);
     const phases = watched.map((d) => d.phase);
     // Activations: 2 dispatches each; gradients and values: 3 each (partials, finish, histogram).
     const P = model.params().length;
@@ -185,7 +211,10 @@ describe('statistics inside training steps', () => {
     const step = await trainer.trainStep(3, 1);
     const rec = await step.statsRecorder({ every: 1 });
     const r = new Rng(9);
-    step.write(Float32Array.from({ length: 75 }, () => r.normal()), new Float32Array([0, 1, 1]));
+    step.write(
+      Float32Array.from({ length: 75 }, () => r.normal()),
+      new Float32Array([0, 1, 1]),
+    );
     const list = step.dispatches({ stats: rec });
     for (const path of ['layers.0', 'layers.2']) {
       const span = step.net.forwardSpans.find((s) => s.node.path === path)!;
@@ -251,11 +280,17 @@ describe('statistics in fit', () => {
     const trainer = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer: { kind: 'adam', lr: 1e-3 } });
     const snaps: StatsSnapshot[] = [];
     const watch = new StatsWatch();
-    await trainer.fit(dataset(64, 4), { epochs: 1, batchSize: 8, stats: { every: 3, onSnapshot: (s) => {
+    await trainer.fit(dataset(64, 4), {
+      epochs: 1,
+      batchSize: 8,
+      stats: {
+        every: 3,
+        onSnapshot: (s) => {
           snaps.push(s);
           watch.check(s);
         },
-      }, });
+      },
+    });
     expect(snaps.map((s) => s.step)).toEqual([0, 3, 6]); // 8 steps; every one delivered before fit returned
     for (const s of snaps) {
       expect(s.activations).toEqual([expect.objectContaining({ name: 'layers.1', producer: 'layers.0', deadFraction: 1, mean: 0 })]);

@@ -26,16 +26,7 @@ import { Progress } from './progress.ts';
 import { formatDuration, UsageError, type SaveEvery } from './options.ts';
 import { StatsCollector } from './stats.ts';
 import { adapterSummary, regressionPoints, writeMetrics, type RegressionReport, type RunMetrics } from './report.ts';
-import {
-  checkKind,
-  classificationResult,
-  formatClassificationSummary,
-  formatClassificationTable,
-  formatConfusion,
-  formatRegression,
-  regressionResult,
-  targetLabel,
-} from './results.ts';
+import { checkKind, classificationResult, formatClassificationSummary, formatClassificationTable, formatConfusion, formatRegression, regressionResult, targetLabel } from './results.ts';
 import { checkDataMatches, csvOptions, imageOptions, isTableFile, openCheckpoint, openParsedCheckpoint, withEngine, type CsvCliOptions } from './session.ts';
 import { inputLimitProblem } from '../data/image-folder.ts';
 import { datasetInfo } from '../train/checkpoint.ts';

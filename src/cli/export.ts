@@ -36,7 +36,7 @@ function checkFileTarget(path: string): void {
   } catch (err) {
     if (err instanceof UsageError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    throw new UsageError(`--out ${path}: cannot write in ${dir} (${code === 'ENOENT' ? 'no such directory' : code ?? (err as Error).message}).`);
+    throw new UsageError(`--out ${path}: cannot write in ${dir} (${code === 'ENOENT' ? 'no such directory' : (code ?? (err as Error).message)}).`);
   }
   let isDir = false;
   try {

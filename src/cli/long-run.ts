@@ -45,7 +45,9 @@ export async function checkOutputFiles(files: OutputFile[], mkdir: boolean, log:
 export function checkResumeData(ckpt: Checkpoint, file: string, data: Dataset, batchSize: number, augment: { pad: number; flip: boolean } | undefined): void {
   const diffs = resumeMismatch(ckpt.meta.state, epochData(data, batchSize, true, augment));
   if (diffs.length) {
-    throw new UsageError(`--resume ${file} stopped within an epoch (${describePosition(ckpt.meta.state)}) and continues only on the batches it was cut from: ${diffs.join('; ')}. Resume with the same --dataset, --batch-size and --augment, or from a checkpoint saved at an epoch end.`);
+    throw new UsageError(
+      `--resume ${file} stopped within an epoch (${describePosition(ckpt.meta.state)}) and continues only on the batches it was cut from: ${diffs.join('; ')}. Resume with the same --dataset, --batch-size and --augment, or from a checkpoint saved at an epoch end.`,
+    );
   }
 }
 

@@ -49,14 +49,11 @@ function imageFolderOptions(c: Command, fromCheckpoint: boolean): Command {
 }
 
 function program(): Command {
-  const p = new Command('wgtrain')
-    .description('Train neural networks on WebGPU (a GPU, or SwiftShader on machines without one).')
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+  const p = new Command('wgtrain').description('Train neural networks on WebGPU (a GPU, or SwiftShader on machines without one).').showHelpAfterError('(run with --help for usage)').exitOverride();
 
   const train = p
     .command('train')
-    .description('train a model on a dataset; prints test loss and accuracy, and errors in the target\'s units (regression) or per-class figures (classification)')
+    .description("train a model on a dataset; prints test loss and accuracy, and errors in the target's units (regression) or per-class figures (classification)")
     .option('--dataset <name|path>', 'mnist, fashion-mnist, a directory of IDX files or CIFAR-10 batches, an image folder (one subfolder of PNG/JPEG files per class), or a .csv/.tsv file', 'mnist')
     .option('--target <column>', 'target column of a table dataset')
     .addOption(new Option('--task <task>', 'for table data: classification or regression (default: from the target column)').argParser(oneOf('--task', ['classification', 'regression'] as const)));
@@ -70,7 +67,7 @@ function program(): Command {
     .option('--heads <n>', 'vit: attention heads (default 4)', positiveInt('--heads'))
     .option('--patch <n>', 'vit: patch size in pixels, dividing the image (default 4)', positiveInt('--patch'))
     .option('--mlp-ratio <r>', 'vit: MLP width per token width (default 2)', positiveNumber('--mlp-ratio'))
-    .addOption(new Option('--pool <kind>', "vit: what feeds the classifier: a class token or the mean over tokens (default mean)").choices(['cls', 'mean']))
+    .addOption(new Option('--pool <kind>', 'vit: what feeds the classifier: a class token or the mean over tokens (default mean)').choices(['cls', 'mean']))
     .option('--label-smoothing <e>', 'softmax cross-entropy with targets (1 - e) onehot + e / classes', numberInRange('--label-smoothing', 0, 1), 0)
     .option('--clip-norm <n>', 'clip the gradients to this global L2 norm before each update', positiveNumber('--clip-norm'))
     .addOption(new Option('--optimizer <name>', 'optimizer').choices(optimizerKinds()).default('adam'))
@@ -85,17 +82,15 @@ function program(): Command {
     .option('--seed <n>', 'seed for weights, data order and dropout', nonNegativeInt('--seed'), 1)
     .option('--augment [kinds]', 'image augmentation: shift (random crop of the image padded by 2), flip (horizontal; not for digits), none; bare: shift,flip (default: none; vit: shift; a resumed run: its own)', augmentList)
     .option('--save <file>', 'checkpoint (safetensors) written atomically at every epoch end, within epochs (--save-every) and when stopped')
-    .addOption(
-      new Option('--save-every <steps|time>', 'also checkpoint within epochs: every N steps (500) or after a time (10m, 90s)').argParser(saveEveryOption).default({ seconds: 300 }, '5m'),
-    )
+    .addOption(new Option('--save-every <steps|time>', 'also checkpoint within epochs: every N steps (500) or after a time (10m, 90s)').argParser(saveEveryOption).default({ seconds: 300 }, '5m'))
     .option('--keep <k>', 'checkpoints to keep: the newest at --save, the k-1 before it beside it as FILE-stepN.safetensors', positiveInt('--keep'), 1)
     .option('--max-time <time>', 'stop cleanly after this long (2h, 45m, 1h30m; plain numbers are seconds), with a checkpoint to resume from', durationOption('--max-time'))
     .option('--mkdir', 'make missing directories of output files (default: refuse them, so that a mistyped path fails at once)')
     .option('--stop-on-divergence [factor]', 'stop when the mean loss grows this many times above its lowest within --divergence-window steps (bare: 3)', factorOption('--stop-on-divergence'))
     .option('--divergence-window <steps>', 'steps --stop-on-divergence looks back', positiveInt('--divergence-window'), 500)
-    .option('--resume <file>', 'continue training from a checkpoint (one saved within an epoch continues at its next batch; also one written by an export\'s train.py)')
+    .option('--resume <file>', "continue training from a checkpoint (one saved within an epoch continues at its next batch; also one written by an export's train.py)")
     .option('--init-from <file>', 'start from the weights of a state_dict saved as safetensors (e.g. trained in PyTorch); names and shapes must match the model')
-    .option('--metrics-out <file>', 'write run metrics as JSON, the curves as SVG beside it (and a classifier\'s confusion matrix as FILE.confusion.svg, layer statistics as FILE.stats.svg)')
+    .option('--metrics-out <file>', "write run metrics as JSON, the curves as SVG beside it (and a classifier's confusion matrix as FILE.confusion.svg, layer statistics as FILE.stats.svg)")
     .option('--log-every <steps>', 'read the loss back every this many steps', positiveInt('--log-every'), 25)
     .option('--stats-every <steps>', 'per-layer statistics (weights, gradients, update ratios, dead ReLU outputs) every this many steps, with warnings; into the metrics JSON and FILE.stats.svg', positiveInt('--stats-every'))
     .option('--quiet', 'no progress bar; one line per epoch')
@@ -103,12 +98,12 @@ function program(): Command {
 
   const evaluate = p
     .command('evaluate')
-    .description('test loss and accuracy of a checkpoint, with errors in the target\'s units (regression) or per-class figures and the confusion matrix (classification)')
+    .description("test loss and accuracy of a checkpoint, with errors in the target's units (regression) or per-class figures and the confusion matrix (classification)")
     .requiredOption('--checkpoint <file>', 'checkpoint to evaluate')
     .option('--dataset <name|path>', 'dataset (default: the one the checkpoint was trained on; a table file must be given)')
-    .option('--target <column>', 'target column of a table dataset (default: the checkpoint\'s)')
-    .addOption(new Option('--task <task>', 'read a table\'s target as classification or regression (default: as fits the checkpoint)').argParser(oneOf('--task', ['classification', 'regression'] as const)))
-    .option('--metrics-out <file>', 'write the result as JSON (and a classifier\'s confusion matrix as FILE.confusion.svg)');
+    .option('--target <column>', "target column of a table dataset (default: the checkpoint's)")
+    .addOption(new Option('--task <task>', "read a table's target as classification or regression (default: as fits the checkpoint)").argParser(oneOf('--task', ['classification', 'regression'] as const)))
+    .option('--metrics-out <file>', "write the result as JSON (and a classifier's confusion matrix as FILE.confusion.svg)");
   imageFolderOptions(csvLayoutOptions(evaluate, 'a table dataset'), true).action(async (o) => runEvaluate(o));
 
   const predict = p
@@ -116,10 +111,10 @@ function program(): Command {
     .description('predict with a checkpoint: new rows of a table (.csv), an IDX images file, or the first N test samples of a dataset')
     .requiredOption('--checkpoint <file>', 'checkpoint to use')
     .option('--input <file>', 'new data: a .csv table with the training feature columns (the target column absent or skipped), or an IDX images file (idx3-ubyte, optionally gzipped)')
-    .option('--dataset <name|path>', 'predict test samples of this dataset (default: the checkpoint\'s)')
+    .option('--dataset <name|path>', "predict test samples of this dataset (default: the checkpoint's)")
     .option('--count <n>', 'how many samples (default: all rows of a table, else 10)', positiveInt('--count'))
     .option('--json', 'print predictions as JSON lines')
-    .option('--out <file.csv>', 'write the predictions as CSV (a table\'s rows with the prediction columns appended) instead of printing them');
+    .option('--out <file.csv>', "write the predictions as CSV (a table's rows with the prediction columns appended) instead of printing them");
   imageFolderOptions(csvLayoutOptions(predict, 'the input table'), true).action(async (o) => runPredict(o));
 
   p.command('export')
@@ -128,9 +123,9 @@ function program(): Command {
     .addOption(new Option('--format <format>', 'onnx or pytorch').choices(['onnx', 'pytorch']).makeOptionMandatory())
     .requiredOption('--out <path>', 'onnx: the .onnx file to write; pytorch: a new (or empty) directory')
     .option('--dataset <name|path>', 'pytorch: the dataset train.py reads (default: the one the checkpoint was trained on)')
-    .option('--batch-size <n>', 'pytorch: global batch size for train.py (default: the checkpoint\'s run)', positiveInt('--batch-size'))
-    .option('--epochs <n>', 'pytorch: total epochs for train.py to reach (default: the checkpoint\'s run)', nonNegativeInt('--epochs'))
-    .option('--augment [kinds]', 'pytorch: image augmentation for train.py: shift, flip; bare: shift,flip (default: the checkpoint\'s run)', augmentList)
+    .option('--batch-size <n>', "pytorch: global batch size for train.py (default: the checkpoint's run)", positiveInt('--batch-size'))
+    .option('--epochs <n>', "pytorch: total epochs for train.py to reach (default: the checkpoint's run)", nonNegativeInt('--epochs'))
+    .option('--augment [kinds]', "pytorch: image augmentation for train.py: shift, flip; bare: shift,flip (default: the checkpoint's run)", augmentList)
     .action(async (o) => runExport(o));
   return p;
 }

@@ -54,7 +54,14 @@ export function formatClassificationSummary(r: ClassificationReport): string {
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
   const isNum = (s: string) => /^[\d.%-]+$/.test(s);
-  return rows.map((r) => r.map((cell, c) => (c > 0 && isNum(cell) ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => (c > 0 && isNum(cell) ? cell.padStart(widths[c]) : cell.padEnd(widths[c])))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 /** Per-class precision, recall, F1 and support, then the macro averages, accuracy and top-k. */

@@ -43,9 +43,7 @@ export async function openParsedCheckpoint(e: Engine, ckpt: Checkpoint, file: st
   const model = trainer?.model ?? (await modelFromCheckpoint(e, ckpt, file));
   const info = ckpt.meta.dataset;
   const outputs = model.outputShape.reduce((a, b) => a * b, 1);
-  const terms = info
-    ? { ...info }
-    : { name: file, task: ckpt.meta.loss === 'mse' ? ('regression' as const) : ('classification' as const), numClasses: outputs };
+  const terms = info ? { ...info } : { name: file, task: ckpt.meta.loss === 'mse' ? ('regression' as const) : ('classification' as const), numClasses: outputs };
   return { model, trainer, info, terms };
 }
 
@@ -95,6 +93,8 @@ export const isTableFile = (spec: string) => /\.(csv|tsv)$/i.test(spec);
 export function checkDataMatches(data: Dataset, info: DatasetInfo | null, file: string): void {
   if (!info) return;
   if (info.inputShape.join('x') !== data.inputShape.join('x') || info.numClasses !== data.numClasses) {
-    throw new UsageError(`checkpoint ${file} was trained on "${info.name}" (samples [${info.inputShape.join(', ')}], ${info.numClasses} outputs); dataset "${data.name}" has samples [${data.inputShape.join(', ')}] and ${data.numClasses} outputs.`);
+    throw new UsageError(
+      `checkpoint ${file} was trained on "${info.name}" (samples [${info.inputShape.join(', ')}], ${info.numClasses} outputs); dataset "${data.name}" has samples [${data.inputShape.join(', ')}] and ${data.numClasses} outputs.`,
+    );
   }
 }

@@ -15,11 +15,7 @@ export function parseCifarBatch(bytes: Uint8Array, fileLabel: string): Split {
   const partial = bytes.length % CIFAR10_RECORD;
   if (partial !== 0) {
     const at = bytes.length - partial;
-    throw new DataError(
-      fileLabel,
-      `partial record: ${bytes.length} bytes is not a multiple of the ${CIFAR10_RECORD}-byte record; the last record starts here and has only ${partial} bytes`,
-      { offset: at },
-    );
+    throw new DataError(fileLabel, `partial record: ${bytes.length} bytes is not a multiple of the ${CIFAR10_RECORD}-byte record; the last record starts here and has only ${partial} bytes`, { offset: at });
   }
   const n = bytes.length / CIFAR10_RECORD;
   const x = new Uint8Array(n * CIFAR10_PIXELS);
@@ -50,7 +46,10 @@ export function concatSplits(splits: Split[], sampleSize: number): Split {
 
 /** Class names from `batches.meta.txt`: one per non-empty line, exactly 10. */
 export function parseCifarClassNames(text: string, fileLabel: string): string[] {
-  const names = text.split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0);
+  const names = text
+    .split(/\r?\n/)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   if (names.length !== 10) throw new DataError(fileLabel, `expected 10 class names (one per line), found ${names.length}`);
   return names;
 }
@@ -61,7 +60,10 @@ export function parseCifarClassNames(text: string, fileLabel: string): string[] 
  */
 export function cifar10Dataset(trainBatches: NamedBytes[], testBatch: NamedBytes, meta?: { label: string; text: string }, source?: string): Dataset {
   if (trainBatches.length === 0) throw new Error('CIFAR-10: no training batches given');
-  const train = concatSplits(trainBatches.map((b) => parseCifarBatch(b.bytes, b.label)), CIFAR10_PIXELS);
+  const train = concatSplits(
+    trainBatches.map((b) => parseCifarBatch(b.bytes, b.label)),
+    CIFAR10_PIXELS,
+  );
   const test = parseCifarBatch(testBatch.bytes, testBatch.label);
   return {
     name: 'cifar10',

@@ -17,7 +17,10 @@ export function conformToTraining(data: Dataset, t: TrainingTerms, fileLabel: st
   if (t.featureNames && t.featureNames.join('\u0000') !== data.featureNames.join('\u0000')) {
     const missing = t.featureNames.filter((f) => !data.featureNames!.includes(f));
     const extra = data.featureNames.filter((f) => !t.featureNames!.includes(f));
-    const what = missing.length || extra.length ? `${missing.length ? `missing ${missing.join(', ')}` : ''}${missing.length && extra.length ? '; ' : ''}${extra.length ? `not in training ${extra.join(', ')} (skip with --ignore-columns)` : ''}` : 'the same columns in another order';
+    const what =
+      missing.length || extra.length
+        ? `${missing.length ? `missing ${missing.join(', ')}` : ''}${missing.length && extra.length ? '; ' : ''}${extra.length ? `not in training ${extra.join(', ')} (skip with --ignore-columns)` : ''}`
+        : 'the same columns in another order';
     throw new DataError(fileLabel, `the feature columns differ from the model's: ${what}. The model was trained on ${t.featureNames.join(', ')}`);
   }
   const out: Dataset = { ...data, normalization: t.normalization, targetNormalization: t.targetNormalization };

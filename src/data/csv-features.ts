@@ -75,7 +75,12 @@ export function readCsvFeatures(text: string, fileLabel: string, opts: CsvFeatur
   // A feature has moved when its rank among the feature columns differs from training's: columns
   // skipped in between (the target, an id) do not count.
   const ranks = [...cols].sort((a, b) => a - b);
-  const moved = byName ? cols.map((c, f) => ({ name: names![f], column: c + 1, trained: f + 1, rank: ranks.indexOf(c) })).filter((m) => m.rank !== m.trained - 1).map(({ rank: _, ...m }) => m) : [];
+  const moved = byName
+    ? cols
+        .map((c, f) => ({ name: names![f], column: c + 1, trained: f + 1, rank: ranks.indexOf(c) }))
+        .filter((m) => m.rank !== m.trained - 1)
+        .map(({ rank: _, ...m }) => m)
+    : [];
   const checkFinite = opts.checkFinite ?? true;
   const n = table.rows.length;
   if (n === 0) throw new DataError(fileLabel, 'no rows to predict');

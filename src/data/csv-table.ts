@@ -165,7 +165,9 @@ export function detectDelimiter(text: string, fileLabel: string, firstLine = 1):
   if (consistent.length === 1) return consistent[0];
   if (consistent.length > 1) {
     const which = consistent.map(showDelimiter).join(' and ');
-    throw new DataError(fileLabel, `the field separator is ambiguous: ${which} each split every one of the first lines into equal rows; pass --delimiter (e.g. --delimiter '${consistent[1] === '\t' ? '\\t' : consistent[1]}')`, { line: firstLine });
+    throw new DataError(fileLabel, `the field separator is ambiguous: ${which} each split every one of the first lines into equal rows; pass --delimiter (e.g. --delimiter '${consistent[1] === '\t' ? '\\t' : consistent[1]}')`, {
+      line: firstLine,
+    });
   }
   return ',';
 }
@@ -255,12 +257,7 @@ export function numericCell(cell: string, fileLabel: string, at: { line: number;
   const v = parseNumber(cell);
   if (v === null) {
     const s = cell.trim();
-    const what =
-      s === ''
-        ? 'empty cell (missing values are not supported)'
-        : /^[+-]?\d+,\d+$/.test(s)
-          ? `"${cell}" is not a number (a decimal comma? use a decimal point)`
-          : `"${cell}" is not a number`;
+    const what = s === '' ? 'empty cell (missing values are not supported)' : /^[+-]?\d+,\d+$/.test(s) ? `"${cell}" is not a number (a decimal comma? use a decimal point)` : `"${cell}" is not a number`;
     throw new DataError(fileLabel, what, at);
   }
   if (checkFinite && !Number.isFinite(v)) throw new DataError(fileLabel, `value "${cell.trim()}" is not finite`, at);

@@ -71,18 +71,10 @@ export function parseIdx(bytes: Uint8Array, fileLabel: string, kind?: 'images' |
   const count = dims.reduce((a, b) => a * b, 1);
   const expected = headerSize + count;
   if (raw.length < expected) {
-    throw new DataError(
-      label,
-      `truncated: dimensions [${dims.join(', ')}] need ${headerSize} + ${count} = ${expected} bytes, file has ${raw.length} (data ends early)`,
-      { offset: raw.length },
-    );
+    throw new DataError(label, `truncated: dimensions [${dims.join(', ')}] need ${headerSize} + ${count} = ${expected} bytes, file has ${raw.length} (data ends early)`, { offset: raw.length });
   }
   if (raw.length > expected) {
-    throw new DataError(
-      label,
-      `${raw.length - expected} unexpected bytes after the data: dimensions [${dims.join(', ')}] need ${expected} bytes, file has ${raw.length}`,
-      { offset: expected },
-    );
+    throw new DataError(label, `${raw.length - expected} unexpected bytes after the data: dimensions [${dims.join(', ')}] need ${expected} bytes, file has ${raw.length}`, { offset: expected });
   }
   return { dims, data: raw.subarray(headerSize, expected) };
 }
@@ -139,11 +131,7 @@ export function idxDataset(name: string, files: IdxFiles, opts: IdxDatasetOption
   const train = parseIdxPair(files.trainImages, files.trainLabels, numClasses);
   const test = parseIdxPair(files.testImages, files.testLabels, numClasses);
   if (train.inputShape.join() !== test.inputShape.join()) {
-    throw new DataError(
-      files.testImages.label,
-      `images are ${test.inputShape.slice(1).join('x')} but ${files.trainImages.label} has ${train.inputShape.slice(1).join('x')}`,
-      { offset: 8 },
-    );
+    throw new DataError(files.testImages.label, `images are ${test.inputShape.slice(1).join('x')} but ${files.trainImages.label} has ${train.inputShape.slice(1).join('x')}`, { offset: 8 });
   }
   return {
     name,

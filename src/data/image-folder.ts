@@ -116,7 +116,14 @@ export function sortImageFolder(root: string, contents: FolderContents): FolderL
   if (empty.length) {
     const what = empty.map((n) => {
       const others = classes.get(n)!.others;
-      return `${n}/ (${others.length ? `only ${others.slice(0, 3).map((o) => o.slice(n.length + 1)).join(', ')}${others.length > 3 ? ', ...' : ''}` : 'nothing'})`;
+      return `${n}/ (${
+        others.length
+          ? `only ${others
+              .slice(0, 3)
+              .map((o) => o.slice(n.length + 1))
+              .join(', ')}${others.length > 3 ? ', ...' : ''}`
+          : 'nothing'
+      })`;
     });
     throw new DataError(root, `${empty.length === 1 ? 'a class folder holds' : `${empty.length} class folders hold`} no PNG or JPEG images: ${what.join('; ')}. Add images, or remove the folder.`);
   }
@@ -316,8 +323,7 @@ function describeImages(good: Read[], [H, W]: [number, number], C: 1 | 3): strin
     const byArea = [...sizes.values()].sort((a, b) => a.header!.width * a.header!.height - b.header!.width * b.header!.height);
     const [lo, hi] = [byArea[0], byArea[byArea.length - 1]];
     notes.push(
-      `mixed sizes: ${sizes.size} different sizes, from ${lo.header!.width}x${lo.header!.height} (${lo.file}) to ${hi.header!.width}x${hi.header!.height} (${hi.file}); ` +
-        `each is centre-cropped to ${W}:${H} and resized to ${W}x${H}`,
+      `mixed sizes: ${sizes.size} different sizes, from ${lo.header!.width}x${lo.header!.height} (${lo.file}) to ${hi.header!.width}x${hi.header!.height} (${hi.file}); ` + `each is centre-cropped to ${W}:${H} and resized to ${W}x${H}`,
     );
   }
   const grey = count((r) => r.header!.grey);

@@ -49,10 +49,7 @@ export class BufferPool {
   acquire(bytes: number, usage: number, label: string): GPUBuffer {
     const size = roundSize(bytes);
     if (size > this.maxBufferSize) {
-      throw new Error(
-        `Buffer "${label}" needs ${bytes} bytes, over the adapter's maxBufferSize limit of ${this.maxBufferSize} bytes ` +
-          `(${(bytes / this.maxBufferSize).toFixed(2)}x the limit).`,
-      );
+      throw new Error(`Buffer "${label}" needs ${bytes} bytes, over the adapter's maxBufferSize limit of ${this.maxBufferSize} bytes ` + `(${(bytes / this.maxBufferSize).toFixed(2)}x the limit).`);
     }
     const key = `${size}:${usage}`;
     const list = this.free.get(key);

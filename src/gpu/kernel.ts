@@ -113,12 +113,7 @@ export function reflectEntry(family: string, entry: string): { bindings: Binding
 }
 
 /** Compile an entry point, reporting WGSL errors with the kernel's name and the compiler's messages. */
-export async function compileKernel(
-  device: GPUDevice,
-  family: string,
-  entry: string,
-  constants: Record<string, number> = {},
-): Promise<Kernel> {
+export async function compileKernel(device: GPUDevice, family: string, entry: string, constants: Record<string, number> = {}): Promise<Kernel> {
   const name = `${family}.${entry}`;
   const { bindings, uniform } = reflectEntry(family, entry);
   const code = shaderSource(family);

@@ -4,13 +4,7 @@
 import { grid1d, type Dispatch, type Engine } from '../gpu/engine.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import type { AccumulateOptions } from '../ops/accumulate.ts';
-import {
-  batchNormGeometry,
-  checkTrainable,
-  type BatchNormEvalOptions,
-  type BatchNormGeometry,
-  type BatchNormTrainOptions,
-} from '../ops/batchnorm.ts';
+import { batchNormGeometry, checkTrainable, type BatchNormEvalOptions, type BatchNormGeometry, type BatchNormTrainOptions } from '../ops/batchnorm.ts';
 import { withAccumulate } from './accumulate.ts';
 
 export type { BatchNormEvalOptions, BatchNormTrainOptions } from '../ops/batchnorm.ts';
@@ -32,18 +26,7 @@ function checkEps(what: string, eps: number): void {
  * backward) and updates runningMean/runningVar in place: running = (1 - momentum) * running +
  * momentum * batch, with the unbiased variance for runningVar (PyTorch semantics).
  */
-export async function batchNormForwardTrain(
-  e: Engine,
-  x: Tensor,
-  gamma: Tensor,
-  beta: Tensor,
-  y: Tensor,
-  mean: Tensor,
-  invstd: Tensor,
-  runningMean: Tensor,
-  runningVar: Tensor,
-  opts: BatchNormTrainOptions,
-): Promise<Dispatch> {
+export async function batchNormForwardTrain(e: Engine, x: Tensor, gamma: Tensor, beta: Tensor, y: Tensor, mean: Tensor, invstd: Tensor, runningMean: Tensor, runningVar: Tensor, opts: BatchNormTrainOptions): Promise<Dispatch> {
   const what = 'Kernel batchnorm.batch_norm_forward_train';
   const g = batchNormGeometry(what, x, [gamma, beta, mean, invstd, runningMean, runningVar], [y]);
   checkTrainable(what, g, x);
@@ -55,16 +38,7 @@ export async function batchNormForwardTrain(
 }
 
 /** Evaluation forward: y = (x - runningMean) / sqrt(runningVar + eps) * gamma + beta, per channel. */
-export async function batchNormForwardEval(
-  e: Engine,
-  x: Tensor,
-  gamma: Tensor,
-  beta: Tensor,
-  runningMean: Tensor,
-  runningVar: Tensor,
-  y: Tensor,
-  opts: BatchNormEvalOptions,
-): Promise<Dispatch> {
+export async function batchNormForwardEval(e: Engine, x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, y: Tensor, opts: BatchNormEvalOptions): Promise<Dispatch> {
   const what = 'Kernel batchnorm.batch_norm_forward_eval';
   const g = batchNormGeometry(what, x, [gamma, beta, runningMean, runningVar], [y]);
   checkEps(what, opts.eps);
@@ -80,18 +54,7 @@ export async function batchNormForwardEval(
  * added to with accumulate. With `reluOutput` (the forward output of a BatchNorm with a fused ReLU)
  * dy is first masked where that output is 0.
  */
-export async function batchNormBackward(
-  e: Engine,
-  x: Tensor,
-  dy: Tensor,
-  gamma: Tensor,
-  mean: Tensor,
-  invstd: Tensor,
-  dx: Tensor,
-  dgamma: Tensor,
-  dbeta: Tensor,
-  opts: AccumulateOptions & { reluOutput?: Tensor } = {},
-): Promise<Dispatch> {
+export async function batchNormBackward(e: Engine, x: Tensor, dy: Tensor, gamma: Tensor, mean: Tensor, invstd: Tensor, dx: Tensor, dgamma: Tensor, dbeta: Tensor, opts: AccumulateOptions & { reluOutput?: Tensor } = {}): Promise<Dispatch> {
   const what = 'Kernel batchnorm.batch_norm_backward';
   const g = batchNormGeometry(what, x, [gamma, mean, invstd, dgamma, dbeta], [dy, dx, ...(opts.reluOutput ? [opts.reluOutput] : [])]);
   const k = await e.kernel('batchnorm', 'batch_norm_backward', withAccumulate(opts.reluOutput ? { RELU: 1 } : {}, opts));

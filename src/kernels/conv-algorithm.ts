@@ -106,7 +106,15 @@ const PASSES: readonly ConvPass[] = ['forward', 'backward_input', 'backward_weig
 const ALGORITHMS: readonly ConvAlgorithm[] = ['gemm', 'im2col', 'direct'];
 
 function need(what: string, t: ConvTensors, names: (keyof ConvTensors)[]): void {
-  for (const n of names) if (!t[n]) throw new Error(`${what}: tensor "${n}" was not given (given: ${Object.keys(t).filter((k) => t[k as keyof ConvTensors]).join(', ') || 'none'}).`);
+  for (const n of names)
+    if (!t[n])
+      throw new Error(
+        `${what}: tensor "${n}" was not given (given: ${
+          Object.keys(t)
+            .filter((k) => t[k as keyof ConvTensors])
+            .join(', ') || 'none'
+        }).`,
+      );
 }
 
 /** Parse 'direct' | 'im2col' | 'gemm' | 'gemm:<tile>' into an algorithm and tile. */
@@ -395,9 +403,7 @@ class TuningInputs {
       for (let s = 0; s < SAMPLES; s++) {
         const [b, o, i, j] = [rng.int(g.batch), rng.int(g.outC), rng.int(g.outH), rng.int(g.outW)];
         let want = spec.bias ? h.bias[o] : 0;
-        for (let c = 0; c < g.inC; c++)
-          for (let kh = 0; kh < g.kH; kh++)
-            for (let kw = 0; kw < g.kW; kw++) want += wAt(o, c, kh, kw) * xAt(b, c, i * g.strideH - g.padH + kh, j * g.strideW - g.padW + kw);
+        for (let c = 0; c < g.inC; c++) for (let kh = 0; kh < g.kH; kh++) for (let kw = 0; kw < g.kW; kw++) want += wAt(o, c, kh, kw) * xAt(b, c, i * g.strideH - g.padH + kh, j * g.strideW - g.padW + kw);
         if (spec.relu) want = Math.max(want, 0);
         const got = y[((b * g.outC + o) * g.outH + i) * g.outW + j];
         if (!ok(got, want, g.inC * g.kH * g.kW)) fail(`y[${b}, ${o}, ${i}, ${j}]`, got, want);

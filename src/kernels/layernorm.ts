@@ -63,16 +63,7 @@ function lnParams(g: LayerNormGeometry, eps: number): Record<string, number> {
  * rstd = 1/sqrt(biased var + eps), which are saved for backward. x, y [..., D]; gamma, beta [D];
  * mean, rstd [R] or x's leading dimensions (R rows = x.size / D).
  */
-export async function layerNormForward(
-  e: Engine,
-  x: Tensor,
-  gamma: Tensor,
-  beta: Tensor,
-  y: Tensor,
-  mean: Tensor,
-  rstd: Tensor,
-  opts: LayerNormOptions & LayerNormVariantOptions,
-): Promise<Dispatch> {
+export async function layerNormForward(e: Engine, x: Tensor, gamma: Tensor, beta: Tensor, y: Tensor, mean: Tensor, rstd: Tensor, opts: LayerNormOptions & LayerNormVariantOptions): Promise<Dispatch> {
   const what = 'Kernel layernorm.layer_norm_forward';
   const g = layerNormGeometry(what, x, [gamma, beta], [mean, rstd], [y]);
   checkLayerNormEps(what, opts.eps);
@@ -86,16 +77,7 @@ export async function layerNormForward(
  * xhat = (x - mean) * rstd from the forward's saved mean and rstd (dx += ... with accumulate).
  * x, dy, dx [..., D]; gamma [D]; mean, rstd [R] or x's leading dimensions.
  */
-export async function layerNormBackward(
-  e: Engine,
-  x: Tensor,
-  dy: Tensor,
-  gamma: Tensor,
-  mean: Tensor,
-  rstd: Tensor,
-  dx: Tensor,
-  opts: AccumulateOptions & LayerNormVariantOptions = {},
-): Promise<Dispatch> {
+export async function layerNormBackward(e: Engine, x: Tensor, dy: Tensor, gamma: Tensor, mean: Tensor, rstd: Tensor, dx: Tensor, opts: AccumulateOptions & LayerNormVariantOptions = {}): Promise<Dispatch> {
   const what = 'Kernel layernorm.layer_norm_backward';
   const g = layerNormGeometry(what, x, [gamma], [mean, rstd], [dy, dx]);
   const l = layout(e, 'layer_norm_backward', g, { x, dy, gamma, saved_mean: mean, saved_rstd: rstd, dx }, opts);
@@ -110,16 +92,7 @@ export async function layerNormBackward(
  * four columns when D is a multiple of 4), rows summed in order: a fused column sum, several times
  * faster on a software adapter than forming dy * xhat and summing its columns with `biasGrad`.
  */
-export async function layerNormParamGrad(
-  e: Engine,
-  x: Tensor,
-  dy: Tensor,
-  mean: Tensor,
-  rstd: Tensor,
-  dgamma: Tensor,
-  dbeta: Tensor,
-  opts: AccumulateOptions = {},
-): Promise<Dispatch> {
+export async function layerNormParamGrad(e: Engine, x: Tensor, dy: Tensor, mean: Tensor, rstd: Tensor, dgamma: Tensor, dbeta: Tensor, opts: AccumulateOptions = {}): Promise<Dispatch> {
   const what = 'Kernel layernorm.layer_norm_param_grad';
   const g = layerNormGeometry(what, x, [dgamma, dbeta], [mean, rstd], [dy]);
   const buffers = { x, dy, saved_mean: mean, saved_rstd: rstd, dgamma, dbeta };

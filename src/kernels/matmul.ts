@@ -203,12 +203,17 @@ export async function stridedMatmul(e: Engine, a: StridedOperand, b: StridedOper
   const what = 'Kernel matmul (strided)';
   const { M, N, K, groups, perGroup } = dims;
   for (const [k, v] of Object.entries(dims)) if (!Number.isInteger(v) || v < 1) throw new Error(`${what}: ${k} = ${v} must be a positive integer.`);
-  const reach = (o: Omit<StridedOperand, 'col'> & { col?: number }, rows: number, cols: number) =>
-    o.offset + (groups - 1) * o.group + (perGroup - 1) * o.matrix + (rows - 1) * o.row + (cols - 1) * (o.col ?? 1);
-  for (const [name, o, rows, cols] of [['A', a, M, K], ['B', b, K, N], ['C', c, M, N]] as const) {
+  const reach = (o: Omit<StridedOperand, 'col'> & { col?: number }, rows: number, cols: number) => o.offset + (groups - 1) * o.group + (perGroup - 1) * o.matrix + (rows - 1) * o.row + (cols - 1) * (o.col ?? 1);
+  for (const [name, o, rows, cols] of [
+    ['A', a, M, K],
+    ['B', b, K, N],
+    ['C', c, M, N],
+  ] as const) {
     const last = reach(o, rows, cols);
     if ([o.offset, o.group, o.matrix, o.row, 'col' in o ? o.col : 1].some((x) => !Number.isInteger(x) || x < 0) || last >= o.tensor.size) {
-      throw new Error(`${what}: ${name} "${o.tensor.label}" ${shapeStr(o.tensor.shape)} holds ${o.tensor.size} elements, but ${groups}x${perGroup} matrices of ${rows}x${cols} at offset ${o.offset} (strides: group ${o.group}, matrix ${o.matrix}, row ${o.row}${'col' in o ? `, col ${o.col}` : ''}) reach element ${last}.`);
+      throw new Error(
+        `${what}: ${name} "${o.tensor.label}" ${shapeStr(o.tensor.shape)} holds ${o.tensor.size} elements, but ${groups}x${perGroup} matrices of ${rows}x${cols} at offset ${o.offset} (strides: group ${o.group}, matrix ${o.matrix}, row ${o.row}${'col' in o ? `, col ${o.col}` : ''}) reach element ${last}.`,
+      );
     }
   }
   const G = groups * perGroup;
@@ -219,10 +224,25 @@ export async function stridedMatmul(e: Engine, a: StridedOperand, b: StridedOper
     throw new Error(`${what}: ${G} matrices; variant ${variant} takes at most ${MAX_WORKGROUPS_PER_DIM} per dispatch (the workgroup limit along z).`);
   }
   const size: MatmulSize = {
-    M, N, K, G, gi: perGroup,
-    oa: a.offset, bsa2: a.group, bsa: a.matrix, sam: a.row, sak: a.col,
-    ob: b.offset, bsb2: b.group, bsb: b.matrix, sbk: b.row, sbn: b.col,
-    oc: c.offset, bsc2: c.group, bsc: c.matrix, ldc: c.row,
+    M,
+    N,
+    K,
+    G,
+    gi: perGroup,
+    oa: a.offset,
+    bsa2: a.group,
+    bsa: a.matrix,
+    sam: a.row,
+    sak: a.col,
+    ob: b.offset,
+    bsb2: b.group,
+    bsb: b.matrix,
+    sbk: b.row,
+    sbn: b.col,
+    oc: c.offset,
+    bsc2: c.group,
+    bsc: c.matrix,
+    ldc: c.row,
   };
   return matmulDispatch(e, variant, a.tensor, b.tensor, c.tensor, size, { accumulate: opts.accumulate });
 }

@@ -4,14 +4,7 @@ import { grid1d, MAX_WORKGROUPS_PER_DIM, type Dispatch, type Engine } from '../g
 import type { Tensor } from '../gpu/tensor.ts';
 import type { AccumulateOptions } from '../ops/accumulate.ts';
 import { describe } from '../ops/shape.ts';
-import {
-  checkGlobalPool,
-  checkPoolOutput,
-  pool2dGeometry,
-  type AvgPool2dOptions,
-  type Pool2dGeometry,
-  type Pool2dOptions,
-} from '../ops/pooling.ts';
+import { checkGlobalPool, checkPoolOutput, pool2dGeometry, type AvgPool2dOptions, type Pool2dGeometry, type Pool2dOptions } from '../ops/pooling.ts';
 import { withAccumulate } from './accumulate.ts';
 
 export { pool2dOutputShape, type AvgPool2dOptions, type Pool2dOptions } from '../ops/pooling.ts';

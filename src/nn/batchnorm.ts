@@ -4,7 +4,7 @@
 // unbiased variance for running_var); evaluation normalises with the running averages. Parameters
 // and buffers carry PyTorch's names: weight (gamma), bias (beta), running_mean, running_var.
 import type { Dispatch, Engine } from '../gpu/engine.ts';
-import type { Shape, } from '../gpu/tensor.ts';
+import type { Shape } from '../gpu/tensor.ts';
 import { reluBackward } from '../kernels/activation.ts';
 import { batchNormBackward, batchNormForwardEval, batchNormForwardTrain } from '../kernels/batchnorm.ts';
 import { scaleForward } from '../kernels/elementwise.ts';

@@ -42,15 +42,7 @@ function convBlock(channels: number): Layer[] {
  * MNIST's digits within a few epochs (the accuracies with and without it are in bench/README.md).
  */
 export function cnn(outputs: number, opts: CnnPresetOptions = {}): Sequential {
-  return new Sequential([
-    ...convBlock(16),
-    ...convBlock(32),
-    new Flatten(),
-    new Dense(128, { kernelInitializer: 'he_uniform' }),
-    new Activation('relu'),
-    new Dropout(opts.dropout || CNN_DROPOUT),
-    new Dense(outputs),
-  ]);
+  return new Sequential([...convBlock(16), ...convBlock(32), new Flatten(), new Dense(128, { kernelInitializer: 'he_uniform' }), new Activation('relu'), new Dropout(opts.dropout || CNN_DROPOUT), new Dense(outputs)]);
 }
 
 /**

@@ -205,10 +205,12 @@ class ActivationOp extends Primitive {
   }
 }
 
-const activation = (kind: ActivationKind, alpha = 0.01) => (x: Value) => {
-  expectValue(kind, x, 'its argument');
-  return apply(kind, new ActivationOp(kind, alpha), [x], [x.shape])[0];
-};
+const activation =
+  (kind: ActivationKind, alpha = 0.01) =>
+  (x: Value) => {
+    expectValue(kind, x, 'its argument');
+    return apply(kind, new ActivationOp(kind, alpha), [x], [x.shape])[0];
+  };
 
 export const relu = activation('relu');
 export const sigmoid = activation('sigmoid');
@@ -498,7 +500,12 @@ export function split(x: Value, sizes: readonly number[], axis: number): Value[]
   if (!sizes.length || sizes.some((s) => !Number.isInteger(s) || s < 1) || sizes.reduce((p, s) => p + s, 0) !== x.shape[a]) {
     throw new GraphError(`${pathFor('split')}: sizes ${JSON.stringify(sizes)} must be positive integers summing to ${x.shape[a]} (axis ${a} of ${x}).`);
   }
-  return apply('split', new SplitOp(a, [...sizes]), [x], sizes.map((s) => x.shape.map((d, i) => (i === a ? s : d))));
+  return apply(
+    'split',
+    new SplitOp(a, [...sizes]),
+    [x],
+    sizes.map((s) => x.shape.map((d, i) => (i === a ? s : d))),
+  );
 }
 
 // ---- reductions -------------------------------------------------------------------------------

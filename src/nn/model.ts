@@ -212,7 +212,11 @@ export abstract class Model extends Module {
       rows.push(row);
     }
     const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-    const line = (r: string[]) => r.map((v, c) => (c === 3 ? v.padStart(widths[c]) : v.padEnd(widths[c]))).join('  ').trimEnd();
+    const line = (r: string[]) =>
+      r
+        .map((v, c) => (c === 3 ? v.padStart(widths[c]) : v.padEnd(widths[c])))
+        .join('  ')
+        .trimEnd();
     const out = [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)];
     const total = this.parameterCount;
     out.push(`Total parameters: ${total.toLocaleString('en-US')} (${((total * 4) / 1024 / 1024).toFixed(2)} MiB f32)`);

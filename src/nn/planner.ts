@@ -282,11 +282,13 @@ export async function planGraph(e: Engine, graph: Graph, order: Node[], params: 
   }
 
   const dInputs = opts.inputGradient ? graph.inputs.map((v) => grad.get(v)!) : [];
-  const kept = new Map((opts.keep ?? []).map((v) => {
-    const t = value.get(v);
-    if (!t) throw new GraphError(`keep: ${v} is not a value of this model's graph after fusion.`);
-    return [v, t] as [Value, Tensor];
-  }));
+  const kept = new Map(
+    (opts.keep ?? []).map((v) => {
+      const t = value.get(v);
+      if (!t) throw new GraphError(`keep: ${v} is not a value of this model's graph after fusion.`);
+      return [v, t] as [Value, Tensor];
+    }),
+  );
   const inspected = new Map<Value, Record<string, Tensor>>();
   for (const v of kept.keys()) {
     const offered = v.producer ? opPlans.get(v.producer)?.plan.inspect : undefined;
@@ -340,11 +342,7 @@ export async function planGraph(e: Engine, graph: Graph, order: Node[], params: 
  * Give every planned tensor memory: tensors whose uses do not overlap (in the training step or in
  * evaluation) share a buffer. Returns the buffers, which the plan owns.
  */
-function assignMemory(
-  e: Engine,
-  planned: Tensor[],
-  seq: { forward: Dispatch[]; forwardEval: Dispatch[]; backward: Dispatch[]; inputs: Tensor[]; outputs: Tensor[]; dOutput: Tensor },
-): GPUBuffer[] {
+function assignMemory(e: Engine, planned: Tensor[], seq: { forward: Dispatch[]; forwardEval: Dispatch[]; backward: Dispatch[]; inputs: Tensor[]; outputs: Tensor[]; dOutput: Tensor }): GPUBuffer[] {
   const life = new Map<Tensor, Lifetime>();
   for (const t of planned) life.set(t, { tensor: t, train: null, eval: null });
   const touch = (d: Dispatch, at: number, which: 'train' | 'eval') => {

@@ -4,14 +4,7 @@
 // in the forward pass; its backward pass routes dy back through it.
 import type { Engine } from '../gpu/engine.ts';
 import type { Shape, Tensor } from '../gpu/tensor.ts';
-import {
-  avgPool2dBackward,
-  avgPool2dForward,
-  globalAvgPoolBackward,
-  globalAvgPoolForward,
-  maxPool2dBackward,
-  maxPool2dForward,
-} from '../kernels/pool.ts';
+import { avgPool2dBackward, avgPool2dForward, globalAvgPoolBackward, globalAvgPoolForward, maxPool2dBackward, maxPool2dForward } from '../kernels/pool.ts';
 import type { OpSpec } from '../ops/graph.ts';
 import { expectImage, Layer, size2, slideOut, type Size2 } from './layer.ts';
 import type { OpIO, OpPlan } from './op.ts';

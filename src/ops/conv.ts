@@ -43,9 +43,7 @@ export function conv2dGeometry(what: string, x: Shaped, w: Shaped, opts: Conv2dO
   const [strideH, strideW] = pair(opts.stride, 1, what, 'stride', 1);
   const [padH, padW] = pair(opts.padding, 0, what, 'padding', 0);
   if (inH + 2 * padH < kH || inW + 2 * padW < kW) {
-    throw new Error(
-      `${what}: ${describe(x)} padded by [${padH}, ${padW}] is ${inH + 2 * padH}x${inW + 2 * padW}, smaller than the ${kH}x${kW} kernel of ${describe(w)}.`,
-    );
+    throw new Error(`${what}: ${describe(x)} padded by [${padH}, ${padW}] is ${inH + 2 * padH}x${inW + 2 * padW}, smaller than the ${kH}x${kW} kernel of ${describe(w)}.`);
   }
   const outH = windowPositions(inH, kH, strideH, padH);
   const outW = windowPositions(inW, kW, strideW, padW);

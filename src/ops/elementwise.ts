@@ -27,9 +27,7 @@ export function broadcastGeometry(what: string, a: Shaped, b: Shaped, y: Shaped)
   const core = b.shape.slice(first);
   const tail = a.shape.slice(a.shape.length - core.length);
   if (core.length > a.shape.length || core.some((d, i) => d !== tail[i])) {
-    throw new Error(
-      `${what}: ${describe(b)} does not broadcast against ${describe(a)}: its shape must be a trailing part of the other's (leading 1s aside), repeated along the leading dimensions.`,
-    );
+    throw new Error(`${what}: ${describe(b)} does not broadcast against ${describe(a)}: its shape must be a trailing part of the other's (leading 1s aside), repeated along the leading dimensions.`);
   }
   expectShape(what, y, a.shape, `(the shape of ${describe(a)})`);
   const size = (s: readonly number[]) => s.reduce((p, d) => p * d, 1);

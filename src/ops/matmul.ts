@@ -30,7 +30,10 @@ export function batchedMatmulGeometry(what: string, a: Shaped, b: Shaped, c: Sha
   const product = `${operands} into ${describe(c)}`;
   if (c.shape.length !== 3) throw new Error(`${what}: output ${describe(c)} must be 3-D [G, M, N] (in ${product}).`);
   const G = c.shape[0];
-  for (const [t, name] of [[a, 'A'], [b, 'B']] as const) {
+  for (const [t, name] of [
+    [a, 'A'],
+    [b, 'B'],
+  ] as const) {
     if (t.shape.length !== 2 && t.shape.length !== 3) {
       throw new Error(`${what}: ${name} ${describe(t)} must be 3-D [G, rows, cols], or 2-D for one matrix shared by the batch (in ${product}).`);
     }

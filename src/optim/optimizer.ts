@@ -56,7 +56,14 @@ export class Optimizer {
     this.dispose();
     for (const p of params) {
       const state = this.rule.slots(this.config).map((slot) => ({ slot, value: e.zeros(p.value.shape, `${p.name}.${slot}`) }));
-      const dispatch = await this.rule.update(e, p, state.map((s) => s.value), this.config, p.decay, stepValues);
+      const dispatch = await this.rule.update(
+        e,
+        p,
+        state.map((s) => s.value),
+        this.config,
+        p.decay,
+        stepValues,
+      );
       this.slots.push({ param: p, state, dispatch });
     }
   }

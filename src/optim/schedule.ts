@@ -4,10 +4,7 @@
 /** lr at a step (0-based), given the base rate. */
 export type Schedule = (step: number, baseLr: number) => number;
 
-export type ScheduleConfig =
-  | { kind: 'constant' }
-  | { kind: 'step'; everySteps: number; gamma: number }
-  | { kind: 'cosine'; warmupSteps: number; totalSteps: number; minLr?: number };
+export type ScheduleConfig = { kind: 'constant' } | { kind: 'step'; everySteps: number; gamma: number } | { kind: 'cosine'; warmupSteps: number; totalSteps: number; minLr?: number };
 
 /** Multiply the rate by `gamma` every `everySteps` steps. */
 export function stepDecay(everySteps: number, gamma: number): Schedule {

@@ -11,7 +11,7 @@ const GELU_K = 0.044715;
 export function activate(act: Activation, v: number, alpha = 0.01): number {
   switch (act) {
     case 'relu':
-      return Math.max(v , 0);
+      return Math.max(v, 0);
     case 'leaky_relu':
       return v > 0 ? v : alpha * v;
     case 'sigmoid':

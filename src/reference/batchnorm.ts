@@ -13,17 +13,7 @@ const REF = (name: string) => `Reference ${name}`;
  * saves mean and invstd = 1/sqrt(var + eps) for backward, and updates the running averages
  * (running_var with the unbiased variance), as PyTorch does.
  */
-export function batchNormForwardTrain(
-  x: HostTensor,
-  gamma: HostTensor,
-  beta: HostTensor,
-  y: HostTensor,
-  mean: HostTensor,
-  invstd: HostTensor,
-  runningMean: HostTensor,
-  runningVar: HostTensor,
-  opts: BatchNormTrainOptions,
-): void {
+export function batchNormForwardTrain(x: HostTensor, gamma: HostTensor, beta: HostTensor, y: HostTensor, mean: HostTensor, invstd: HostTensor, runningMean: HostTensor, runningVar: HostTensor, opts: BatchNormTrainOptions): void {
   const what = REF('batchNormForwardTrain');
   const g = batchNormGeometry(what, x, [gamma, beta, mean, invstd, runningMean, runningVar], [y]);
   checkTrainable(what, g, x);
@@ -56,15 +46,7 @@ export function batchNormForwardTrain(
 }
 
 /** y = (x - runningMean) / sqrt(runningVar + eps) * gamma + beta. */
-export function batchNormForwardEval(
-  x: HostTensor,
-  gamma: HostTensor,
-  beta: HostTensor,
-  runningMean: HostTensor,
-  runningVar: HostTensor,
-  y: HostTensor,
-  opts: BatchNormEvalOptions,
-): void {
+export function batchNormForwardEval(x: HostTensor, gamma: HostTensor, beta: HostTensor, runningMean: HostTensor, runningVar: HostTensor, y: HostTensor, opts: BatchNormEvalOptions): void {
   const g = batchNormGeometry(REF('batchNormForwardEval'), x, [gamma, beta, runningMean, runningVar], [y]);
   for (let k = 0; k < x.data.length; k++) {
     const c = Math.floor(k / g.hw) % g.channels;

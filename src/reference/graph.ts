@@ -26,9 +26,7 @@ import { softmaxBackward, softmaxForward } from './softmax.ts';
 type Floats = Float32Array | Float64Array;
 
 /** The optimizer of a reference training step, with the GPU optimizers' settings. */
-export type RefOptimizer =
-  | { kind: 'sgd'; lr: number; momentum: number; nesterov?: boolean; weightDecay?: number }
-  | { kind: 'adam' | 'adamw'; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number };
+export type RefOptimizer = { kind: 'sgd'; lr: number; momentum: number; nesterov?: boolean; weightDecay?: number } | { kind: 'adam' | 'adamw'; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number };
 
 export type RefLoss = 'softmax_cross_entropy' | 'mse' | 'bce_logits';
 
@@ -193,7 +191,11 @@ export class RefGraph {
         softmaxForward(x.data, y.data, x.shape.at(-1)!);
         return;
       case 'scaled_softmax':
-        softmaxForward(x.data.map((v) => op.factor * v), y.data, x.shape.at(-1)!);
+        softmaxForward(
+          x.data.map((v) => op.factor * v),
+          y.data,
+          x.shape.at(-1)!,
+        );
         return;
       case 'layernorm': {
         const [rows, D] = rowsOf(x);
@@ -471,7 +473,11 @@ export class RefGraph {
   /** One training step: forward, loss, backward, optimizer update at `step` (0-based). Returns the mean loss. */
   trainStep(inputs: ArrayLike<number>[], targets: ArrayLike<number>, batch: number, loss: RefLoss, opt: RefOptimizer, step: number, opts: RefTrainOptions = {}): number {
     const l = this.gradients(inputs, targets, batch, loss, step, opts).loss;
-    if (opts.clipNorm) clipByGlobalNorm([...this.params.values()].map((p) => p.grad), opts.clipNorm);
+    if (opts.clipNorm)
+      clipByGlobalNorm(
+        [...this.params.values()].map((p) => p.grad),
+        opts.clipNorm,
+      );
     for (const p of this.params.values()) {
       const wd = p.decay ? (opt.weightDecay ?? 0) : 0;
       const [w, g, s0, s1] = [p.value, p.grad, p.state[0], p.state[1]] as Float32Array[];

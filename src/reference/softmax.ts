@@ -32,7 +32,11 @@ export function softmaxBackward(y: ArrayLike<number>, dy: ArrayLike<number>, dx:
 
 /** y = softmax(scale * x) over each row of C values. x, y: [..., C]. */
 export function scaledSoftmaxForward(x: ArrayLike<number>, y: Floats, scale: number, C: number): void {
-  softmaxForward(Array.from(x, (v) => scale * v), y, C);
+  softmaxForward(
+    Array.from(x, (v) => scale * v),
+    y,
+    C,
+  );
 }
 
 /** dx = scale * y * (dy - sum_c dy*y) per row (dx += with accumulate), y the forward output. y, dy, dx: [..., C]. */

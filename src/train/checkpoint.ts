@@ -134,7 +134,10 @@ export async function checkpointBytes(source: Trainer | Model, dataset?: Dataset
 
 function parseMeta(metadata: Record<string, string>, label: string): CheckpointMeta {
   if (metadata.format !== CHECKPOINT_FORMAT) {
-    throw new CheckpointError(label, `is not a checkpoint of this engine (metadata "format" is ${JSON.stringify(metadata.format ?? null)}, expected "${CHECKPOINT_FORMAT}"). Plain safetensors weights can be loaded with loadWeights() into a model you build.`);
+    throw new CheckpointError(
+      label,
+      `is not a checkpoint of this engine (metadata "format" is ${JSON.stringify(metadata.format ?? null)}, expected "${CHECKPOINT_FORMAT}"). Plain safetensors weights can be loaded with loadWeights() into a model you build.`,
+    );
   }
   const json = (k: string) => {
     try {
@@ -166,7 +169,12 @@ export function loadWeights(model: Model, tensors: Map<string, NamedTensor>, lab
   checkAgainst(targets, modelTensors, label);
   const optState = trainer?.optimizer.state() ?? [];
   const fileOpt = new Map([...tensors].filter(([k]) => k.startsWith('optim.')));
-  if (optState.length && fileOpt.size) checkAgainst(optState.map((s) => ({ name: s.name, shape: [...s.value.shape] })), fileOpt, label);
+  if (optState.length && fileOpt.size)
+    checkAgainst(
+      optState.map((s) => ({ name: s.name, shape: [...s.value.shape] })),
+      fileOpt,
+      label,
+    );
   for (const t of targets) e.write(t.value, tensors.get(t.name)!.data);
   if (fileOpt.size) for (const s of optState) e.write(s.value, fileOpt.get(s.name)!.data);
 }

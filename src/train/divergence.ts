@@ -42,7 +42,11 @@ export class DivergenceGuard {
     // A loss at or below 0 (an exact fit) has no meaningful ratio; growth from it is not divergence.
     if (low && low.loss > 0 && meanLoss > this.opts.factor * low.loss) {
       const ratio = meanLoss / low.loss;
-      throw new DivergenceError(step, meanLoss, `the mean loss grew ${ratio.toPrecision(3)}-fold, from ${low.loss.toPrecision(4)} (steps to ${low.step}) to ${meanLoss.toPrecision(4)} (steps to ${step}), over the limit of ${this.opts.factor}-fold within ${this.opts.window} steps`);
+      throw new DivergenceError(
+        step,
+        meanLoss,
+        `the mean loss grew ${ratio.toPrecision(3)}-fold, from ${low.loss.toPrecision(4)} (steps to ${low.step}) to ${meanLoss.toPrecision(4)} (steps to ${step}), over the limit of ${this.opts.factor}-fold within ${this.opts.window} steps`,
+      );
     }
   }
 }

@@ -163,7 +163,11 @@ export function classificationReport(counts: ArrayLike<number>, numClasses: numb
     const recall = ratio(tp, support);
     return { name, precision, recall, f1: ratio(2 * precision * recall, precision + recall), support };
   });
-  const mean = (k: 'precision' | 'recall' | 'f1') => ratio(occurring.reduce((s, c) => s + perClass[c][k], 0), occurring.length);
+  const mean = (k: 'precision' | 'recall' | 'f1') =>
+    ratio(
+      occurring.reduce((s, c) => s + perClass[c][k], 0),
+      occurring.length,
+    );
   return { n, accuracy: ratio(correct, n), classNames: names, confusion, perClass, macro: { precision: mean('precision'), recall: mean('recall'), f1: mean('f1') } };
 }
 

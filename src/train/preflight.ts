@@ -159,7 +159,8 @@ export function checkFootprint(fp: Footprint, t: FitTarget): void {
     if (perSample * batch > perBuffer) {
       const fits = Math.floor(perBuffer / perSample);
       const which = batch === t.batch ? `a training batch of ${batch}` : `an evaluation batch of ${batch}`;
-      const fix = fits >= 1 ? (batch === t.batch ? `a batch size of at most ${fits} fits` : `evaluation batches are min(${t.evalBatch}, test samples), so a smaller model or input is needed`) : 'even one sample does not fit: make the layer smaller';
+      const fix =
+        fits >= 1 ? (batch === t.batch ? `a batch size of at most ${fits} fits` : `evaluation batches are min(${t.evalBatch}, test samples), so a smaller model or input is needed`) : 'even one sample does not fit: make the layer smaller';
       throw new PreflightError(`${a.name}: its output for ${which} [${batch}, ${a.shape.join(', ')}] is ${formatBytes(perSample * batch)}; ${allows}: ${fix}.`);
     }
   }
@@ -173,7 +174,10 @@ export function checkFootprint(fp: Footprint, t: FitTarget): void {
   const copies = t.checkpoints ? 3 * checkpointBytes : 0;
   const host = (t.software ? device : 0) + copies;
   if (host > t.hostBytes) {
-    const parts = [t.software ? `${formatBytes(device)} of parameters, gradients, optimizer state and activations, which a software adapter keeps in host memory` : '', copies ? `${formatBytes(copies)} for checkpoints (three copies of weights and optimizer state at the peak)` : ''].filter(Boolean);
+    const parts = [
+      t.software ? `${formatBytes(device)} of parameters, gradients, optimizer state and activations, which a software adapter keeps in host memory` : '',
+      copies ? `${formatBytes(copies)} for checkpoints (three copies of weights and optimizer state at the peak)` : '',
+    ].filter(Boolean);
     throw new PreflightError(`the model needs at least ${formatBytes(host)} of host memory (${parts.join(', plus ')}), and this machine has ${formatBytes(t.hostBytes)}: make the model smaller.`);
   }
 }

@@ -73,10 +73,7 @@ function isDim(d: unknown): d is number {
  * Encode float32 tensors and string metadata as a safetensors file. Tensors are laid out in the
  * given order (insertion order for a record). Throws on an invalid name, shape or data length.
  */
-export function encodeSafetensors(
-  tensors: Record<string, NamedTensor> | [string, NamedTensor][],
-  metadata: Record<string, string> = {},
-): Uint8Array {
+export function encodeSafetensors(tensors: Record<string, NamedTensor> | [string, NamedTensor][], metadata: Record<string, string> = {}): Uint8Array {
   const entries = Array.isArray(tensors) ? tensors : Object.entries(tensors);
   // Null prototype, so a tensor named "__proto__" is stored as a key like any other.
   const header: Record<string, unknown> = Object.create(null);
@@ -145,8 +142,7 @@ export function decodeSafetensors(bytes: Uint8Array, fileLabel: string): Decoded
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLen = view.getBigUint64(0, true);
   if (headerLen > BigInt(bytes.length - 8)) {
-    fail(`header length ${headerLen} (bytes 0-7) runs past the end of the file: the header would end at byte ${8n + headerLen} ` +
-      `but the file is ${bytes.length} bytes (truncated, or not a safetensors file).`);
+    fail(`header length ${headerLen} (bytes 0-7) runs past the end of the file: the header would end at byte ${8n + headerLen} ` + `but the file is ${bytes.length} bytes (truncated, or not a safetensors file).`);
   }
   const n = Number(headerLen);
   const dataStart = 8 + n;
@@ -230,19 +226,19 @@ function checkLayout(entries: Entry[], fileSize: number, dataStart: number, fail
   const dataEnd = sorted.reduce((m, e) => Math.max(m, e.end), 0);
   if (dataEnd > dataLen) {
     const cut = sorted.filter((e) => e.end > dataLen);
-    fail(`file is truncated: the header describes ${dataEnd} bytes of tensor data, so the file should be ${dataStart + dataEnd} bytes, ` +
-      `but it is ${fileSize} bytes. ${cut.length} tensor(s) incomplete, first "${cut[0].name}" at file bytes ${dataStart + cut[0].begin}-${dataStart + cut[0].end - 1}.`);
+    fail(
+      `file is truncated: the header describes ${dataEnd} bytes of tensor data, so the file should be ${dataStart + dataEnd} bytes, ` +
+        `but it is ${fileSize} bytes. ${cut.length} tensor(s) incomplete, first "${cut[0].name}" at file bytes ${dataStart + cut[0].begin}-${dataStart + cut[0].end - 1}.`,
+    );
   }
   let prev: Entry | null = null;
   let prevEnd = 0;
   for (const e of sorted) {
     if (e.begin < prevEnd) {
-      fail(`tensors "${prev!.name}" (data_offsets [${prev!.begin}, ${prev!.end}]) and "${e.name}" (data_offsets [${e.begin}, ${e.end}]) ` +
-        `overlap at file byte ${dataStart + e.begin}.`);
+      fail(`tensors "${prev!.name}" (data_offsets [${prev!.begin}, ${prev!.end}]) and "${e.name}" (data_offsets [${e.begin}, ${e.end}]) ` + `overlap at file byte ${dataStart + e.begin}.`);
     }
     if (e.begin > prevEnd) {
-      fail(`${e.begin - prevEnd} unused bytes at file bytes ${dataStart + prevEnd}-${dataStart + e.begin - 1}, ` +
-        `${prev ? `between "${prev.name}" and "${e.name}"` : `before the first tensor "${e.name}"`} (the format allows no holes).`);
+      fail(`${e.begin - prevEnd} unused bytes at file bytes ${dataStart + prevEnd}-${dataStart + e.begin - 1}, ` + `${prev ? `between "${prev.name}" and "${e.name}"` : `before the first tensor "${e.name}"`} (the format allows no holes).`);
     }
     if (e.end >= prevEnd) {
       prev = e;
@@ -250,8 +246,7 @@ function checkLayout(entries: Entry[], fileSize: number, dataStart: number, fail
     }
   }
   if (dataEnd < dataLen) {
-    fail(`${dataLen - dataEnd} trailing bytes at file bytes ${dataStart + dataEnd}-${fileSize - 1} after the last tensor ` +
-      `(the header describes ${dataEnd} bytes of data, so the file should be ${dataStart + dataEnd} bytes).`);
+    fail(`${dataLen - dataEnd} trailing bytes at file bytes ${dataStart + dataEnd}-${fileSize - 1} after the last tensor ` + `(the header describes ${dataEnd} bytes of data, so the file should be ${dataStart + dataEnd} bytes).`);
   }
 }
 
@@ -263,20 +258,36 @@ function toFloat32(bytes: Uint8Array, at: number, count: number, dtype: ReadDtyp
   }
   const v = new DataView(bytes.buffer, bytes.byteOffset + at, count * READ_DTYPES[dtype]);
   switch (dtype) {
-    case 'F32': for (let i = 0; i < count; i++) out[i] = v.getFloat32(4 * i, true); break;
-    case 'F64': for (let i = 0; i < count; i++) out[i] = v.getFloat64(8 * i, true); break;
-    case 'F16': for (let i = 0; i < count; i++) out[i] = halfToFloat(v.getUint16(2 * i, true)); break;
+    case 'F32':
+      for (let i = 0; i < count; i++) out[i] = v.getFloat32(4 * i, true);
+      break;
+    case 'F64':
+      for (let i = 0; i < count; i++) out[i] = v.getFloat64(8 * i, true);
+      break;
+    case 'F16':
+      for (let i = 0; i < count; i++) out[i] = halfToFloat(v.getUint16(2 * i, true));
+      break;
     case 'BF16': {
       const bits = new Uint32Array(out.buffer);
       for (let i = 0; i < count; i++) bits[i] = v.getUint16(2 * i, true) << 16;
       break;
     }
-    case 'I64': for (let i = 0; i < count; i++) out[i] = Number(v.getBigInt64(8 * i, true)); break;
-    case 'I32': for (let i = 0; i < count; i++) out[i] = v.getInt32(4 * i, true); break;
-    case 'I16': for (let i = 0; i < count; i++) out[i] = v.getInt16(2 * i, true); break;
-    case 'I8': for (let i = 0; i < count; i++) out[i] = v.getInt8(i); break;
+    case 'I64':
+      for (let i = 0; i < count; i++) out[i] = Number(v.getBigInt64(8 * i, true));
+      break;
+    case 'I32':
+      for (let i = 0; i < count; i++) out[i] = v.getInt32(4 * i, true);
+      break;
+    case 'I16':
+      for (let i = 0; i < count; i++) out[i] = v.getInt16(2 * i, true);
+      break;
+    case 'I8':
+      for (let i = 0; i < count; i++) out[i] = v.getInt8(i);
+      break;
     case 'U8':
-    case 'BOOL': for (let i = 0; i < count; i++) out[i] = v.getUint8(i); break;
+    case 'BOOL':
+      for (let i = 0; i < count; i++) out[i] = v.getUint8(i);
+      break;
   }
   return out;
 }
@@ -296,11 +307,7 @@ function halfToFloat(h: number): number {
  * mismatch: missing tensors, unexpected tensors, and shape mismatches such as
  * `layers.2.weight: file has [256, 512], model expects [128, 512]`.
  */
-export function checkAgainst(
-  expected: readonly { name: string; shape: readonly number[] }[],
-  got: ReadonlyMap<string, NamedTensor>,
-  fileLabel: string,
-): void {
+export function checkAgainst(expected: readonly { name: string; shape: readonly number[] }[], got: ReadonlyMap<string, NamedTensor>, fileLabel: string): void {
   const problems: string[] = [];
   const wanted = new Set<string>();
   for (const { name, shape } of expected) {

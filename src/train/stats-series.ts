@@ -134,7 +134,11 @@ export class StatsWatch {
     }
     for (const a of s.activations) {
       if (a.deadFraction >= STATS_BANDS.deadFraction) {
-        warn(a.name, 'dead-activation', `${(100 * a.deadFraction).toFixed(a.deadFraction === 1 ? 0 : 1)}% of this ${a.kind === 'relu' ? 'ReLU' : 'LeakyReLU'}'s outputs (after ${a.producer}) are ${a.kind === 'relu' ? 'zero' : 'at or below zero'}: the layer is dead (biases too negative, or a learning rate that pushed them there).`);
+        warn(
+          a.name,
+          'dead-activation',
+          `${(100 * a.deadFraction).toFixed(a.deadFraction === 1 ? 0 : 1)}% of this ${a.kind === 'relu' ? 'ReLU' : 'LeakyReLU'}'s outputs (after ${a.producer}) are ${a.kind === 'relu' ? 'zero' : 'at or below zero'}: the layer is dead (biases too negative, or a learning rate that pushed them there).`,
+        );
       }
     }
     this.warnings.push(...out);

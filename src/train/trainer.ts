@@ -205,7 +205,10 @@ export class Trainer {
 
   /** Targets per sample expected by the loss. */
   get targetWidth(): number {
-    return targetWidth(this.lossKind, this.model.outputShape.reduce((a, b) => a * b, 1));
+    return targetWidth(
+      this.lossKind,
+      this.model.outputShape.reduce((a, b) => a * b, 1),
+    );
   }
 
   /** The step object for a batch size and loss window (made once, then reused). */
@@ -245,7 +248,13 @@ export class Trainer {
 
   private param(name: string): Param {
     const p = this.model.params().find((q) => q.name === name);
-    if (!p) throw new Error(`The model has no parameter "${name}" (it has: ${this.model.params().map((q) => q.name).join(', ')}).`);
+    if (!p)
+      throw new Error(
+        `The model has no parameter "${name}" (it has: ${this.model
+          .params()
+          .map((q) => q.name)
+          .join(', ')}).`,
+      );
     return p;
   }
 

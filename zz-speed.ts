@@ -1,0 +1,30 @@
+import './src/gpu/node-host.ts';
+import { Engine } from './src/gpu/engine.ts';
+import { makePreset } from './src/nn/presets.ts';
+import { Trainer } from './src/train/trainer.ts';
+const [name, depth, batch, c, hw, steps] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5]), Number(process.argv[6]), Number(process.argv[7] ?? 5)];
+const e = await Engine.create({ log: () => {} });
+const opts = name === 'resnet' ? { depth } : { depth, width: Number(process.argv[8] ?? 96) };
+const m = makePreset(name, 10, opts);
+await m.build(e, [c, hw, hw], { seed: 1 });
+const t = await Trainer.create(m, { loss: 'softmax_cross_entropy', optimizer: { kind: 'adam', lr: 1e-3 } });
+const t0 = performance.now();
+const step = await t.trainStep(batch, 100);
+console.log(`plan ${(performance.now() - t0).toFixed(0)} ms`);
+const x = new Float32Array(batch * c * hw * hw).map(() => Math.random());
+const y = new Float32Array(batch).map(() => Math.floor(Math.random() * 10));
+step.write(x, y);
+step.record();
+await e.sync();
+const times: number[] = [];
+for (let i = 0; i < steps; i++) {
+  const s = performance.now();
+  step.write(x, y);
+  step.record();
+  await e.sync();
+  times.push(performance.now() - s);
+}
+times.sort((a, b) => a - b);
+const med = times[Math.floor(times.length / 2)];
+console.log(`${name}-${depth} batch ${batch} on ${c}x${hw}x${hw}: median ${med.toFixed(0)} ms/step, ${((batch * 1000) / med).toFixed(1)} samples/s; ${m.summary().split('\n').slice(-2).join(' | ')}`);
+e.destroy();
