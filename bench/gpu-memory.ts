@@ -58,28 +58,3 @@ export function resetDevicePeak(): number {
   counts.largest = 0;
   return counts.live;
 }
-
-/**
- * Run `f` with every device requested meanwhile made with WebGPU's default limits (the requested
- * limits dropped; features kept), as a device that asks for nothing more gets them.
- */
-export async function withDefaultLimits<T>(f: () => Promise<T>): Promise<T> {
-  const { GPUAdapter: Adapter } = await dawnClasses();
-  const request = Adapter.prototype.requestDevice;
-  Adapter.prototype.requestDevice = function (this: GPUAdapter, desc?: GPUDeviceDescriptor) {
-    return request.call(this, { ...desc, requiredLimits: {} });
-  };
-  try {
-    return await f();
-  } finally {
-    Adapter.prototype.requestDevice = request;
-  }
-}
-
-/** WebGPU's default limits that bound a training step's memory and kernels. */
-export const DEFAULT_LIMITS = {
-  maxStorageBufferBindingSize: 134_217_728,
-  maxBufferSize: 268_435_456,
-  maxComputeWorkgroupStorageSize: 16_384,
-  maxComputeInvocationsPerWorkgroup: 256,
-} as const;

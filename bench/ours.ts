@@ -13,7 +13,7 @@ import { gflops, median, sig, SlowSizeGuard, stepPlan, timeCalls, timingPlan, tr
 import { GpuTimer } from './gpu-timer.ts';
 import { profileStep, type StepProfile } from './profile.ts';
 import { FixedBatchSteps, timeRecordedSteps } from './recorded-steps.ts';
-import { trackDeviceMemory, withDefaultLimits } from './gpu-memory.ts';
+import { trackDeviceMemory } from './gpu-memory.ts';
 import { RESNET, resnetParams, VIT, vitParams } from './nets.ts';
 
 const who = { library: 'ours' as const, backend: 'webgpu' as const };
@@ -181,7 +181,7 @@ async function benchNet(net: 'resnet' | 'vit', opts: ChildOptions): Promise<void
   await attempt(rows, { ...who, benchmark: `${spec.benchmark}-b${batch}-peak-gpu-bytes`, unit: 'bytes' }, () =>
     withEngine(
       (e) => runOursNetMemory(e, spec, params, batch, who),
-      (o) => withDefaultLimits(() => Engine.create(o)),
+      (o) => Engine.create({ ...o, limits: 'default' }),
     ),
   );
 }

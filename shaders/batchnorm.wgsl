@@ -20,10 +20,13 @@
 //
 // Entries and bindings (params: { batch, channels, hw: u32, eps, momentum: f32 }; x, y, dy, dx are
 // [B, C, HW] flattened, every other tensor [C]):
-//   batch_norm_forward_train   x, gamma, beta, y, mean, invstd, running_mean, running_var
+//   batch_norm_forward_train   x, gamma, beta, y, saved, running_mean, running_var
 //   batch_norm_forward_eval    x, gamma, beta, stat_mean, stat_var, y
-//   batch_norm_backward        x, dy, gamma, saved_mean, saved_invstd, dx, dgamma, dbeta, y_relu
+//   batch_norm_backward        x, dy, gamma, saved_stats, dx, dgamma, dbeta, y_relu
 //                              (y_relu: the forward output; read only when RELU)
+// saved / saved_stats [2C]: the batch mean per channel, then 1/sqrt(biased variance + eps) per
+// channel; one buffer, so that the backward binds 8 storage buffers with its ReLU (WebGPU's default
+// per-stage limit).
 // Dispatch: train and backward run one workgroup of WG invocations per channel (workgroups
 // numbered x + y * num_workgroups.x, split as grid1d does); the invocations stride over the
 // channel's values, then add their partial sums with a fixed-order tree in workgroup memory
@@ -42,15 +45,13 @@ struct Params {
 @group(0) @binding(2) var<storage, read> gamma: array<f32>;
 @group(0) @binding(3) var<storage, read> beta: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
-@group(0) @binding(5) var<storage, read_write> mean: array<f32>;
-@group(0) @binding(6) var<storage, read_write> invstd: array<f32>;
+@group(0) @binding(5) var<storage, read_write> saved: array<f32>;
 @group(0) @binding(7) var<storage, read_write> running_mean: array<f32>;
 @group(0) @binding(8) var<storage, read_write> running_var: array<f32>;
 @group(0) @binding(9) var<storage, read> stat_mean: array<f32>;
 @group(0) @binding(10) var<storage, read> stat_var: array<f32>;
 @group(0) @binding(11) var<storage, read> dy: array<f32>;
-@group(0) @binding(12) var<storage, read> saved_mean: array<f32>;
-@group(0) @binding(13) var<storage, read> saved_invstd: array<f32>;
+@group(0) @binding(12) var<storage, read> saved_stats: array<f32>;
 @group(0) @binding(14) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(15) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(16) var<storage, read_write> dbeta: array<f32>;
@@ -126,8 +127,8 @@ fn batch_norm_forward_train(
     }
   }
   if (lid == 0u) {
-    mean[c] = m;
-    invstd[c] = inv;
+    saved[c] = m;
+    saved[p.channels + c] = inv;
     let k = p.momentum;
     running_mean[c] = (1.0 - k) * running_mean[c] + k * m;
     running_var[c] = (1.0 - k) * running_var[c] + k * var_b * n / (n - 1.0);
@@ -154,8 +155,8 @@ fn batch_norm_backward(
   let c = channel_of(wid, nwg);
   if (c >= p.channels) { return; }
   let plane_step = p.channels * p.hw;
-  let m = saved_mean[c];
-  let inv = saved_invstd[c];
+  let m = saved_stats[c];
+  let inv = saved_stats[p.channels + c];
   var s = vec2<f32>(0.0);
   for (var b = 0u; b < p.batch; b++) {
     let base = b * plane_step + c * p.hw;

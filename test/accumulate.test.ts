@@ -158,16 +158,19 @@ describe('accumulating backward kernels: prefill + result', () => {
       },
       34,
     );
+    // The kernel reads the forward's saved statistics as one [2C] buffer: means, then invstds.
+    const saved = e.tensor([2, 5], Float32Array.from([...host.mean.data, ...host.invstd.data]), 'saved');
     await checkAccumulate(
       e,
       'batch_norm_backward',
       { dx: shape, dgamma: c, dbeta: c },
-      (o) => batchNormBackward(e, gpu.x, gpu.dy, gpu.gamma, gpu.mean, gpu.invstd, o.dx, o.dgamma, o.dbeta, { accumulate: true }),
+      (o) => batchNormBackward(e, gpu.x, gpu.dy, gpu.gamma, saved, o.dx, o.dgamma, o.dbeta, { accumulate: true }),
       (o, accumulate) => refBn.batchNormBackward(host.x, host.dy, host.gamma, host.mean, host.invstd, o.dx, o.dgamma, o.dbeta, { accumulate }),
       // Per-channel sums of B*H*W = 189 terms enter every dx: rounding grows with their count.
       { atol: 1e-4, rtol: 1e-4 },
     );
     disposeAll(gpu);
+    saved.dispose();
   });
 
   it('softmaxBackward (a rank-3 tensor)', async () => {

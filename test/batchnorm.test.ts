@@ -39,15 +39,15 @@ describe('batchnorm kernels vs reference', () => {
       const runVar = both(e, [c], randomUniform(c, 50 + si, 0.5, 2), 'running_var');
       const y = e.tensor(shape, undefined, 'y');
       const yEval = e.tensor(shape, undefined, 'y_eval');
-      const mean = e.tensor([c], undefined, 'mean');
-      const invstd = e.tensor([c], undefined, 'invstd');
+      const saved = e.tensor([2, c], undefined, 'saved');
       const dx = e.tensor(shape, undefined, 'dx');
       const dgamma = e.tensor([c], undefined, 'dgamma');
       const dbeta = e.tensor([c], undefined, 'dbeta');
 
       e.runOnce(await batchNormForwardEval(e, x.gpu, gamma.gpu, beta.gpu, runMean.gpu, runVar.gpu, yEval, OPTS));
-      e.runOnce(await batchNormForwardTrain(e, x.gpu, gamma.gpu, beta.gpu, y, mean, invstd, runMean.gpu, runVar.gpu, OPTS));
-      e.runOnce(await batchNormBackward(e, x.gpu, dy.gpu, gamma.gpu, mean, invstd, dx, dgamma, dbeta));
+      e.runOnce(await batchNormForwardTrain(e, x.gpu, gamma.gpu, beta.gpu, y, saved, runMean.gpu, runVar.gpu, OPTS));
+      e.runOnce(await batchNormBackward(e, x.gpu, dy.gpu, gamma.gpu, saved, dx, dgamma, dbeta));
+      const stats = await saved.read();
 
       const want = {
         yEval: hostTensor(shape),
@@ -64,9 +64,9 @@ describe('batchnorm kernels vs reference', () => {
 
       expectClose(await yEval.read(), want.yEval.data, {}, 'batch_norm_forward_eval');
       expectClose(await y.read(), want.y.data, {}, 'batch_norm_forward_train y');
-      expectClose(await mean.read(), want.mean.data, {}, 'batch_norm_forward_train mean');
+      expectClose(stats.subarray(0, c), want.mean.data, {}, 'batch_norm_forward_train mean');
       // invstd of a variance taken as E[(x-K)^2] - E[x-K]^2 in f32: a few ulp of cancellation.
-      expectClose(await invstd.read(), want.invstd.data, { atol: 1e-5, rtol: 3e-4 }, 'batch_norm_forward_train invstd');
+      expectClose(stats.subarray(c), want.invstd.data, { atol: 1e-5, rtol: 3e-4 }, 'batch_norm_forward_train invstd');
       expectClose(await runMean.gpu.read(), runMean.host.data, {}, 'running_mean');
       expectClose(await runVar.gpu.read(), runVar.host.data, {}, 'running_var');
       // dx and dgamma add up to B*H*W = 2352 f32 products in a different order from the reference.
@@ -74,7 +74,7 @@ describe('batchnorm kernels vs reference', () => {
       expectClose(await dgamma.read(), want.dgamma.data, { atol: 1e-4, rtol: 3e-4 }, 'batch_norm_backward dgamma');
       expectClose(await dbeta.read(), want.dbeta.data, { atol: 1e-4, rtol: 1e-4 }, 'batch_norm_backward dbeta');
       for (const t of [x, dy, gamma, beta, runMean, runVar]) t.gpu.dispose();
-      for (const t of [y, yEval, mean, invstd, dx, dgamma, dbeta]) t.dispose();
+      for (const t of [y, yEval, saved, dx, dgamma, dbeta]) t.dispose();
     });
   });
 
@@ -87,14 +87,14 @@ describe('batchnorm kernels vs reference', () => {
     const runMean = e.tensor([1], [0], 'running_mean');
     const runVar = e.tensor([1], [1], 'running_var');
     const y = e.tensor([2, 1, 1, 2], undefined, 'y');
-    const mean = e.tensor([1], undefined, 'mean');
-    const invstd = e.tensor([1], undefined, 'invstd');
-    e.runOnce(await batchNormForwardTrain(e, x, ones, zeros, y, mean, invstd, runMean, runVar, { eps: 0, momentum: 0.1 }));
-    expect((await mean.read())[0]).toBeCloseTo(2.5, 6);
-    expect((await invstd.read())[0]).toBeCloseTo(1 / Math.sqrt(1.25), 6);
+    const saved = e.tensor([2, 1], undefined, 'saved');
+    e.runOnce(await batchNormForwardTrain(e, x, ones, zeros, y, saved, runMean, runVar, { eps: 0, momentum: 0.1 }));
+    const [mean, invstd] = await saved.read();
+    expect(mean).toBeCloseTo(2.5, 6);
+    expect(invstd).toBeCloseTo(1 / Math.sqrt(1.25), 6);
     expect((await runMean.read())[0]).toBeCloseTo(0.25, 6);
     expect((await runVar.read())[0]).toBeCloseTo(0.9 + 0.1 * (5 / 3), 6);
-    for (const t of [x, ones, zeros, runMean, runVar, y, mean, invstd]) t.dispose();
+    for (const t of [x, ones, zeros, runMean, runVar, y, saved]) t.dispose();
   });
 });
 
@@ -112,14 +112,14 @@ describe('batchnorm with a fused ReLU', () => {
     const opts = { ...OPTS, relu: true };
     const y = e.tensor(shape, undefined, 'y');
     const yEval = e.tensor(shape, undefined, 'y_eval');
-    const [mean, invstd] = [e.tensor([c], undefined, 'mean'), e.tensor([c], undefined, 'invstd')];
+    const saved = e.tensor([2, c], undefined, 'saved');
     const prefill = randomUniform(size(shape), 75);
     const dx = e.tensor(shape, prefill, 'dx');
     const dgamma = e.tensor([c], new Float32Array(c).fill(0.5), 'dgamma');
     const dbeta = e.tensor([c], new Float32Array(c).fill(-0.5), 'dbeta');
-    e.runOnce(await batchNormForwardTrain(e, x.gpu, gamma.gpu, beta.gpu, y, mean, invstd, runMean.gpu, runVar.gpu, opts));
+    e.runOnce(await batchNormForwardTrain(e, x.gpu, gamma.gpu, beta.gpu, y, saved, runMean.gpu, runVar.gpu, opts));
     e.runOnce(await batchNormForwardEval(e, x.gpu, gamma.gpu, beta.gpu, runMean.gpu, runVar.gpu, yEval, opts));
-    e.runOnce(await batchNormBackward(e, x.gpu, dy.gpu, gamma.gpu, mean, invstd, dx, dgamma, dbeta, { accumulate: true, reluOutput: y }));
+    e.runOnce(await batchNormBackward(e, x.gpu, dy.gpu, gamma.gpu, saved, dx, dgamma, dbeta, { accumulate: true, reluOutput: y }));
     const want = {
       y: hostTensor(shape),
       yEval: hostTensor(shape),
@@ -141,7 +141,7 @@ describe('batchnorm with a fused ReLU', () => {
     expectClose(await dgamma.read(), want.dgamma.data, { atol: 1e-4, rtol: 3e-4 }, 'dgamma');
     expectClose(await dbeta.read(), want.dbeta.data, { atol: 1e-4, rtol: 1e-4 }, 'dbeta');
     for (const t of [x, dy, gamma, beta, runMean, runVar]) t.gpu.dispose();
-    for (const t of [y, yEval, mean, invstd, dx, dgamma, dbeta]) t.dispose();
+    for (const t of [y, yEval, saved, dx, dgamma, dbeta]) t.dispose();
   });
 
   it('the reference backward is the gradient of sum(r * relu(batchnorm(x)))', () => {
@@ -214,10 +214,12 @@ describe('batchnorm shape checks', () => {
     const c3 = e.tensor([3], undefined, 'c3');
     const gamma4 = e.tensor([4], undefined, 'gamma');
     const yBad = e.tensor([2, 3, 4, 5], undefined, 'y');
-    await expect(batchNormForwardTrain(e, x, gamma4, c3, x, c3, c3, c3, c3, OPTS)).rejects.toThrow(/batchnorm\.batch_norm_forward_train.*"gamma" \[4\] should be \[3\].*"x" \[2, 3, 4, 4\]/);
+    const s6 = e.tensor([2, 3], undefined, 'saved');
+    await expect(batchNormForwardTrain(e, x, gamma4, c3, x, s6, c3, c3, OPTS)).rejects.toThrow(/batchnorm\.batch_norm_forward_train.*"gamma" \[4\] should be \[3\].*"x" \[2, 3, 4, 4\]/);
     await expect(batchNormForwardEval(e, x, c3, c3, c3, c3, yBad, OPTS)).rejects.toThrow(/batchnorm\.batch_norm_forward_eval.*"y" \[2, 3, 4, 5\] should be \[2, 3, 4, 4\].*"x" \[2, 3, 4, 4\]/);
-    await expect(batchNormBackward(e, x, yBad, c3, c3, c3, x, c3, c3)).rejects.toThrow(/batchnorm\.batch_norm_backward.*"y" \[2, 3, 4, 5\].*"x" \[2, 3, 4, 4\]/);
-    for (const t of [x, c3, gamma4, yBad]) t.dispose();
+    await expect(batchNormBackward(e, x, yBad, c3, s6, x, c3, c3)).rejects.toThrow(/batchnorm\.batch_norm_backward.*"y" \[2, 3, 4, 5\].*"x" \[2, 3, 4, 4\]/);
+    await expect(batchNormBackward(e, x, x, c3, c3, x, c3, c3)).rejects.toThrow(/batchnorm\.batch_norm_backward: saved statistics need 6 values \(mean and invstd of 3 channels\), got a tensor of \[3\]/);
+    for (const t of [x, c3, gamma4, yBad, s6]) t.dispose();
   });
 
   it('rejects training on one value per channel', async () => {
@@ -225,7 +227,8 @@ describe('batchnorm shape checks', () => {
     const x = e.tensor([1, 3, 1, 1], undefined, 'x');
     const y = e.tensor([1, 3, 1, 1], undefined, 'y');
     const c3 = e.tensor([3], undefined, 'c3');
-    await expect(batchNormForwardTrain(e, x, c3, c3, y, c3, c3, c3, c3, OPTS)).rejects.toThrow(/batch_norm_forward_train.*"x" \[1, 3, 1, 1\] has 1 value per channel/);
-    for (const t of [x, y, c3]) t.dispose();
+    const s6 = e.tensor([2, 3], undefined, 'saved');
+    await expect(batchNormForwardTrain(e, x, c3, c3, y, s6, c3, c3, OPTS)).rejects.toThrow(/batch_norm_forward_train.*"x" \[1, 3, 1, 1\] has 1 value per channel/);
+    for (const t of [x, y, c3, s6]) t.dispose();
   });
 });

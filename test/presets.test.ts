@@ -2,7 +2,7 @@
 // CPU reference of the same graph; presets refuse inputs they cannot take before any GPU work;
 // their checkpoints rebuild them; and weight decay skips norms, biases and embeddings.
 import { describe, expect, it } from 'vitest';
-import type { Engine } from '../src/gpu/engine.ts';
+import { Engine } from '../src/gpu/engine.ts';
 import { GraphError } from '../src/nn/graph.ts';
 import type { Model } from '../src/nn/model.ts';
 import { makePreset } from '../src/nn/presets.ts';
@@ -114,6 +114,34 @@ describe('preset checkpoints', () => {
         t.dispose();
         t.model.dispose();
       }
+    }
+  });
+});
+
+describe("on a device with WebGPU's default limits", () => {
+  it('a ResNet-8 (batch norm with its ReLU fused: 8 storage buffers in its backward) trains as on the full device', async () => {
+    const small = await Engine.create({ limits: 'default', log: () => {} });
+    try {
+      expect(small.adapter.limits.maxStorageBuffersPerShaderStage).toBe(8);
+      const losses: number[][] = [];
+      for (const e of [await getEngine(), small]) {
+        const model = makePreset('resnet', 10, { depth: 8 });
+        await model.build(e, [3, 12, 12], { seed: 3 });
+        const trainer = await Trainer.create(model, { loss: 'softmax_cross_entropy', optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9 } });
+        expect(model.summary()).toMatch(/BatchNorm2d\+relu/);
+        const run: number[] = [];
+        for (let s = 0; s < 3; s++) {
+          const { x, y } = batch([3, 12, 12], 4, 10, 100 + s);
+          run.push((await trainer.step(x, y, { readLoss: true }))!);
+        }
+        losses.push(run);
+        trainer.dispose();
+        model.dispose();
+      }
+      // The same kernels on the same adapter: the same losses.
+      expect(losses[1]).toEqual(losses[0]);
+    } finally {
+      small.destroy();
     }
   });
 });

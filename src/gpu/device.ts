@@ -26,6 +26,12 @@ export interface DeviceOptions {
   powerPreference?: GPUPowerPreference;
   /** Refuse a software adapter instead of using it. */
   requireHardware?: boolean;
+  /**
+   * The device's limits: 'adapter' (default) asks for everything the adapter offers; 'default'
+   * takes WebGPU's default limits, which every WebGPU device has (to check that a model runs on
+   * any of them).
+   */
+  limits?: 'adapter' | 'default';
   /** Print a line saying which adapter is in use (and that it is software, when it is). Default true in Node. */
   log?: (line: string) => void;
 }
@@ -90,9 +96,13 @@ export async function requestDevice(opts: DeviceOptions = {}): Promise<{ device:
   const device = await adapter.requestDevice({
     label: 'engine',
     requiredFeatures: features as GPUFeatureName[],
-    requiredLimits: limits,
+    requiredLimits: opts.limits === 'default' ? {} : limits,
   });
-  const report: AdapterReport = { ...base, features: [...features], limits };
+  // The limits the device was given (what its kernels must fit), which are the adapter's unless a
+  // caller asked for less.
+  const granted: Record<string, number> = {};
+  for (const k of LIMITS_WE_USE) granted[k] = (device.limits as unknown as Record<string, number>)[k];
+  const report: AdapterReport = { ...base, features: [...features], limits: granted };
   const log = opts.log ?? (runtime === 'node' ? (s: string) => process.stderr.write(`${s}\n`) : undefined);
   const software = report.isSoftware ? ' [SOFTWARE adapter: runs on the CPU, figures are not GPU figures]' : '';
   log?.(`WebGPU adapter: ${report.name}${report.description ? ` (${report.description})` : ''}${software}`);

@@ -80,10 +80,10 @@ export class BatchNorm2d extends Layer {
         dispose: () => forwardEval.forEach((d) => d.dispose()),
       };
     }
-    const mean = io.scratch([C], `${io.path}.mean`); // batch mean, saved for backward
-    const invstd = io.scratch([C], `${io.path}.invstd`); // 1 / sqrt(biased batch variance + eps), saved for backward
+    // Saved for backward: the batch mean per channel, then 1 / sqrt(biased batch variance + eps).
+    const saved = io.scratch([2, C], `${io.path}.saved`);
     const forward = [
-      await batchNormForwardTrain(e, io.x, this.gamma.value, this.beta.value, io.y, mean, invstd, this.runningMean.value, this.runningVar.value, {
+      await batchNormForwardTrain(e, io.x, this.gamma.value, this.beta.value, io.y, saved, this.runningMean.value, this.runningVar.value, {
         eps: this.eps,
         momentum: this.momentum,
         relu,
@@ -100,7 +100,7 @@ export class BatchNorm2d extends Layer {
       if (dx.accumulate !== gg.accumulate || gb.accumulate !== gg.accumulate) {
         throw new Error(`Layer ${this.name}: its input gradient and its parameter gradients must both be written or both be added to (a BatchNorm2d called twice on a value used elsewhere is not supported).`);
       }
-      backward.push(await batchNormBackward(e, io.x, io.dy, this.gamma.value, mean, invstd, dx.tensor, gg.tensor, gb.tensor, { accumulate: gg.accumulate, reluOutput: relu ? io.y : undefined }));
+      backward.push(await batchNormBackward(e, io.x, io.dy, this.gamma.value, saved, dx.tensor, gg.tensor, gb.tensor, { accumulate: gg.accumulate, reluOutput: relu ? io.y : undefined }));
     }
     return {
       forward,
