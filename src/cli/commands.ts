@@ -23,7 +23,7 @@ import { Trainer, type EpochEvent, type FitOptions, type StepEvent } from '../tr
 import { splitOutputs } from '../train/outputs.ts';
 import { checkModelFits, checkOutputFiles, checkResumeData, endEarly, StopRequests, trainOutputs, unbuiltFromCheckpoint } from './long-run.ts';
 import { Progress } from './progress.ts';
-import { formatDuration, UsageError, type SaveEvery } from './options.ts';
+import { augmentKinds, augmentOptions, formatDuration, UsageError, type SaveEvery } from './options.ts';
 import { StatsCollector } from './stats.ts';
 import { adapterSummary, regressionPoints, writeMetrics, type RegressionReport, type RunMetrics } from './report.ts';
 import { checkKind, classificationResult, formatClassificationSummary, formatClassificationTable, formatConfusion, formatRegression, regressionResult, targetLabel } from './results.ts';
@@ -355,17 +355,6 @@ function fitOptions(trainer: Trainer, data: Dataset, o: TrainOptions, progress: 
       stats?.printWarnings();
     },
   };
-}
-
-function augmentOptions(a: TrainOptions['augment']): { pad: number; flip: boolean } | undefined {
-  if (!a || (a !== true && a.length === 0)) return undefined;
-  const kinds = a === true ? ['shift', 'flip'] : a;
-  return { pad: kinds.includes('shift') ? 2 : 0, flip: kinds.includes('flip') };
-}
-
-/** The --augment kinds that give a checkpoint's recorded augmentation. */
-function augmentKinds(a: { pad: number; flip: boolean }): ('shift' | 'flip')[] {
-  return [...(a.pad > 0 ? (['shift'] as const) : []), ...(a.flip ? (['flip'] as const) : [])];
 }
 
 export interface EvaluateOptions extends CsvCliOptions {

@@ -11,7 +11,7 @@ import { exportOnnx } from '../export/onnx.ts';
 import { exportPytorch, type PytorchTrainingSettings } from '../export/pytorch.ts';
 import { readFileChecked, writeFileAtomic } from '../train/atomic.ts';
 import { modelFromCheckpoint, readCheckpoint, trainerFromCheckpoint, type Checkpoint } from '../train/checkpoint.ts';
-import { UsageError } from './options.ts';
+import { augmentOptions, UsageError } from './options.ts';
 import { checkDataMatches, imageOptions, withEngine } from './session.ts';
 
 export interface ExportOptions {
@@ -116,14 +116,13 @@ function trainingSettings(ckpt: Checkpoint, o: ExportOptions): { settings: Parti
   const rec = ckpt.meta.run;
   const name = o.dataset ?? rec?.dataset ?? ckpt.meta.dataset?.name ?? null;
   const asIdx = name ? datasetAsIdx(name, ckpt) : null;
-  const augment = o.augment ? (o.augment === true ? ['shift', 'flip'] : o.augment) : null;
   return {
     settings: {
       dataset: asIdx ? 'data' : name,
       ...(rec?.csv ? { csv: rec.csv } : {}),
       batchSize: o.batchSize ?? rec?.batchSize ?? 64,
       epochs: o.epochs ?? rec?.epochs ?? ckpt.meta.state.epoch + 10,
-      augment: augment ? { pad: augment.includes('shift') ? 2 : 0, flip: augment.includes('flip') } : (rec?.augment ?? null),
+      augment: o.augment ? (augmentOptions(o.augment) ?? null) : (rec?.augment ?? null),
     },
     asIdx,
   };

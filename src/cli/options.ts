@@ -68,6 +68,18 @@ export function augmentList(v: string): ('shift' | 'flip')[] {
   return parts as ('shift' | 'flip')[];
 }
 
+/** --augment's value as the data pipeline's options: `true` (bare) is shift and flip; none is undefined. */
+export function augmentOptions(a: ('shift' | 'flip')[] | true | undefined): { pad: number; flip: boolean } | undefined {
+  if (!a || (a !== true && a.length === 0)) return undefined;
+  const kinds = a === true ? ['shift', 'flip'] : a;
+  return { pad: kinds.includes('shift') ? 2 : 0, flip: kinds.includes('flip') };
+}
+
+/** The --augment kinds that give a checkpoint's recorded augmentation. */
+export function augmentKinds(a: { pad: number; flip: boolean }): ('shift' | 'flip')[] {
+  return [...(a.pad > 0 ? (['shift'] as const) : []), ...(a.flip ? (['flip'] as const) : [])];
+}
+
 /** A CSV field separator: one character, or `tab` / `\t` for a tab. */
 export function delimiterOption(v: string): string {
   const d = v === 'tab' || v === '\\t' ? '\t' : v;
