@@ -1,5 +1,6 @@
-// Where one training step of a preset spends its device time: every dispatch of the step timed on
-// its own (bench/profile.ts), summed per kernel and per phase, and the heaviest dispatches.
+// One training step of a preset: its wall time (write the batch, record, submit, wait; the median of
+// --steps after one untimed step) and samples/s, then where it spends its device time: every
+// dispatch of the step timed on its own (bench/profile.ts), summed per kernel and per phase.
 //
 //   npx tsx bench/step-profile.ts --model cnn --batch 64 --input 1x28x28
 //   npx tsx bench/step-profile.ts --model resnet --depth 8 --batch 32 --input 1x28x28
@@ -21,6 +22,7 @@ const { values: o } = parseArgs({
     batch: { type: 'string', default: '64' },
     input: { type: 'string', default: '1x28x28' },
     runs: { type: 'string', default: '3' },
+    steps: { type: 'string', default: '6' },
   },
 });
 const shape = o.input.split('x').map(Number);
@@ -39,6 +41,17 @@ const y = new Float32Array(batch).map(() => Math.floor(Math.random() * 10));
 const rec = new FixedBatchSteps(e, step, x, y);
 rec.record();
 await e.sync();
+const times: number[] = [];
+for (let i = 0; i < Number(o.steps); i++) {
+  const t0 = performance.now();
+  rec.record();
+  await e.sync();
+  times.push(performance.now() - t0);
+}
+times.sort((a, b) => a - b);
+const med = times[Math.floor(times.length / 2)];
+console.log(`${o.model} at batch ${batch} on ${o.input}: median step ${med.toFixed(0)} ms over ${times.length} steps, ${((batch * 1000) / med).toFixed(1)} samples/s`);
+console.log(m.summary().split('\n').slice(-2).join('\n'));
 const p = await profileStep(e, rec, new GpuTimer(e), Number(o.runs));
 console.log(`${o.model} at batch ${batch} on ${o.input}: dispatches timed alone sum to ${p.totalMs.toFixed(1)} ms; by phase ${p.byPhase.map((b) => `${b.phase} ${b.ms.toFixed(1)}`).join(', ')}`);
 for (const k of p.byKernel.slice(0, 14)) console.log(`  ${k.kernel.padEnd(50)} ${k.ms.toFixed(1).padStart(8)} ms  x${k.count}`);
